@@ -1,0 +1,83 @@
+"""Built-in training strategies: scratch, finetune (coarse -> fine), pretrained (ImageNet backbone)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from segbench import hookimpl
+from segbench.errors import RecipeError
+from segbench.recipe.load import ResolvedRecipe, load_recipe
+
+
+@attrs.frozen
+class ScratchConfig:
+    pass
+
+
+class Scratch:
+    def __init__(self, config: ScratchConfig):
+        self.config = config
+
+    def upstream(self, recipe):
+        return None
+
+    def prepare(self, model, *, upstream_run):
+        init = getattr(model, "segbench_init", "random")
+        if init != "random":
+            raise RecipeError(f"strategy scratch needs randomly initialised weights, but the model was"
+                              f" initialised from {init}; set model.pretrained: none or use strategy pretrained.")
+        return "scratch: random initialisation"
+
+
+@attrs.frozen
+class FinetuneConfig:
+    """Start from another stage's checkpoint: ``source: base`` is the recipe's own ``base:``."""
+
+    source: str = "base"  # "base", or a recipe path relative to this recipe
+    checkpoint: Literal["best", "last"] = "best"
+
+
+class Finetune:
+    def __init__(self, config: FinetuneConfig):
+        self.config = config
+
+    def upstream(self, recipe: ResolvedRecipe) -> ResolvedRecipe:
+        if self.config.source == "base":
+            if recipe.base_path is None:
+                raise RecipeError(f"{recipe.path}: strategy finetune with `source: base` needs a `base:` recipe"
+                                  " to start from; add `base: <coarse recipe>.yaml` or set strategy.source.")
+            source = recipe.base_path
+        else:
+            source = (recipe.path.parent / self.config.source).resolve()
+        # The upstream stage sees the same command-line overrides, so smoke runs stay small end to end.
+        return load_recipe(source, recipe.overrides, smoke=recipe.smoke)
+
+    def prepare(self, model, *, upstream_run: Path | None):
+        from segbench.engine.checkpoint import load_model_weights
+
+        path = upstream_run / "checkpoints" / f"{self.config.checkpoint}.pt"
+        load_model_weights(model, path)
+        return f"finetune: initialised from {path}"
+
+
+@attrs.frozen
+class PretrainedConfig:
+    pass
+
+
+class Pretrained(Scratch):
+    def prepare(self, model, *, upstream_run):
+        init = getattr(model, "segbench_init", "random")
+        if init == "random":
+            raise RecipeError("strategy pretrained needs a pretrained backbone: set model.pretrained: imagenet"
+                              " (or a path to a ResNet50 state dict).")
+        return f"pretrained: backbone from {init}"
+
+
+@hookimpl
+def segbench_register_strategies(register):
+    register("scratch", Scratch, config=ScratchConfig)
+    register("finetune", Finetune, config=FinetuneConfig, aliases=("coarse_to_fine",))
+    register("pretrained", Pretrained, config=PretrainedConfig)

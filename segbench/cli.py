@@ -1,0 +1,243 @@
+"""The ``segbench`` command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from segbench import __version__
+from segbench.errors import SegbenchError
+
+
+def _registries():
+    from segbench.plugins import make_plugin_manager
+    from segbench.registry import build_registries
+
+    return build_registries(make_plugin_manager())
+
+
+def _add_overrides(parser):
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
+
+
+def _add_runs_dir(parser):
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
+
+
+def cmd_run(args) -> int:
+    from segbench.engine.runner import run_recipe_file
+
+    run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
+                    smoke=args.smoke, device=args.device)
+    return 0
+
+
+def cmd_show(args) -> int:
+    from segbench.recipe.load import dump_yaml, load_recipe
+    from segbench.recipe.plan import build_plan
+    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke)
+    build_plan(recipe, _registries())  # validate before printing
+    print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
+    print(f"# hash {recipe.hash}")
+    print(dump_yaml(recipe.data), end="")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from segbench.registry import KINDS
+
+    registries = _registries()
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        if kind not in KINDS:
+            raise SegbenchError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+        print(f"{kind}:")
+        for entry in registries[kind]:
+            aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
+            print(f"  {entry.name:<24} {entry.plugin}{aliases}")
+            if args.verbose and kind == "models":
+                _print_model_info(entry)
+    return 0
+
+
+def _print_model_info(entry, input_size=(512, 1024)):
+    from segbench.model_info import describe_model
+
+    model = entry.factory(entry.default_config(), num_classes=19)
+    info = describe_model(model, input_size=input_size)
+    print(f"      params {info.params:,}  size {info.size_mb:.1f} MB  {info.gflops:.1f} GFLOPs"
+          f" at {input_size[0]}x{input_size[1]}")
+
+
+def cmd_models(args) -> int:
+    from segbench.model_info import describe_model
+
+    registries = _registries()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
+    print("|---|---|---:|---:|---:|")
+    for entry in registries.models:
+        info = describe_model(entry.factory(entry.default_config(), num_classes=19), input_size=size)
+        print(f"| {entry.name} | {entry.plugin} | {info.params:,} | {info.size_mb:.1f} | {info.gflops:.1f} |")
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from segbench.plugins import make_plugin_manager, plugin_infos
+
+    for info in plugin_infos(make_plugin_manager()):
+        print(f"{info.name:<36} {info.distribution} {info.version}")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from segbench.synth import generate_city
+
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise SegbenchError(f"--size {args.size!r}: write HEIGHTxWIDTH, e.g. 128x256") from None
+    kwargs = {k: v for k, v in (("train", args.train), ("val", args.val), ("train_extra", args.train_extra))
+              if v is not None}
+    report = generate_city(Path(args.dir), size=(height, width), seed=args.seed, progress=True, **kwargs)
+    print(f"wrote a Cityscapes tree to {args.dir}: {report}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from segbench.engine.evaluate_cli import evaluate_command
+
+    evaluate_command(args)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from segbench.report.compare import compare_command
+
+    compare_command(args)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from segbench.report.predict import predict_command
+
+    predict_command(args)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from segbench.report.plot import plot_command
+
+    plot_command(args)
+    return 0
+
+
+def cmd_emit_slurm(args) -> int:
+    from segbench_jobs.emit import emit_command
+
+    emit_command(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segbench", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"segbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="train and evaluate a recipe (resumes an interrupted run)")
+    p.add_argument("recipe", type=Path)
+    _add_overrides(p)
+    _add_runs_dir(p)
+    p.add_argument("--restart", action="store_true", help="discard an existing unfinished run and start over")
+    p.add_argument("--smoke", action="store_true",
+                   help="the same recipe on a tiny synthetic city, a few iterations, small crops")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the recipe's trainer.device)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("show", help="print the resolved recipe as YAML")
+    p.add_argument("recipe", type=Path)
+    _add_overrides(p)
+    p.add_argument("--smoke", action="store_true", help="show the --smoke variant")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("list", help="registered components per kind, with their plugins")
+    p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
+                                            " class_weightings")
+    p.add_argument("--verbose", "-v", action="store_true", help="for models: parameters, size and GFLOPs")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
+    p.add_argument("--size", default="512x1024", help="input HxW for GFLOPs (default 512x1024)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("plugins", help="installed plugins and their distributions")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("synth", help="write a synthetic Cityscapes-format street-scene tree")
+    p.add_argument("dir")
+    p.add_argument("--train", type=int, default=None)
+    p.add_argument("--val", type=int, default=None)
+    p.add_argument("--train-extra", type=int, default=None)
+    p.add_argument("--size", default="128x256", help="HEIGHTxWIDTH (default 128x256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("evaluate", help="score a run or checkpoint with the official Cityscapes rule")
+    p.add_argument("target", type=Path, help="a run directory or a checkpoint file")
+    p.add_argument("--split", default="report", help="report (default), select, or a dataset split like val")
+    p.add_argument("--checkpoint", default=None, help="best or last (default: the recipe's choice)")
+    p.add_argument("--export-labelids", type=Path, default=None, metavar="DIR",
+                   help="write full-resolution labelId PNGs for the official tools")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="results table of runs (Markdown or CSV)")
+    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--labels", nargs="*", type=Path, default=None, help="labelIds PNGs, one per image")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("plot", help="training loss and validation mIoU curves")
+    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=None)
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="recipe files or folders, then key=value overrides")
+    p.add_argument("--out", type=Path, default=None, help="where job scripts are written (default jobs/out)")
+    p.add_argument("--smoke", action="store_true")
+    _add_runs_dir(p)
+    p.set_defaults(func=cmd_emit_slurm)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SegbenchError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"segbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("segbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

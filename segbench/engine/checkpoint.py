@@ -1,0 +1,131 @@
+"""Checkpoints: written atomically (temp file, fsync, rename), read safely (``weights_only=True``)."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segbench.errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    A crash or a full disk leaves the previous file intact; the temp file is removed on error.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Save ``state`` (tensors, numbers, strings, lists, dicts) atomically with the format version."""
+    state = {"format_version": FORMAT_VERSION, **state}
+    try:
+        atomic_write_bytes(path, lambda handle: torch.save(state, handle))
+    except OSError as exc:
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {exc.strerror or exc}. The previous checkpoint there (if any) is"
+            " intact. Free disk space (or check permissions) and run the same command again to resume."
+        ) from None
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a segbench checkpoint, with clear errors for missing, truncated or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError ... for bad files
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). It is"
+            " truncated, corrupt, or not a segbench checkpoint. Delete it to start that run over (`segbench run"
+            " --restart`), or restore it from a copy."
+        ) from None
+    if not isinstance(state, dict) or "model" not in state or "format_version" not in state:
+        raise CheckpointError(
+            f"{path} is not a segbench checkpoint (expected a dict with 'model' and 'format_version'; got"
+            f" {type(state).__name__}{' with keys ' + ', '.join(map(str, list(state)[:8])) if isinstance(state, dict) else ''})."
+        )
+    if state["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer segbench (checkpoint format {state['format_version']}, this version"
+            f" reads up to {FORMAT_VERSION}). Upgrade segbench to read it."
+        )
+    return state
+
+
+def load_model_weights(model: torch.nn.Module, path: Path, *, expected_model: str | None = None) -> dict:
+    """Load a checkpoint's model weights into ``model``; mismatches are a clear error."""
+    state = load_checkpoint(path)
+    if expected_model is not None and state.get("model_name") not in (None, expected_model):
+        raise CheckpointError(f"{path} holds weights of model {state['model_name']!r}, not {expected_model!r}.")
+    result = model.load_state_dict(state["model"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{path} does not fit this model: missing keys {result.missing_keys[:8]}, unexpected keys"
+            f" {result.unexpected_keys[:8]}. It was probably written for another model or configuration."
+        )
+    return state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": torch.tensor(internal, dtype=torch.int64),
+        "python_version": version,
+        "python_gauss": gauss,
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python"].tolist()),
+                     state["python_gauss"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

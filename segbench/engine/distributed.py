@@ -1,0 +1,81 @@
+"""torch.distributed set-up from torchrun's or Slurm's environment variables."""
+from __future__ import annotations
+
+import os
+import re
+
+import attrs
+import torch
+import torch.distributed as dist
+
+
+@attrs.frozen
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a Slurm node list: ``node[01-04,07],gpu5`` -> ``node01``."""
+    match = re.match(r"^([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
+    if not match:
+        return nodelist
+    prefix, ranges = match.groups()
+    if not ranges:
+        return prefix
+    first = ranges.split(",")[0].split("-")[0]
+    return prefix + first
+
+
+def env_from_environment(environ=None) -> DistEnv:
+    environ = os.environ if environ is None else environ
+    if "WORLD_SIZE" in environ and "RANK" in environ:  # torchrun
+        return DistEnv(int(environ["RANK"]), int(environ["WORLD_SIZE"]), int(environ.get("LOCAL_RANK", 0)))
+    if int(environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in environ:  # srun --ntasks=N
+        return DistEnv(int(environ["SLURM_PROCID"]), int(environ["SLURM_NTASKS"]),
+                       int(environ.get("SLURM_LOCALID", 0)))
+    return DistEnv()
+
+
+def local_rank() -> int:
+    return env_from_environment().local_rank
+
+
+def init_distributed(device_type: str, environ=None) -> DistEnv:
+    """Join the process group when launched with several processes; a no-op otherwise."""
+    environ = os.environ if environ is None else environ
+    env = env_from_environment(environ)
+    if not env.enabled or dist.is_initialized():
+        return env
+    if "MASTER_ADDR" not in environ:
+        os.environ["MASTER_ADDR"] = first_host(environ.get("SLURM_NODELIST", "127.0.0.1"))
+    if "MASTER_PORT" not in environ:
+        os.environ["MASTER_PORT"] = str(15000 + int(environ.get("SLURM_JOB_ID", "0")) % 20000)
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    dist.init_process_group(backend, rank=env.rank, world_size=env.world_size)
+    return env
+
+
+def all_reduce_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if env.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(env: DistEnv) -> None:
+    if env.enabled:
+        dist.barrier()
+
+
+def shutdown(env: DistEnv) -> None:
+    if env.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,96 @@
+"""Evaluation with the official Cityscapes rule: full-resolution logits, one global confusion matrix."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from segbench.engine.device import autocast
+from segbench.engine.distributed import DistEnv, all_reduce_sum
+from segbench.functional.metrics import confusion_matrix
+
+
+def _forward(model, images, device, precision, channels_last):
+    images = images.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with autocast(device, precision):
+        return model(images).float()
+
+
+def slide_logits(model, images, *, window, stride, num_classes, device, precision, channels_last=False):
+    """Sliding-window logits ``(N, C, H, W)`` averaged over overlapping ``window`` tiles."""
+    n, _, height, width = images.shape
+    win_h, win_w = min(window[0], height), min(window[1], width)
+    step_h, step_w = stride
+    rows = max(math.ceil((height - win_h) / step_h), 0) + 1
+    cols = max(math.ceil((width - win_w) / step_w), 0) + 1
+    logits = torch.zeros((n, num_classes, height, width), device=device)
+    counts = torch.zeros((1, 1, height, width), device=device)
+    for row in range(rows):
+        for col in range(cols):
+            top = min(row * step_h, height - win_h)
+            left = min(col * step_w, width - win_w)
+            tile = images[:, :, top:top + win_h, left:left + win_w]
+            logits[:, :, top:top + win_h, left:left + win_w] += _forward(model, tile, device, precision, channels_last)
+            counts[:, :, top:top + win_h, left:left + win_w] += 1
+    return logits / counts
+
+
+def predict(model, images, *, label_size, config, num_classes, device, precision, channels_last=False):
+    """Predicted train ids ``(N, H, W)`` at ``label_size``: logits are up-sampled before the argmax."""
+    if config.mode == "slide":
+        window = config.window or tuple(images.shape[-2:])
+        stride = config.stride or (max(1, window[0] * 2 // 3), max(1, window[1] * 2 // 3))
+        logits = slide_logits(model, images, window=window, stride=stride, num_classes=num_classes,
+                              device=device, precision=precision, channels_last=channels_last)
+    else:
+        logits = _forward(model, images, device, precision, channels_last)
+    if tuple(logits.shape[-2:]) != tuple(label_size):
+        logits = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False)
+    return logits.argmax(dim=1)
+
+
+class _EvalItems(torch.utils.data.Dataset):
+    """Dataset items with the eval pipeline applied to the image; the label stays at full resolution."""
+
+    def __init__(self, dataset, pipeline):
+        self.dataset, self.pipeline = dataset, pipeline
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        image, mask = self.dataset[index]
+        generator = torch.Generator().manual_seed(index)
+        image_t, _ = self.pipeline(image, mask, generator)
+        return image_t, mask
+
+
+@torch.no_grad()
+def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_index, device, precision,
+                       env: DistEnv = DistEnv(), num_workers=0, channels_last=False, progress=True,
+                       desc="evaluate") -> torch.Tensor:
+    """The global ``(C, C)`` confusion matrix over ``dataset`` (rows: ground truth).
+
+    Under distributed runs each rank scores every ``world_size``-th image (no padding, so no image
+    is counted twice) and the matrices are summed across ranks: the result is exact.
+    """
+    was_training = model.training
+    model.eval()
+    indices = list(range(env.rank, len(dataset), env.world_size))
+    loader = DataLoader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
+                        num_workers=num_workers, shuffle=False)
+    matrix = torch.zeros((num_classes, num_classes), dtype=torch.int64)
+    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")
+    for images, masks in bar:
+        preds = predict(model, images, label_size=tuple(masks.shape[-2:]), config=config,
+                        num_classes=num_classes, device=device, precision=precision,
+                        channels_last=channels_last)
+        matrix += confusion_matrix(preds.to(torch.uint8).cpu() if num_classes < 255 else preds.cpu(), masks,
+                                   num_classes=num_classes, ignore_index=ignore_index)
+    model.train(was_training)
+    return all_reduce_sum(matrix, env)

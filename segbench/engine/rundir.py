@@ -1,0 +1,133 @@
+"""Run directories: ``<runs>/<recipe>-<hash8>/`` with the resolved recipe, logs, checkpoints, results."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import attrs
+
+from segbench.engine.checkpoint import atomic_write_text
+from segbench.errors import RunLockedError
+from segbench.recipe.load import ResolvedRecipe, dump_yaml
+
+RUNS_ENV = "SEGBENCH_RUNS"
+
+
+def default_runs_dir(runs_dir: Path | None = None) -> Path:
+    if runs_dir is not None:
+        return Path(runs_dir)
+    return Path(os.environ.get(RUNS_ENV, "runs"))
+
+
+@attrs.frozen
+class RunDir:
+    path: Path
+
+    @classmethod
+    def for_recipe(cls, recipe: ResolvedRecipe, runs_dir: Path | None = None) -> "RunDir":
+        return cls(default_runs_dir(runs_dir) / recipe.run_name)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def recipe_file(self) -> Path:
+        return self.path / "recipe.yaml"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "run.lock"
+
+    def is_complete(self) -> bool:
+        return self.results.is_file()
+
+    def read_results(self) -> dict:
+        return json.loads(self.results.read_text())
+
+    def write_recipe(self, recipe: ResolvedRecipe) -> None:
+        header = (f"# resolved from {' <- '.join(recipe.files)}\n# overrides: {list(recipe.overrides)}\n"
+                  f"# hash: {recipe.hash}\n")
+        atomic_write_text(self.recipe_file, header + dump_yaml(recipe.data))
+
+    def write_json(self, name: str, data) -> None:
+        atomic_write_text(self.path / name, json.dumps(data, indent=2, allow_nan=True) + "\n")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held by one process (host + PID in the file).
+
+    A second process exits with a clear error; a stale lock left by a dead process on this host is
+    taken over.
+    """
+
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.held = False
+
+    def acquire(self) -> "RunLock":
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.run.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner and owner.get("host") == me["host"] and not _process_alive(int(owner.get("pid", -1))):
+                    self.run.lock_file.unlink(missing_ok=True)  # stale: its owner died
+                    continue
+                who = f"process {owner.get('pid')} on host {owner.get('host')}" if owner else "another process"
+                raise RunLockedError(
+                    f"run directory {self.run.path} is in use by {who} (lock file {self.run.lock_file}). Wait for"
+                    " it to finish, or if that process is gone (e.g. on another host), delete the lock file."
+                ) from None
+            with os.fdopen(fd, "w") as handle:
+                json.dump(me, handle)
+            self.held = True
+            return self
+        raise RunLockedError(f"could not lock {self.run.path}; delete {self.run.lock_file} if no run is active.")
+
+    def _owner(self) -> dict | None:
+        try:
+            return json.loads(self.run.lock_file.read_text() or "{}")
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self.held:
+            self.run.lock_file.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

@@ -1,0 +1,284 @@
+"""The training loop: exact accumulation, mixed precision, deterministic data order, exact resume."""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import attrs
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from segbench.engine.device import autocast
+from segbench.engine.distributed import DistEnv, barrier
+from segbench.engine.evaluate import evaluate_confusion
+from segbench.engine.rundir import RunDir
+from segbench.errors import CheckpointError, TrainingDivergedError
+from segbench.functional.metrics import mean_iou
+
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: last.pt is written, run the same command again to resume
+
+
+class Preempted(Exception):
+    """SIGTERM or SIGUSR1 arrived; ``last.pt`` was written."""
+
+
+@attrs.define
+class TrainState:
+    epoch: int = 0  # completed epochs
+    iteration: int = 0  # optimizer steps done
+    window_in_epoch: int = 0  # accumulation windows done in the current epoch
+    best_metric: float = -math.inf
+    best_epoch: int = -1
+    elapsed: float = 0.0
+    metrics_offset: int = 0
+
+
+def epoch_batches(num_items: int, *, batch_size: int, seed: int, epoch: int, env: DistEnv) -> list[list[int]]:
+    """This rank's batches for ``epoch``: a seeded permutation, sharded, last incomplete batch dropped.
+
+    Dropping it matters: batch-norm in ASPP's pooling branch fails on a batch of one.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(num_items, generator=generator).tolist()
+    per_rank = num_items // env.world_size
+    mine = order[env.rank::env.world_size][:per_rank]
+    return [mine[i:i + batch_size] for i in range(0, per_rank - batch_size + 1, batch_size)]
+
+
+class SignalFlag:
+    """Records SIGTERM/SIGUSR1 so the loop can checkpoint at the next step boundary."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    def __init__(self, *, plan, run: RunDir, model, train_data, select_data, criterion, optimizer, scheduler,
+                 device, precision, channels_last, env: DistEnv, num_classes, ignore_index, progress=True,
+                 log=print):
+        self.plan, self.run, self.model = plan, run, model
+        self.cfg = plan.trainer
+        self.train_data, self.select_data = train_data, select_data
+        self.criterion, self.optimizer, self.scheduler = criterion, optimizer, scheduler
+        self.device, self.precision, self.channels_last = device, precision, channels_last
+        self.env, self.num_classes, self.ignore_index = env, num_classes, ignore_index
+        self.progress, self.log = progress, log
+        self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+        self.state = TrainState()
+        batches = len(epoch_batches(len(train_data), batch_size=self.cfg.batch_size, seed=0, epoch=0, env=env))
+        if batches == 0:
+            from segbench.errors import DataError
+
+            raise DataError(f"the training split has {len(train_data)} images, fewer than one batch of"
+                            f" {self.cfg.batch_size} per process; lower trainer.batch_size or use more data")
+        self.batches_per_epoch = batches
+        self.iterations_per_epoch = math.ceil(batches / self.cfg.accumulate)
+        if self.cfg.max_iterations is not None:
+            self.total_iterations = self.cfg.max_iterations
+            self.epochs = math.ceil(self.total_iterations / self.iterations_per_epoch)
+        else:
+            self.epochs = self.cfg.epochs
+            self.total_iterations = self.epochs * self.iterations_per_epoch
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _raw_model(self):
+        return getattr(self.model, "module", self.model)
+
+    def _checkpoint_state(self) -> dict:
+        return {
+            "model": self._raw_model().state_dict(),
+            "model_name": self.plan.model.name,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "train_state": attrs.asdict(self.state),
+            "rng": capture_rng_state(),
+            "recipe_hash": self.plan.recipe.hash,
+        }
+
+    def save(self, path: Path) -> None:
+        if self.env.is_main:
+            save_checkpoint(path, self._checkpoint_state())
+
+    def resume(self) -> bool:
+        """Continue from ``last.pt`` when present; a corrupt file is an error, never a silent restart."""
+        if not self.run.last.exists():
+            return False
+        state = load_checkpoint(self.run.last)
+        if state.get("recipe_hash") != self.plan.recipe.hash:
+            raise CheckpointError(f"{self.run.last} belongs to another recipe (hash {state.get('recipe_hash')});"
+                                  " use --restart to start this run over.")
+        self._raw_model().load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.state = TrainState(**state["train_state"])
+        restore_rng_state(state["rng"])
+        self._truncate_metrics(self.state.metrics_offset)
+        self.log(f"resuming from {self.run.last}: epoch {self.state.epoch}, iteration {self.state.iteration}")
+        return True
+
+    # -- logging -----------------------------------------------------------------------------------
+    def _record(self, record: dict) -> None:
+        if not self.env.is_main:
+            return
+        with open(self.run.metrics, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, allow_nan=True) + "\n")
+        self.state.metrics_offset = self.run.metrics.stat().st_size
+
+    def _truncate_metrics(self, offset: int) -> None:
+        if self.env.is_main and self.run.metrics.exists():
+            with open(self.run.metrics, "r+b") as handle:
+                handle.truncate(offset)
+
+    def _lr(self) -> float:
+        return self.optimizer.param_groups[-1]["lr"]
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def _micro_step(self, images, masks, scale):
+        images = images.to(self.device, non_blocking=True)
+        masks = masks.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            logits = self.model(images)
+        loss = self.criterion(logits.float(), masks)
+        self.scaler.scale(loss * scale).backward()
+        return loss.detach()
+
+    def _optimizer_step(self):
+        if self.cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step_iteration()
+
+    def _check_finite(self, loss_sum: torch.Tensor, where: str) -> float:
+        value = float(loss_sum)
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"the training loss became {value} ({where}). Stopped without saving; the last good checkpoint"
+                f" is {self.run.last if self.run.last.exists() else '(none yet)'}. Lower optimizer.lr, enable"
+                " trainer.grad_clip, or use trainer.precision=fp32."
+            )
+        return value
+
+    def fit(self, signals: SignalFlag) -> TrainState:
+        cfg = self.cfg
+        self.model.train()
+        while self.state.epoch < self.epochs and self.state.iteration < self.total_iterations:
+            self._train_epoch(signals)
+            if self.state.iteration >= self.total_iterations or self.state.window_in_epoch == 0:
+                epoch_done = self.state.epoch  # already advanced by _train_epoch
+                if epoch_done % cfg.eval_every == 0 or epoch_done >= self.epochs or \
+                        self.state.iteration >= self.total_iterations:
+                    self._select_and_checkpoint()
+                else:
+                    self.save(self.run.last)
+        return self.state
+
+    def _train_epoch(self, signals: SignalFlag):
+        cfg, state = self.cfg, self.state
+        started = time.perf_counter()
+        batches = epoch_batches(len(self.train_data), batch_size=cfg.batch_size, seed=self.plan.seed,
+                                epoch=state.epoch, env=self.env)
+        windows = [batches[i:i + cfg.accumulate] for i in range(0, len(batches), cfg.accumulate)]
+        remaining = [b for w in windows[state.window_in_epoch:] for b in w]
+        if hasattr(self.train_data, "set_epoch"):
+            self.train_data.set_epoch(state.epoch)
+        loader = DataLoader(self.train_data, batch_sampler=remaining, num_workers=cfg.num_workers,
+                            pin_memory=self.device.type == "cuda")
+        bar = tqdm(total=len(windows), initial=state.window_in_epoch, disable=not (self.progress and self.env.is_main),
+                   desc=f"epoch {state.epoch + 1}/{self.epochs}", unit="it", leave=False)
+        loss_sum = torch.zeros((), device=self.device)
+        logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
+        iterator = iter(loader)
+        for window in windows[state.window_in_epoch:]:
+            window_images = sum(len(b) for b in window)
+            for position, batch in enumerate(window):
+                images, masks = next(iterator)
+                sync = position == len(window) - 1 or not hasattr(self.model, "no_sync")
+                context = self.model.no_sync() if not sync else _null()
+                with context:
+                    # Each micro-batch counts by its share of the window's images, so a final partial
+                    # window is averaged over its true size.
+                    loss_sum += self._micro_step(images, masks, len(batch) / window_images) * len(batch) / window_images
+            self._optimizer_step()
+            state.iteration += 1
+            state.window_in_epoch += 1
+            logged_steps += 1
+            images_seen += window_images * self.env.world_size
+            bar.update(1)
+            if state.iteration % cfg.log_every == 0 or state.window_in_epoch == len(windows):
+                loss = self._check_finite(loss_sum, f"iteration {state.iteration}") / logged_steps
+                rate = images_seen / max(time.perf_counter() - log_started, 1e-9)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._lr():.2e}", img_s=f"{rate:.1f}")
+                self._record({"type": "train", "epoch": state.epoch, "iteration": state.iteration,
+                              "loss": loss, "lr": self._lr(), "images_per_s": rate})
+                loss_sum.zero_()
+                logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
+            if signals.received is not None or state.iteration >= self.total_iterations:
+                break
+        bar.close()
+        del iterator, loader
+        state.elapsed += time.perf_counter() - started
+        if state.window_in_epoch >= len(windows) or state.iteration >= self.total_iterations:
+            state.epoch += 1
+            state.window_in_epoch = 0
+        if signals.received is not None and state.iteration < self.total_iterations and state.window_in_epoch != 0:
+            if logged_steps:
+                self._check_finite(loss_sum, f"iteration {state.iteration}")
+            self.save(self.run.last)
+            raise Preempted(signals.received)
+
+    def _select_and_checkpoint(self):
+        state = self.state
+        matrix = evaluate_confusion(self.model, self.select_data, self.plan.eval_transforms,
+                                    config=self.plan.evaluation, num_classes=self.num_classes,
+                                    ignore_index=self.ignore_index, device=self.device, precision=self.precision,
+                                    env=self.env, num_workers=self.cfg.num_workers,
+                                    channels_last=self.channels_last, progress=self.progress, desc="select")
+        miou = float(mean_iou(matrix))
+        self.scheduler.step_epoch(miou)
+        improved = miou > state.best_metric or state.best_epoch < 0
+        if improved:
+            state.best_metric, state.best_epoch = miou, state.epoch
+        self._record({"type": "eval", "split": "select", "epoch": state.epoch, "iteration": state.iteration,
+                      "mIoU": miou, "best_mIoU": state.best_metric, "lr": self._lr()})
+        self.log(f"epoch {state.epoch}/{self.epochs}  iteration {state.iteration}  selection mIoU {miou:.4f}"
+                 f"  best {state.best_metric:.4f} (epoch {state.best_epoch})  lr {self._lr():.2e}")
+        if improved:
+            self.save(self.run.best)
+        self.save(self.run.last)
+        barrier(self.env)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,66 @@
+"""Errors that reach the user: each says what went wrong, where, and how to fix it."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class SegbenchError(Exception):
+    """A mistake in user input (recipe, data, command line, checkpoint, plugin).
+
+    The CLI prints the message and exits with status 2, without a traceback unless ``--debug``.
+    """
+
+    exit_code = 2
+
+
+class RecipeError(SegbenchError):
+    """A recipe cannot be read, merged or validated."""
+
+
+class ConfigError(RecipeError):
+    """One or more recipe values are invalid; ``problems`` holds ``(key_path, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]], *, files: Iterable[str] = ()):
+        self.problems = list(problems)
+        self.files = list(files)
+        lines = [f"{len(self.problems)} problem(s) in the recipe"]
+        if self.files:
+            lines[0] += " " + " <- ".join(self.files)
+        lines[0] += ":"
+        lines += [f"  {path}: {message}" for path, message in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class PluginError(SegbenchError):
+    """A plugin failed to load or registered something invalid."""
+
+
+class UnknownNameError(SegbenchError):
+    """A recipe names a component that no plugin registered."""
+
+    def __init__(self, kind: str, name: str, available: Iterable[str]):
+        available = sorted(available)
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        super().__init__(
+            f"unknown {kind} {name!r}.{hint} Available {kind}: {', '.join(available) or '(none)'}."
+            f" Run `segbench list {kind}` to see them with their plugins."
+        )
+        self.kind, self.name, self.close_matches = kind, name, close
+
+
+class DataError(SegbenchError):
+    """A dataset file or folder is missing, unreadable or inconsistent."""
+
+
+class CheckpointError(SegbenchError):
+    """A checkpoint is missing, truncated, or does not fit the model."""
+
+
+class RunLockedError(SegbenchError):
+    """Another live process owns the run directory."""
+
+
+class TrainingDivergedError(SegbenchError):
+    """The loss became NaN or infinite."""

@@ -1,0 +1,77 @@
+"""Recipe merging rules, as pure functions on plain data (dicts, lists, scalars).
+
+- Mappings deep-merge; lists and scalars replace; ``None`` is a value like any other.
+- A child mapping whose ``name`` differs from the base's replaces it (switching ``adam`` to
+  ``sgd`` must not leak ``betas``).
+- A child mapping with ``_replace_: true`` replaces the base mapping instead of merging.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+REPLACE_KEY = "_replace_"
+
+
+def _strip_markers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_markers(v) for k, v in value.items() if k != REPLACE_KEY}
+    if isinstance(value, list):
+        return [_strip_markers(v) for v in value]
+    return value
+
+
+def deep_merge(base: Any, child: Any) -> Any:
+    """Return ``child`` merged over ``base`` (neither input is modified)."""
+    if not (isinstance(base, dict) and isinstance(child, dict)):
+        return _strip_markers(copy.deepcopy(child))
+    if child.get(REPLACE_KEY) is True:
+        return _strip_markers(copy.deepcopy(child))
+    if "name" in child and "name" in base and child["name"] != base["name"]:
+        return _strip_markers(copy.deepcopy(child))
+    merged = _strip_markers(copy.deepcopy(base))
+    for key, value in child.items():
+        if key == REPLACE_KEY:
+            continue
+        merged[key] = deep_merge(merged[key], value) if key in merged else _strip_markers(copy.deepcopy(value))
+    return merged
+
+
+class OverridePathError(ValueError):
+    """An override names a path whose parent does not exist or is not a mapping."""
+
+
+def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
+    """Return a copy of ``tree`` with ``value`` merged at ``dotted_key`` (``a.b.c``).
+
+    Every parent on the path must already be a mapping; the last key may be new (its validity is
+    checked when the section is structured against its config class).
+    """
+    keys = dotted_key.split(".")
+    if any(not k for k in keys):
+        raise OverridePathError(f"{dotted_key!r} has an empty key; write dotted keys like trainer.epochs")
+    result = copy.deepcopy(tree)
+    node = result
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(child, dict):
+            where = ".".join(keys[: depth + 1])
+            existing = ", ".join(sorted(node)) if isinstance(node, dict) else "(not a mapping)"
+            raise OverridePathError(
+                f"{where!r} is not a section of the recipe (keys there: {existing})"
+                if child is None else f"{where!r} is a value, not a section, so {dotted_key!r} cannot be set"
+            )
+        node = child
+    last = keys[-1]
+    node[last] = deep_merge(node[last], value) if last in node else _strip_markers(copy.deepcopy(value))
+    return result
+
+
+def content_hash(data: Any, *, exclude: tuple[str, ...] = ()) -> str:
+    """A stable SHA-256 of plain data: key order and formatting do not change it."""
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in exclude}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

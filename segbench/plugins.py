@@ -1,0 +1,92 @@
+"""The plugin manager: built-in plugins first, then the ``segbench`` entry-point group."""
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.metadata import entry_points
+from typing import Iterable
+
+import attrs
+import pluggy
+
+from segbench import hookspecs
+from segbench.errors import PluginError
+
+ENTRY_POINT_GROUP = "segbench"
+DISABLE_AUTOLOAD_ENV = "SEGBENCH_DISABLE_PLUGIN_AUTOLOAD"
+BLOCK_ENV = "SEGBENCH_BLOCK_PLUGINS"
+
+BUILTIN_PLUGINS = (
+    "segbench_plugins.losses",
+    "segbench_plugins.optimizers",
+    "segbench_plugins.schedulers",
+    "segbench_plugins.strategies",
+    "segbench_plugins.class_weightings",
+    "segbench_plugins.unet",
+    "segbench_plugins.deeplab",
+    "segbench_plugins.cityscapes",
+    "segbench_plugins.synthetic_city",
+)
+
+
+@attrs.frozen
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+
+
+def _blocked_names(environ) -> set[str]:
+    return {n.strip() for n in environ.get(BLOCK_ENV, "").split(",") if n.strip()}
+
+
+def make_plugin_manager(
+    *, builtins: Iterable[str] = BUILTIN_PLUGINS, load_entry_points: bool | None = None, environ=None
+) -> pluggy.PluginManager:
+    """Build a plugin manager with the built-in plugins and (unless disabled) entry-point plugins.
+
+    ``SEGBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points; ``SEGBENCH_BLOCK_PLUGINS=a,b``
+    skips the named plugins (built-in module names or entry-point names).
+    """
+    environ = os.environ if environ is None else environ
+    blocked = _blocked_names(environ)
+    pm = pluggy.PluginManager("segbench")
+    pm.add_hookspecs(hookspecs)
+    pm.segbench_distributions = {}
+    for module_name in builtins:
+        if module_name in blocked or module_name.rsplit(".", 1)[-1] in blocked:
+            continue
+        pm.register(importlib.import_module(module_name), name=module_name)
+        pm.segbench_distributions[module_name] = PluginInfo(module_name, "segbench (built-in)", _version())
+    if load_entry_points is None:
+        load_entry_points = environ.get(DISABLE_AUTOLOAD_ENV, "") not in ("1", "true", "yes")
+    if load_entry_points:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked:
+                continue
+            dist = ep.dist.name if ep.dist else "?"
+            version = ep.dist.version if ep.dist else "?"
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"could not load plugin {ep.name!r} (entry point {ep.value!r} in group"
+                    f" {ENTRY_POINT_GROUP!r}) from distribution {dist} {version}:"
+                    f" {type(exc).__name__}: {exc}. Reinstall or uninstall {dist}, or skip it with"
+                    f" {BLOCK_ENV}={ep.name}."
+                ) from exc
+            if pm.is_registered(plugin):
+                continue
+            pm.register(plugin, name=ep.name)
+            pm.segbench_distributions[ep.name] = PluginInfo(ep.name, dist, version)
+    return pm
+
+
+def plugin_infos(pm) -> list[PluginInfo]:
+    return list(pm.segbench_distributions.values())
+
+
+def _version() -> str:
+    from segbench import __version__
+
+    return __version__

@@ -1,0 +1,137 @@
+"""Reading recipe files: YAML (``safe_load`` only), ``base:`` inheritance and command-line overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import attrs
+import yaml
+
+from segbench.errors import RecipeError
+from segbench.functional.merge import OverridePathError, content_hash, deep_merge, set_path
+
+# Sections that describe where a run executes, not what it computes: they do not change the hash.
+UNHASHED_SECTIONS = ("slurm",)
+
+
+@attrs.frozen
+class ResolvedRecipe:
+    """A recipe with its ``base:`` chain merged and overrides applied."""
+
+    path: Path
+    data: dict
+    chain: tuple[Path, ...]  # this file first, then its bases
+    overrides: tuple[str, ...] = ()
+    smoke: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.data, exclude=UNHASHED_SECTIONS)
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.name}-{self.hash[:8]}"
+
+    @property
+    def files(self) -> list[str]:
+        return [str(p) for p in self.chain]
+
+    @property
+    def base_path(self) -> Path | None:
+        return self.chain[1] if len(self.chain) > 1 else None
+
+
+def read_yaml_mapping(path: Path) -> dict:
+    """Read one YAML file that must hold a mapping; errors name the file (and line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file {path} does not exist. Check the path (it is relative to"
+                          " the current directory, or to the recipe that names it in `base:`).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read recipe file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"YAML syntax error in {path}{where}: {problem}. Fix the YAML there"
+                          " (indentation, a missing ':' or an unclosed quote or bracket).") from None
+    if data is None:
+        raise RecipeError(f"recipe file {path} is empty. A recipe is a YAML mapping such as"
+                          " `base: _base/default.yaml` followed by the sections it changes.")
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe file {path} holds a YAML {type(data).__name__}, not a mapping."
+                          " A recipe's top level is `key: value` lines (model:, data:, trainer: ...).")
+    return data
+
+
+def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, tuple[Path, ...]]:
+    path = path.resolve()
+    if path in seen:
+        cycle = " -> ".join(str(p) for p in (*seen[seen.index(path):], path))
+        raise RecipeError(f"recipe inheritance cycle: {cycle}. Remove one of these `base:` links.")
+    data = read_yaml_mapping(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data, (path,)
+    if not isinstance(base, str):
+        raise RecipeError(f"{path}: `base:` must be a relative path to another recipe, got {base!r}.")
+    base_path = (path.parent / base)
+    if not base_path.exists():
+        raise RecipeError(f"{path}: base recipe {base!r} not found (looked for {base_path.resolve()})."
+                          " `base:` paths are relative to the recipe that names them.")
+    base_data, base_chain = _load_chain(base_path, (*seen, path))
+    return deep_merge(base_data, data), (path, *base_chain)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key.sub=value`` and parse the value as YAML (``safe_load``)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or " " in key:
+        raise RecipeError(f"bad override {text!r}: write key.sub=value, e.g. optimizer.lr=1.0e-4"
+                          " or trainer.epochs=2 (no spaces around '=').")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"override {text!r}: the value is not valid YAML ({exc}).") from None
+    return key, value
+
+
+def apply_overrides(data: dict, overrides: Sequence[str], *, files: Sequence[str] = ()) -> dict:
+    for text in overrides:
+        key, value = parse_override(text)
+        try:
+            data = set_path(data, key, value)
+        except OverridePathError as exc:
+            chain = " <- ".join(files)
+            raise RecipeError(f"override {text!r} does not fit the recipe {chain}: {exc}.") from None
+    return data
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool = False) -> ResolvedRecipe:
+    """Load ``path`` with its base chain merged, then apply ``key=value`` overrides.
+
+    ``smoke`` swaps in the tiny synthetic variant (see ``segbench.recipe.smoke``) before the overrides.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"{path} is a folder; `segbench run` takes one recipe file (a .yaml).")
+    data, chain = _load_chain(path, ())
+    if smoke:
+        from segbench.engine.smoke import standin_backbone_weights
+        from segbench.recipe.smoke import smoke_variant
+
+        data = smoke_variant(data, standin_weights=str(standin_backbone_weights()))
+    data = apply_overrides(data, overrides, files=[str(p) for p in chain])
+    return ResolvedRecipe(path=path.resolve(), data=data, chain=chain, overrides=tuple(overrides), smoke=smoke)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -1,0 +1,160 @@
+"""Turning a resolved recipe into validated components, reporting every problem at once."""
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from segbench.config import structure_problems
+from segbench.errors import ConfigError, SegbenchError, UnknownNameError
+from segbench.recipe.load import ResolvedRecipe
+from segbench.recipe.schema import TOP_LEVEL_KEYS, EvaluationConfig, TrainerConfig
+from segbench.registry import Entry, Registries
+
+DATA_ROLES = ("train", "select", "report")
+DATA_KEYS = ("dataset", *DATA_ROLES, "train_transforms", "eval_transforms")
+
+
+@attrs.frozen
+class Component:
+    """A registered component chosen by a recipe section, with its validated config."""
+
+    entry: Entry
+    config: Any
+    path: str
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def build(self, **context):
+        try:
+            return self.entry.factory(self.config, **context)
+        except SegbenchError:
+            raise
+        except Exception as exc:
+            raise SegbenchError(
+                f"{self.path}: {self.entry.kind[:-1]} {self.entry.name!r} (plugin {self.entry.plugin!r})"
+                f" failed to build: {type(exc).__name__}: {exc}. Check the values under {self.path} or"
+                " report the problem to the plugin's authors."
+            ) from exc
+
+
+@attrs.frozen
+class Plan:
+    recipe: ResolvedRecipe
+    seed: int
+    model: Component
+    datasets: dict  # role -> Component (select may be absent)
+    train_transforms: Any
+    eval_transforms: Any
+    loss: Component
+    class_weighting: Component | None
+    optimizer: Component
+    scheduler: Component
+    strategy: Component
+    trainer: TrainerConfig
+    evaluation: EvaluationConfig
+
+
+def _pipeline(specs, path):
+    from segbench.transforms import parse_pipeline
+
+    if not isinstance(specs, list):
+        return None, [(path, f"expected a list of transforms like [{{name: hflip, p: 0.5}}], got {specs!r}")]
+    try:
+        return parse_pipeline(specs, path=path), []
+    except ConfigError as exc:
+        return None, exc.problems
+
+
+class _Collector:
+    def __init__(self):
+        self.problems: list[tuple[str, str]] = []
+
+    def component(self, registries: Registries, kind: str, section: Any, path: str,
+                  shared: dict | None = None) -> Component | None:
+        if not isinstance(section, dict):
+            self.problems.append((path, f"expected a mapping with a `name:` key, got {section!r}"))
+            return None
+        merged = {**(shared or {}), **section}
+        name = merged.pop("name", None)
+        if name is None:
+            self.problems.append((f"{path}.name", f"missing; choose one of: {', '.join(registries[kind].names())}"))
+            return None
+        try:
+            entry = registries[kind].get(name)
+        except UnknownNameError as exc:
+            self.problems.append((f"{path}.name", str(exc)))
+            return None
+        config, problems = structure_problems(entry.config, merged, path=path)
+        self.problems += problems
+        return Component(entry, config, path) if config is not None else None
+
+    def config(self, cls, section, path):
+        instance, problems = structure_problems(cls, section, path=path)
+        self.problems += problems
+        return instance
+
+
+def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
+    """Validate every section of ``recipe`` against the registries; raise one ``ConfigError``."""
+    data = recipe.data
+    c = _Collector()
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            c.problems.append((key, f"unknown top-level key; valid keys: {', '.join(TOP_LEVEL_KEYS)}"))
+    for required in ("model", "data", "loss", "optimizer"):
+        if required not in data:
+            c.problems.append((required, "missing section (add it, or inherit it with `base:`)"))
+
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        c.problems.append(("seed", f"must be a non-negative integer, got {seed!r}"))
+
+    model = c.component(registries, "models", data["model"], "model") if "model" in data else None
+    loss = c.component(registries, "losses", data["loss"], "loss") if "loss" in data else None
+    optimizer = c.component(registries, "optimizers", data["optimizer"], "optimizer") if "optimizer" in data else None
+    scheduler = c.component(registries, "schedulers", data.get("scheduler", {"name": "constant"}), "scheduler")
+    strategy = c.component(registries, "strategies", data.get("strategy", {"name": "scratch"}), "strategy")
+    weighting = None
+    if data.get("class_weighting") is not None:
+        weighting = c.component(registries, "class_weightings", data["class_weighting"], "class_weighting")
+    trainer = c.config(TrainerConfig, data.get("trainer"), "trainer")
+    evaluation = c.config(EvaluationConfig, data.get("evaluation"), "evaluation")
+
+    datasets, train_tf, eval_tf = {}, None, None
+    data_section = data.get("data")
+    if isinstance(data_section, dict):
+        for key in data_section:
+            if key not in DATA_KEYS:
+                c.problems.append((f"data.{key}", f"unknown key; valid keys: {', '.join(DATA_KEYS)}"))
+        shared = data_section.get("dataset") or {}
+        if not isinstance(shared, dict):
+            c.problems.append(("data.dataset", f"expected a mapping with `name:`, got {shared!r}"))
+            shared = {}
+        for role in DATA_ROLES:
+            if data_section.get(role) is None:
+                if role != "select":
+                    c.problems.append((f"data.{role}", "missing (e.g. `{split: val}`)"))
+                continue
+            component = c.component(registries, "datasets", data_section[role], f"data.{role}", shared)
+            if component is not None:
+                datasets[role] = component
+        train_tf, problems = _pipeline(data_section.get("train_transforms") or [], "data.train_transforms")
+        c.problems += problems
+        eval_tf, problems = _pipeline(data_section.get("eval_transforms") or [{"name": "normalize"}],
+                                      "data.eval_transforms")
+        c.problems += problems
+    elif data_section is not None:
+        c.problems.append(("data", f"expected a mapping, got {data_section!r}"))
+
+    if trainer is not None and trainer.select_on == "select" and "data" in data and "select" not in datasets:
+        if isinstance(data_section, dict) and data_section.get("select") is None:
+            c.problems.append(("data.select", "missing, but trainer.select_on is 'select': declare the split"
+                               " that picks the best checkpoint, or set trainer.select_on: report"))
+
+    if c.problems:
+        raise ConfigError(c.problems, files=recipe.files)
+    return Plan(recipe, seed, model, datasets, train_tf, eval_tf, loss, weighting, optimizer, scheduler,
+                strategy, trainer, evaluation)

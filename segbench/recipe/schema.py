@@ -1,0 +1,54 @@
+"""Config classes for the recipe sections the core owns (trainer, evaluation)."""
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+from attrs.validators import ge, gt, optional
+
+TOP_LEVEL_KEYS = (
+    "description", "seed", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
+    "strategy", "trainer", "evaluation", "slurm",
+)
+
+
+@attrs.frozen
+class TrainerConfig:
+    """How to train: length, batching, precision, device, validation and logging cadence."""
+
+    epochs: int = attrs.field(default=1, validator=ge(0))
+    max_iterations: int | None = attrs.field(default=None, validator=optional(gt(0)))
+    batch_size: int = attrs.field(default=8, validator=gt(0))
+    accumulate: int = attrs.field(default=1, validator=gt(0))
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool | None = None  # None: on when the precision is bf16/fp16
+    device: str = "auto"
+    num_workers: int = attrs.field(default=2, validator=ge(0))
+    eval_every: int = attrs.field(default=1, validator=gt(0))  # epochs between selection evaluations
+    log_every: int = attrs.field(default=10, validator=gt(0))  # optimizer steps between log records
+    select_on: Literal["select", "report"] = "select"
+    report_checkpoint: Literal["best", "last"] = "best"
+    grad_clip: float | None = attrs.field(default=None, validator=optional(gt(0)))
+    sync_batchnorm: bool = False
+    deterministic: bool = True
+
+    def __attrs_post_init__(self):
+        if self.epochs == 0 and self.max_iterations is None:
+            raise ValueError("trainer.epochs is 0 and no trainer.max_iterations is set: nothing to train;"
+                             " set epochs >= 1 or max_iterations")
+
+
+@attrs.frozen
+class EvaluationConfig:
+    """How to score: whole-image or sliding-window inference at the label's full resolution."""
+
+    mode: Literal["whole", "slide"] = "whole"
+    window: tuple[int, int] | None = None  # (H, W); default: the training crop
+    stride: tuple[int, int] | None = None  # default: two thirds of the window
+    batch_size: int = attrs.field(default=1, validator=gt(0))
+
+    def __attrs_post_init__(self):
+        for name in ("window", "stride"):
+            value = getattr(self, name)
+            if value is not None and min(value) <= 0:
+                raise ValueError(f"evaluation.{name} must be positive, got {list(value)}")

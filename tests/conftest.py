@@ -1,0 +1,66 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tests never pick up third-party plugins installed in the environment, nor the user's caches.
+os.environ.setdefault("SEGBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    cache = os.environ.get("SEGBENCH_TEST_CACHE") or str(tmp_path_factory.mktemp("segbench-cache"))
+    os.environ["SEGBENCH_CACHE"] = cache
+    yield
+
+
+@pytest.fixture(scope="session")
+def registries():
+    from segbench.plugins import make_plugin_manager
+    from segbench.registry import build_registries
+
+    return build_registries(make_plugin_manager(load_entry_points=False))
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
+    from segbench.cli import main
+
+    def run(*args):
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as exc:
+            status = exc.code
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+MINIMAL_RECIPE = """\
+seed: 0
+model: {name: unet, width: 8}
+data:
+  dataset: {name: synthetic_city}
+  train: {split: train}
+  select: {split: train, subset: {first: 2}}
+  report: {split: val}
+  train_transforms:
+    - {name: hflip, p: 0.5}
+    - {name: normalize}
+loss: {name: cross_entropy}
+optimizer: {name: adam, lr: 1.0e-3}
+scheduler: {name: poly}
+trainer: {epochs: 1, batch_size: 2}
+"""
+
+
+@pytest.fixture
+def recipe_dir(tmp_path):
+    (tmp_path / "_base").mkdir()
+    (tmp_path / "_base" / "default.yaml").write_text(MINIMAL_RECIPE)
+    return tmp_path

@@ -1,0 +1,74 @@
+"""Recipe merge rules as properties of the pure merge function."""
+from hypothesis import given, strategies as st
+
+from segbench.functional.merge import content_hash, deep_merge, set_path
+
+keys = st.sampled_from(["a", "b", "c", "lr", "size"])
+scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=3)
+trees = st.recursive(scalars | st.lists(scalars, max_size=3),
+                     lambda children: st.dictionaries(keys, children, max_size=4), max_leaves=12)
+mappings = st.dictionaries(keys, trees, max_size=4)
+
+
+@given(mappings)
+def test_merging_empty_is_identity(tree):
+    assert deep_merge(tree, {}) == tree
+    assert deep_merge({}, tree) == tree
+
+
+@given(mappings)
+def test_merge_is_idempotent_for_identical_inputs(tree):
+    assert deep_merge(tree, tree) == tree
+
+
+@given(mappings, mappings)
+def test_overrides_win_and_untouched_keys_survive(base, child):
+    merged = deep_merge(base, child)
+    for key, value in child.items():
+        if not (isinstance(value, dict) and isinstance(base.get(key), dict)):
+            assert merged[key] == value
+    for key, value in base.items():
+        if key not in child:
+            assert merged[key] == value
+
+
+def test_lists_and_scalars_replace_and_null_is_a_value():
+    base = {"sizes": [1, 2, 3], "lr": 0.1, "clip": 5.0}
+    assert deep_merge(base, {"sizes": [4], "clip": None}) == {"sizes": [4], "lr": 0.1, "clip": None}
+
+
+def test_a_different_name_replaces_the_mapping():
+    base = {"optimizer": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.99]}}
+    merged = deep_merge(base, {"optimizer": {"name": "sgd", "lr": 0.01}})
+    assert merged == {"optimizer": {"name": "sgd", "lr": 0.01}}
+
+
+def test_same_name_merges_and_replace_marker_replaces():
+    base = {"optimizer": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.99]}}
+    assert deep_merge(base, {"optimizer": {"name": "adam", "lr": 1e-4}})["optimizer"]["betas"] == [0.9, 0.99]
+    replaced = deep_merge(base, {"optimizer": {"_replace_": True, "name": "adam"}})
+    assert replaced == {"optimizer": {"name": "adam"}}
+
+
+@given(mappings)
+def test_hash_ignores_key_order(tree):
+    reordered = dict(reversed(list(tree.items())))
+    assert content_hash(tree) == content_hash(reordered)
+
+
+def test_hash_changes_with_content_and_can_exclude_sections():
+    assert content_hash({"a": 1}) != content_hash({"a": 2})
+    assert content_hash({"a": 1, "slurm": {"time": "1:00"}}, exclude=("slurm",)) == content_hash({"a": 1})
+
+
+def test_set_path_merges_and_requires_existing_parents():
+    tree = {"trainer": {"epochs": 5, "batch_size": 2}}
+    assert set_path(tree, "trainer.epochs", 2) == {"trainer": {"epochs": 2, "batch_size": 2}}
+    assert set_path(tree, "trainer.accumulate", 4)["trainer"]["accumulate"] == 4
+    import pytest
+    from segbench.functional.merge import OverridePathError
+
+    with pytest.raises(OverridePathError, match="'trainr' is not a section"):
+        set_path(tree, "trainr.epochs", 2)
+    with pytest.raises(OverridePathError, match="is a value, not a section"):
+        set_path(tree, "trainer.epochs.x", 2)

@@ -1,0 +1,142 @@
+"""Plugin manager and registries: built-ins, entry points, duplicates, unknown names, hook docs."""
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import pluggy
+import pytest
+
+from segbench import hookimpl, hookspecs
+from segbench.errors import PluginError, UnknownNameError
+from segbench.plugins import make_plugin_manager
+from segbench.registry import KINDS, build_registries
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_hookspec_has_documentation():
+    specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("segbench_")]
+    assert {f.__name__ for f in specs} == {f"segbench_register_{kind}" for kind in KINDS}
+    for spec in specs:
+        assert spec.__doc__ and len(spec.__doc__.strip()) > 80, f"{spec.__name__} needs a docstring"
+
+
+def test_every_kind_has_builtin_entries(registries):
+    for kind in KINDS:
+        assert len(registries[kind]) > 0, kind
+
+
+@attrs.frozen
+class _Empty:
+    pass
+
+
+def _plugin(kind, name):
+    class Plugin:
+        @hookimpl
+        def segbench_register_losses(self, register):
+            register(name, lambda config, **_: None, config=_Empty)
+    return Plugin()
+
+
+def test_duplicate_name_is_an_error_naming_both_plugins():
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(_plugin("losses", "cross_entropy"), name="thirdparty-losses")
+    with pytest.raises(PluginError) as info:
+        build_registries(pm)
+    assert "segbench_plugins.losses" in str(info.value) and "thirdparty-losses" in str(info.value)
+
+
+def test_unknown_name_lists_close_matches_and_available(registries):
+    with pytest.raises(UnknownNameError) as info:
+        registries.losses.get("cross_entropi")
+    assert "'cross_entropy'" in str(info.value) and "Available losses" in str(info.value)
+
+
+def test_registries_are_values_not_globals():
+    pm = pluggy.PluginManager("segbench")
+    pm.add_hookspecs(hookspecs)
+    pm.register(_plugin("losses", "only_mine"), name="mine")
+    assert build_registries(pm).losses.names() == ["only_mine"]
+
+
+def test_block_list_skips_a_builtin_plugin():
+    pm = make_plugin_manager(load_entry_points=False, environ={"SEGBENCH_BLOCK_PLUGINS": "optimizers"})
+    assert len(build_registries(pm).optimizers) == 0
+
+
+def test_a_plugin_raising_at_registration_is_named():
+    class Broken:
+        @hookimpl
+        def segbench_register_models(self, register):
+            raise RuntimeError("boom")
+
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(Broken(), name="broken-plugin")
+    with pytest.raises(PluginError, match="broken-plugin.*boom"):
+        build_registries(pm)
+
+
+@pytest.fixture(scope="module")
+def example_plugin_site(tmp_path_factory):
+    """The example distribution really installed (pip) into a private site directory."""
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(REPO / "tests" / "example_plugin")], check=True)
+    return site
+
+
+def _segbench(site, *args, extra_env=None):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env.pop("SEGBENCH_DISABLE_PLUGIN_AUTOLOAD", None)
+    env.update(extra_env or {})
+    return subprocess.run([sys.executable, "-m", "segbench.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_example_plugin_is_discovered_through_its_entry_point(example_plugin_site, tmp_path):
+    listing = _segbench(example_plugin_site, "list", "models")
+    assert listing.returncode == 0, listing.stderr
+    assert "tiny_fcn" in listing.stdout and "example" in listing.stdout
+    plugins = _segbench(example_plugin_site, "plugins")
+    assert "segbench-example-plugin 0.1.0" in plugins.stdout
+
+    from tests.conftest import MINIMAL_RECIPE
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(MINIMAL_RECIPE.replace("{name: unet, width: 8}", "{name: tiny_fcn, channels: 4}"))
+    shown = _segbench(example_plugin_site, "show", str(recipe))
+    assert shown.returncode == 0, shown.stderr
+    assert "tiny_fcn" in shown.stdout
+
+    sys.path.insert(0, str(example_plugin_site))
+    try:
+        registries = build_registries(make_plugin_manager(environ={}))
+        entry = registries.models.get("tiny_fcn")
+        import torch
+
+        model = entry.factory(entry.default_config(), num_classes=19)
+        assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 19, 8, 8)
+    finally:
+        sys.path.remove(str(example_plugin_site))
+
+
+def test_disable_autoload_hides_entry_point_plugins(example_plugin_site):
+    listing = _segbench(example_plugin_site, "list", "models", extra_env={"SEGBENCH_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert "tiny_fcn" not in listing.stdout
+
+
+def test_a_plugin_failing_at_import_names_distribution_and_entry_point(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "broken_dist-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-dist\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[segbench]\nbroken = broken_module_xyz\n")
+    (site / "broken_module_xyz.py").write_text("raise ImportError('needs libfoo')\n")
+    result = _segbench(site, "list")
+    assert result.returncode == 2
+    assert "broken-dist" in result.stderr and "broken_module_xyz" in result.stderr and "needs libfoo" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "SEGBENCH_BLOCK_PLUGINS=broken" in result.stderr
