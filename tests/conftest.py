@@ -3,6 +3,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# A shared 2-core machine makes timings noisy: property tests check values, not speed.
+settings.register_profile("segbench", deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                          max_examples=60)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "segbench"))
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -74,7 +74,7 @@ class _EvalItems(torch.utils.data.Dataset):
 def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_index, device, precision,
                        env: DistEnv = DistEnv(), num_workers=0, channels_last=False, progress=True,
                        desc="evaluate") -> torch.Tensor:
-    """The global ``(C, C)`` confusion matrix over ``dataset`` (rows: ground truth).
+    """The global ``(C, C + 1)`` confusion matrix over ``dataset`` (rows: ground truth; see metrics).
 
     Under distributed runs each rank scores every ``world_size``-th image (no padding, so no image
     is counted twice) and the matrices are summed across ranks: the result is exact.
@@ -84,7 +84,7 @@ def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_
     indices = list(range(env.rank, len(dataset), env.world_size))
     loader = DataLoader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
                         num_workers=num_workers, shuffle=False)
-    matrix = torch.zeros((num_classes, num_classes), dtype=torch.int64)
+    matrix = torch.zeros((num_classes, num_classes + 1), dtype=torch.int64)
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")
     for images, masks in bar:
         preds = predict(model, images, label_size=tuple(masks.shape[-2:]), config=config,

@@ -91,7 +91,7 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         torch.manual_seed(plan.seed)
         parts = build_components(plan, run, device=device, channels_last=channels_last, env=env,
                                  progress=progress)
-        init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run)
+        init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
         trainer = Trainer(plan=plan, run=run, model=parts.model, train_data=parts.train_data,
                           select_data=parts.select_data, criterion=parts.criterion, optimizer=parts.optimizer,
                           scheduler=parts.scheduler, device=device, precision=precision,

@@ -1,0 +1,180 @@
+"""The training engine end to end on an in-memory plugin: exactness, determinism, resume, failures."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from segbench.engine.checkpoint import load_checkpoint
+from segbench.engine.rundir import RunDir, RunLock
+from segbench.engine.runner import run_stage
+from segbench.errors import CheckpointError, RunLockedError, TrainingDivergedError
+from segbench.recipe.load import load_recipe
+from tests import engine_plugin
+
+
+@pytest.fixture(scope="module")
+def registries():
+    return engine_plugin.registries()
+
+
+def write_recipe(folder, name="toy.yaml", text=engine_plugin.RECIPE):
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def train(folder, registries, overrides=(), name="toy.yaml", runs="runs"):
+    recipe = load_recipe(folder / name, overrides)
+    return run_stage(recipe, registries, runs_dir=folder / runs, progress=False)
+
+
+def weights(run: RunDir, which="last"):
+    return load_checkpoint(run.checkpoints / f"{which}.pt")["model"]
+
+
+def assert_same_weights(a, b, exact=True):
+    assert a.keys() == b.keys()
+    for key in a:
+        if exact:
+            assert torch.equal(a[key], b[key]), key
+        else:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def metric_records(run: RunDir):
+    records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in records]
+
+
+def test_a_run_writes_its_directory_and_results(tmp_path, registries):
+    write_recipe(tmp_path)
+    run = train(tmp_path, registries)
+    recipe = load_recipe(tmp_path / "toy.yaml")
+    assert run.path.name == f"toy-{recipe.hash[:8]}"
+    results = run.read_results()
+    assert 0.0 <= results["mIoU"] <= 1.0 and 0.0 <= results["pixel_accuracy"] <= 1.0
+    assert set(results["per_class_iou"]) == {"dark", "mid", "bright"}
+    assert results["report_images"] == 6 and results["checkpoint"].endswith("best.pt")
+    assert results["selection_overlaps_report"] is True  # both are the toy's val images
+    assert (run.path / "recipe.yaml").read_text().count("nobn") == 1
+    kinds = [r["type"] for r in metric_records(run)]
+    assert kinds.count("eval") == 3 and kinds.count("train") == 3 * 6
+    assert not run.lock_file.exists()
+
+
+def test_same_recipe_and_seed_give_identical_metrics_and_weights(tmp_path, registries):
+    write_recipe(tmp_path)
+    first = train(tmp_path, registries, runs="a")
+    second = train(tmp_path, registries, runs="b")
+    assert metric_records(first) == metric_records(second)
+    assert_same_weights(weights(first), weights(second))
+
+
+@pytest.mark.parametrize("accumulate, batch, count", [(2, 2, 8), (4, 2, 6)])
+def test_gradient_accumulation_equals_one_large_batch(tmp_path, registries, accumulate, batch, count):
+    """k micro-batches of b images == one batch of k*b images; (4, 2, 6) ends on a partial window of 3."""
+    write_recipe(tmp_path)
+    common = [f"data.dataset.count={count}", "trainer.epochs=2", "data.train_transforms=[{name: normalize}]"]
+    window = min(accumulate * batch, count)
+    accumulated = train(tmp_path, registries, [*common, f"trainer.batch_size={batch}",
+                                               f"trainer.accumulate={accumulate}"], runs="acc")
+    single = train(tmp_path, registries, [*common, f"trainer.batch_size={window}"], runs="one")
+    assert_same_weights(weights(accumulated), weights(single), exact=False)
+    assert load_checkpoint(accumulated.last)["train_state"]["iteration"] == \
+        load_checkpoint(single.last)["train_state"]["iteration"]
+
+
+def test_signal_mid_epoch_checkpoints_and_resume_is_bitwise_identical(tmp_path, registries, monkeypatch):
+    write_recipe(tmp_path)
+    reference = train(tmp_path, registries, runs="reference")
+
+    from tests.engine_plugin import Blobs
+
+    original = Blobs.__getitem__
+    calls = {"n": 0}
+
+    def interrupting(self, index):
+        calls["n"] += 1
+        if calls["n"] == 17:  # in the middle of the second epoch
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return original(self, index)
+
+    monkeypatch.setattr(Blobs, "__getitem__", interrupting)
+    from segbench.engine.trainer import Preempted
+
+    with pytest.raises(Preempted):
+        train(tmp_path, registries, runs="interrupted")
+    monkeypatch.setattr(Blobs, "__getitem__", original)
+    run = RunDir((tmp_path / "interrupted") / reference.path.name)
+    state = load_checkpoint(run.last)["train_state"]
+    assert state["epoch"] == 1 and state["window_in_epoch"] > 0 and not run.results.exists()
+
+    resumed = train(tmp_path, registries, runs="interrupted")
+    assert_same_weights(weights(reference), weights(resumed))
+    assert_same_weights(weights(reference, "best"), weights(resumed, "best"))
+    assert metric_records(reference) == metric_records(resumed)
+    assert resumed.read_results()["mIoU"] == reference.read_results()["mIoU"]
+
+
+def test_completed_run_is_not_retrained(tmp_path, registries, capsys):
+    write_recipe(tmp_path)
+    run = train(tmp_path, registries)
+    stamp = run.results.stat().st_mtime_ns
+    train(tmp_path, registries)
+    assert run.results.stat().st_mtime_ns == stamp
+    assert "already complete" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, registries):
+    write_recipe(tmp_path)
+    with pytest.raises(TrainingDivergedError, match="loss became nan"):
+        train(tmp_path, registries, ["loss={name: nan_after, step: 9}"])
+    run = RunDir.for_recipe(load_recipe(tmp_path / "toy.yaml", ["loss={name: nan_after, step: 9}"]), tmp_path / "runs")
+    state = load_checkpoint(run.last)
+    assert state["train_state"]["epoch"] == 1  # the checkpoint of the first, finite epoch
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert not run.results.exists()
+
+
+def test_corrupt_last_checkpoint_is_reported_not_silently_restarted(tmp_path, registries):
+    write_recipe(tmp_path)
+    run = train(tmp_path, registries)
+    run.results.unlink()
+    data = run.last.read_bytes()
+    run.last.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated, corrupt"):
+        train(tmp_path, registries)
+
+
+def test_finetune_runs_its_base_stage_first_then_reuses_it(tmp_path, registries, capsys):
+    write_recipe(tmp_path, "coarse.yaml")
+    write_recipe(tmp_path, "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n"
+                                        "optimizer: {lr: 0.01}\ntrainer: {epochs: 1}\n")
+    fine = train(tmp_path, registries, name="fine.yaml")
+    err = capsys.readouterr().err
+    assert "stage coarse: not complete yet, running it first" in err
+    coarse = RunDir.for_recipe(load_recipe(tmp_path / "coarse.yaml"), tmp_path / "runs")
+    assert coarse.is_complete() and fine.is_complete()
+    assert "finetune: initialised from" in fine.read_results()["initialisation"]
+    stamp = coarse.results.stat().st_mtime_ns
+    fine.results.unlink()
+    import shutil
+
+    shutil.rmtree(fine.checkpoints)
+    train(tmp_path, registries, name="fine.yaml")
+    assert "stage coarse: complete" in capsys.readouterr().err
+    assert coarse.results.stat().st_mtime_ns == stamp
+
+
+def test_a_second_process_on_the_same_run_is_refused_and_stale_locks_are_taken_over(tmp_path, registries):
+    write_recipe(tmp_path)
+    run = RunDir.for_recipe(load_recipe(tmp_path / "toy.yaml"), tmp_path / "runs")
+    run.path.mkdir(parents=True)
+    run.lock_file.write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": os.getppid()}))
+    with pytest.raises(RunLockedError, match="in use by process"):
+        train(tmp_path, registries)
+    run.lock_file.write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 12345}))
+    train(tmp_path, registries)  # the dead owner's lock is taken over
+    assert run.is_complete()
