@@ -24,7 +24,7 @@ def assert_user_error(result, *needles):
     ("base: _base/default.yaml\noptimizer: {lr: -1.0}\n", ["optimizer.lr", "must be > 0"]),
     ("base: _base/default.yaml\noptimizer: {lr: 6e-5}\n", ["optimizer.lr", "write 6.0e-5"]),
     ("base: _base/missing.yaml\n", ["base recipe '_base/missing.yaml' not found", "child.yaml"]),
-    ("base: _base/default.yaml\nmodel: [unet\n", ["YAML syntax error", "child.yaml", "line 2"]),
+    ("base: _base/default.yaml\nmodel: {name: unet\ntrainer: 1\n", ["YAML syntax error", "child.yaml", "line 3"]),
     ("", ["child.yaml", "is empty"]),
     ("- model\n- data\n", ["child.yaml", "not a mapping"]),
     ("base: _base/default.yaml\ntrainer: {batch_size: 0, accumulate: 0}\n",

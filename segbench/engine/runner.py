@@ -78,6 +78,9 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
     device, precision, channels_last = _device_and_precision(plan)
     env = init_distributed(device.type)
     lock = RunLock(run).acquire() if env.is_main else None
+    # SIGTERM/SIGUSR1 are recorded, never fatal, for the whole stage: one during set-up stops training
+    # after its first step (last.pt, exit 75); one during the report lets the finished run complete.
+    signals = SignalFlag().__enter__()
     try:
         if restart and env.is_main:
             for stale in (run.checkpoints, run.metrics, run.results):
@@ -101,11 +104,11 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         if env.is_main:
             _say(f"run {run.path}: {plan.model.name} on {device} ({precision}{', channels-last' if channels_last else ''}),"
                  f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
-        with SignalFlag() as signals:
-            trainer.fit(signals)
+        trainer.fit(signals)
         _report(plan, run, parts, trainer, device=device, precision=precision, channels_last=channels_last,
                 env=env, init_note=init_note, resumed=resumed, progress=progress)
     finally:
+        signals.__exit__(None, None, None)
         if lock is not None:
             lock.release()
         shutdown(env)

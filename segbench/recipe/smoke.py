@@ -43,6 +43,9 @@ def smoke_variant(data: dict, *, standin_weights: str) -> dict:
     evaluation = data.get("evaluation")
     if isinstance(evaluation, dict) and evaluation.get("window") is not None:
         evaluation["window"], evaluation["stride"] = list(SMOKE_CROP), [32, 64]
+    scheduler = data.get("scheduler")
+    if isinstance(scheduler, dict) and scheduler.get("warmup_iterations"):
+        scheduler["warmup_iterations"] = 1  # warm-up must fit in the two smoke iterations
     model = data.get("model")
     if isinstance(model, dict) and model.get("pretrained") == "imagenet":
         model["pretrained"] = standin_weights

@@ -1,0 +1,170 @@
+"""Contract tests run on every registered model, plus the built-in models' sizes and options."""
+from __future__ import annotations
+
+import types
+
+import attrs
+import pytest
+import torch
+from torch.nn import functional as F
+
+from segbench.engine.param_groups import split_param_groups
+from segbench.model_info import describe_model
+from segbench.plugins import make_plugin_manager
+from segbench.registry import build_registries
+
+NUM_CLASSES = 19
+SMALL_SETTINGS = {"unet": {"width": 8}}  # keep forward passes of large defaults fast
+MODEL_NAMES = build_registries(make_plugin_manager(load_entry_points=False)).models.names()
+
+
+@pytest.fixture(scope="module")
+def models(registries):
+    """Each model built once from its default config (with SMALL_SETTINGS) and shared by the tests."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            entry = registries.models.get(name)
+            config = attrs.evolve(entry.default_config(), **SMALL_SETTINGS.get(name, {}))
+            torch.manual_seed(0)
+            cache[name] = entry.factory(config, num_classes=NUM_CLASSES)
+        return cache[name]
+
+    return get
+
+
+def _build(registries, name, *, meta=True, **settings):
+    """Build a model; on the meta device (no memory, no initialisation) unless ``meta=False``."""
+    entry = registries.models.get(name)
+    config = attrs.evolve(entry.default_config(), **settings)
+    if not meta:
+        return entry.factory(config, num_classes=NUM_CLASSES)
+    with torch.device("meta"):
+        return entry.factory(config, num_classes=NUM_CLASSES)
+
+
+def _params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_built_in_models_are_registered():
+    assert {"unet", "deeplabv3plus", "deeplabv3"} <= set(MODEL_NAMES)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("size", [(64, 64), (65, 97)])
+def test_maps_an_image_batch_to_logits_at_input_resolution(models, name, size):
+    model = models(name).train()
+    logits = model(torch.randn(2, 3, *size))
+    assert logits.shape == (2, NUM_CLASSES, *size)
+    assert logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_backward_reaches_every_trainable_parameter_with_finite_gradients(models, name):
+    model = models(name).train()
+    model.zero_grad(set_to_none=True)
+    target = torch.randint(0, NUM_CLASSES, (2, 64, 64))
+    F.cross_entropy(model(torch.randn(2, 3, 64, 64)), target).backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable
+    assert [n for n, p in trainable if p.grad is None] == []
+    assert [n for n, p in trainable if not torch.isfinite(p.grad).all()] == []
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_eval_mode_takes_a_single_image(models, name):
+    model = models(name).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 33, 47))
+    assert logits.shape == (1, NUM_CLASSES, 33, 47)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_default_config_starts_from_random_weights(models, name):
+    assert getattr(models(name), "segbench_init", "random") == "random"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_describe_model_counts_parameters_and_flops(models, name):
+    model = models(name).train()
+    info = describe_model(model, input_size=(64, 64))
+    assert info.params == _params(model) > 0
+    assert info.size_mb >= info.params * 4 / 1e6
+    assert info.gflops > 0
+    assert model.training  # describe_model restores the mode it found
+
+
+@pytest.mark.parametrize(("name", "settings", "expected"), [
+    ("unet", {}, 31_044_691),
+    ("deeplabv3plus", {}, 40_351_667),
+    ("deeplabv3plus", {"output_stride": 8}, 40_351_667),
+])
+def test_exact_parameter_counts_for_19_classes(registries, name, settings, expected):
+    assert _params(_build(registries, name, **settings)) == expected
+
+
+@pytest.mark.parametrize(("settings", "millions"), [({}, 39.64), ({"aux": True}, 42.00)])
+def test_deeplabv3_matches_torchvision_parameter_counts(registries, settings, millions):
+    assert round(_params(_build(registries, "deeplabv3", **settings)) / 1e6, 2) == millions
+
+
+def test_unet_width_scales_channels(registries):
+    model = _build(registries, "unet", width=16)
+    assert model.inc[0].out_channels == 16
+    assert model.downs[-1][1][0].out_channels == 16 * 16
+
+
+@pytest.mark.parametrize("size", [(33, 47), (16, 17), (5, 3), (1, 1)])
+def test_unet_handles_odd_and_tiny_sizes(models, size):
+    with torch.no_grad():
+        assert models("unet").eval()(torch.randn(1, 3, *size)).shape == (1, NUM_CLASSES, *size)
+
+
+@pytest.mark.parametrize("name", ["deeplabv3plus", "deeplabv3"])
+def test_deeplab_sub_modules_can_be_given_their_own_learning_rates(models, name):
+    model = models(name)
+    groups = split_param_groups(model, {"backbone": types.SimpleNamespace(lr=1.0e-4, weight_decay=None),
+                                        "head": types.SimpleNamespace(lr=1.0e-3, weight_decay=None)})
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["backbone"]["lr"] == 1.0e-4 and by_name["head"]["lr"] == 1.0e-3
+    assert sum(p.numel() for p in by_name["backbone"]["params"]) == 23_508_032  # ResNet50 without fc
+    assert "rest" not in by_name
+
+
+@pytest.mark.parametrize(("output_stride", "feature_side"), [(16, 4), (8, 8)])
+def test_deeplabv3plus_output_stride(registries, output_stride, feature_side):
+    model = _build(registries, "deeplabv3plus", meta=False, output_stride=output_stride).eval()
+    with torch.no_grad():
+        features = model.backbone(torch.randn(1, 3, 64, 64))
+    assert features["out"].shape[-2:] == (feature_side, feature_side)
+    assert features["low"].shape[1:] == (256, 16, 16)
+
+
+def test_deeplabv3plus_rejects_other_output_strides(registries):
+    with pytest.raises(ValueError, match="output_stride"):
+        registries.models.get("deeplabv3plus").config(output_stride=32)
+
+
+def test_deeplabv3_aux_head_is_kept_but_frozen(registries):
+    model = _build(registries, "deeplabv3", meta=False, aux=True)
+    assert model.aux_head is not None
+    assert not any(p.requires_grad for p in model.aux_head.parameters())
+    info = describe_model(model, input_size=(64, 64))
+    assert info.params - info.trainable_params == _params(model.aux_head)
+    assert isinstance(model.eval()(torch.randn(1, 3, 64, 64)), torch.Tensor)
+
+
+def test_describe_model_counts_flops_like_a_real_forward_pass(models):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = models("unet").eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, 3, 64, 96))
+    assert describe_model(model, input_size=(64, 96)).gflops * 1e9 == pytest.approx(counter.get_total_flops())
+    assert describe_model(model, input_size=(128, 192)).gflops == pytest.approx(
+        4 * describe_model(model, input_size=(64, 96)).gflops, rel=0.01)
