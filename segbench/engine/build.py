@@ -57,7 +57,7 @@ def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, 
     class_weights, weights_tensor = None, None
     if plan.class_weighting is not None:
         histogram = class_histogram(train_base, num_classes=num_classes, cache_dir=cache_dir() / "histograms",
-                                    progress=progress and env.is_main)
+                                    progress=progress and env.is_main, num_workers=plan.trainer.num_workers)
         weights_tensor = plan.class_weighting.build()(histogram).to(torch.float32)
         class_weights = {"method": plan.class_weighting.name,
                          "weights": dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),

@@ -32,9 +32,10 @@ def smoke_variant(data: dict, *, standin_weights: str) -> dict:
         for role in ("train", "select", "report"):
             if isinstance(section.get(role), dict):
                 _shrink_subset(section[role])
-        for transform in section.get("train_transforms") or []:
-            if isinstance(transform, dict) and "size" in transform:
-                transform["size"] = list(SMOKE_CROP)
+        for key in ("train_transforms", "eval_transforms"):
+            for transform in section.get(key) or []:
+                if isinstance(transform, dict) and "size" in transform:
+                    transform["size"] = list(SMOKE_CROP)
     trainer = data.setdefault("trainer", {})
     if isinstance(trainer, dict):
         trainer.update(SMOKE_TRAINER)

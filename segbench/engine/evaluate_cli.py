@@ -1,0 +1,203 @@
+"""``segbench evaluate``: score a run's checkpoint again, on its report split or another one.
+
+The numbers come from the same code as ``results.json`` (full-resolution logits, one global confusion
+matrix, the recipe's evaluation settings), so the same checkpoint on the same split gives the same
+numbers. The result goes to ``<run>/evaluation-<split>.json``; ``results.json`` is never touched.
+
+``--export-labelids DIR`` also writes each prediction as a Cityscapes labelIds PNG (mode L, the label's
+full size) to ``DIR/<city>/<sample_id>_pred_labelIds.png``, where ``<city>`` is the folder holding the
+image. The official evaluation (cityscapesscripts ``evalPixelLevelSemanticLabeling``, with
+``CITYSCAPES_RESULTS=DIR``) searches DIR recursively for ``<city>_<seq>_<frame>*.png``, which these
+names match; the benchmark server takes the same files.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from segbench.engine.checkpoint import atomic_write_bytes
+from segbench.engine.evaluate import _EvalItems, evaluate_confusion, predict
+from segbench.errors import SegbenchError
+from segbench.functional.metrics import confusion_matrix, summarize
+from segbench.report.loading import (LoadedRun, default_registries, load_run, load_run_recipe, plan_for_run,
+                                     resolve_target)
+
+ROLES = ("report", "select")
+EXPORT_SUFFIX = "_pred_labelIds.png"
+
+
+def _role_section(data: dict, role: str):
+    section = data.get("data", {}).get(role)
+    return copy.deepcopy(section) if isinstance(section, dict) else None
+
+
+def split_choice(run, split: str) -> tuple[str, dict | None, str]:
+    """Which dataset ``--split`` means: ``(role to build, data override or None, label for file names)``.
+
+    ``report`` and ``select`` are the recipe's roles (``select`` is the report split when the recipe
+    selects on it); any other value is a dataset split name that replaces the report role's ``split``
+    (its ``subset`` is dropped: the whole split is scored).
+    """
+    if split in ROLES:
+        return split, None, split
+    if not split or any(c in split for c in "/\\ "):
+        raise SegbenchError(f"--split {split!r}: give report, select, or a dataset split name such as val")
+    recipe = load_run_recipe(run)
+    section = _role_section(recipe.data, "report")
+    if section is None:
+        raise SegbenchError(f"{run.recipe_file} has no data.report mapping to take the dataset from")
+    section.pop("subset", None)
+    section["split"] = split
+    return "report", {"report": section}, split
+
+
+def export_path(folder: Path, dataset, index: int) -> Path:
+    """``folder/<city>/<sample_id>_pred_labelIds.png``; ``<city>`` is the image's folder name."""
+    return Path(folder) / dataset.image_path(index).parent.name / f"{dataset.sample_id(index)}{EXPORT_SUFFIX}"
+
+
+def train_to_label_lut(info) -> torch.Tensor:
+    if info.train_to_label_id is None:
+        raise SegbenchError(
+            f"--export-labelids: the dataset (classes {', '.join(info.class_names[:4])}, ...) declares no export"
+            " ids (DatasetInfo.train_to_label_id), so there are no labelIds to write. Export works for"
+            " Cityscapes-format datasets (cityscapes, synthetic_city).")
+    lut = torch.tensor(info.train_to_label_id, dtype=torch.int64)
+    if int(lut.min()) < 0 or int(lut.max()) > 255:
+        raise SegbenchError(f"the dataset's export ids {list(info.train_to_label_id)} do not fit 8-bit PNGs")
+    return lut.to(torch.uint8)
+
+
+def make_folder(folder: Path, option: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SegbenchError(f"{option} {folder}: cannot create the folder ({exc.strerror or exc})") from None
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    def write(handle):
+        Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(handle, format="PNG")
+
+    try:
+        atomic_write_bytes(path, write)
+    except OSError as exc:
+        raise SegbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@torch.no_grad()
+def evaluate_and_export(loaded: LoadedRun, dataset, folder: Path, *, num_workers: int = 0,
+                        progress: bool = True) -> tuple[torch.Tensor, list[Path]]:
+    """One pass that scores ``dataset`` and writes each prediction as labelIds: ``(matrix, files)``.
+
+    The matrix equals :func:`evaluate_confusion`'s: the same items, the same ``predict`` call.
+    """
+    from tqdm import tqdm
+
+    info, plan, settings = loaded.info, loaded.plan, loaded.inference
+    lut = train_to_label_lut(info)
+    loader = DataLoader(_EvalItems(dataset, plan.eval_transforms), batch_size=plan.evaluation.batch_size,
+                        num_workers=num_workers, shuffle=False)
+    matrix = torch.zeros((info.num_classes, info.num_classes + 1), dtype=torch.int64)
+    written, index = [], 0
+    for images, masks in tqdm(loader, desc="evaluate+export", leave=False, disable=not progress, unit="batch"):
+        preds = predict(loaded.model, images, label_size=tuple(masks.shape[-2:]), config=plan.evaluation,
+                        num_classes=info.num_classes, device=settings.device, precision=settings.precision,
+                        channels_last=settings.channels_last).to(torch.uint8).cpu()
+        matrix += confusion_matrix(preds, masks, num_classes=info.num_classes, ignore_index=info.ignore_index)
+        for pred in preds:
+            path = export_path(folder, dataset, index)
+            _write_png(path, lut[pred.long()].numpy())
+            written.append(path)
+            index += 1
+    return matrix, written
+
+
+def format_table(summary: dict, *, title: str) -> str:
+    lines = [title, f"  {'class':<16} {'IoU %':>7}"]
+    for name, iou in summary["per_class_iou"].items():
+        lines.append(f"  {name:<16} {'n/a' if iou is None else f'{100 * iou:.2f}':>7}")
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    lines.append(f"  {'mIoU':<16} {pct(summary['mIoU']):>7}")
+    lines.append(f"  {'pixel accuracy':<16} {pct(summary['pixel_accuracy']):>7}")
+    return "\n".join(lines)
+
+
+def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None = None,
+                 export_labelids: Path | None = None, device: str | None = None, registries=None,
+                 progress: bool = True) -> dict:
+    """Score a run (directory or checkpoint file) and write ``evaluation-<split>.json`` into the run.
+
+    Returns the written record: ``mIoU``, ``pixel_accuracy``, ``per_class_iou`` (fractions, ``None``
+    for a class neither present nor predicted), ``confusion_matrix`` ``(C, C + 1)``, and where they
+    come from (``checkpoint``, ``split``, ``dataset``, ``images``, ``device``, ``precision``).
+    """
+    run, _ = resolve_target(target)
+    role, override, label = split_choice(run, split)
+    registries = registries if registries is not None else default_registries()
+    plan = plan_for_run(run, registries, data_overrides=override)
+    if role == "select" and (plan.trainer.select_on == "report" or "select" not in plan.datasets):
+        role = "report"  # this recipe picked its checkpoint on the report split
+    dataset = plan.datasets[role].build()
+    if export_labelids is not None:
+        train_to_label_lut(dataset.info)  # fail before the model is built, and before any scoring
+        make_folder(Path(export_labelids), "--export-labelids")
+    loaded, _ = load_run(target, registries, checkpoint=checkpoint, device=device, plan=plan,
+                         report_dataset=dataset)
+    info, settings = loaded.info, loaded.inference
+    started = time.perf_counter()
+    files: list[Path] = []
+    if export_labelids is not None:
+        matrix, files = evaluate_and_export(loaded, dataset, Path(export_labelids),
+                                            num_workers=plan.trainer.num_workers, progress=progress)
+    else:
+        matrix = evaluate_confusion(loaded.model, dataset, plan.eval_transforms, config=plan.evaluation,
+                                    num_classes=info.num_classes, ignore_index=info.ignore_index,
+                                    device=settings.device, precision=settings.precision,
+                                    num_workers=plan.trainer.num_workers, channels_last=settings.channels_last,
+                                    progress=progress, desc=f"evaluate {label}")
+    train_state = loaded.checkpoint_state.get("train_state") or {}
+    record = {
+        "run": str(run.path),
+        "recipe": loaded.name,
+        "model": plan.model.name,
+        "split": label,
+        "role": role,
+        "dataset": plan.recipe.data["data"].get(role),
+        "images": len(dataset),
+        "checkpoint": str(loaded.checkpoint),
+        "checkpoint_epoch": train_state.get("epoch"),
+        "checkpoint_iteration": train_state.get("iteration"),
+        **summarize(matrix, info.class_names),
+        "confusion_matrix": matrix.tolist(),
+        "device": str(settings.device),
+        "precision": settings.precision,
+        "evaluation": {"mode": plan.evaluation.mode, "batch_size": plan.evaluation.batch_size},
+        "labelids_export": None if export_labelids is None else {"folder": str(export_labelids),
+                                                                 "files": len(files)},
+        "seconds": round(time.perf_counter() - started, 3),
+        "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    run.write_json(f"evaluation-{label}.json", record)
+    return record
+
+
+def evaluate_command(args, *, registries=None) -> dict:
+    record = evaluate_run(args.target, split=args.split, checkpoint=args.checkpoint,
+                          export_labelids=args.export_labelids, device=args.device, registries=registries,
+                          progress=sys.stderr.isatty())
+    title = (f"{record['recipe']} ({record['model']}) on {record['split']}: {record['images']} images,"
+             f" checkpoint {Path(record['checkpoint']).name}")
+    print(format_table(record, title=title))
+    print(f"  written to {Path(record['run']) / ('evaluation-' + record['split'] + '.json')}")
+    if record["labelids_export"]:
+        print(f"  {record['labelids_export']['files']} labelIds PNG(s) in {record['labelids_export']['folder']}"
+              f" (CITYSCAPES_RESULTS={record['labelids_export']['folder']} for cityscapesscripts)")
+    return record

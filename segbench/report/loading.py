@@ -1,0 +1,193 @@
+"""Reopening a finished (or interrupted) run: its recipe, its plan, its model with a checkpoint's weights."""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import attrs
+import torch
+
+from segbench.engine.checkpoint import load_model_weights
+from segbench.engine.device import pick_device, resolve_precision
+from segbench.engine.rundir import RunDir
+from segbench.errors import CheckpointError, SegbenchError
+from segbench.recipe.load import ResolvedRecipe, load_recipe
+
+
+def default_registries():
+    from segbench.plugins import make_plugin_manager
+    from segbench.registry import build_registries
+
+    return build_registries(make_plugin_manager())
+
+
+def run_name(run: RunDir) -> str:
+    """The recipe name of a run directory ``<recipe>-<hash8>`` (the directory name when it has no hash)."""
+    name, sep, suffix = run.path.name.rpartition("-")
+    return name if sep and len(suffix) == 8 else run.path.name
+
+
+def resolve_target(target: Path) -> tuple[RunDir, Path | None]:
+    """``target`` is a run directory, or a checkpoint file inside ``<run>/checkpoints/``.
+
+    Returns the run and the checkpoint file (``None`` for a directory).
+    """
+    target = Path(target)
+    if target.is_dir():
+        run = RunDir(target)
+        if not run.recipe_file.is_file():
+            raise SegbenchError(f"{target} is not a run directory: it has no recipe.yaml. Give a directory that"
+                                " `segbench run` created (runs/<recipe>-<hash>/) or a checkpoint file in it.")
+        return run, None
+    if target.is_file():
+        run = RunDir(target.resolve().parent.parent)
+        if not run.recipe_file.is_file():
+            raise SegbenchError(f"checkpoint {target} is not inside a run directory (expected"
+                                f" <run>/checkpoints/{target.name} with <run>/recipe.yaml, but {run.recipe_file}"
+                                " does not exist).")
+        return run, target
+    raise SegbenchError(f"{target} does not exist; give a run directory (runs/<recipe>-<hash>/) or a checkpoint"
+                        " file (runs/<recipe>-<hash>/checkpoints/best.pt).")
+
+
+def _without_pretrained_download(data: dict) -> dict:
+    """A recipe whose model starts from random weights: the checkpoint overwrites every weight anyway,
+    and ImageNet weights need not be present where a trained run is inspected."""
+    model = data.get("model")
+    if isinstance(model, dict) and model.get("pretrained") not in (None, "none"):
+        data = copy.deepcopy(data)
+        data["model"]["pretrained"] = "none"
+    return data
+
+
+def load_run_recipe(run: RunDir) -> ResolvedRecipe:
+    """The run's fully resolved recipe, read back from ``recipe.yaml``."""
+    if not run.recipe_file.is_file():
+        raise SegbenchError(f"{run.path} has no recipe.yaml, so it is not a run directory written by `segbench run`.")
+    recipe = load_recipe(run.recipe_file)
+    expected = run.path.name.rpartition("-")[2]
+    if len(expected) == 8 and not recipe.hash.startswith(expected):
+        print(f"warning: {run.recipe_file} hashes to {recipe.hash[:8]}, not {expected} as the directory name says;"
+              " it was edited after the run. Using it as it is now.", file=sys.stderr)
+    return recipe
+
+
+def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None):
+    """The run's validated plan, with ``data_overrides`` (``{role: section}``) replacing data roles."""
+    from segbench.recipe.plan import build_plan
+
+    recipe = load_run_recipe(run)
+    data = _without_pretrained_download(recipe.data)
+    if data_overrides:
+        data = copy.deepcopy(data)
+        data.setdefault("data", {}).update(data_overrides)
+    return build_plan(attrs.evolve(recipe, data=data), registries)
+
+
+def choose_checkpoint(run: RunDir, which: str | None, *, default: str = "best") -> Path:
+    """``best`` falls back to ``last`` (a run that never evaluated has no best); ``last`` must exist."""
+    which = which or default
+    if which not in ("best", "last"):
+        raise SegbenchError(f"--checkpoint {which!r}: choose best or last, or give a checkpoint file instead"
+                            " of the run directory.")
+    if which == "best" and run.best.is_file():
+        return run.best
+    if run.last.is_file():
+        return run.last
+    raise CheckpointError(f"{run.path} has no checkpoint yet ({run.checkpoints} holds no best.pt or last.pt);"
+                          " train it first with `segbench run`.")
+
+
+@attrs.frozen
+class Inference:
+    """Where and how a run's model runs: the evaluation-time choices of ``segbench run``."""
+
+    device: torch.device
+    precision: str
+    channels_last: bool
+
+
+def inference_settings(plan, device: str | None = None) -> Inference:
+    """``device`` (``--device``), else the recipe's ``trainer.device``; a run trained on a GPU can be
+    inspected on a machine without one (with a warning: reduced precision may shift the last digits)."""
+    if device is not None:
+        chosen = pick_device(device)
+    else:
+        try:
+            chosen = pick_device(plan.trainer.device)
+        except SegbenchError as exc:
+            chosen = pick_device("auto")
+            print(f"warning: {exc}; using {chosen} instead (choose with --device)", file=sys.stderr)
+    try:
+        precision = resolve_precision(plan.trainer.precision, chosen)
+    except SegbenchError as exc:  # fp16 was for a GPU
+        precision = resolve_precision("auto", chosen)
+        print(f"warning: {exc}; evaluating in {precision} instead", file=sys.stderr)
+    channels_last = plan.trainer.channels_last
+    if channels_last is None:
+        channels_last = precision != "fp32"
+    return Inference(chosen, precision, channels_last)
+
+
+@attrs.frozen
+class LoadedRun:
+    """A run's plan, its report dataset's class table, and its model in eval mode with checkpoint weights."""
+
+    run: RunDir
+    plan: object
+    info: object  # DatasetInfo
+    model: torch.nn.Module
+    checkpoint: Path
+    checkpoint_state: dict
+    inference: Inference
+
+    @property
+    def name(self) -> str:
+        return run_name(self.run)
+
+
+def load_run(target: Path, registries=None, *, checkpoint: str | None = None, device: str | None = None,
+             data_overrides: dict | None = None, plan=None, report_dataset=None) -> tuple[LoadedRun, object]:
+    """Open ``target`` (run directory or checkpoint file) and build its model with the chosen weights.
+
+    Returns the loaded run and its report dataset (built here unless ``report_dataset`` is given): the
+    dataset carries the class names, palette and export ids the model was trained with. ``plan``
+    (from :func:`plan_for_run`) saves rebuilding it when the caller has it already.
+    """
+    run, checkpoint_file = resolve_target(target)
+    if checkpoint_file is not None and checkpoint is not None:
+        raise SegbenchError(f"--checkpoint {checkpoint} and the checkpoint file {checkpoint_file} both choose the"
+                            " weights; give one of them.")
+    if plan is None:
+        registries = registries if registries is not None else default_registries()
+        plan = plan_for_run(run, registries, data_overrides=data_overrides)
+    if checkpoint_file is None:
+        checkpoint_file = choose_checkpoint(run, checkpoint, default=plan.trainer.report_checkpoint)
+    dataset = report_dataset if report_dataset is not None else plan.datasets["report"].build()
+    info = dataset.info
+    settings = inference_settings(plan, device)
+    model = plan.model.build(num_classes=len(info.class_names))
+    state = load_model_weights(model, checkpoint_file, expected_model=plan.model.name)
+    model = model.to(settings.device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.eval()
+    checkpoint_state = {k: v for k, v in state.items() if k in ("train_state", "recipe_hash", "model_name")}
+    return LoadedRun(run, plan, info, model, Path(checkpoint_file), checkpoint_state, settings), dataset
+
+
+def read_metrics(run: RunDir) -> list[dict]:
+    """The records of ``metrics.jsonl`` (a line cut short by a crash is skipped)."""
+    if not run.metrics.is_file():
+        return []
+    records = []
+    for line in run.metrics.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records

@@ -1,0 +1,198 @@
+"""``segbench predict``: a run's predictions on image files, as PNGs a person wants to look at.
+
+For each input ``<stem>.png`` (a Cityscapes ``<id>_leftImg8bit.png`` gives ``<stem>`` = ``<id>``):
+
+- ``<stem>_pred.png``: the prediction at the image's full resolution, a palette (P-mode) PNG whose
+  pixel values are the train ids and whose palette is the dataset's class colours;
+- ``<stem>_overlay.png``: the coloured prediction blended over the image (RGB, alpha 0.5);
+- ``<stem>_panel.png`` when a ground truth is known: image | ground truth | prediction side by side
+  (RGB), with titles (the image's own mIoU and pixel accuracy) and a legend of the classes shown.
+  Ignored ground-truth pixels are black.
+
+Ground truth comes from ``--labels`` (labelIds PNGs, one per image, in order) or, for an image
+inside a Cityscapes tree, from its ``gtFine/<split>/<city>/<id>_gtFine_labelIds.png`` when that exists.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import attrs
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from segbench.engine.evaluate import predict
+from segbench.errors import DataError, SegbenchError
+from segbench.functional.metrics import confusion_matrix, summarize
+from segbench.report.loading import LoadedRun, load_run
+from segbench.report.palette import colorize, comparison_panel, overlay, palette_png
+
+CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit"
+OVERLAY_ALPHA = 0.5
+
+
+@attrs.frozen
+class PredictionFiles:
+    image: Path
+    pred: Path
+    overlay: Path
+    panel: Path | None
+    label: Path | None
+    summary: dict | None  # this image's mIoU / pixel accuracy when a label was given
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """An image file as ``uint8`` RGB ``(3, H, W)``; any format PIL reads."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"image {path} cannot be read as an image ({exc}); give PNG or JPEG files") from None
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def cityscapes_label_for(image: Path) -> Path | None:
+    """``<root>/gtFine/<split>/<city>/<id>_gtFine_labelIds.png`` for a
+    ``<root>/leftImg8bit/<split>/<city>/<id>_leftImg8bit.png`` image, when that file exists."""
+    image = Path(image)
+    if not image.name.endswith(CITYSCAPES_IMAGE_SUFFIX + ".png") or len(image.parts) < 4:
+        return None
+    city, split, kind = image.parent.name, image.parent.parent.name, image.parent.parent.parent.name
+    if kind != "leftImg8bit":
+        return None
+    sample_id = image.name[: -len(CITYSCAPES_IMAGE_SUFFIX + ".png")]
+    label = image.parent.parent.parent.parent / "gtFine" / split / city / f"{sample_id}_gtFine_labelIds.png"
+    return label if label.is_file() else None
+
+
+def label_to_train_lut(info) -> np.ndarray:
+    """``(256,)`` uint8: label-file value -> train id (ignore elsewhere).
+
+    With export ids (Cityscapes labelIds) the files hold those ids; without, they hold train ids.
+    """
+    lut = np.full(256, info.ignore_index if 0 <= info.ignore_index < 256 else 255, dtype=np.uint8)
+    if info.train_to_label_id is None:
+        lut[: info.num_classes] = np.arange(info.num_classes, dtype=np.uint8)
+    else:
+        for train_id, label_id in enumerate(info.train_to_label_id):
+            if 0 <= label_id < 256:
+                lut[label_id] = train_id
+    return lut
+
+
+def read_truth(path: Path, info, *, size: tuple[int, int]) -> np.ndarray:
+    from segbench.data.png import read_label_png
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"label {path} does not exist")
+    label = read_label_png(path).numpy()
+    if label.shape != tuple(size):
+        raise DataError(f"label {path} is {label.shape[1]}x{label.shape[0]} but its image is {size[1]}x{size[0]}"
+                        " (width x height); give the label file that belongs to the image")
+    return label_to_train_lut(info)[label]
+
+
+def output_stem(image: Path) -> str:
+    stem = Path(image).stem
+    if stem.endswith(CITYSCAPES_IMAGE_SUFFIX) and len(stem) > len(CITYSCAPES_IMAGE_SUFFIX):
+        stem = stem[: -len(CITYSCAPES_IMAGE_SUFFIX)]
+    return stem
+
+
+def predict_image(loaded: LoadedRun, image: torch.Tensor) -> np.ndarray:
+    """Train ids ``(H, W)`` uint8 for one ``uint8 (3, H, W)`` image, at the image's full resolution.
+
+    The recipe's eval transforms run first (a ``resize`` there makes the model see a smaller image);
+    the logits are up-sampled to the image size before the argmax.
+    """
+    plan, settings = loaded.plan, loaded.inference
+    height, width = image.shape[-2:]
+    dummy_mask = torch.zeros((height, width), dtype=torch.uint8)
+    image_t, _ = plan.eval_transforms(image, dummy_mask, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pred = predict(loaded.model, image_t[None], label_size=(height, width), config=plan.evaluation,
+                       num_classes=loaded.info.num_classes, device=settings.device,
+                       precision=settings.precision, channels_last=settings.channels_last)
+    return pred[0].to(torch.uint8).cpu().numpy()
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
+                     label_path: Path | None = None) -> PredictionFiles:
+    info = loaded.info
+    image = read_image(image_path)
+    pred = predict_image(loaded, image)
+    rgb = image.permute(1, 2, 0).numpy()
+    pred_colours = colorize(pred, info.palette)
+    stem = output_stem(image_path)
+    files = {kind: out / f"{stem}_{kind}.png" for kind in ("pred", "overlay", "panel")}
+    palette_png(pred, info.palette).save(files["pred"])
+    Image.fromarray(overlay(rgb, pred_colours, alpha=OVERLAY_ALPHA)).save(files["overlay"])
+    if label_path is None:
+        return PredictionFiles(Path(image_path), files["pred"], files["overlay"], None, None, None)
+
+    truth = read_truth(label_path, info, size=pred.shape)
+    matrix = confusion_matrix(torch.from_numpy(pred), torch.from_numpy(truth), num_classes=info.num_classes,
+                              ignore_index=info.ignore_index)
+    summary = summarize(matrix, info.class_names)
+    valid = truth < info.num_classes
+    shown = sorted(set(np.unique(truth[valid]).tolist()) | set(np.unique(pred).tolist()))
+    panel = comparison_panel(
+        rgb, colorize(truth, info.palette), pred_colours,
+        header=f"{stem} · {loaded.name}: mIoU {_percent(summary['mIoU'])},"
+               f" pixel accuracy {_percent(summary['pixel_accuracy'])}",
+        legend_ids=shown, class_names=info.class_names, palette=info.palette, ignored_shown=not bool(valid.all()))
+    panel.save(files["panel"])
+    return PredictionFiles(Path(image_path), files["pred"], files["overlay"], files["panel"], Path(label_path),
+                           summary)
+
+
+def predict_files(run_dir: Path, images: Sequence[Path], out: Path, *, labels: Sequence[Path] | None = None,
+                  device: str | None = None, registries=None, loaded: LoadedRun | None = None) -> list[PredictionFiles]:
+    """Predict each of ``images`` with the run's best checkpoint (else its last) and write the PNGs to ``out``."""
+    images = [Path(p) for p in images]
+    if labels and len(labels) != len(images):
+        raise SegbenchError(f"--labels gives {len(labels)} label file(s) for {len(images)} image(s); give one"
+                            " labelIds PNG per image, in the same order (or none).")
+    stems = {}
+    for path in images:
+        if not path.is_file():
+            raise DataError(f"image {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+        previous = stems.setdefault(output_stem(path), path)
+        if previous != path:
+            raise SegbenchError(f"images {previous} and {path} would both be written as"
+                                f" {output_stem(path)}_*.png; predict them into different --out folders.")
+    label_paths = [Path(p) for p in labels] if labels else [cityscapes_label_for(p) for p in images]
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SegbenchError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    if loaded is None:
+        # a run directory: its best checkpoint (its last before any evaluation); a file: that checkpoint
+        loaded, _ = load_run(run_dir, registries, checkpoint="best" if Path(run_dir).is_dir() else None,
+                             device=device)
+    return [write_prediction(loaded, path, out, label_path=label) for path, label in zip(images, label_paths)]
+
+
+def predict_command(args, *, registries=None) -> list[PredictionFiles]:
+    results = predict_files(args.run_dir, args.images, args.out, labels=args.labels, device=args.device,
+                            registries=registries)
+    for files in results:
+        written = [files.pred, files.overlay] + ([files.panel] if files.panel else [])
+        score = ""
+        if files.summary is not None:
+            score = (f"  (mIoU {_percent(files.summary['mIoU'])}, pixel accuracy"
+                     f" {_percent(files.summary['pixel_accuracy'])} against {files.label.name})")
+        print(f"{files.image}: {', '.join(p.name for p in written)}{score}")
+    print(f"wrote {sum(3 if f.panel else 2 for f in results)} PNG(s) to {args.out}", file=sys.stderr)
+    return results

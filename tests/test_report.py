@@ -1,0 +1,264 @@
+"""Result inspection: ``segbench compare``, ``predict`` and ``plot`` on runs trained in seconds."""
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segbench.cli import build_parser
+from segbench.engine.checkpoint import load_checkpoint
+from segbench.engine.rundir import RunDir
+from segbench.errors import DataError, SegbenchError
+from segbench.report.compare import collect_runs, compare_command, csv_table, markdown_tables
+from segbench.report.loading import load_run
+from segbench.report.palette import PanelLayout
+from segbench.report.plot import plot_runs
+from segbench.report.predict import cityscapes_label_for, predict_files, predict_image, read_image
+from tests import engine_plugin
+from tests.test_evaluate_cli import CITY, CITY_RECIPE, CityBlobs, city_registries, train_toy
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A runs folder: the toy run, the same recipe with another lr, and an interrupted copy."""
+    folder = tmp_path_factory.mktemp("report")
+    registries = engine_plugin.registries()
+    first = train_toy(folder, registries, engine_plugin.RECIPE.replace("epochs: 3", "epochs: 2"))
+    second = train_toy(folder, registries, engine_plugin.RECIPE.replace("epochs: 3", "epochs: 1"), name="short.yaml")
+    interrupted = RunDir(first.path.parent / "interrupted-0123abcd")
+    shutil.copytree(first.path, interrupted.path)
+    interrupted.results.unlink()
+    lines = interrupted.metrics.read_text().splitlines()
+    interrupted.metrics.write_text("\n".join(lines[:4]) + "\n")  # the first four train records
+    return folder / "runs", first, second, interrupted, registries
+
+
+@pytest.fixture(scope="module")
+def city_run(tmp_path_factory):
+    registries = city_registries()
+    return train_toy(tmp_path_factory.mktemp("city"), registries, CITY_RECIPE), registries
+
+
+def parse(args):
+    return build_parser().parse_args([str(a) for a in args])
+
+
+# ---- compare ----------------------------------------------------------------------------------------
+
+def _markdown_row(text, recipe):
+    return next(line for line in text.splitlines() if line.startswith(f"| {recipe} |"))
+
+
+def test_markdown_rows_show_results_json_rounded_as_percentages(runs):
+    folder, first, second, interrupted, _ = runs
+    text = markdown_tables(collect_runs(folder))
+    for run in (first, second):
+        results = run.read_results()
+        row = _markdown_row(text, results["recipe"])
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[:5] == [results["recipe"], "nobn", "scratch", f"{100 * results['mIoU']:.2f}%",
+                             f"{100 * results['pixel_accuracy']:.2f}%"]
+        assert cells[5] == f"{results['params']:,}" and cells[7] == "–"  # speed not measured
+        assert cells[-1].startswith("complete")
+        for name, iou in results["per_class_iou"].items():
+            assert any(line.startswith(f"| {name} |") and f"{100 * iou:.2f}" in line for line in text.splitlines())
+
+
+def test_finished_runs_best_first_then_the_incomplete_one(runs):
+    folder, first, second, interrupted, _ = runs
+    rows = collect_runs(folder)
+    complete = [r for r in rows if r.complete]
+    assert [r.miou for r in complete] == sorted((r.miou for r in complete), reverse=True)
+    assert rows[-1].run.path == interrupted.path and not rows[-1].complete
+    row = _markdown_row(markdown_tables(rows), "interrupted")
+    first_records = [json.loads(line) for line in interrupted.metrics.read_text().splitlines()]
+    assert f"incomplete (iteration {first_records[-1]['iteration']}" in row
+    assert "| – | – |" in row  # no mIoU, no pixel accuracy
+
+
+def test_incomplete_progress_falls_back_to_last_checkpoint(runs, tmp_path):
+    folder, first, *_ = runs
+    run = RunDir(tmp_path / "runs" / "toy-deadbeef")
+    shutil.copytree(first.path, run.path)
+    run.results.unlink()
+    run.metrics.unlink()
+    state = load_checkpoint(run.last)["train_state"]
+    (row,) = collect_runs(tmp_path / "runs")
+    assert (row.epochs, row.iterations) == (state["epoch"], state["iteration"])
+    assert row.status.startswith("incomplete") and row.model == "nobn"
+
+
+def test_csv_parses_back_to_the_same_numbers(runs):
+    folder, first, second, interrupted, _ = runs
+    table = list(csv.DictReader(io.StringIO(csv_table(collect_runs(folder)))))
+    assert len(table) == 3
+    by_run = {row["run"]: row for row in table}
+    for run in (first, second):
+        results, row = run.read_results(), by_run[run.path.name]
+        assert float(row["mIoU"]) == results["mIoU"]
+        assert float(row["pixel_accuracy"]) == results["pixel_accuracy"]
+        assert int(row["params"]) == results["params"] and float(row["checkpoint_mb"]) == results["checkpoint_mb"]
+        for name, iou in results["per_class_iou"].items():
+            assert float(row[f"iou_{name}"]) == iou
+    assert by_run[interrupted.path.name]["mIoU"] == "" and by_run[interrupted.path.name]["complete"] == "False"
+
+
+def test_speed_is_measured_on_request(runs, capsys):
+    folder, first, *_, registries = runs
+    compare_command(parse(["compare", folder, "--speed", "--format", "csv"]), registries=registries)
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert all(float(row["inference_images_per_s"]) > 0 and row["speed_device"] == "cpu" for row in table)
+    assert {row["speed_size"] for row in table} == {"16x16"}  # the report images' size
+
+
+def test_missing_or_empty_runs_folder_is_a_clear_error(cli, tmp_path, monkeypatch):
+    status, _, err = cli("compare", tmp_path / "absent")
+    assert status == 2 and "absent does not exist" in err
+    (tmp_path / "empty").mkdir()
+    status, _, err = cli("compare", tmp_path / "empty")
+    assert status == 2 and "no runs in" in err
+    monkeypatch.setenv("SEGBENCH_RUNS", str(tmp_path / "elsewhere"))
+    with pytest.raises(SegbenchError, match="elsewhere does not exist"):
+        collect_runs(None)
+
+
+# ---- predict ----------------------------------------------------------------------------------------
+
+def _save_rgb(path, image_chw):
+    Image.fromarray(image_chw.permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+def test_predict_writes_palette_png_overlay_and_panel(runs, tmp_path):
+    _, first, *_, registries = runs
+    dataset = engine_plugin.Blobs(engine_plugin.BlobsConfig(split="val", count=2, size=16))
+    image, mask = dataset[0]
+    image_path = _save_rgb(tmp_path / "street.png", image)
+    label_path = tmp_path / "street_label.png"
+    Image.fromarray(mask.numpy()).save(label_path)
+    wide = tmp_path / "wide.png"  # another size: predictions follow each input's size
+    Image.fromarray(np.full((12, 20, 3), 200, np.uint8)).save(wide)
+
+    files = predict_files(first.path, [image_path], tmp_path / "out", labels=[label_path], registries=registries)
+    (written,) = files
+    loaded, _ = load_run(first.path, registries, checkpoint="best")
+    palette = {tuple(c) for c in engine_plugin.INFO.palette}
+
+    pred = Image.open(written.pred)
+    assert pred.mode == "P" and pred.size == (16, 16)
+    assert np.array_equal(np.array(pred), predict_image(loaded, read_image(image_path)))  # values: train ids
+    colours = {tuple(c) for c in np.array(pred.convert("RGB")).reshape(-1, 3)}
+    assert colours <= palette
+    overlay = Image.open(written.overlay)
+    assert overlay.mode == "RGB" and overlay.size == (16, 16)
+    panel = Image.open(written.panel)
+    layout = PanelLayout.for_image(16, 16)
+    assert panel.size[0] == 3 * 16 + 4 * layout.margin and panel.size[1] > 16 + 2 * layout.margin
+    x, y = layout.tile_origin(0)
+    assert np.array_equal(np.array(panel)[y:y + 16, x:x + 16], image.permute(1, 2, 0).numpy())
+
+    (other,) = predict_files(first.path, [wide], tmp_path / "out", registries=registries)
+    assert Image.open(other.pred).size == (20, 12) and other.panel is None
+
+
+def test_panel_draws_ignored_ground_truth_black(city_run, tmp_path):
+    run, registries = city_run
+    dataset = CityBlobs(engine_plugin.BlobsConfig(split="val", count=1, size=16))
+    image, mask = dataset[0]
+    label_ids = np.asarray(CITY.train_to_label_id, dtype=np.uint8)[np.minimum(mask.numpy(), 18)]
+    label_ids[mask.numpy() == 255] = 0  # unlabeled
+    root = tmp_path / "cs"
+    image_path = root / "leftImg8bit" / "val" / "aachen" / "aachen_000000_000019_leftImg8bit.png"
+    label_path = root / "gtFine" / "val" / "aachen" / "aachen_000000_000019_gtFine_labelIds.png"
+    image_path.parent.mkdir(parents=True)
+    label_path.parent.mkdir(parents=True)
+    _save_rgb(image_path, image)
+    Image.fromarray(label_ids).save(label_path)
+    assert cityscapes_label_for(image_path) == label_path
+
+    (written,) = predict_files(run.path, [image_path], tmp_path / "out", registries=registries)
+    assert written.panel.name == "aachen_000000_000019_panel.png" and written.label == label_path
+    panel = np.array(Image.open(written.panel))
+    x, y = PanelLayout.for_image(16, 16).tile_origin(1)
+    truth_tile = panel[y:y + 16, x:x + 16]
+    ignored = mask.numpy() == 255
+    assert ignored.any() and (truth_tile[ignored] == 0).all()
+    palette = np.asarray(CITY.palette, dtype=np.uint8)
+    assert np.array_equal(truth_tile[~ignored], palette[mask.numpy()[~ignored]])
+    colours = {tuple(c) for c in np.array(Image.open(written.pred).convert("RGB")).reshape(-1, 3)}
+    assert colours <= {tuple(c) for c in CITY.palette}
+
+
+def test_predict_errors_name_the_bad_path(runs, tmp_path, capsys):
+    _, first, *_, registries = runs
+    with pytest.raises(DataError, match="nowhere.png does not exist"):
+        predict_files(first.path, [tmp_path / "nowhere.png"], tmp_path / "out", registries=registries)
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("hello")
+    with pytest.raises(DataError, match="notes.png cannot be read"):
+        predict_files(first.path, [not_an_image], tmp_path / "out", registries=registries)
+    image = _save_rgb(tmp_path / "a.png", engine_plugin.Blobs(engine_plugin.BlobsConfig(count=1))[0][0])
+    with pytest.raises(SegbenchError, match="1 label file"):
+        predict_files(first.path, [image, image.with_name("b.png")], tmp_path / "out", labels=[image],
+                      registries=registries)
+
+
+# ---- plot -------------------------------------------------------------------------------------------
+
+def test_plot_writes_a_png_of_the_configured_size(runs, tmp_path):
+    _, first, second, *_ = runs
+    out = plot_runs([first.path, second.path])
+    assert out == first.path / "curves.png"
+    with Image.open(out) as image:
+        assert image.size == (1200, 450) and out.stat().st_size > 10_000
+    custom = plot_runs([first.path], tmp_path / "small.png", size=(640, 320))
+    with Image.open(custom) as image:
+        assert image.size == (640, 320)
+
+
+def test_plot_command_prints_the_path_and_refuses_runs_without_metrics(cli, runs, tmp_path):
+    _, first, *_ = runs
+    status, out, _ = cli("plot", first.path, "--out", tmp_path / "c.png")
+    assert status == 0 and out.strip() == str(tmp_path / "c.png") and (tmp_path / "c.png").is_file()
+    (tmp_path / "fresh").mkdir()
+    status, _, err = cli("plot", first.path, tmp_path / "fresh")
+    assert status == 2 and "fresh has no training metrics" in err
+
+
+# ---- end to end on the synthetic Cityscapes tree ------------------------------------------------------
+
+@pytest.mark.slow
+def test_inspection_commands_on_a_smoke_run(cli, tmp_path):
+    """run --smoke, then evaluate (with labelIds export), predict (labels found in the tree), compare, plot."""
+    from segbench.engine.evaluate_cli import EXPORT_SUFFIX
+    from tests.conftest import REPO
+
+    runs = tmp_path / "runs"
+    status, _, err = cli("run", REPO / "recipes" / "quickstart.yaml", "--smoke", "--runs-dir", runs)
+    assert status == 0, err
+    (run_path,) = runs.iterdir()
+    results = json.loads((run_path / "results.json").read_text())
+
+    status, out, err = cli("evaluate", run_path, "--export-labelids", tmp_path / "export")
+    assert status == 0, err
+    evaluation = json.loads((run_path / "evaluation-report.json").read_text())
+    assert evaluation["confusion_matrix"] == results["confusion_matrix"]
+    exported = sorted((tmp_path / "export").rglob(f"*{EXPORT_SUFFIX}"))
+    assert len(exported) == results["report_images"]
+
+    dataset = load_run(run_path, registries=None)[1]
+    image = dataset.image_path(0)
+    status, out, err = cli("predict", run_path, image, "--out", tmp_path / "pred")
+    assert status == 0, err
+    stem = dataset.sample_id(0)
+    with Image.open(tmp_path / "pred" / f"{stem}_panel.png") as panel, Image.open(image) as source:
+        assert panel.size[0] == 3 * source.size[0] + 4 * PanelLayout.for_image(*source.size).margin
+
+    status, out, _ = cli("compare", runs)
+    assert status == 0 and f"{100 * results['mIoU']:.2f}%" in out
+    status, out, _ = cli("plot", run_path)
+    assert status == 0 and Path(out.strip()).is_file()
