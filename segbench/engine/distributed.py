@@ -71,6 +71,31 @@ def all_reduce_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return tensor
 
 
+def any_rank(flag: bool, env: DistEnv, device: torch.device | None = None) -> bool:
+    """``flag`` OR-ed over all ranks (a collective: every rank must call it at the same point)."""
+    if not env.enabled:
+        return flag
+    tensor = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
+def unwrap_for_evaluation(model: torch.nn.Module, env: DistEnv) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper, with rank 0's buffers on every rank.
+
+    Forward passes through the wrapper can broadcast buffers, a collective that deadlocks when ranks
+    evaluate different numbers of batches (or none); one explicit broadcast here keeps every rank's
+    batch-norm statistics equal to the ones rank 0 checkpoints.
+    """
+    if not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model
+    module = model.module
+    if env.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+    return module
+
+
 def barrier(env: DistEnv) -> None:
     if env.enabled:
         dist.barrier()

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from segbench.engine.device import autocast
-from segbench.engine.distributed import DistEnv, all_reduce_sum
+from segbench.engine.distributed import DistEnv, all_reduce_sum, unwrap_for_evaluation
 from segbench.functional.metrics import confusion_matrix
 
 
@@ -79,6 +79,7 @@ def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_
     Under distributed runs each rank scores every ``world_size``-th image (no padding, so no image
     is counted twice) and the matrices are summed across ranks: the result is exact.
     """
+    model = unwrap_for_evaluation(model, env)
     was_training = model.training
     model.eval()
     indices = list(range(env.rank, len(dataset), env.world_size))

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from segbench.engine.device import autocast
-from segbench.engine.distributed import DistEnv, barrier
+from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.errors import CheckpointError, TrainingDivergedError
@@ -216,6 +216,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
         iterator = iter(loader)
+        stop = False
         for window in windows[state.window_in_epoch:]:
             window_images = sum(len(b) for b in window)
             for position, batch in enumerate(window):
@@ -240,7 +241,9 @@ class Trainer:
                               "loss": loss, "lr": self._lr(), "images_per_s": rate})
                 loss_sum.zero_()
                 logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
-            if signals.received is not None or state.iteration >= self.total_iterations:
+            # Ranks agree on stopping: one that stopped alone would leave the others in a collective.
+            stop = any_rank(signals.received is not None, self.env, self.device)
+            if stop or state.iteration >= self.total_iterations:
                 break
         bar.close()
         del iterator, loader
@@ -248,11 +251,12 @@ class Trainer:
         if state.window_in_epoch >= len(windows) or state.iteration >= self.total_iterations:
             state.epoch += 1
             state.window_in_epoch = 0
-        if signals.received is not None and state.iteration < self.total_iterations and state.window_in_epoch != 0:
+        if stop and state.iteration < self.total_iterations and state.window_in_epoch != 0:
             if logged_steps:
                 self._check_finite(loss_sum, f"iteration {state.iteration}")
             self.save(self.run.last)
-            raise Preempted(signals.received)
+            barrier(self.env)  # no rank exits before rank 0's last.pt is written
+            raise Preempted(signals.received if signals.received is not None else "on another rank")
 
     def _select_and_checkpoint(self):
         state = self.state

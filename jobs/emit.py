@@ -1,0 +1,107 @@
+"""``segbench emit-slurm``: recipes -> one job script per stage + a printed script that submits them all.
+
+``segbench emit-slurm recipes/ | bash`` is the only step: stages are submitted upstream first, dependents
+wait with ``--dependency=afterok`` (and are cancelled if the upstream fails), complete stages are skipped.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import attrs
+
+from segbench.engine.build import cache_dir
+from segbench.engine.rundir import default_runs_dir
+from segbench.errors import SegbenchError
+from segbench_jobs.script import job_script, submit_script
+from segbench_jobs.slurm_config import split_overrides
+from segbench_jobs.stages import Stage, build_stages, find_recipes
+
+DEFAULT_OUT = Path("jobs") / "out"
+
+
+@attrs.frozen
+class Emitted:
+    stages: list[Stage]  # every stage considered, in submission order (complete ones included)
+    submissions: list[tuple[Stage, Path, Path]]  # (stage, job script, log file) to submit
+    script: str  # the submit script
+
+
+def split_paths_and_overrides(items: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Command-line items: an existing file or folder is a recipe path, ``key=value`` is an override."""
+    paths, overrides = [], []
+    for item in items:
+        if os.path.exists(item):
+            paths.append(Path(item))
+        elif "=" in item:
+            overrides.append(item)
+        else:
+            raise SegbenchError(f"{item!r} is neither a recipe file or folder (no such path) nor a key=value"
+                                " override.")
+    if not paths:
+        raise SegbenchError("give at least one recipe file or folder, e.g. `segbench emit-slurm recipes/`.")
+    return paths, overrides
+
+
+def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, out_dir: Path | None = None,
+         runs_dir: Path | None = None, smoke: bool = False, python: str | None = None,
+         workdir: Path | None = None) -> Emitted:
+    """Write the job scripts of every stage to run into ``out_dir`` and return the submit script.
+
+    Jobs run ``python -m segbench.cli`` (default: this interpreter) in ``workdir`` (default: the current
+    folder), with absolute paths, so they need no activated environment.
+    """
+    slurm_overrides, recipe_overrides = split_overrides(overrides)
+    runs_dir = default_runs_dir(runs_dir).resolve()
+    out_dir = (out_dir or DEFAULT_OUT).resolve()
+    recipe_paths: list[Path] = []
+    for path in paths:
+        recipe_paths += [p for p in find_recipes(Path(path)) if p not in recipe_paths]
+    stages = build_stages(recipe_paths, registries, overrides=recipe_overrides, slurm_overrides=slurm_overrides,
+                          smoke=smoke, runs_dir=runs_dir)
+    pending = [stage for stage in stages if not stage.complete]
+    if pending:
+        out_dir.mkdir(parents=True, exist_ok=True)  # Slurm does not create the folder of --output
+    submissions = []
+    for stage in pending:
+        job_file, log_file = out_dir / f"{stage.name}.sbatch", out_dir / f"{stage.name}.log"
+        job_file.write_text(job_script(stage, python=python or sys.executable, runs_dir=runs_dir,
+                                       workdir=(workdir or Path.cwd()).resolve(), overrides=recipe_overrides,
+                                       cache_dir=cache_dir().resolve()), encoding="utf-8")
+        submissions.append((stage, job_file, log_file))
+    script = submit_script(submissions, out_dir=out_dir, skipped=len(stages) - len(pending))
+    return Emitted(stages, submissions, script)
+
+
+def summary(emitted: Emitted) -> str:
+    lines = [f"segbench emit-slurm: {len(emitted.stages)} stage(s): {len(emitted.submissions)} to submit,"
+             f" {len(emitted.stages) - len(emitted.submissions)} already complete"]
+    for stage in emitted.stages:
+        if stage.complete:
+            state = f"skip: complete in {stage.run.path}"
+        else:
+            state = "submit" + (f", after {stage.upstream}" if stage.upstream else "")
+            if stage.run.last.exists():
+                state += ", resumes from last.pt"
+            if stage.slurm.world_size > 1:
+                state += f", {stage.slurm.world_size} processes"
+        origin = "" if stage.requested else " (upstream stage)"
+        lines.append(f"  {stage.name}{origin}: {state}")
+    if emitted.submissions:
+        lines.append(f"job scripts and logs: {emitted.submissions[0][1].parent}; pipe the printed script to bash"
+                     " to submit")
+    return "\n".join(lines)
+
+
+def emit_command(args) -> None:
+    from segbench.plugins import make_plugin_manager
+    from segbench.registry import build_registries
+
+    paths, overrides = split_paths_and_overrides(args.paths)
+    emitted = emit(paths, overrides, registries=build_registries(make_plugin_manager()), out_dir=args.out,
+                   runs_dir=args.runs_dir, smoke=args.smoke)
+    print(summary(emitted), file=sys.stderr)
+    sys.stdout.write(emitted.script)
+    sys.stdout.flush()

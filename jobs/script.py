@@ -1,0 +1,166 @@
+"""Text of the job scripts and of the submit script. Every value placed in a script is shell-quoted.
+
+Only two kinds of text are not quoted: option values already checked to be plain tokens (see
+``slurm_config``) and the recipe's ``slurm.setup`` lines, which are shell commands by design.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Sequence
+
+from segbench_jobs.slurm_config import SlurmConfig
+from segbench_jobs.stages import Stage
+
+PREEMPTED_EXIT_CODE = 75  # segbench.engine.trainer.PREEMPTED_EXIT_CODE: last.pt written, run again to resume
+
+q = shlex.quote
+
+
+def note(text: str) -> str:
+    """``text`` made safe for a ``#`` comment: control characters (a newline would end it) are escaped."""
+    return json.dumps(str(text), ensure_ascii=False)[1:-1]
+
+
+def job_name(run_name: str) -> str:
+    """A Slurm job name made of characters that need no quoting anywhere."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", run_name)[:120] or "segbench"
+
+
+def output_pattern(path: Path) -> str:
+    """``path`` for ``--output``: sbatch expands ``%j`` and friends unless the name holds a backslash."""
+    text = str(path)
+    return text if "\\" in text else text.replace("%", "%%")
+
+
+def sbatch_options(config: SlurmConfig, name: str) -> list[str]:
+    options = [f"--job-name={job_name(name)}"]
+    for flag, value in (("partition", config.partition), ("account", config.account), ("qos", config.qos),
+                        ("time", config.time)):
+        if value is not None:
+            options.append(f"--{flag}={value}")
+    options += [f"--nodes={config.nodes}", f"--ntasks-per-node={config.tasks_per_node}"]
+    if config.cpus_per_task is not None:
+        options.append(f"--cpus-per-task={config.cpus_per_task}")
+    if config.mem is not None:
+        options.append(f"--mem={config.mem}")
+    if config.gpus_per_node:
+        options.append(f"--gres=gpu:{config.gpus_per_node}")
+    if config.constraint is not None:
+        options.append(f"--constraint={config.constraint}")
+    # Before the time limit the batch shell gets USR1; it has segbench checkpoint, then requeues the job.
+    options += ["--requeue", f"--signal=B:USR1@{config.signal_lead}", "--open-mode=append"]
+    return options + list(config.extra)
+
+
+def segbench_command(stage: Stage, *, python: str, runs_dir: Path, overrides: Sequence[str]) -> list[str]:
+    """``segbench run`` of the stage, with the options and overrides that give the same recipe hash."""
+    recipe = stage.recipe
+    command = [python, "-m", "segbench.cli", "run", "--runs-dir", str(runs_dir)]
+    if recipe.smoke:
+        command.append("--smoke")
+    return [*command, str(recipe.path), *overrides]
+
+
+_SIGNAL_GLUE = f"""\
+# USR1 comes from --signal before the time limit, TERM on preemption or cancellation. Both go on to
+# segbench, which finishes its step, writes last.pt and exits with {PREEMPTED_EXIT_CODE}; the job is then requeued and
+# the same command resumes from last.pt.
+step=
+forward() {{
+    echo "segbench job: got SIG$1, passing it to the training step" >&2
+    kill -s "$1" "$step" 2>/dev/null || true
+}}
+trap 'forward USR1' USR1
+trap 'forward TERM' TERM
+"""
+
+_WAIT_AND_REQUEUE = f"""\
+step=$!
+# wait returns early whenever a trapped signal arrives: wait again until the step has ended.
+while kill -0 "$step" 2>/dev/null; do
+    wait "$step"
+done
+wait "$step"
+status=$?
+if [ "$status" -eq {PREEMPTED_EXIT_CODE} ] && [ -n "${{SLURM_JOB_ID:-}}" ]; then
+    echo "segbench job: checkpoint written; requeueing job $SLURM_JOB_ID to resume" >&2
+    scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$status"
+"""
+
+
+def job_script(stage: Stage, *, python: str, runs_dir: Path, workdir: Path, overrides: Sequence[str],
+               cache_dir: Path) -> str:
+    """The ``sbatch`` script of one stage."""
+    config = stage.slurm
+    recipe = stage.recipe
+    lines = [
+        "#!/bin/bash",
+        f"# segbench stage {note(stage.name)}",
+        f"# recipe: {note(recipe.path)}" + (" (--smoke)" if recipe.smoke else ""),
+        "# Written by `segbench emit-slurm`; its submit script adds --output and the dependency on the",
+        "# upstream stage. Resources come from the recipe's slurm: section.",
+    ]
+    lines += [f"#SBATCH {option}" for option in sbatch_options(config, stage.name)]
+    lines += ["", f"cd {q(str(workdir))} || exit 1",
+              "# The same cache as the emitting process: --smoke recipes name files in it (same recipe hash).",
+              f"export SEGBENCH_CACHE={q(str(cache_dir))}"]
+    lines += [f"export {name}={q(value)}" for name, value in config.environment().items()]
+    if config.setup:
+        lines += ["# slurm.setup:", *config.setup]
+    srun = ["srun", "--kill-on-bad-exit=1"]
+    if config.cpus_per_task is not None:
+        srun.append(f"--cpus-per-task={config.cpus_per_task}")  # srun does not inherit it from sbatch
+    command = segbench_command(stage, python=python, runs_dir=runs_dir, overrides=overrides)
+    lines += ["", _SIGNAL_GLUE.rstrip("\n"), "", " ".join([*srun, *map(q, command)]) + " &",
+              _WAIT_AND_REQUEUE.rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def variable_name(index: int, run_name: str) -> str:
+    return f"job{index}_" + re.sub(r"[^A-Za-z0-9_]", "_", run_name)[:60]
+
+
+_SUBMIT_HELPER = """\
+submit() {  # sbatch --parsable ARGS...; prints the job id
+    local out
+    out=$(sbatch --parsable "$@") || { echo "segbench: sbatch failed; nothing after this was submitted" >&2; exit 1; }
+    out=${out%%;*}  # --parsable prints ID or ID;CLUSTER
+    case "$out" in
+        ''|*[!0-9]*) echo "segbench: sbatch printed '$out' instead of a job id" >&2; exit 1 ;;
+    esac
+    printf '%s\\n' "$out"
+}
+"""
+
+
+def submit_script(submissions: Sequence[tuple[Stage, Path, Path]], *, out_dir: Path, skipped: int) -> str:
+    """The printed script: one ``sbatch`` per ``(stage, job file, log file)``, upstream stages first."""
+    lines = ["#!/usr/bin/env bash",
+             f"# segbench emit-slurm: {len(submissions)} job(s) to submit, {skipped} complete stage(s) skipped.",
+             f"# Job scripts and logs: {note(out_dir)}",
+             "set -euo pipefail"]
+    if not submissions:
+        lines.append("echo 'segbench: nothing to submit, every stage is complete' >&2")
+        return "\n".join(lines) + "\n"
+    lines += [_SUBMIT_HELPER.rstrip("\n"), ""]
+    variables: dict[str, str] = {}
+    for index, (stage, job_file, log_file) in enumerate(submissions, start=1):
+        variable = variable_name(index, stage.name)
+        args = []
+        if stage.upstream is not None:
+            # afterok: start only when the upstream job completed; a failed upstream cancels this job.
+            args += [f'--dependency=afterok:"${variables[stage.upstream]}"', "--kill-on-invalid-dep=yes"]
+        args += [q(f"--output={output_pattern(log_file)}"), q(str(job_file))]
+        lines.append(f"{variable}=$(submit {' '.join(args)})")
+        if stage.upstream is None:
+            lines.append(f"printf 'submitted %s as job %s\\n' {q(stage.name)} \"${variable}\" >&2")
+        else:
+            lines.append(f"printf 'submitted %s as job %s after job %s\\n' {q(stage.name)} \"${variable}\""
+                         f" \"${variables[stage.upstream]}\" >&2")
+        variables[stage.name] = variable
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,83 @@
+"""Training items: a base dataset through a random pipeline, reproducible from (seed, epoch, index).
+
+Each item draws its randomness from its own generator seeded by a hash of (seed, epoch, index),
+so a batch does not depend on the number of DataLoader workers, on which worker loads it, or on
+what was loaded before; no worker seeding is needed.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import attrs
+import torch
+
+from segbench.errors import DataError
+from segbench.transforms import Pipeline
+
+
+def derived_seed(*parts: object) -> int:
+    """A 63-bit seed from ``parts`` (stable across processes and Python versions, unlike ``hash``)."""
+    digest = hashlib.blake2b("/".join(map(str, parts)).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The generator that drives the augmentation of item ``index`` in ``epoch``."""
+    return torch.Generator().manual_seed(derived_seed("item", seed, epoch, index))
+
+
+def epoch_permutation(n: int, *, seed: int, epoch: int) -> list[int]:
+    """The order of ``n`` items in ``epoch``: a function of ``(seed, epoch)`` only."""
+    generator = torch.Generator().manual_seed(derived_seed("order", seed, epoch))
+    return torch.randperm(n, generator=generator).tolist()
+
+
+class SeededShuffleSampler(torch.utils.data.Sampler[int]):
+    """Yields all ``n`` indices in the order :func:`epoch_permutation` gives for the current epoch.
+
+    Nothing is dropped here; give the DataLoader ``drop_last=True`` to drop the last incomplete batch.
+    """
+
+    def __init__(self, n: int, *, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(epoch_permutation(self.n, seed=self.seed, epoch=self.epoch))
+
+
+class TransformedDataset(torch.utils.data.Dataset):
+    """``base[i]`` (``uint8 (3, H, W)``, ``uint8 (H, W)``) through ``pipeline``, giving
+    (``float32 (3, h, w)``, ``int64 (h, w)``).
+
+    Item ``i`` of epoch ``e`` is a function of ``(seed, e, i)`` and ``base[i]`` alone. DataLoader
+    workers copy the dataset when an iterator starts: call :meth:`set_epoch` before ``iter(loader)``,
+    and do not use ``persistent_workers`` (their copies would keep the old epoch).
+    Padding uses ``base.info.ignore_index`` when the base dataset declares one. An item the
+    pipeline rejects raises ``DataError`` naming ``base.image_path(i)`` when the base has it.
+    """
+
+    def __init__(self, base, pipeline: Pipeline, *, seed: int):
+        info = getattr(base, "info", None)
+        if info is not None and info.ignore_index != pipeline.ignore_index:
+            pipeline = attrs.evolve(pipeline, ignore_index=info.ignore_index)
+        self.base, self.pipeline, self.seed, self.epoch = base, pipeline, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.base[index]
+        try:
+            return self.pipeline(image, mask, item_generator(self.seed, self.epoch, index))
+        except DataError as exc:
+            where = self.base.image_path(index) if hasattr(self.base, "image_path") else f"item {index}"
+            raise DataError(f"{where}: {exc}") from None

@@ -1,0 +1,221 @@
+"""A throw-away single-node Slurm cluster on localhost, for tests.
+
+Installs Debian's Slurm and munge when missing, writes a config into a private folder (clients find it
+through ``SLURM_CONF``; nothing under /etc is changed), starts munged/slurmctld/slurmd, and stops the
+daemons it started by the PIDs they wrote.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import attrs
+
+PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
+COMMANDS = ("slurmctld", "slurmd", "sbatch", "scontrol", "sinfo", "munged", "munge", "unmunge")
+MUNGED = "/usr/sbin/munged"
+MUNGE_PID = Path("/run/munge/munged.pid")
+
+
+class SlurmUnavailable(Exception):
+    """Slurm is not installed and apt-get cannot install it here; the message says why."""
+
+
+def _run(args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, **kwargs)
+
+
+def _missing_commands() -> list[str]:
+    return [c for c in COMMANDS if shutil.which(c) is None and not Path("/usr/sbin", c).exists()]
+
+
+def ensure_installed() -> None:
+    """Install Slurm and munge with apt-get when a command is missing (needs root and a Debian mirror)."""
+    if not _missing_commands():
+        return
+    if shutil.which("apt-get") is None:
+        raise SlurmUnavailable(f"Slurm is not installed ({', '.join(_missing_commands())} missing) and there is"
+                               " no apt-get to install it")
+    if os.geteuid() != 0:
+        raise SlurmUnavailable("Slurm is not installed and installing it with apt-get needs root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    update = _run(["apt-get", "update"], env=env, timeout=600)
+    install = _run(["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES], env=env, timeout=900)
+    if install.returncode != 0:
+        tail = (update.stderr + install.stderr).strip().splitlines()[-5:]
+        raise SlurmUnavailable("apt-get could not install Slurm: " + " | ".join(tail))
+    if _missing_commands():
+        raise SlurmUnavailable(f"after apt-get install, still missing: {', '.join(_missing_commands())}")
+
+
+def _node_resources() -> tuple[int, int]:
+    """CPUs and a RealMemory (MB) a little below what slurmd detects."""
+    out = _run(["slurmd", "-C"]).stdout
+    cpus = int(re.search(r"CPUs=(\d+)", out).group(1)) if "CPUs=" in out else os.cpu_count() or 1
+    memory = int(re.search(r"RealMemory=(\d+)", out).group(1)) if "RealMemory=" in out else 2048
+    return cpus, max(512, int(memory * 0.9))
+
+
+def _config(root: Path, cpus: int, memory: int) -> str:
+    return f"""\
+ClusterName=segbenchtest
+SlurmctldHost=localhost(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=cred_expire=10
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1024
+SchedulerParameters=bf_interval=2,sched_interval=2
+MinJobAge=600
+JobCompType=jobcomp/filetxt
+JobCompLoc={root}/jobcomp.log
+MailProg=/bin/true
+ReturnToService=2
+EnforcePartLimits=ALL
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN
+PartitionName=local Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def _munge_works() -> bool:
+    try:
+        token = _run(["munge", "-n"], timeout=10)
+        return token.returncode == 0 and _run(["unmunge"], input=token.stdout, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop(pid: int | None, timeout: float = 15.0) -> None:
+    if pid is None or not _alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+@attrs.define
+class LocalSlurm:
+    root: Path
+    conf: Path
+    pids: dict = attrs.Factory(dict)  # daemon -> PID, only for daemons this object started
+
+    @property
+    def env(self) -> dict:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def run(self, *args, check=True, timeout=60) -> subprocess.CompletedProcess:
+        result = _run([str(a) for a in args], env=self.env, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, args))} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
+
+    def job(self, job_id: str | int) -> dict:
+        """``scontrol show job`` as a dict (JobState, ExitCode, StartTime, EndTime, Restarts, Reason ...)."""
+        text = self.run("scontrol", "show", "job", "-o", job_id).stdout
+        fields = {}
+        for token in re.findall(r"(\w[\w:/]*)=(\S*)", text):
+            fields.setdefault(token[0], token[1])
+        return fields
+
+    def wait_for(self, job_ids, *, timeout: float, done=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
+                                                          "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")) -> dict:
+        """Poll until every job reached a final state; returns ``{id: fields}``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = {job_id: self.job(job_id) for job_id in job_ids}
+            if all(fields.get("JobState") in done for fields in jobs.values()):
+                return jobs
+            if time.monotonic() > deadline:
+                states = {job_id: (f.get("JobState"), f.get("Reason")) for job_id, f in jobs.items()}
+                raise TimeoutError(f"jobs did not finish within {timeout} s: {states}")
+            time.sleep(1.0)
+
+    def start(self) -> "LocalSlurm":
+        if not _munge_works():
+            run_dir = Path("/run/munge")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            shutil.chown(run_dir, "munge", "munge")
+            started = _run(["runuser", "-u", "munge", "--", MUNGED], timeout=30)
+            if started.returncode != 0:
+                raise RuntimeError(f"munged did not start: {started.stderr.strip()}")
+            self.pids["munged"] = _read_pid(MUNGE_PID)
+            deadline = time.monotonic() + 10
+            while not _munge_works():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("munge -n | unmunge fails after starting munged")
+                time.sleep(0.2)
+        for folder in ("state", "spool"):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        cpus, memory = _node_resources()
+        self.conf.write_text(_config(self.root, cpus, memory))
+        self.run("slurmctld", "-c", "-f", self.conf)
+        self.pids["slurmctld"] = self._wait_pid("slurmctld.pid")
+        self.run("slurmd", "-N", "localhost", "-f", self.conf)
+        self.pids["slurmd"] = self._wait_pid("slurmd.pid")
+        deadline = time.monotonic() + 60
+        while True:
+            state = self.run("sinfo", "-h", "-N", "-o", "%T", check=False).stdout.strip()
+            if state == "idle":
+                return self
+            if time.monotonic() > deadline:
+                log = (self.root / "slurmctld.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the node did not become idle (state {state!r}); slurmctld log:\n{log}")
+            time.sleep(0.3)
+
+    def _wait_pid(self, name: str) -> int:
+        deadline = time.monotonic() + 20
+        while (pid := _read_pid(self.root / name)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} was not written; see the logs in {self.root}")
+            time.sleep(0.1)
+        return pid
+
+    def stop(self) -> None:
+        for daemon in ("slurmd", "slurmctld", "munged"):
+            _stop(self.pids.pop(daemon, None))
+
+
+def start_local_slurm(root: Path) -> LocalSlurm:
+    ensure_installed()
+    root.mkdir(parents=True, exist_ok=True)
+    cluster = LocalSlurm(root=root, conf=root / "slurm.conf")
+    try:
+        return cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise

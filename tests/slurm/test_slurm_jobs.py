@@ -1,0 +1,152 @@
+"""``segbench emit-slurm ... | bash`` against a real single-node Slurm cluster on localhost."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import torch
+
+from segbench_jobs.stages import find_recipes
+from tests.conftest import MINIMAL_RECIPE, REPO
+
+pytestmark = pytest.mark.slurm
+
+# The test node has a few CPUs and no GPU: every stage gets one CPU (two jobs run side by side on two
+# cores) and no GPU request, whatever its recipe asks for on a real cluster.
+CPU_NODE = ["slurm.gpus_per_node=0", "slurm.ntasks_per_node=1", "slurm.cpus_per_task=1", "slurm.nodes=1",
+            "slurm.time=00:30:00", "slurm.signal_lead=60"]
+SUBMITTED = re.compile(r"submitted (\S+) as job (\d+)(?: after job (\d+))?")
+
+
+def emit_and_submit(cluster, *args, cwd: Path) -> tuple[list[tuple[str, str, str | None]], str]:
+    """Run ``segbench emit-slurm ARGS | bash``; returns ``[(stage, job id, upstream job id)]`` and stderr."""
+    segbench = shlex.join([sys.executable, "-m", "segbench.cli"])
+    pipeline = f"set -o pipefail; {segbench} emit-slurm {shlex.join(map(str, args))} | bash"
+    result = subprocess.run(["bash", "-c", pipeline], env=cluster.env, cwd=cwd, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return [(name, job, after or None) for name, job, after in SUBMITTED.findall(result.stderr)], result.stderr
+
+
+def when(fields: dict, key: str) -> datetime:
+    return datetime.fromisoformat(fields[key])
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_failing_stage_cancels_its_dependents(slurm, tmp_path):
+    recipes = tmp_path / "recipes"
+    write(recipes / "_base" / "default.yaml", MINIMAL_RECIPE)
+    write(recipes / "base.yaml", "base: _base/default.yaml\nslurm: {setup: ['exit 3']}\n")
+    write(recipes / "fine.yaml", "base: base.yaml\nstrategy: {name: finetune}\nslurm: {setup: []}\n")
+    write(recipes / "finer.yaml", "base: fine.yaml\nstrategy: {name: finetune}\n")
+    jobs, _ = emit_and_submit(slurm, recipes, *CPU_NODE, "--smoke", "--out", tmp_path / "out",
+                              "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    assert [name.rsplit("-", 1)[0] for name, _, _ in jobs] == ["base", "fine", "finer"]
+    states = slurm.wait_for([job for _, job, _ in jobs], timeout=120)  # nothing may pend forever
+    base, fine, finer = (states[job] for _, job, _ in jobs)
+    assert (base["JobState"], base["ExitCode"]) == ("FAILED", "3:0")
+    assert fine["JobState"] == finer["JobState"] == "CANCELLED"
+
+
+def test_usr1_mid_training_requeues_and_resumes_to_the_same_weights(slurm, tmp_path):
+    recipes = tmp_path / "recipes"
+    write(recipes / "_base" / "default.yaml", MINIMAL_RECIPE)
+    recipe = write(recipes / "long.yaml", "base: _base/default.yaml\n")
+    longer = ["trainer.max_iterations=30", "trainer.eval_every=1000"]
+    runs = {}
+    for variant in ("reference", "interrupted"):  # the interrupted one last: watched as soon as it is queued
+        jobs, _ = emit_and_submit(slurm, recipe, *longer, *CPU_NODE, "--smoke", "--out", tmp_path / f"out-{variant}",
+                                  "--runs-dir", tmp_path / variant, cwd=tmp_path)
+        (name, job_id, _), = jobs
+        runs[variant] = (tmp_path / variant / name, job_id)
+
+    run_dir, job_id = runs["interrupted"]
+    deadline = time.monotonic() + 300
+    while True:  # signal once a few steps are done, well before the last
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()] \
+            if (run_dir / "metrics.jsonl").exists() else []
+        if any(r["type"] == "train" and r["iteration"] >= 3 for r in records):
+            break
+        assert time.monotonic() < deadline, "training did not start"
+        time.sleep(0.3)
+    slurm.run("scancel", "--signal=USR1", "--batch", job_id)
+
+    states = slurm.wait_for([job_id for _, job_id in runs.values()], timeout=600)
+    interrupted, reference = states[runs["interrupted"][1]], states[runs["reference"][1]]
+    assert interrupted["JobState"] == reference["JobState"] == "COMPLETED"
+    assert int(interrupted["Restarts"]) >= 1 and reference["Restarts"] == "0"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["resumed"] is True and results["iterations"] == 30
+    log = (tmp_path / "out-interrupted" / f"{run_dir.name}.log").read_text()
+    assert "requeueing job" in log
+
+    weights = [torch.load(path / "checkpoints" / "last.pt", weights_only=True)["model"]
+               for path, _ in runs.values()]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_two_task_job_trains_one_run_with_ddp(slurm, tmp_path):
+    recipe = write(tmp_path / "recipes" / "pair.yaml", MINIMAL_RECIPE)
+    jobs, _ = emit_and_submit(slurm, recipe, "trainer.max_iterations=3", *CPU_NODE, "slurm.ntasks_per_node=2",
+                              "--smoke", "--out", tmp_path / "out", "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    (name, job, _), = jobs
+    state = slurm.wait_for([job], timeout=300)[job]
+    assert (state["JobState"], state["NumTasks"]) == ("COMPLETED", "2")
+    log = (tmp_path / "out" / f"{name}.log").read_text()
+    # one run shared by two ranks: half the batches per epoch, one summary (two separate runs would print
+    # two, and one of them would find the run directory locked)
+    assert "x 2 iteration(s)" in log and log.count("results for pair") == 1
+    records = [json.loads(line) for line in (tmp_path / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records if r["type"] == "train"] == [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def recipes_submitted(slurm, tmp_path_factory):
+    """``segbench emit-slurm recipes/ --smoke | bash``, then every job waited for."""
+    root = tmp_path_factory.mktemp("recipes-on-slurm")
+    started = time.monotonic()
+    jobs, stderr = emit_and_submit(slurm, REPO / "recipes", *CPU_NODE, "--smoke", "--out", root / "out",
+                                   "--runs-dir", root / "runs", cwd=REPO)
+    states = slurm.wait_for([job for _, job, _ in jobs], timeout=1800)
+    return {"root": root, "jobs": jobs, "states": states, "stderr": stderr, "seconds": time.monotonic() - started}
+
+
+def test_every_recipe_is_submitted_and_completes(recipes_submitted):
+    jobs, states = recipes_submitted["jobs"], recipes_submitted["states"]
+    assert len(jobs) == len(find_recipes(REPO / "recipes"))
+    failed = {name: (states[job]["JobState"], states[job]["ExitCode"]) for name, job, _ in jobs
+              if states[job]["JobState"] != "COMPLETED"}
+    assert not failed, failed
+    for name, _, _ in jobs:
+        assert (recipes_submitted["root"] / "runs" / name / "results.json").is_file()
+    print(f"\n{len(jobs)} jobs in {recipes_submitted['seconds']:.0f} s: "
+          + ", ".join(f"{name} #{job}" + (f" after #{after}" if after else "") for name, job, after in jobs))
+
+
+def test_fine_stages_start_after_their_coarse_stage_ended(recipes_submitted):
+    jobs, states = recipes_submitted["jobs"], recipes_submitted["states"]
+    chained = [(job, after) for _, job, after in jobs if after]
+    assert chained, "the recipes should hold at least one coarse -> fine pair"
+    for job, after in chained:
+        assert states[job]["Dependency"] == "(null)"  # satisfied
+        assert when(states[job], "StartTime") >= when(states[after], "EndTime")
+
+
+def test_a_second_emit_skips_every_completed_stage(recipes_submitted, slurm):
+    root = recipes_submitted["root"]
+    jobs, stderr = emit_and_submit(slurm, REPO / "recipes", *CPU_NODE, "--smoke", "--out", root / "out",
+                                   "--runs-dir", root / "runs", cwd=REPO)
+    assert jobs == [] and "nothing to submit" in stderr and "0 to submit" in stderr

@@ -1,0 +1,213 @@
+"""Distributed runs with 2 gloo processes on the CPU: exact evaluation, rank-0-only writes, launch styles."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from segbench.engine.distributed import DistEnv, env_from_environment, first_host
+from segbench.engine.evaluate import evaluate_confusion
+from segbench.engine.trainer import PREEMPTED_EXIT_CODE
+from segbench.recipe.schema import EvaluationConfig
+from tests.conftest import MINIMAL_RECIPE, REPO
+
+NUM_CLASSES = 5
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",
+                    "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NODELIST", "SLURM_JOB_ID")
+
+
+def free_port(low: int = 20000, high: int = 34000) -> int:
+    for port in range(low + os.getpid() % 997, high):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARIABLES}
+    return {**env, "OMP_NUM_THREADS": "1", **extra}
+
+
+# -- the evaluation fixture shared by the worker processes and the single-process reference ----------
+
+class TinyImages(torch.utils.data.Dataset):
+    """``count`` random images with masks that include the ignore index."""
+
+    def __init__(self, count: int = 7):
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.rand((count, 3, 6, 10), generator=generator)
+        self.masks = torch.randint(0, NUM_CLASSES, (count, 6, 10), generator=generator)
+        self.masks[torch.rand((count, 6, 10), generator=generator) < 0.2] = 255
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index], self.masks[index]
+
+
+def tiny_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                torch.nn.Conv2d(8, NUM_CLASSES, 1))
+    with torch.no_grad():  # running statistics that matter in eval mode
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def identity_pipeline(image, mask, generator):
+    return image, mask
+
+
+def tiny_confusion(model, env: DistEnv = DistEnv(), count: int = 7) -> torch.Tensor:
+    return evaluate_confusion(model, TinyImages(count), identity_pipeline, config=EvaluationConfig(batch_size=2),
+                              num_classes=NUM_CLASSES, ignore_index=255, device=torch.device("cpu"),
+                              precision="fp32", env=env, progress=False)
+
+
+WORKER = """
+import json, sys, torch
+from segbench.engine.distributed import init_distributed, shutdown
+from tests.test_distributed import tiny_confusion, tiny_model
+env = init_distributed("cpu")
+for scenario in sys.argv[2].split(","):
+    wrapper, count = scenario.split(":")
+    model = tiny_model()
+    if wrapper == "ddp":  # as the trainer evaluates: through the DistributedDataParallel wrapper
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    matrix = tiny_confusion(model, env, int(count))
+    with open(f"{sys.argv[1]}/rank{env.rank}-{wrapper}-{count}.json", "w") as handle:
+        json.dump({"rank": env.rank, "world_size": env.world_size, "matrix": matrix.tolist()}, handle)
+shutdown(env)
+"""
+
+
+def launch_env(style: str, rank: int, port: int) -> dict:
+    if style == "torchrun":
+        return clean_env(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                         MASTER_PORT=str(port))
+    # srun --ntasks=2: the port is derived from the job id
+    return clean_env(SLURM_PROCID=str(rank), SLURM_NTASKS="2", SLURM_LOCALID=str(rank),
+                     SLURM_NODELIST="localhost", SLURM_JOB_ID=str(port - 15000))
+
+
+@pytest.mark.parametrize("style, scenarios", ids=["torchrun", "slurm"], argvalues=[
+    # 7 images: 4 on rank 0, 3 on rank 1 (batches of 2); 1 image: rank 1 has nothing to evaluate
+    ("torchrun", [("ddp", 7), ("ddp", 1), ("plain", 7)]),
+    ("slurm", [("plain", 7)]),
+])
+def test_two_process_evaluation_equals_the_single_process_matrix(tmp_path, style, scenarios):
+    port = free_port()
+    spec = ",".join(f"{wrapper}:{count}" for wrapper, count in scenarios)
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), spec], cwd=REPO,
+                                env=launch_env(style, rank, port), stderr=subprocess.PIPE, text=True)
+               for rank in range(2)]
+    try:
+        errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    finally:
+        for worker in workers:  # a deadlocked process group must not outlive the test
+            worker.kill()
+    assert [w.returncode for w in workers] == [0, 0], errors
+    for wrapper, count in scenarios:
+        expected = tiny_confusion(tiny_model(), count=count)
+        assert int(expected.sum()) == int((TinyImages(count).masks != 255).sum())
+        for rank in range(2):  # all-reduced: every rank holds the exact global matrix
+            result = json.loads((tmp_path / f"rank{rank}-{wrapper}-{count}.json").read_text())
+            assert (result["rank"], result["world_size"]) == (rank, 2)
+            assert torch.equal(torch.tensor(result["matrix"]), expected), (wrapper, count)
+
+
+def test_launch_variables_are_read_from_torchrun_or_slurm():
+    assert env_from_environment({}) == DistEnv(0, 1, 0)
+    assert env_from_environment({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == DistEnv(3, 4, 1)
+    assert env_from_environment({"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_LOCALID": "1"}) == DistEnv(1, 2, 1)
+    # a one-task Slurm job that runs torchrun inside: torchrun's variables win
+    assert env_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "RANK": "1", "WORLD_SIZE": "2"}) \
+        == DistEnv(1, 2, 0)
+    assert env_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == DistEnv(0, 1, 0)
+    assert first_host("node[01-04,07],gpu5") == "node01" and first_host("localhost") == "localhost"
+
+
+def test_two_process_run_trains_completes_and_only_rank_0_writes(tmp_path):
+    recipe = tmp_path / "recipes" / "tiny.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text(MINIMAL_RECIPE + "description: two processes\n")
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2",
+               f"--master-port={free_port()}", "-m", "segbench.cli", "run", "--smoke", "--runs-dir", str(runs),
+               str(recipe), "trainer.max_iterations=3", "trainer.log_every=1"]
+    result = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    run_dir, = runs.iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["iterations"] == 3
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    # one record per step: a second writer would duplicate them
+    assert [r["iteration"] for r in records if r["type"] == "train"] == [1, 2, 3]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "metrics.jsonl", "recipe.yaml",
+                                                         "results.json"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert result.stdout.count("results for tiny") == 1
+
+
+def launch_run(recipe: Path, runs: Path, port: int, *overrides: str) -> list[subprocess.Popen]:
+    """``segbench run`` as 2 processes launched with torchrun's variables (no agent in between)."""
+    command = [sys.executable, "-m", "segbench.cli", "run", "--smoke", "--runs-dir", str(runs), str(recipe),
+               *overrides]
+    return [subprocess.Popen(command, cwd=recipe.parent, env=launch_env("torchrun", rank, port),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for rank in range(2)]
+
+
+def finish(processes, timeout=300) -> list[int]:
+    try:
+        errors = [p.communicate(timeout=timeout)[1] for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    return [p.returncode for p in processes], errors
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step_and_resumes_exactly(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(MINIMAL_RECIPE)
+    longer = ["trainer.max_iterations=16", "trainer.eval_every=1000"]
+    reference = launch_run(recipe, tmp_path / "reference", free_port(), *longer)
+    assert finish(reference)[0] == [0, 0]
+
+    interrupted = launch_run(recipe, tmp_path / "interrupted", free_port(21000), *longer)
+    metrics = None
+    deadline = time.monotonic() + 240
+    while True:  # preempt after a couple of steps: only rank 1 gets the signal
+        metrics = next((tmp_path / "interrupted").glob("*/metrics.jsonl"), None)
+        if metrics and any(json.loads(line).get("iteration", 0) >= 2 for line in metrics.read_text().splitlines()):
+            break
+        assert time.monotonic() < deadline and all(p.poll() is None for p in interrupted)
+        time.sleep(0.2)
+    interrupted[1].send_signal(signal.SIGUSR1)
+    codes, errors = finish(interrupted)
+    assert codes == [PREEMPTED_EXIT_CODE, PREEMPTED_EXIT_CODE], errors
+    run_dir = metrics.parent
+    assert (run_dir / "checkpoints" / "last.pt").exists() and not (run_dir / "results.json").exists()
+
+    codes, errors = finish(launch_run(recipe, tmp_path / "interrupted", free_port(22000), *longer))
+    assert codes == [0, 0], errors
+    assert json.loads((run_dir / "results.json").read_text())["resumed"] is True
+    final = [torch.load(next(tmp_path.glob(f"{variant}/*/checkpoints/last.pt")), weights_only=True)["model"]
+             for variant in ("reference", "interrupted")]
+    assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])

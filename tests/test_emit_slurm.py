@@ -1,0 +1,348 @@
+"""``segbench emit-slurm``: stage DAG, job scripts, shell safety, preemption glue (with fake Slurm tools)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segbench.cli import build_parser
+from segbench.errors import ConfigError, SegbenchError
+from segbench.recipe.load import load_recipe
+from segbench_jobs.emit import emit, split_paths_and_overrides
+from segbench_jobs.script import PREEMPTED_EXIT_CODE
+from segbench_jobs.slurm_config import SlurmConfig, slurm_config, time_limit_seconds
+from tests.conftest import MINIMAL_RECIPE, REPO
+
+FAKE_SBATCH = """#!/bin/bash
+# Records its argv (NUL-separated, one file per call) and prints a job id like sbatch --parsable.
+n=$(( $(cat "$FAKE_DIR/count" 2>/dev/null || echo 0) + 1 ))
+echo "$n" > "$FAKE_DIR/count"
+printf '%s\\0' "$@" > "$FAKE_DIR/sbatch.$n"
+echo $(( 1000 + n ))
+"""
+FAKE_SRUN = """#!/bin/bash
+# Records its argv; exits 75 on USR1 (as segbench does after writing last.pt) or with $FAKE_STATUS.
+printf '%s\\0' "$@" > "$FAKE_DIR/srun"
+trap 'exit 75' USR1
+for _ in $(seq 100); do sleep 0.05; [ -n "${FAKE_SLOW:-}" ] || break; done
+exit "${FAKE_STATUS:-0}"
+"""
+FAKE_SCONTROL = """#!/bin/bash
+printf '%s\\0' "$@" > "$FAKE_DIR/scontrol"
+"""
+
+
+@pytest.fixture
+def fake_slurm(tmp_path):
+    """A folder with fake sbatch/srun/scontrol that record their argv; returns (env, folder)."""
+    folder = tmp_path / "fake"
+    (folder / "bin").mkdir(parents=True)
+    for name, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
+        tool = folder / "bin" / name
+        tool.write_text(text)
+        tool.chmod(0o755)
+    env = {**os.environ, "PATH": f"{folder / 'bin'}:{os.environ['PATH']}", "FAKE_DIR": str(folder)}
+    return env, folder
+
+
+def read_argv(path: Path) -> list[str]:
+    return path.read_bytes().decode().split("\0")[:-1]
+
+
+def sbatch_calls(folder: Path) -> list[list[str]]:
+    count = int((folder / "count").read_text()) if (folder / "count").exists() else 0
+    return [read_argv(folder / f"sbatch.{n}") for n in range(1, count + 1)]
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def stages_dir(recipe_dir):
+    """coarse <- fine_a, coarse <- fine_b (both finetune from coarse), and an independent other."""
+    write(recipe_dir / "coarse.yaml", "base: _base/default.yaml\n")
+    write(recipe_dir / "fine_a.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\nseed: 1\n")
+    write(recipe_dir / "fine_b.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\nseed: 2\n")
+    write(recipe_dir / "other.yaml", "base: _base/default.yaml\nseed: 5\n")
+    return recipe_dir
+
+
+def do_emit(paths, overrides=(), *, registries, root: Path, **kwargs):
+    return emit([Path(p) for p in paths], list(overrides), registries=registries, out_dir=root / "out",
+                runs_dir=root / "runs", workdir=root, **kwargs)
+
+
+def run_submit(script: str, env, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def option(argv: list[str], name: str) -> str | None:
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(name + "=")), None)
+
+
+# -- the stage DAG ---------------------------------------------------------------------------------------
+
+def test_stages_are_ordered_and_a_shared_upstream_is_submitted_once(stages_dir, registries, tmp_path, fake_slurm):
+    emitted = do_emit([stages_dir], registries=registries, root=tmp_path)
+    names = [stage.recipe.name for stage, _, _ in emitted.submissions]
+    assert sorted(names) == ["coarse", "fine_a", "fine_b", "other"]
+    assert names.index("coarse") < names.index("fine_a") and names.index("coarse") < names.index("fine_b")
+
+    env, folder = fake_slurm
+    result = run_submit(emitted.script, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    calls = sbatch_calls(folder)
+    assert len(calls) == 4  # coarse once, although two stages start from it
+    ids = {Path(argv[-1]).name.rsplit("-", 1)[0]: str(1000 + n) for n, argv in enumerate(calls, start=1)}
+    by_name = {Path(argv[-1]).name.rsplit("-", 1)[0]: argv for argv in calls}
+    for fine in ("fine_a", "fine_b"):
+        assert option(by_name[fine], "--dependency") == f"afterok:{ids['coarse']}"
+        assert "--kill-on-invalid-dep=yes" in by_name[fine]
+    for independent in ("coarse", "other"):
+        assert option(by_name[independent], "--dependency") is None
+    assert all(argv[0] == "--parsable" for argv in calls)
+    assert f"submitted coarse-" in result.stderr and f"after job {ids['coarse']}" in result.stderr
+
+
+def test_complete_stages_are_skipped_and_dependents_lose_the_dependency(stages_dir, registries, tmp_path,
+                                                                          fake_slurm):
+    coarse = load_recipe(stages_dir / "coarse.yaml")
+    write(tmp_path / "runs" / coarse.run_name / "results.json", "{}")
+    emitted = do_emit([stages_dir], registries=registries, root=tmp_path)
+    assert [s.recipe.name for s in emitted.stages if s.complete] == ["coarse"]
+    env, folder = fake_slurm
+    assert run_submit(emitted.script, env, tmp_path).returncode == 0
+    calls = sbatch_calls(folder)
+    assert len(calls) == 3 and all(option(argv, "--dependency") is None for argv in calls)
+
+
+def test_nothing_left_to_submit_prints_a_harmless_script(recipe_dir, registries, tmp_path, fake_slurm):
+    write(recipe_dir / "only.yaml", "base: _base/default.yaml\n")
+    write(tmp_path / "runs" / load_recipe(recipe_dir / "only.yaml").run_name / "results.json", "{}")
+    emitted = do_emit([recipe_dir], registries=registries, root=tmp_path)
+    env, folder = fake_slurm
+    result = run_submit(emitted.script, env, tmp_path)
+    assert result.returncode == 0 and "nothing to submit" in result.stderr
+    assert sbatch_calls(folder) == [] and not (tmp_path / "out").exists()
+
+
+def test_an_upstream_stage_outside_the_given_paths_is_pulled_in(tmp_path, registries):
+    base = write(tmp_path / "stages" / "_base" / "default.yaml", MINIMAL_RECIPE)
+    write(base.parent.parent / "coarse.yaml", "base: _base/default.yaml\n")
+    fine = write(base.parent.parent / "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n")
+    emitted = do_emit([fine], registries=registries, root=tmp_path)
+    assert [(s.recipe.name, s.requested, s.upstream is not None) for s in emitted.stages] == [
+        ("coarse", False, False), ("fine", True, True)]
+
+
+def test_overrides_reach_upstream_stages_so_hashes_match_the_runner(stages_dir, registries, tmp_path):
+    emitted = do_emit([stages_dir / "fine_a.yaml"], ["trainer.epochs=3"], registries=registries, root=tmp_path)
+    coarse, fine = emitted.stages
+    assert coarse.recipe.hash == load_recipe(stages_dir / "coarse.yaml", ["trainer.epochs=3"]).hash
+    assert fine.upstream == coarse.name
+
+
+def test_a_recipe_folder_skips_base_and_needs_recipes(recipe_dir, registries, tmp_path):
+    with pytest.raises(SegbenchError, match="no recipes"):
+        do_emit([recipe_dir], registries=registries, root=tmp_path)
+
+
+def test_paths_and_overrides_are_told_apart(tmp_path):
+    recipe = write(tmp_path / "a=b.yaml", "seed: 0\n")
+    paths, overrides = split_paths_and_overrides([str(recipe), "trainer.epochs=2", str(tmp_path)])
+    assert paths == [recipe, tmp_path] and overrides == ["trainer.epochs=2"]
+    with pytest.raises(SegbenchError, match="neither a recipe"):
+        split_paths_and_overrides([str(tmp_path / "missing.yaml")])
+
+
+# -- the slurm: section ----------------------------------------------------------------------------------
+
+def test_defaults_request_no_gpu_and_set_up_preemption(stages_dir, registries, tmp_path):
+    emitted = do_emit([stages_dir / "coarse.yaml"], registries=registries, root=tmp_path)
+    (stage, job_file, _), = emitted.submissions
+    text = job_file.read_text()
+    sbatch_lines = [line for line in text.splitlines() if line.startswith("#SBATCH")]
+    assert not any("gres" in line or "gpu" in line for line in sbatch_lines)
+    for line in ("#SBATCH --requeue", "#SBATCH --signal=B:USR1@300", "#SBATCH --time=04:00:00",
+                 "#SBATCH --ntasks-per-node=1", "export MALLOC_MMAP_MAX_=0",
+                 "export MALLOC_TRIM_THRESHOLD_=68719476736", "trap 'forward USR1' USR1"):
+        assert line in text
+    assert stage.slurm == SlurmConfig()
+
+
+def test_recipe_section_then_command_line_overrides(stages_dir, registries, tmp_path):
+    write(stages_dir / "big.yaml", "base: _base/default.yaml\nslurm:\n  partition: gpu\n  gpus_per_node: 2\n"
+          "  time: '10:00:00'\n  mem: 64G\n  extra: ['--mail-type=END']\n  setup: ['module load cuda']\n"
+          "  env: {MALLOC_MMAP_MAX_: null, OMP_PROC_BIND: 'true'}\n")
+    emitted = do_emit([stages_dir / "big.yaml"], ["slurm.time=00:10:00", "slurm.signal_lead=60"],
+                      registries=registries, root=tmp_path)
+    text = emitted.submissions[0][1].read_text()
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gres=gpu:2", "#SBATCH --ntasks-per-node=2",
+                 "#SBATCH --time=00:10:00", "#SBATCH --signal=B:USR1@60", "#SBATCH --mem=64G",
+                 "#SBATCH --mail-type=END", "\nmodule load cuda\n", "export OMP_PROC_BIND=true"):
+        assert line in text
+    assert "MALLOC_MMAP_MAX_" not in text and "MALLOC_TRIM_THRESHOLD_" in text
+    # slurm.* settings do not change what is computed: same hash, and they are not passed to the job.
+    assert emitted.stages[0].recipe.hash == load_recipe(stages_dir / "big.yaml").hash
+    assert "slurm." not in text.split("srun ", 1)[1]
+
+
+@pytest.mark.parametrize("section, path, message", [
+    ({"partiton": "gpu"}, "slurm", "unknown key(s) partiton"),
+    ({"time": "ten hours"}, "slurm.time", "not a Slurm time limit"),
+    ({"time": 36000}, "slurm.time", "base-60"),
+    ({"partition": "a\nb"}, "slurm.partition", "not a value sbatch can take"),
+    ({"account": "x y"}, "slurm.account", "not a value sbatch can take"),
+    ({"mem": "lots"}, "slurm.mem", "memory size"),
+    ({"gpus_per_node": -1}, "slurm.gpus_per_node", ""),
+    ({"extra": ["--comment=a\n rm -rf /"]}, "slurm.extra", "one option on one line"),
+    ({"extra": ["mail-type=END"]}, "slurm.extra", "not an sbatch option"),
+    ({"env": {"BAD NAME": "1"}}, "slurm.env", "not an environment variable name"),
+    ({"time": "00:02:00", "signal_lead": 300}, "slurm", "must be shorter than slurm.time"),
+])
+def test_values_sbatch_cannot_take_are_errors_with_their_key(section, path, message):
+    with pytest.raises(ConfigError) as info:
+        slurm_config({"slurm": section}, files=["r.yaml"])
+    assert [p for p, _ in info.value.problems] == [path]
+    assert message in str(info.value) and "r.yaml" in str(info.value)
+
+
+def test_text_settings_on_the_command_line_are_taken_as_typed():
+    config = slurm_config({}, ["slurm.time=10:00:00", "slurm.partition=batch", "slurm.setup=[a, b]"])
+    assert (config.time, config.partition, config.setup) == ("10:00:00", "batch", ("a", "b"))
+
+
+def test_cli_reports_a_bad_slurm_value_with_exit_2(stages_dir, tmp_path, cli):
+    status, out, err = cli("emit-slurm", stages_dir / "coarse.yaml", "slurm.partition=a;b c", "--out",
+                           tmp_path / "out", "--runs-dir", tmp_path / "runs")
+    assert status == 2 and out == ""
+    assert "slurm.partition" in err and "coarse.yaml" in err
+
+
+def test_cli_prints_the_script_and_a_summary(stages_dir, tmp_path, cli):
+    status, out, err = cli("emit-slurm", stages_dir, "trainer.epochs=2", "--out", tmp_path / "out",
+                           "--runs-dir", tmp_path / "runs")
+    assert status == 0
+    assert out.startswith("#!/usr/bin/env bash") and out.count("$(submit ") == 4
+    assert "4 to submit" in err and "after coarse-" in err
+    assert len(list((tmp_path / "out").glob("*.sbatch"))) == 4
+
+
+# -- the job script --------------------------------------------------------------------------------------
+
+def run_job(job_file: Path, env, *, signal_after: float | None = None, **extra_env) -> int:
+    job_env = {**env, "SLURM_JOB_ID": "4242", **extra_env}
+    process = subprocess.Popen(["bash", str(job_file)], env=job_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    if signal_after is not None:
+        time.sleep(signal_after)
+        process.send_signal(signal.SIGUSR1)
+    process.communicate(timeout=60)
+    return process.returncode
+
+
+def test_the_job_runs_segbench_with_the_same_recipe_hash(stages_dir, registries, tmp_path, fake_slurm):
+    emitted = do_emit([stages_dir / "fine_a.yaml"], ["trainer.epochs=2"], registries=registries, root=tmp_path,
+                      smoke=True)
+    env, folder = fake_slurm
+    for stage, job_file, _ in emitted.submissions:
+        assert run_job(job_file, env) == 0
+        argv = read_argv(folder / "srun")
+        start = argv.index(sys.executable)
+        assert argv[start:start + 3] == [sys.executable, "-m", "segbench.cli"]
+        args = build_parser().parse_args(argv[start + 3:])
+        assert args.smoke and args.runs_dir == (tmp_path / "runs").resolve()
+        assert load_recipe(args.recipe, args.overrides, smoke=args.smoke).hash == stage.recipe.hash
+    assert not (folder / "scontrol").exists()
+
+
+def test_usr1_is_forwarded_and_the_preempted_job_requeues_itself(stages_dir, registries, tmp_path, fake_slurm):
+    emitted = do_emit([stages_dir / "coarse.yaml"], registries=registries, root=tmp_path)
+    job_file = emitted.submissions[0][1]
+    env, folder = fake_slurm
+    assert run_job(job_file, env, signal_after=1.0, FAKE_SLOW="1") == PREEMPTED_EXIT_CODE
+    assert read_argv(folder / "scontrol") == ["requeue", "4242"]
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_a_finished_or_failed_job_is_not_requeued(stages_dir, registries, tmp_path, fake_slurm, status):
+    emitted = do_emit([stages_dir / "coarse.yaml"], registries=registries, root=tmp_path)
+    env, folder = fake_slurm
+    assert run_job(emitted.submissions[0][1], env, FAKE_STATUS=str(status)) == status
+    assert not (folder / "scontrol").exists()
+
+
+# -- shell safety ----------------------------------------------------------------------------------------
+
+PAYLOADS = ["$(touch pwned)", "`touch pwned`", "; touch pwned", "' ; touch pwned #", '" ; touch pwned #',
+            "\n touch pwned \n", "&& touch pwned", "| touch pwned", "$HOME", "${PATH}", "\\", "%j", "%%",
+            "*", "?", "~", "!", "#", "=", ">pwned", "<x", " ", "\t", "{a,b}", "é", "'", '"']
+CHUNK = st.one_of(st.sampled_from(PAYLOADS), st.text("abc XYZ09_-.", min_size=1, max_size=4))
+NAME = st.lists(CHUNK, min_size=1, max_size=4).map("".join).filter(
+    lambda s: not s.startswith((".", "-", "~")) and "/" not in s and len(s.encode()) < 80)
+
+
+@settings(max_examples=25)
+@given(folder=NAME, name=NAME, value=st.lists(CHUNK, max_size=5).map("".join))
+def test_names_paths_and_values_pass_through_literally(registries, folder, name, value):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / folder
+        recipes = root / "recipes"
+        write(recipes / "_base" / "default.yaml", MINIMAL_RECIPE)
+        write(recipes / f"{name}.yaml", "base: _base/default.yaml\n")
+        write(recipes / f"{name} fine.yaml", f"base: {json.dumps(name + '.yaml')}\nstrategy: {{name: finetune}}\n")
+        override = f"description={json.dumps(value)}"
+        workdir = Path(tmp) / "cwd"
+        workdir.mkdir()
+        emitted = emit([recipes], [override], registries=registries, out_dir=root / "out",
+                       runs_dir=root / "runs", workdir=workdir)
+
+        fake = Path(tmp) / "fake"
+        (fake / "bin").mkdir(parents=True)
+        for tool, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
+            (fake / "bin" / tool).write_text(text)
+            (fake / "bin" / tool).chmod(0o755)
+        env = {**os.environ, "PATH": f"{fake / 'bin'}:{os.environ['PATH']}", "FAKE_DIR": str(fake)}
+        result = run_submit(emitted.script, env, workdir)
+        assert result.returncode == 0, result.stderr
+
+        (coarse, coarse_file, coarse_log), (fine, fine_file, fine_log) = emitted.submissions
+        assert [s.recipe.path.name for s in (coarse, fine)] == [f"{name}.yaml", f"{name} fine.yaml"]
+        first, second = sbatch_calls(fake)
+        assert first[-1] == str(coarse_file) and second[-1] == str(fine_file)
+        for argv, log in ((first, coarse_log), (second, fine_log)):
+            pattern = option(argv, "--output")
+            assert pattern == (str(log) if "\\" in str(log) else str(log).replace("%", "%%"))
+        assert option(second, "--dependency") == "afterok:1001"
+
+        for stage, job_file, _ in emitted.submissions:
+            assert run_job(job_file, env) == 0
+            argv = read_argv(fake / "srun")
+            assert argv[argv.index(sys.executable):] == [
+                sys.executable, "-m", "segbench.cli", "run", "--runs-dir", str((root / "runs").resolve()),
+                str(stage.recipe.path), override]
+        assert not any(path.name == "pwned" for path in Path(tmp).rglob("*"))
+        assert not (fake / "scontrol").exists()
+
+
+def test_the_shared_slurm_base_spells_out_the_defaults():
+    data = load_recipe(REPO / "recipes" / "_base" / "slurm.yaml").data
+    assert slurm_config(data) == SlurmConfig()
+
+
+@pytest.mark.parametrize("text, seconds", [("30", 1800), ("1:30", 90), ("02:00:00", 7200), ("1-0", 86400),
+                                           ("1-2:03", 93780), ("1-0:0:5", 86405), ("UNLIMITED", None)])
+def test_slurm_time_formats(text, seconds):
+    assert time_limit_seconds(text) == seconds
