@@ -250,7 +250,16 @@ def main(argv=None) -> int:
     if argv is None:
         _reexec_with_allocator_settings()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may come before or after options (`run r.yaml --smoke a=b`): argparse leaves the
+    # late ones unrecognised, so fold `key=value` words back into the command's overrides.
+    args, extra = parser.parse_known_args(argv)
+    late = [word for word in extra if "=" in word and not word.startswith("-")]
+    unknown = [word for word in extra if word not in late]
+    target = "overrides" if hasattr(args, "overrides") else "paths" if hasattr(args, "paths") else None
+    if unknown or (late and target is None):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or late)}")
+    if late:
+        setattr(args, target, [*getattr(args, target), *late])
     try:
         return args.func(args)
     except SegbenchError as exc:

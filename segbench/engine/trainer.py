@@ -1,6 +1,7 @@
 """The training loop: exact accumulation, mixed precision, deterministic data order, exact resume."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -12,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from segbench.data.transformed import epoch_permutation
 from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from segbench.engine.device import autocast
 from segbench.engine.distributed import DistEnv, any_rank, barrier
@@ -43,8 +45,7 @@ def epoch_batches(num_items: int, *, batch_size: int, seed: int, epoch: int, env
 
     Dropping it matters: batch-norm in ASPP's pooling branch fails on a batch of one.
     """
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(num_items, generator=generator).tolist()
+    order = epoch_permutation(num_items, seed=seed, epoch=epoch)
     per_rank = num_items // env.world_size
     mine = order[env.rank::env.world_size][:per_rank]
     return [mine[i:i + batch_size] for i in range(0, per_rank - batch_size + 1, batch_size)]
@@ -222,7 +223,7 @@ class Trainer:
             for position, batch in enumerate(window):
                 images, masks = next(iterator)
                 sync = position == len(window) - 1 or not hasattr(self.model, "no_sync")
-                context = self.model.no_sync() if not sync else _null()
+                context = self.model.no_sync() if not sync else contextlib.nullcontext()
                 with context:
                     # Each micro-batch counts by its share of the window's images, so a final partial
                     # window is averaged over its true size.
@@ -279,10 +280,3 @@ class Trainer:
         self.save(self.run.last)
         barrier(self.env)
 
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

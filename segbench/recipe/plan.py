@@ -141,7 +141,8 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
             component = c.component(registries, "datasets", data_section[role], f"data.{role}", shared)
             if component is not None:
                 datasets[role] = component
-        train_tf, problems = _pipeline(data_section.get("train_transforms") or [], "data.train_transforms")
+        train_tf, problems = _pipeline(data_section.get("train_transforms") or [{"name": "normalize"}],
+                                       "data.train_transforms")
         c.problems += problems
         eval_tf, problems = _pipeline(data_section.get("eval_transforms") or [{"name": "normalize"}],
                                       "data.eval_transforms")
