@@ -1,0 +1,101 @@
+"""Contract tests over every registered non-model component (models: tests/test_models.py)."""
+import attrs
+import pytest
+import torch
+
+from segbench.plugins import make_plugin_manager
+from segbench.registry import build_registries
+
+REGISTRIES = build_registries(make_plugin_manager(load_entry_points=False))
+# Settings that keep a default-configured dataset small, or give it data to read.
+DATASET_SETTINGS = {"synthetic_city": {"train": 4, "val": 2, "train_extra": 2, "size": (64, 128)}}
+
+
+def _dataset(name, tmp_path_factory):
+    entry = REGISTRIES.datasets.get(name)
+    settings = dict(DATASET_SETTINGS.get(name, {}))
+    if name == "cityscapes":  # read a generated tree through the real reader
+        from segbench.synth import generate_city
+
+        root = tmp_path_factory.mktemp("cityscapes")
+        generate_city(root, train=3, val=1, train_extra=1, size=(64, 128), seed=1)
+        settings["root"] = str(root)
+    return entry.factory(attrs.evolve(entry.default_config(), **settings))
+
+
+@pytest.mark.parametrize("name", REGISTRIES.datasets.names())
+def test_dataset_yields_uint8_images_and_train_id_masks(name, tmp_path_factory):
+    dataset = _dataset(name, tmp_path_factory)
+    assert len(dataset) > 0
+    info = dataset.info
+    image, mask = dataset[0]
+    assert image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3
+    assert mask.dtype == torch.uint8 and mask.shape == image.shape[1:]
+    values = set(torch.unique(mask).tolist())
+    assert values <= set(range(len(info.class_names))) | {info.ignore_index}
+    assert torch.equal(dataset.read_mask(0), mask)
+    assert len(info.palette) == len(info.class_names)
+    assert isinstance(dataset.sample_id(0), str) and dataset.fingerprint()
+
+
+@pytest.mark.parametrize("name", REGISTRIES.losses.names())
+def test_loss_is_a_differentiable_scalar_that_ignores_ignored_pixels(name):
+    entry = REGISTRIES.losses.get(name)
+    loss = entry.factory(entry.default_config(), ignore_index=255, class_weights=None)
+    logits = torch.randn(2, 5, 8, 8, requires_grad=True)
+    target = torch.randint(0, 5, (2, 8, 8))
+    value = loss(logits, target)
+    assert value.ndim == 0 and torch.isfinite(value)
+    value.backward()
+    masked = target.clone()
+    masked[:, :4] = 255
+    grad_logits = torch.randn(2, 5, 8, 8, requires_grad=True)
+    loss(grad_logits, masked).backward()
+    assert torch.all(grad_logits.grad[:, :, :4] == 0), "ignored pixels must not receive gradient"
+
+
+@pytest.mark.parametrize("name", REGISTRIES.optimizers.names())
+def test_optimizer_steps_every_parameter_group(name):
+    entry = REGISTRIES.optimizers.get(name)
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    optimizer = entry.factory(entry.default_config(), param_groups=[{"params": [a], "lr": 0.5}, {"params": [b]}])
+    (a.sum() + b.sum()).backward()
+    optimizer.step()
+    assert not torch.equal(a.detach(), torch.ones(3)) and not torch.equal(b.detach(), torch.ones(3))
+    assert optimizer.param_groups[0]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("name", REGISTRIES.schedulers.names())
+def test_scheduler_state_round_trips(name):
+    entry = REGISTRIES.schedulers.get(name)
+    make = lambda: torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)  # noqa: E731
+    optimizer = make()
+    scheduler = entry.factory(entry.default_config(), optimizer=optimizer, total_iterations=20,
+                              iterations_per_epoch=5)
+    for step in range(7):
+        scheduler.step_iteration()
+        if step % 5 == 4:
+            scheduler.step_epoch(0.1)
+    copy_optimizer = make()
+    copy = entry.factory(entry.default_config(), optimizer=copy_optimizer, total_iterations=20,
+                         iterations_per_epoch=5)
+    copy.load_state_dict(scheduler.state_dict())
+    copy_optimizer.param_groups[0]["lr"] = optimizer.param_groups[0]["lr"]
+    for _ in range(3):
+        scheduler.step_iteration()
+        copy.step_iteration()
+    assert copy_optimizer.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("name", REGISTRIES.class_weightings.names())
+def test_class_weighting_gives_positive_weights_per_class(name):
+    entry = REGISTRIES.class_weightings.get(name)
+    weights = entry.factory(entry.default_config())(torch.tensor([1000.0, 100.0, 10.0, 1.0], dtype=torch.float64))
+    assert weights.shape == (4,) and weights.dtype == torch.float32 and torch.all(weights > 0)
+
+
+@pytest.mark.parametrize("name", REGISTRIES.strategies.names())
+def test_strategy_has_the_two_stage_methods(name):
+    entry = REGISTRIES.strategies.get(name)
+    strategy = entry.factory(entry.default_config())
+    assert callable(strategy.upstream) and callable(strategy.prepare)
