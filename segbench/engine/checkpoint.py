@@ -59,11 +59,22 @@ def save_checkpoint(path: Path, state: dict) -> None:
     state = {"format_version": FORMAT_VERSION, **state}
     try:
         atomic_write_bytes(path, lambda handle: torch.save(state, handle))
-    except OSError as exc:
+    except (OSError, RuntimeError) as error:
+        # A failed write inside torch.save (a full disk) surfaces as a RuntimeError from torch's zip
+        # writer, with the OSError as its context.
+        exc = _os_error(error)
+        if exc is None:
+            raise
         raise CheckpointError(
             f"could not write checkpoint {path}: {exc.strerror or exc}. The previous checkpoint there (if any) is"
             " intact. Free disk space (or check permissions) and run the same command again to resume."
         ) from None
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    while error is not None and not isinstance(error, OSError):
+        error = error.__context__
+    return error
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -83,6 +94,8 @@ def load_checkpoint(path: Path) -> dict:
         raise CheckpointError(
             f"{path} is not a segbench checkpoint (expected a dict with 'model' and 'format_version'; got"
             f" {type(state).__name__}{' with keys ' + ', '.join(map(str, list(state)[:8])) if isinstance(state, dict) else ''})."
+            " Give a checkpoint that `segbench run` wrote; in a run directory, restore the file from a copy or"
+            " start the run over with `segbench run --restart`."
         )
     if state["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
@@ -97,7 +110,13 @@ def load_model_weights(model: torch.nn.Module, path: Path, *, expected_model: st
     state = load_checkpoint(path)
     if expected_model is not None and state.get("model_name") not in (None, expected_model):
         raise CheckpointError(f"{path} holds weights of model {state['model_name']!r}, not {expected_model!r}.")
-    result = model.load_state_dict(state["model"], strict=False)
+    try:
+        result = model.load_state_dict(state["model"], strict=False)
+    except RuntimeError as exc:  # tensors of other shapes: strict=False does not skip those
+        details = "; ".join(line.strip() for line in str(exc).splitlines()[1:4])
+        raise CheckpointError(
+            f"{path} does not fit this model ({details}). It was written for another model or configuration."
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
             f"{path} does not fit this model: missing keys {result.missing_keys[:8]}, unexpected keys"

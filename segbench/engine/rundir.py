@@ -1,6 +1,7 @@
 """Run directories: ``<runs>/<recipe>-<hash8>/`` with the resolved recipe, logs, checkpoints, results."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -9,7 +10,7 @@ from pathlib import Path
 import attrs
 
 from segbench.engine.checkpoint import atomic_write_text
-from segbench.errors import RunLockedError
+from segbench.errors import RunLockedError, SegbenchError
 from segbench.recipe.load import ResolvedRecipe, dump_yaml
 
 RUNS_ENV = "SEGBENCH_RUNS"
@@ -66,7 +67,11 @@ class RunDir:
     def write_recipe(self, recipe: ResolvedRecipe) -> None:
         header = (f"# resolved from {' <- '.join(recipe.files)}\n# overrides: {list(recipe.overrides)}\n"
                   f"# hash: {recipe.hash}\n")
-        atomic_write_text(self.recipe_file, header + dump_yaml(recipe.data))
+        body = dump_yaml(recipe.data)
+        if self.recipe_file.is_file() and \
+                self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {recipe.hash}\n{body}"):
+            return  # resuming: leave the file (and its time stamp) as the first attempt wrote it
+        atomic_write_text(self.recipe_file, header + body)
 
     def write_json(self, name: str, data) -> None:
         atomic_write_text(self.path / name, json.dumps(data, indent=2, allow_nan=True) + "\n")
@@ -102,18 +107,40 @@ class RunLock:
             except FileExistsError:
                 owner = self._owner()
                 if owner and owner.get("host") == me["host"] and not _process_alive(int(owner.get("pid", -1))):
-                    self.run.lock_file.unlink(missing_ok=True)  # stale: its owner died
+                    self._remove_if_still(owner)  # stale: its owner died
                     continue
                 who = f"process {owner.get('pid')} on host {owner.get('host')}" if owner else "another process"
                 raise RunLockedError(
                     f"run directory {self.run.path} is in use by {who} (lock file {self.run.lock_file}). Wait for"
                     " it to finish, or if that process is gone (e.g. on another host), delete the lock file."
                 ) from None
-            with os.fdopen(fd, "w") as handle:
-                json.dump(me, handle)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(me, handle)
+            except OSError as exc:  # an empty lock file would refuse every later run
+                self.run.lock_file.unlink(missing_ok=True)
+                raise SegbenchError(f"cannot write the lock file {self.run.lock_file}: {exc.strerror or exc}."
+                                    " Free disk space (or fix the folder's permissions) and run again.") from None
             self.held = True
             return self
         raise RunLockedError(f"could not lock {self.run.path}; delete {self.run.lock_file} if no run is active.")
+
+    def _remove_if_still(self, owner: dict) -> None:
+        """Delete the lock file if it still names ``owner``, holding ``flock`` on the run directory.
+
+        Several processes may find the same stale lock: without the check under the flock, a slow one
+        would delete the fresh lock of the one that took over, and both would run.
+        """
+        fd = os.open(self.run.path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # no flock on this file system: take over without the guard
+            if self._owner() == owner:
+                self.run.lock_file.unlink(missing_ok=True)
+        finally:
+            os.close(fd)  # releases the flock
 
     def _owner(self) -> dict | None:
         try:

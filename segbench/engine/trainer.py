@@ -19,7 +19,7 @@ from segbench.engine.device import autocast
 from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import evaluate_confusion
 from segbench.engine.rundir import RunDir
-from segbench.errors import CheckpointError, TrainingDivergedError
+from segbench.errors import CheckpointError, SegbenchError, TrainingDivergedError
 from segbench.functional.metrics import mean_iou
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: last.pt is written, run the same command again to resume
@@ -124,7 +124,11 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from ``last.pt`` when present; a corrupt file is an error, never a silent restart."""
+        if self.env.is_main and self.run.checkpoints.is_dir():
+            for partial in self.run.checkpoints.glob(".*.pt.*.tmp"):
+                partial.unlink(missing_ok=True)  # a checkpoint write cut short by a crash (we hold the run lock)
         if not self.run.last.exists():
+            self._truncate_metrics(0)  # records of an attempt that died before its first checkpoint
             return False
         state = load_checkpoint(self.run.last)
         if state.get("recipe_hash") != self.plan.recipe.hash:
@@ -144,8 +148,12 @@ class Trainer:
     def _record(self, record: dict) -> None:
         if not self.env.is_main:
             return
-        with open(self.run.metrics, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, allow_nan=True) + "\n")
+        try:
+            with open(self.run.metrics, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, allow_nan=True) + "\n")
+        except OSError as exc:
+            raise SegbenchError(f"could not append to {self.run.metrics}: {exc.strerror or exc}. Free disk space"
+                                " and run the same command again to resume from the last checkpoint.") from None
         self.state.metrics_offset = self.run.metrics.stat().st_size
 
     def _truncate_metrics(self, offset: int) -> None:

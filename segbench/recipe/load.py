@@ -52,7 +52,10 @@ def read_yaml_mapping(path: Path) -> dict:
     except FileNotFoundError:
         raise RecipeError(f"recipe file {path} does not exist. Check the path (it is relative to"
                           " the current directory, or to the recipe that names it in `base:`).") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"recipe file {path} is not UTF-8 text (byte {exc.start} cannot be decoded). A recipe"
+                          " is a YAML text file: save it with UTF-8 encoding.") from None
+    except OSError as exc:
         raise RecipeError(f"cannot read recipe file {path}: {exc}") from None
     try:
         data = yaml.safe_load(text)
@@ -60,6 +63,10 @@ def read_yaml_mapping(path: Path) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            raise RecipeError(f"{path}{where}: {problem}. Recipes are plain data (mappings, lists, text,"
+                              " numbers): remove the `!!` tag. Plugins add code by being installed, with a"
+                              " `segbench` entry point.") from None
         raise RecipeError(f"YAML syntax error in {path}{where}: {problem}. Fix the YAML there"
                           " (indentation, a missing ':' or an unclosed quote or bracket).") from None
     if data is None:

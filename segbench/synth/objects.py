@@ -323,7 +323,7 @@ def two_wheeler(p: Painter, kind: str, plane: str, offset: float, u: float, *, f
 # ---- street furniture -----------------------------------------------------------------------------------------
 
 def pole(p: Painter, x: float, z: float, height: float, *, radius: float | None = None) -> int:
-    radius = p.rng.uniform(0.09, 0.15) if radius is None else radius
+    radius = p.rng.uniform(0.08, 0.13) if radius is None else radius
     obj = p.canvas.new_object(LABEL["pole"], droppable=True)
     p.canvas.polygon(p.canvas.surface(obj, m.metal(p.rng)), p.cam.front(z, x - radius, x + radius, 0.0, height))
     return obj

@@ -236,8 +236,8 @@ def _roadside(p: o.Painter, s: Street, side: int, style: str, back: _DepthQueue,
 
     # Along the curb: lamps, street trees, signs; on the sidewalk: people, bicycles, street furniture.
     curb_x = s.out(side, rng.uniform(0.35, 0.7))
-    if rng.random() < 0.8:
-        spacing = rng.uniform(18, 35)
+    if rng.random() < 0.7:
+        spacing = rng.uniform(22, 40)
         for z in np.arange(rng.uniform(3, spacing), min(s.end, 70), spacing):
             front.add(z, o.lamp_post, p, curb_x, z, toward=-side)
     if rng.random() < 0.5:
@@ -363,7 +363,7 @@ def _traffic(p: o.Painter, s: Street, front: _DepthQueue) -> None:
         z = rng.uniform(0, 12)
         while z < min(s.end, 80):
             if rng.random() < 0.65:
-                kind = m.pick(rng, [(0.95, "car"), (0.04, "truck"), (0.01, "caravan")])
+                kind = m.pick(rng, [(0.97, "car"), (0.02, "truck"), (0.01, "caravan")])
                 z_far = _vehicle(p, front, kind, xc, z, facing=int(rng.choice([-1, 1])))
                 z = z_far + rng.uniform(0.6, 3.0)
             else:
@@ -384,7 +384,7 @@ def _traffic(p: o.Painter, s: Street, front: _DepthQueue) -> None:
         z = rng.uniform(10, 25) if k == own_lane else rng.uniform(5, 20)
         while z < min(s.end, 90):
             if rng.random() < 0.25:
-                kind = m.pick(rng, [(0.72, "car"), (0.08, "truck"), (0.1, "bus"), (0.1, "motorcycle")])
+                kind = m.pick(rng, [(0.75, "car"), (0.05, "truck"), (0.1, "bus"), (0.1, "motorcycle")])
                 z = _vehicle(p, front, kind, xc, z, facing=facing) + rng.uniform(4, 20)
             else:
                 z += rng.uniform(8, 25)

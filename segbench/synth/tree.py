@@ -30,7 +30,7 @@ from segbench.synth.labels import COLOR, NUM_LABEL_IDS, TRAIN_ID, TRAIN_NAMES
 from segbench.synth.scene import render_scene
 
 #: Bumped whenever the drawing changes, so cached trees of an older generator are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 COMPLETE_MARKER = ".complete"
 _IN_PROGRESS = ".generating"
 
@@ -207,7 +207,7 @@ def _claim(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise SegbenchError(f"{root} is a file; give a directory for the synthetic city")
     if root.is_dir() and any(root.iterdir()):
-        ours = (root / COMPLETE_MARKER).exists() or (root / _IN_PROGRESS).exists()
+        ours = read_marker(root) is not None or (root / _IN_PROGRESS).exists()
         if not ours:
             raise SegbenchError(
                 f"{root} is not empty and was not written by `segbench synth`; refusing to write into it"

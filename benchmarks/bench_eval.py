@@ -1,0 +1,192 @@
+"""Evaluation speed: full-resolution whole-image inference, fp32 vs bf16, and the quickstart's wall time.
+
+* Inference: one 1024x2048 image at a time through the engine's own scoring code,
+  ``segbench.engine.evaluate.predict`` (whole-image logits, up-sampled to the label size, argmax) plus
+  the confusion-matrix update, in eval mode under ``torch.no_grad`` — what ``evaluate_confusion`` does
+  per image. fp32 runs with contiguous memory, bf16 with channels-last (segbench's defaults for each
+  precision). Every (model, precision) runs in one process, interleaved, after a warm-up; medians.
+* Quickstart: ``segbench run recipes/quickstart.yaml`` in a fresh runs directory with a fresh
+  ``SEGBENCH_CACHE``, so the synthetic data generation is included; wall time of the whole command.
+
+The script re-executes itself with segbench's allocator settings (see ``common.ensure_allocator_env``).
+
+    python benchmarks/bench_eval.py [--models deeplabv3plus unet deeplabv3] [--repetitions 3] [--no-quickstart]
+
+Writes ``benchmarks/results/eval.json`` and ``.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from bench_train_step import parse_crop  # noqa: E402
+
+NUM_CLASSES, IGNORE_INDEX = 19, 255
+SIZE = (1024, 2048)
+MODELS = ("deeplabv3plus", "unet", "deeplabv3")
+PRECISIONS = ("fp32", "bf16")
+QUICKSTART = common.ROOT / "recipes" / "quickstart.yaml"
+
+
+class ScoreImage:
+    """Score one image as ``evaluate_confusion`` does: ``predict`` then the confusion-matrix update."""
+
+    def __init__(self, model, *, precision: str, device, size=SIZE):
+        import torch
+
+        from segbench.engine.evaluate import predict
+        from segbench.functional.metrics import confusion_matrix
+        from segbench.recipe.schema import EvaluationConfig
+
+        self.predict, self.confusion_matrix = predict, confusion_matrix
+        self.device, self.precision = device, precision
+        self.channels_last = precision != "fp32"
+        self.model = model.to(device).eval()
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.config = EvaluationConfig()
+        generator = torch.Generator().manual_seed(0)
+        self.size = tuple(size)
+        self.image = torch.randn(1, 3, *size, generator=generator)
+        self.label = torch.randint(0, NUM_CLASSES, (1, *size), generator=generator, dtype=torch.uint8)
+
+    @property
+    def settings(self) -> str:
+        return f"{self.precision}{' autocast, channels-last' if self.channels_last else ', contiguous'}"
+
+    def __call__(self):
+        import torch
+
+        with torch.no_grad():
+            preds = self.predict(self.model, self.image, label_size=self.size, config=self.config,
+                                 num_classes=NUM_CLASSES, device=self.device, precision=self.precision,
+                                 channels_last=self.channels_last)
+            return self.confusion_matrix(preds.to(torch.uint8).cpu(), self.label, num_classes=NUM_CLASSES,
+                                         ignore_index=IGNORE_INDEX)
+
+
+def measure_inference(models, *, size, warmup: int, repetitions: int, device: str, log) -> dict:
+    import torch
+
+    common.import_segbench()
+    from segbench.engine.device import cpu_supports_fast_bf16
+
+    from bench_train_step import build_registry_model, forward_flops
+
+    torch_device = common.pick_device(device)
+    precisions = PRECISIONS
+    if torch_device.type == "cpu" and not cpu_supports_fast_bf16():
+        log("this CPU has no fast bf16; measuring bf16 anyway (segbench's precision auto would pick fp32)")
+    variants, settings = {}, {}
+    for model_name in models:
+        for precision in precisions:
+            score = ScoreImage(build_registry_model(model_name), precision=precision, device=torch_device,
+                               size=size)
+            variants[(model_name, precision)] = score
+            settings[(model_name, precision)] = score.settings
+    calls = {f"{m} {p}": call for (m, p), call in variants.items()}
+    timings = common.interleaved(calls, device=torch_device, warmup=warmup, repetitions=repetitions, log=log)
+    result = {}
+    for (model_name, precision) in variants:
+        timing = timings[f"{model_name} {precision}"]
+        flops = forward_flops(build_registry_model(model_name, meta=True), 1, size)
+        result.setdefault(model_name, {})[precision] = {
+            **timing, "settings": settings[(model_name, precision)], "images_per_s": 1 / timing["median_s"],
+            "forward_flops": flops, "achieved_flops_per_s": flops / timing["median_s"]}
+    return result
+
+
+def segbench_command() -> list[str]:
+    script = Path(sys.executable).with_name("segbench")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "segbench.cli"]
+
+
+def measure_quickstart(log) -> dict:
+    """Wall time of ``segbench run recipes/quickstart.yaml`` from nothing (fresh cache and runs directory)."""
+    with tempfile.TemporaryDirectory(prefix="segbench-quickstart-") as tmp:
+        env = {**os.environ, "SEGBENCH_CACHE": str(Path(tmp) / "cache"), "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(common.ROOT), os.environ.get("PYTHONPATH")]))}
+        command = [*segbench_command(), "run", str(QUICKSTART), "--runs-dir", str(Path(tmp) / "runs")]
+        log(f"quickstart: {' '.join(command)} (SEGBENCH_CACHE={env['SEGBENCH_CACHE']})")
+        load_before = common.load_average()
+        start = time.perf_counter()
+        completed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=common.ROOT)
+        wall = time.perf_counter() - start
+        if completed.returncode != 0:
+            raise RuntimeError(f"the quickstart failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
+        results = json.loads(next((Path(tmp) / "runs").rglob("results.json")).read_text())
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"wall_time_s": wall, "training_time_s": results["wall_time_s"], "mIoU": results["mIoU"],
+            "report_images": results["report_images"], "epochs": results["epochs"],
+            "precision": results["precision"], "load_average": [load_before, common.load_average()]}
+
+
+def markdown(report: dict) -> str:
+    machine = report["machine"]
+    lines = [
+        "# Evaluation: whole-image inference at full resolution",
+        "",
+        f"One {report['size'][0]}x{report['size'][1]} image per forward (batch 1) through"
+        " `segbench.engine.evaluate.predict` (logits at full resolution, argmax) and the confusion-matrix"
+        " update; eval mode, no grad. Medians of"
+        f" {report['repetitions']} interleaved repetitions after {report['warmup']} warm-up;"
+        f" {machine['device']}, {machine['cpus']} CPUs ({machine['cpu_capability']}), torch {machine['torch']},"
+        f" allocator: {machine['allocator']}.",
+        "",
+        "| model | precision | settings | s/image (median) | images/s | GFLOP/s | bf16 speed-up | load avg |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for model_name, by_precision in report["inference"].items():
+        for precision, v in by_precision.items():
+            speedup = by_precision["fp32"]["median_s"] / v["median_s"] if "fp32" in by_precision else None
+            ratio = "" if precision == "fp32" or speedup is None else f"{speedup:.2f}x"
+            lines.append(f"| {model_name} | {precision} | {v['settings']} | {v['median_s']:.2f}"
+                         f" | {v['images_per_s']:.2f} | {v['achieved_flops_per_s'] / 1e9:.0f} | {ratio}"
+                         f" | {max(v['load_average']):.1f} |")
+    quick = report.get("quickstart")
+    if quick:
+        lines += ["", f"Quickstart (`segbench run recipes/quickstart.yaml`, fresh `SEGBENCH_CACHE` and runs directory,"
+                  f" data generation included): {quick['wall_time_s']:.0f} s wall time, of which training"
+                  f" {quick['training_time_s']:.0f} s ({quick['epochs']} epochs, {quick['precision']}); report mIoU"
+                  f" {quick['mIoU']:.3f} on {quick['report_images']} images; load average"
+                  f" {quick['load_average'][0]:.1f} before, {quick['load_average'][1]:.1f} after."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--size", type=parse_crop, default=SIZE, help="HxW, default 1024x2048")
+    parser.add_argument("--no-quickstart", action="store_true")
+    args = parser.parse_args()
+    common.ensure_allocator_env()
+
+    def log(message):
+        print(message, flush=True)
+
+    torch_device = common.pick_device(args.device)
+    report = {"machine": {**common.machine(), "device": str(torch_device)}, "size": list(args.size),
+              "warmup": args.warmup, "repetitions": args.repetitions}
+    report["inference"] = measure_inference(args.models, size=args.size, warmup=args.warmup,
+                                            repetitions=args.repetitions, device=args.device, log=log)
+    if not args.no_quickstart:
+        report["quickstart"] = measure_quickstart(log)
+    common.write_results("eval", report, markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

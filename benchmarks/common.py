@@ -1,0 +1,193 @@
+"""Shared by the benchmark scripts: allocator set-up, devices, interleaved timing, peak memory, GEMM peak.
+
+Timing rules: every variant that is compared runs in the same process, interleaved (A B C, A B C, ...),
+the first round is a warm-up that is not counted, and medians are reported; the machine may be shared,
+so the 1-minute load average is recorded next to every figure. Peak memory is measured in a child
+process per configuration (peak RSS on the CPU, which a process can only read as a lifetime maximum;
+``torch.cuda.max_memory_allocated`` on CUDA).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# glibc malloc returns large freed blocks to the kernel, so each training step re-faults gigabytes of
+# pages; keeping them made training 1.1-1.9x faster. Only read at process start: hence the re-exec.
+ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+
+
+def ensure_allocator_env() -> None:
+    """Re-execute this script with segbench's allocator settings unless they are already in effect.
+
+    The same settings the ``segbench`` command sets for itself; jemalloc via ``LD_PRELOAD`` counts too.
+    """
+    if not sys.platform.startswith("linux") or "jemalloc" in os.environ.get("LD_PRELOAD", ""):
+        return
+    if all(os.environ.get(key) == value for key, value in ALLOCATOR_ENV.items()):
+        return
+    os.environ.update(ALLOCATOR_ENV)
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def allocator_note() -> str:
+    if "jemalloc" in os.environ.get("LD_PRELOAD", ""):
+        return "jemalloc (LD_PRELOAD)"
+    if all(os.environ.get(key) == value for key, value in ALLOCATOR_ENV.items()):
+        return "glibc, " + " ".join(f"{k}={v}" for k, v in ALLOCATOR_ENV.items())
+    return "glibc defaults"
+
+
+def import_segbench() -> None:
+    """Make ``segbench`` importable from a checkout that is not installed."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def pick_device(requested: str = "auto"):
+    import_segbench()
+    from segbench.engine.device import pick_device as segbench_pick_device
+
+    return segbench_pick_device(requested)
+
+
+def synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def machine() -> dict:
+    import torch
+
+    info = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "allocator": allocator_note(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def interleaved(variants: dict, *, device, warmup: int = 1, repetitions: int = 3, log=None) -> dict:
+    """Seconds per call of each variant (``name -> callable``), interleaved round by round.
+
+    The first ``warmup`` rounds are not counted. Returns median, best and every time, plus the load
+    average seen during the timed rounds.
+    """
+    times = {name: [] for name in variants}
+    loads = []
+    for round_index in range(warmup + repetitions):
+        for name, call in variants.items():
+            synchronize(device)
+            start = time.perf_counter()
+            call()
+            synchronize(device)
+            elapsed = time.perf_counter() - start
+            if round_index >= warmup:
+                times[name].append(elapsed)
+            if log is not None:
+                log(f"  {'warm-up' if round_index < warmup else f'round {round_index - warmup + 1}'}"
+                    f" {name}: {elapsed:.2f} s (load {load_average()})")
+        if round_index >= warmup:
+            loads.append(load_average())
+    return {name: {"median_s": statistics.median(t), "best_s": min(t), "seconds": t, "load_average": loads}
+            for name, t in times.items()}
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far.
+
+    Linux: ``VmHWM`` of /proc/self/status. Not ``getrusage``'s ``ru_maxrss``: a child started by
+    fork + exec inherits the parent's resident size at the fork as its maximum.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def current_memory_bytes(device) -> int:
+    """Resident set size now (CPU, from /proc where available) or memory allocated by torch (CUDA)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device)
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_memory_bytes(device) -> int:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return peak_rss_bytes()
+
+
+def reset_peak_memory(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def run_child(script: Path, args: list[str], *, timeout: float = 1800) -> dict:
+    """Run ``script --child ARGS`` in a fresh interpreter (same allocator settings); its last stdout line is JSON."""
+    command = [sys.executable, str(script), "--child", *args]
+    result = subprocess.run(command, env=os.environ.copy(), capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with status {result.returncode}:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def gemm_peak(device, *, size: int = 4096, repetitions: int = 5) -> dict:
+    """Achieved FLOP/s of ``torch.mm`` on ``size``-square matrices, fp32 and bf16 (median of repetitions)."""
+    import torch
+
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+        b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+        result = interleaved({name: lambda: torch.mm(a, b)}, device=device, warmup=1, repetitions=repetitions)
+        out[name] = 2 * size**3 / result[name]["median_s"]
+    return out
+
+
+def write_results(stem: str, report: dict, markdown: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown)
+    print(f"wrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}", flush=True)
+
+
+def gib(value: float) -> str:
+    return f"{value / 2**30:.2f}"
+
+
+def memory_cell(entry: dict) -> str:
+    """``peak (before the first step)`` in GiB, or ``-`` when memory was not measured."""
+    if "peak_memory_bytes" not in entry:
+        return "-"
+    return f"{gib(entry['peak_memory_bytes'])} ({gib(entry.get('memory_before_steps_bytes', 0))})"

@@ -1,0 +1,579 @@
+"""The bad-input corpus: one row per mistake a user can make, each run through the real command line.
+
+A case's ``setup`` prepares its folder (the working directory of the command, which already holds
+``toy.yaml``, a completed run of it in ``runs/`` and whatever ``World`` shares) and returns the
+command's arguments. ``expect`` lists text the error message must contain; ``{name}`` fills in
+``ctx.vars[name]`` (the file or key the message must name). ``check`` adds assertions after the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import attrs
+import numpy as np
+
+from tests.bad_inputs.harness import (CITYSCAPES_RECIPE, TREE_SIZE, TOY_RECIPE, make_site, tree_image,
+                                      tree_label)
+
+RUN = ("--runs-dir", "runs")
+
+
+@attrs.frozen
+class World:
+    """What every case may use: the toy plugin's site, a completed toy run, a pristine Cityscapes tree."""
+
+    site: Path
+    baseline: Path  # runs/<toy run> of a completed `segbench run toy.yaml`
+    tree: Path
+
+
+@attrs.define
+class CaseContext:
+    world: World
+    dir: Path
+    sites: list = attrs.Factory(list)  # extra sites before the toy plugin's on PYTHONPATH
+    prefix: list = attrs.Factory(list)  # a command prefix (e.g. dropping root's capabilities)
+    vars: dict = attrs.Factory(dict)
+
+    @property
+    def run_dir(self) -> Path:
+        """This case's copy of the completed toy run."""
+        return self.dir / "runs" / self.world.baseline.name
+
+    def write(self, name: str, text: str | bytes) -> Path:
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+        return path
+
+    def child(self, text: str, name: str = "bad.yaml") -> list[str]:
+        """``segbench run`` on a recipe that inherits ``toy.yaml`` and adds ``text``."""
+        self.write(name, "base: toy.yaml\n" + text)
+        self.vars["recipe"] = name
+        return ["run", name, *RUN]
+
+    def tree(self) -> Path:
+        root = self.dir / "cityscapes"
+        shutil.copytree(self.world.tree, root)
+        self.vars.update(root=str(root), image=str(tree_image(root, index=1)), label=str(tree_label(root, index=1)))
+        return root
+
+    def city_run(self, *, root: Path | None = None, num_workers: int = 0, extra: str = "") -> list[str]:
+        root = root if root is not None else self.tree()
+        self.write("city.yaml", CITYSCAPES_RECIPE.format(root=root, num_workers=num_workers) + extra)
+        return ["run", "city.yaml", *RUN]
+
+    def plugin(self, distribution: str, entry_point: str, module: str, source: str) -> None:
+        """Install (on ``PYTHONPATH``) a distribution whose ``segbench`` entry point is ``module``."""
+        site = make_site(self.dir / "site", distribution, {entry_point: module}, {f"{module}.py": source})
+        self.sites.append(site)
+
+
+@attrs.frozen
+class Case:
+    name: str
+    group: str  # recipe, cli, data, checkpoint, plugin
+    setup: Callable[[CaseContext], list[str]]
+    expect: tuple[str, ...]
+    check: Callable[[CaseContext, object], None] | None = None
+    skip: Callable[[], str | None] | None = None  # returns a reason to skip here, or None
+    slow: bool = False  # a variation of a default case: run with `pytest -m slow`
+
+
+CASES: list[Case] = []
+
+
+def case(group: str, *expect: str, check=None, skip=None, slow=False):
+    def register(setup):
+        CASES.append(Case(setup.__name__, group, setup, expect, check, skip, slow))
+        return setup
+    return register
+
+
+# ---- recipes ------------------------------------------------------------------------------------
+
+@case("recipe", "YAML syntax error", "{recipe}", "line 3", "unclosed")
+def yaml_syntax_error(ctx):
+    return ctx.child("model: {name: nobn\ntrainer: 1\n")
+
+
+@case("recipe", "modle", "unknown top-level key", "valid keys: description, seed, model")
+def unknown_top_level_key(ctx):
+    return ctx.child("modle: {name: nobn}\n")
+
+
+@case("recipe", "model: unknown key(s) channel", "valid keys: channels", slow=True)
+def unknown_key_in_a_section(ctx):
+    return ctx.child("model: {channel: 4}\n")
+
+
+@case("recipe", "model.name", "unknown models 'nobm'", "Did you mean 'nobn'", "segbench list models")
+def unknown_component_name(ctx):
+    return ctx.child("model: {name: nobm}\n")
+
+
+@case("recipe", "trainer.epochs", "expected an integer, got the string 'many'", slow=True)
+def wrong_type(ctx):
+    return ctx.child("trainer: {epochs: many}\n")
+
+
+@case("recipe", "optimizer.lr", "write 6.0e-5")
+def number_written_as_text(ctx):
+    return ctx.child("optimizer: {lr: 6e-5}\n")
+
+
+@case("recipe", "2 problem(s)", "trainer.batch_size", "trainer.accumulate", "must be > 0")
+def batch_and_accumulation_zero(ctx):
+    return ctx.child("trainer: {batch_size: 0, accumulate: 0}\n")
+
+
+@case("recipe", "trainer.epochs", "must be >= 0")
+def negative_epochs(ctx):
+    return ctx.child("trainer: {epochs: -2}\n")
+
+
+@case("recipe", "trainer.epochs is 0", "set epochs >= 1 or max_iterations", slow=True)
+def nothing_to_train(ctx):
+    return ctx.child("trainer: {epochs: 0}\n")
+
+
+@case("recipe", "seed", "must be a non-negative integer", slow=True)
+def negative_seed(ctx):
+    return ctx.child("seed: -3\n")
+
+
+_BIG_CROP = "data: {train_transforms: [{name: random_scale_crop, size: [64, 64], scale: [1.0, 1.0], pad: false},"\
+            " {name: normalize}]}\n"
+
+
+@case("recipe", "data.train_transforms[0].size", "64x64 crop does not fit a 16x16 image", "set `pad: true`", slow=True)
+def crop_larger_than_the_image_without_padding(ctx):
+    return ctx.child(_BIG_CROP)
+
+
+@case("recipe", "data.train_transforms[0].size", "64x64 crop does not fit", "set `pad: true`",
+      "DataLoader worker process 0")
+def crop_larger_than_the_image_in_a_worker(ctx):
+    return ctx.child(_BIG_CROP + "trainer: {num_workers: 1}\n")
+
+
+@case("recipe", "data.select", "trainer.select_on is 'select'", "set trainer.select_on: report")
+def selection_on_a_missing_split(ctx):
+    return ctx.child("data: {select: null}\n")
+
+
+@case("recipe", "trainer.precision fp16 needs a CUDA device", "use bf16 or fp32", slow=True)
+def fp16_on_the_cpu(ctx):
+    return ctx.child("trainer: {precision: fp16, device: cpu}\n")
+
+
+@case("recipe", "12 images, fewer than one batch of 100", "lower trainer.batch_size")
+def batch_larger_than_the_dataset(ctx):
+    return ctx.child("trainer: {batch_size: 100}\n")
+
+
+@case("recipe", "{recipe}", "base recipe 'nowhere.yaml' not found", "relative to the recipe", slow=True)
+def missing_base_recipe(ctx):
+    ctx.write("bad.yaml", "base: nowhere.yaml\n")
+    ctx.vars["recipe"] = "bad.yaml"
+    return ["run", "bad.yaml", *RUN]
+
+
+@case("recipe", "inheritance cycle", "a.yaml -> ", "b.yaml -> ", "Remove one of these `base:` links", slow=True)
+def base_cycle(ctx):
+    ctx.write("a.yaml", "base: b.yaml\n")
+    ctx.write("b.yaml", "base: a.yaml\n")
+    return ["run", "a.yaml", *RUN]
+
+
+@case("recipe", "{recipe}", "is empty", "A recipe is a YAML mapping", slow=True)
+def empty_recipe(ctx):
+    ctx.write("bad.yaml", "# nothing here\n")
+    ctx.vars["recipe"] = "bad.yaml"
+    return ["run", "bad.yaml", *RUN]
+
+
+@case("recipe", "loss: missing section", "inherit it with `base:`", slow=True)
+def missing_section(ctx):
+    text = "".join(line + "\n" for line in TOY_RECIPE.splitlines() if not line.startswith("loss:"))
+    ctx.write("bad.yaml", text)
+    return ["run", "bad.yaml", *RUN]
+
+
+@case("recipe", "model: expected a mapping with a `name:` key, got 'nobn'", slow=True)
+def section_that_is_not_a_mapping(ctx):
+    return ctx.child("model: nobn\n")
+
+
+@case("recipe", "data.train_transforms[0].name", "unknown transform 'hflipp'", "did you mean 'hflip'", slow=True)
+def unknown_transform(ctx):
+    return ctx.child("data: {train_transforms: [{name: hflipp}, {name: normalize}]}\n")
+
+
+@case("recipe", "{recipe}", "is not UTF-8 text", "save it with UTF-8 encoding", slow=True)
+def recipe_that_is_not_text(ctx):
+    ctx.write("bad.yaml", b"seed: 0\nmodel: {name: \xff\xfe nobn}\n")
+    ctx.vars["recipe"] = "bad.yaml"
+    return ["run", "bad.yaml", *RUN]
+
+
+@case("recipe", "plugins: unknown top-level key")
+def plugins_key_in_a_recipe(ctx):
+    ctx.write("evil_plugin.py", "open('IMPORTED', 'w').close()\n")
+    return ctx.child("plugins: [evil_plugin]\n")
+
+
+def _nothing_executed(ctx, result):
+    assert not (ctx.dir / "IMPORTED").exists() and not (ctx.dir / "EXECUTED").exists()
+
+
+@case("recipe", "{recipe} line 2", "python/object/apply:os.system", "Recipes are plain data", "remove the `!!` tag",
+      check=_nothing_executed)
+def python_tag_in_a_recipe(ctx):
+    return ctx.child("seed: !!python/object/apply:os.system ['touch EXECUTED']\n")
+
+
+# ---- command line -------------------------------------------------------------------------------
+
+@case("cli", "invalid choice: 'trian'", "choose from", "run")
+def unknown_command(ctx):
+    return ["trian", "toy.yaml"]
+
+
+@case("cli", "recipe file", "nope.yaml does not exist", "Check the path")
+def missing_recipe_file(ctx):
+    return ["run", "nope.yaml", *RUN]
+
+
+@case("cli", "bad override 'trainer.epochs'", "write key.sub=value")
+def override_without_a_value(ctx):
+    return ["run", "toy.yaml", "trainer.epochs", *RUN]
+
+
+@case("cli", "trainr.epochs=2", "'trainr' is not a section", slow=True)
+def override_of_an_unknown_section(ctx):
+    return ["run", "toy.yaml", "trainr.epochs=2", *RUN]
+
+
+@case("cli", "override 'model={name: nobn'", "not valid YAML", slow=True)
+def override_that_is_not_yaml(ctx):
+    return ["run", "toy.yaml", "model={name: nobn", *RUN]
+
+
+@case("cli", "unrecognized arguments: --epochs 3", "usage: segbench")
+def unknown_option(ctx):
+    return ["run", "toy.yaml", "--epochs", "3", *RUN]
+
+
+@case("cli", "trainer.device 'tpu' is not a device", "use auto, cpu, cuda or cuda:N", slow=True)
+def unknown_device(ctx):
+    return ["run", "toy.yaml", "--device", "tpu", *RUN]
+
+
+@case("cli", "runs/nothing does not exist", "give a run directory")
+def evaluate_a_missing_path(ctx):
+    return ["evaluate", "runs/nothing"]
+
+
+@case("cli", "runs is a folder", "takes one recipe file", slow=True)
+def run_a_folder(ctx):
+    return ["run", "runs", *RUN]
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+@case("data", "{root} does not exist", "the dataset's `root` key", "cityscapes-dataset.com", "synthetic_city")
+def missing_dataset_folder(ctx):
+    root = ctx.dir / "no-such-cityscapes"
+    ctx.vars["root"] = str(root)
+    return ctx.city_run(root=root)
+
+
+@case("data", "have no label file", "{image}", "gtFine_trainvaltest.zip")
+def image_without_a_label(ctx):
+    ctx.tree()
+    Path(ctx.vars["label"]).unlink()
+    return ctx.city_run(root=Path(ctx.vars["root"]))
+
+
+@case("data", "split 'val'", "has no images", "leftImg8bit")
+def empty_split(ctx):
+    root = ctx.tree()
+    for folder in ("leftImg8bit", "gtFine"):
+        shutil.rmtree(root / folder / "val" / "frankfurt")
+    return ctx.city_run(root=root)
+
+
+@case("data", "subset.first is 99", "has only 4 images", slow=True)
+def subset_larger_than_the_split(ctx):
+    args = ctx.city_run()
+    path = ctx.dir / "city.yaml"
+    path.write_text(path.read_text().replace("train: {split: train}", "train: {split: train, subset: {first: 99}}"))
+    return args
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@case("data", "{image} is not a readable PNG", "re-extract it", slow=True)
+def corrupt_png(ctx):
+    ctx.tree()
+    _truncate(Path(ctx.vars["image"]))
+    return ctx.city_run(root=Path(ctx.vars["root"]))
+
+
+@case("data", "{image} is not a readable PNG", "re-extract it", "DataLoader worker process 0")
+def corrupt_png_read_by_a_worker(ctx):
+    ctx.tree()
+    _truncate(Path(ctx.vars["image"]))
+    return ctx.city_run(root=Path(ctx.vars["root"]), num_workers=1)
+
+
+def _save_png(path: Path, array) -> None:
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+
+
+@case("data", "{label} has 3 channels", "_color.png", "use the *_labelIds.png files")
+def rgb_label(ctx):
+    ctx.tree()
+    _save_png(Path(ctx.vars["label"]), np.zeros((*TREE_SIZE, 3), np.uint8))
+    return ctx.city_run(root=Path(ctx.vars["root"]))
+
+
+@case("data", "{label} holds value(s) 200", "not Cityscapes labelIds", "restore the original *_labelIds.png")
+def label_values_out_of_range(ctx):
+    ctx.tree()
+    _save_png(Path(ctx.vars["label"]), np.full(TREE_SIZE, 200, np.uint8))
+    return ctx.city_run(root=Path(ctx.vars["root"]))
+
+
+@case("data", "size mismatch", "{image}", "{label}", "set check_sizes: false")
+def image_and_label_sizes_differ(ctx):
+    ctx.tree()
+    _save_png(Path(ctx.vars["label"]), np.zeros((TREE_SIZE[0] // 2, TREE_SIZE[1]), np.uint8))
+    return ctx.city_run(root=Path(ctx.vars["root"]))
+
+
+def _permissions_unenforceable() -> str | None:
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        return "running as root without setpriv: file permissions cannot be enforced"
+    return None
+
+
+@case("data", "permission denied reading {image}", "chmod a+r", skip=_permissions_unenforceable)
+def unreadable_image(ctx):
+    ctx.tree()
+    Path(ctx.vars["image"]).chmod(0)
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
+        ctx.prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    return ctx.city_run(root=Path(ctx.vars["root"]))
+
+
+@case("data", "{label} does not exist", "deleted or moved", slow=True)
+def label_that_is_a_dangling_link(ctx):
+    ctx.tree()
+    label = Path(ctx.vars["label"])
+    label.unlink()
+    label.symlink_to(ctx.dir / "gone.png")
+    return ctx.city_run(root=Path(ctx.vars["root"]))
+
+
+# ---- checkpoints and run directories --------------------------------------------------------------------------------
+
+def _unfinished_run(ctx) -> Path:
+    """The run copy made unfinished (no results.json), so `segbench run toy.yaml` resumes from last.pt."""
+    (ctx.run_dir / "results.json").unlink()
+    last = ctx.run_dir / "checkpoints" / "last.pt"
+    ctx.vars["last"] = str(Path("runs") / ctx.world.baseline.name / "checkpoints" / "last.pt")
+    return last
+
+
+@case("checkpoint", "{last} cannot be read", "truncated, corrupt", "`segbench run --restart`")
+def truncated_last_checkpoint(ctx):
+    _truncate(_unfinished_run(ctx))
+    return ["run", "toy.yaml", *RUN]
+
+
+@case("checkpoint", "{last} is not a segbench checkpoint", "got OrderedDict with keys 0.weight", "--restart")
+def last_checkpoint_that_is_a_bare_state_dict(ctx):
+    import torch
+
+    last = _unfinished_run(ctx)
+    torch.save(torch.load(last, weights_only=True)["model"], last)
+    return ["run", "toy.yaml", *RUN]
+
+
+@case("checkpoint", "last.pt belongs to another recipe", "use --restart")
+def last_checkpoint_of_another_recipe(ctx):
+    from segbench.recipe.load import load_recipe
+
+    args = ctx.child("trainer: {epochs: 4}\n", name="longer.yaml")
+    run = ctx.dir / "runs" / load_recipe(ctx.dir / "longer.yaml").run_name / "checkpoints"
+    run.mkdir(parents=True)
+    shutil.copy2(ctx.run_dir / "checkpoints" / "last.pt", run / "last.pt")
+    return args
+
+
+def _best(ctx) -> Path:
+    ctx.vars["best"] = str(Path("runs") / ctx.world.baseline.name / "checkpoints" / "best.pt")
+    return ctx.run_dir / "checkpoints" / "best.pt"
+
+
+@case("checkpoint", "{best} cannot be read", "truncated, corrupt", slow=True)
+def evaluate_a_truncated_checkpoint(ctx):
+    _truncate(_best(ctx))
+    return ["evaluate", ctx.vars["best"]]
+
+
+def _foreign_checkpoint(ctx, model, name: str, **extra) -> list[str]:
+    from segbench.engine.checkpoint import save_checkpoint
+
+    save_checkpoint(_best(ctx), {"model": model.state_dict(), "model_name": name, **extra})
+    return ["evaluate", ctx.vars["best"]]
+
+
+@case("checkpoint", "{best} holds weights of model 'tiny_unet', not 'nobn'", slow=True)
+def evaluate_a_checkpoint_of_another_model(ctx):
+    import torch
+
+    return _foreign_checkpoint(ctx, torch.nn.Conv2d(3, 3, 1), "tiny_unet")
+
+
+@case("checkpoint", "{best} does not fit this model", "size mismatch for 0.weight", "another model or configuration")
+def evaluate_a_checkpoint_of_another_configuration(ctx):
+    from tests.engine_plugin import NoBNConfig, build_nobn
+
+    return _foreign_checkpoint(ctx, build_nobn(NoBNConfig(channels=4), num_classes=3), "nobn")
+
+
+@case("checkpoint", "{best} was written by a newer segbench", "checkpoint format 99", "Upgrade segbench")
+def evaluate_a_checkpoint_of_a_newer_format(ctx):
+    import torch
+
+    from tests.engine_plugin import NoBNConfig, build_nobn
+
+    path = _best(ctx)
+    torch.save({"format_version": 99, "model": build_nobn(NoBNConfig(), num_classes=3).state_dict()}, path)
+    return ["evaluate", ctx.vars["best"]]
+
+
+@case("checkpoint", "{best} cannot be read", "UnpicklingError", "not a segbench checkpoint", slow=True)
+def evaluate_a_pickled_module(ctx):
+    import torch
+
+    from tests.engine_plugin import NoBNConfig, build_nobn
+
+    torch.save(build_nobn(NoBNConfig(), num_classes=3), _best(ctx))
+    return ["evaluate", ctx.vars["best"]]
+
+
+class _Exploit:
+    def __reduce__(self):
+        return subprocess.call, (["touch", "EXECUTED"],)
+
+
+@case("checkpoint", "{best} cannot be read", "not a segbench checkpoint", check=_nothing_executed)
+def evaluate_a_pickle_that_runs_code(ctx):
+    import torch
+
+    torch.save({"model": _Exploit(), "format_version": 1}, _best(ctx), pickle_module=pickle)
+    return ["evaluate", ctx.vars["best"]]
+
+
+@case("checkpoint", "outside.pt is not inside a run directory", "<run>/recipe.yaml", slow=True)
+def evaluate_a_checkpoint_outside_a_run(ctx):
+    shutil.copy2(ctx.run_dir / "checkpoints" / "best.pt", ctx.dir / "outside.pt")
+    return ["evaluate", "outside.pt"]
+
+
+@case("checkpoint", "has no checkpoint yet", "train it first with `segbench run`", slow=True)
+def evaluate_a_run_without_checkpoints(ctx):
+    shutil.rmtree(ctx.run_dir / "checkpoints")
+    return ["evaluate", str(Path("runs") / ctx.world.baseline.name)]
+
+
+@case("checkpoint", "is in use by process 4242 on host build-node-7", "delete the lock file")
+def run_locked_by_a_process_on_another_host(ctx):
+    (ctx.run_dir / "results.json").unlink()
+    (ctx.run_dir / "run.lock").write_text(json.dumps({"host": "build-node-7", "pid": 4242}))
+    return ["run", "toy.yaml", *RUN]
+
+
+# ---- plugins ------------------------------------------------------------------------------------
+
+@case("plugin", "could not load plugin 'broken'", "broken_module", "broken-dist", "needs libfoo",
+      "SEGBENCH_BLOCK_PLUGINS=broken")
+def plugin_failing_at_import(ctx):
+    ctx.plugin("broken-dist", "broken", "broken_module", "raise ImportError('needs libfoo')\n")
+    return ["list", "models"]
+
+
+_DUPLICATE = """\
+import attrs
+from segbench import hookimpl
+
+@attrs.frozen
+class Config:
+    pass
+
+@hookimpl
+def segbench_register_models(register):
+    register("unet", lambda config, *, num_classes: None, config=Config)
+"""
+
+
+@case("plugin", "models name 'unet' is registered twice", "segbench_plugins.unet", "'dup'",
+      "SEGBENCH_BLOCK_PLUGINS")
+def plugin_registering_a_taken_name(ctx):
+    ctx.plugin("dup-dist", "dup", "dup_module", _DUPLICATE)
+    return ["list", "models"]
+
+
+_EXPLODING = """\
+import attrs
+from segbench import hookimpl
+
+@attrs.frozen
+class Config:
+    pass
+
+def build(config, *, num_classes):
+    raise ValueError("the exploding model cannot be built")
+
+@hookimpl
+def segbench_register_models(register):
+    register("exploding", build, config=Config)
+"""
+
+
+@case("plugin", "model: model 'exploding' (plugin 'boom') failed to build", "ValueError",
+      "the exploding model cannot be built", "report the problem to the plugin's authors")
+def plugin_factory_raising(ctx):
+    ctx.plugin("boom-dist", "boom", "boom_module", _EXPLODING)
+    return ctx.child("model: {name: exploding}\n")
+
+
+_RAISING_HOOK = """\
+from segbench import hookimpl
+
+@hookimpl
+def segbench_register_losses(register):
+    raise RuntimeError("registry on fire")
+"""
+
+
+@case("plugin", "plugin 'fire' failed while registering losses", "registry on fire", "SEGBENCH_BLOCK_PLUGINS=fire",
+      slow=True)
+def plugin_hook_raising(ctx):
+    ctx.plugin("fire-dist", "fire", "fire_module", _RAISING_HOOK)
+    return ["list"]
