@@ -243,7 +243,8 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, resource.RLIM_INFINITY))
 
 
-@pytest.mark.parametrize("how", ["tmpfs", pytest.param("file_size_limit", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["tmpfs", "file_size_limit"])
 def test_full_disk_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, site, reference, how):
     """A real failed write: a full tmpfs (ENOSPC), or where mounting is not allowed, a file-size limit (EFBIG)."""
     folder = _folder(tmp_path)
@@ -313,6 +314,7 @@ def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path, sit
     assert not (run / "results.json").exists() and not (run / "run.lock").exists()
 
 
+@pytest.mark.slow  # the corpus case corrupt_png_read_by_a_worker checks the same in the default run
 def test_a_crash_in_a_dataloader_worker_names_the_file(tmp_path, site):
     root = write_cityscapes_tree(tmp_path / "cityscapes")
     broken = tree_label(root, index=2)

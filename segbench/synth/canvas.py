@@ -17,15 +17,18 @@ from segbench.synth.labels import INSTANCE_LABELS
 Points = Sequence[tuple[float, float]]
 RGB = tuple[float, float, float]
 
+_PATTERNS = {"": 0, "bars": 1, "courses": 2, "tiles": 3}
+
 @attrs.frozen
 class Look:
     """How one surface is coloured, before the image-wide lighting.
 
     ``color`` is RGB in 0..255. ``gradient`` is added linearly from the top (0) to the bottom (1) of the image
     (sky, glass). ``blotch`` and ``leaf`` scale smooth multiplicative noise of low and medium frequency
-    (stains, foliage); ``grain`` is additive per-pixel noise in colour units. A ``stripe_period`` > 0 (pixels)
-    alternates ``color`` with ``stripe_color`` in vertical bars (fences, rails). Surfaces with ``ground`` receive
-    cast shadows.
+    (stains, foliage); ``grain`` is additive per-pixel noise in colour units. A ``pattern`` alternates ``color``
+    with ``pattern_color`` every ``pattern_period`` pixels (``pattern_duty`` of each period shows ``color``):
+    ``"bars"`` (vertical: fences), ``"courses"`` (horizontal: brick and block walls) or ``"tiles"`` (a checker:
+    paving). Surfaces with ``ground`` receive cast shadows.
     """
 
     color: RGB
@@ -33,9 +36,10 @@ class Look:
     blotch: float = 0.05
     leaf: float = 0.0
     grain: float = 4.0
-    stripe_color: RGB = (0.0, 0.0, 0.0)
-    stripe_period: float = 0.0
-    stripe_duty: float = 0.5
+    pattern: str = ""
+    pattern_color: RGB = (0.0, 0.0, 0.0)
+    pattern_period: float = 0.0
+    pattern_duty: float = 0.5
     ground: bool = False
 
 
@@ -125,19 +129,26 @@ class Canvas:
         blotch = np.array([lk.blotch for lk in looks], dtype=np.float32)
         leaf = np.array([lk.leaf for lk in looks], dtype=np.float32)
         grain = np.array([lk.grain for lk in looks], dtype=np.float32)
-        stripe_color = np.array([lk.stripe_color for lk in looks], dtype=np.float32)
-        stripe_freq = np.array([1.0 / lk.stripe_period if lk.stripe_period > 0 else 0.0 for lk in looks],
-                               dtype=np.float32)
-        stripe_duty = np.array([lk.stripe_duty for lk in looks], dtype=np.float32)
+        pattern = np.array([_PATTERNS[lk.pattern] if lk.pattern_period > 0 else 0 for lk in looks], dtype=np.int8)
+        pattern_color = np.array([lk.pattern_color for lk in looks], dtype=np.float32)
+        pattern_freq = np.array([1.0 / lk.pattern_period if lk.pattern_period > 0 else 0.0 for lk in looks],
+                                dtype=np.float32)
+        pattern_duty = np.array([lk.pattern_duty for lk in looks], dtype=np.float32)
         ground = np.array([lk.ground for lk in looks], dtype=bool)
 
         rows = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
         pixels = color[ids] + gradient[ids] * rows
-        freq = stripe_freq[ids]
-        if freq.any():
-            cols = np.arange(w, dtype=np.float32)[None, :]
-            bars = (freq > 0) & (np.mod(cols * freq, 1.0) < stripe_duty[ids])
-            pixels = np.where(bars[..., None], stripe_color[ids], pixels)
+        kind = pattern[ids]
+        if kind.any():
+            freq = pattern_freq[ids]
+            u = np.arange(w, dtype=np.float32)[None, :] * freq
+            v = np.arange(h, dtype=np.float32)[:, None] * freq
+            duty = pattern_duty[ids]
+            other = np.select(
+                [kind == 1, kind == 2, kind == 3],
+                [np.mod(u, 1.0) >= duty, np.mod(v, 1.0) >= duty, (np.floor(u) + np.floor(v)) % 2 == 1],
+                default=False)
+            pixels = np.where(other[..., None], pattern_color[ids], pixels)
 
         # Noise fields have a fixed number of cells per image, so a scene looks alike at every resolution.
         lum = 1.0 + blotch[ids] * _smooth_noise(rng, (6, 12), (h, w))

@@ -54,13 +54,16 @@ def asphalt(rng: np.random.Generator) -> Look:
     return Look(color=color, blotch=rng.uniform(0.04, 0.12), grain=rng.uniform(4, 9), ground=True)
 
 
-def paving(rng: np.random.Generator) -> Look:
+def paving(rng: np.random.Generator, pixel_scale: float) -> Look:
+    """Slabs or setts: a fine checker of two close shades (``pixel_scale``: image width / 256)."""
     color = pick(rng, [
         (0.55, lambda: grey(rng, 95, 190, 6)),
         (0.2, lambda: jitter(rng, (165, 118, 102), 18)),
         (0.25, lambda: jitter(rng, (172, 160, 135), 18)),
     ])()
-    return Look(color=color, blotch=rng.uniform(0.04, 0.1), grain=rng.uniform(5, 10), ground=True)
+    return Look(color=color, blotch=rng.uniform(0.04, 0.1), grain=rng.uniform(4, 8), ground=True,
+                pattern="tiles" if rng.random() < 0.75 else "", pattern_color=scaled(color, rng.uniform(0.84, 0.93)),
+                pattern_period=rng.uniform(1.5, 3.0) * pixel_scale)
 
 
 def lane_paint(rng: np.random.Generator, road: Look) -> Look:
@@ -74,8 +77,8 @@ def grass(rng: np.random.Generator) -> Look:
         (0.25, lambda: jitter(rng, (140, 140, 90), 22)),
         (0.2, lambda: jitter(rng, (125, 105, 80), 18)),
     ])()
-    return Look(color=color, blotch=rng.uniform(0.06, 0.14), leaf=rng.uniform(0.06, 0.14),
-                grain=rng.uniform(6, 12), ground=True)
+    return Look(color=color, blotch=rng.uniform(0.05, 0.1), leaf=rng.uniform(0.03, 0.08),
+                grain=rng.uniform(10, 16), ground=True)
 
 
 def dirt(rng: np.random.Generator) -> Look:

@@ -470,6 +470,10 @@ def wall(p: Painter, x: float, z0: float, z1: float, *, outward: int, height: fl
     height = rng.uniform(0.6, 2.4) if height is None else height
     obj = p.canvas.new_object(LABEL["wall"])
     look = m.concrete(rng)
+    if rng.random() < 0.7:  # block or brick courses with lighter joints
+        course = rng.uniform(0.2, 0.5) * p.cam.scale(max(p.cam.near, (z0 + z1) / 2))
+        look = attrs.evolve(look, pattern="courses", pattern_color=m.scaled(look.color, rng.uniform(1.15, 1.35)),
+                            pattern_period=max(2.0, course), pattern_duty=rng.uniform(0.6, 0.8))
     thick = rng.uniform(0.25, 0.5)
     xa, xb = sorted((x, x + outward * thick))
     p.box(obj, look, xa, xb, 0.0, height, z0, z1)
@@ -484,7 +488,8 @@ def fence(p: Painter, x: float, z0: float, z1: float, *, outward: int) -> None:
     gap = m.scaled(bars.color, rng.uniform(0.45, 0.75)) if rng.random() < 0.5 else m.foliage_color(rng)
     z_mid = max(cam.near, (z0 + z1) / 2)
     period = max(2.0, rng.uniform(0.1, 0.25) * cam.scale(z_mid))
-    look = attrs.evolve(bars, stripe_color=gap, stripe_period=period, stripe_duty=rng.uniform(0.3, 0.6))
+    look = attrs.evolve(bars, pattern="bars", pattern_color=gap, pattern_period=period,
+                        pattern_duty=rng.uniform(0.3, 0.6))
     canvas.polygon(canvas.surface(obj, look), cam.side(x, 0.0, height, z0, z1))
     rail = canvas.surface(obj, bars)
     canvas.polygon(rail, cam.side(x, height - 0.08, height, z0, z1))

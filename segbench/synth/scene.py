@@ -57,7 +57,7 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> Rendering
     The scene itself (geometry and colours) depends on ``rng`` only, so a seed shows the same street at any
     resolution; the noise textures are resolution-dependent.
     """
-    cam = Camera(width=width, height=height, focal=width * rng.uniform(0.95, 1.2),
+    cam = Camera(width=width, height=height, focal=width * rng.uniform(1.05, 1.3),
                  cx=width * (0.5 + rng.uniform(-0.07, 0.07)), cy=height * rng.uniform(0.36, 0.48),
                  elevation=rng.uniform(1.25, 1.6))
     street = _street(rng)
@@ -79,7 +79,7 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> Rendering
     back.draw()
     front.draw()
     _ego_and_borders(painter)
-    brightness = rng.uniform(0.65, 1.2) if sun else rng.uniform(0.6, 1.05)
+    brightness = rng.uniform(0.7, 1.15) if sun else rng.uniform(0.65, 1.05)
     cast = tuple(np.clip(1.0 + rng.normal(0, 0.05, 3), 0.85, 1.15).tolist())
     return painter.canvas.render(rng, brightness=brightness, cast=cast, blur=min(0.3 * width / 256, 1.0),
                                  sensor_noise=rng.uniform(1.0, 3.0))
@@ -145,15 +145,18 @@ def _ground(p: o.Painter, s: Street) -> Look:
     for side in (-1, 1):
         kind = m.pick(rng, [(0.6, "paving"), (0.3, "grass"), (0.1, "dirt")])
         label = {"paving": "sidewalk", "grass": "terrain", "dirt": "ground"}[kind]
-        look = {"paving": m.paving, "grass": m.grass, "dirt": m.dirt}[kind](rng)
+        if kind == "paving":
+            look = m.paving(rng, cam.width / 256)
+        else:
+            look = m.grass(rng) if kind == "grass" else m.dirt(rng)
         x0, x1 = sorted((s.out(side, 0.0), side * 400.0))
         canvas.polygon(canvas.surface(canvas.new_object(LABEL[label]), look), cam.flat(0.0, x0, x1, near, _FAR))
     for side, width in zip((-1, 1), s.sidewalk):
         obj = canvas.new_object(LABEL["sidewalk"])
         x0, x1 = sorted((s.out(side, 0.0), s.out(side, width)))
-        look = m.paving(rng)
+        look = m.paving(rng, cam.width / 256)
         canvas.polygon(canvas.surface(obj, look), cam.flat(0.0, x0, x1, near, _FAR))
-        curb = canvas.surface(obj, attrs.evolve(look, color=m.scaled(look.color, rng.uniform(1.05, 1.3))))
+        curb = canvas.surface(obj, attrs.evolve(look, color=m.scaled(look.color, rng.uniform(1.05, 1.3)), pattern=""))
         x0, x1 = sorted((s.out(side, 0.0), s.out(side, 0.22)))
         canvas.polygon(curb, cam.flat(0.0, x0, x1, near, _FAR))
 
@@ -164,7 +167,7 @@ def _ground(p: o.Painter, s: Street) -> Look:
         if width and rng.random() < 0.35:  # a paved parking strip (a void class in the benchmark)
             x0, x1 = sorted((s.edge(side), s.edge(side) - side * width))
             obj = canvas.new_object(LABEL["parking"])
-            canvas.polygon(canvas.surface(obj, m.paving(rng)), cam.flat(0.0, x0, x1, near, _FAR))
+            canvas.polygon(canvas.surface(obj, m.paving(rng, cam.width / 256)), cam.flat(0.0, x0, x1, near, _FAR))
     paint = canvas.surface(road_obj, m.lane_paint(rng, road))
     marks = []
     for k in range(1, s.lanes):
@@ -326,7 +329,8 @@ def _street_end(p: o.Painter, s: Street, back: _DepthQueue, road: Look) -> None:
         obj = canvas.new_object(LABEL["road"])
         canvas.polygon(canvas.surface(obj, road), cam.flat(0.0, -300, 300, s.end - 12, s.end))
         sw = canvas.new_object(LABEL["sidewalk"])
-        canvas.polygon(canvas.surface(sw, m.paving(rng)), cam.flat(0.0, -300, 300, s.end, s.end + 3))
+        walk = canvas.surface(sw, m.paving(rng, cam.width / 256))
+        canvas.polygon(walk, cam.flat(0.0, -300, 300, s.end, s.end + 3))
         x = -150.0
         while x < 150.0:
             w = rng.uniform(10, 30)

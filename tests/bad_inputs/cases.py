@@ -64,9 +64,10 @@ class CaseContext:
         self.vars.update(root=str(root), image=str(tree_image(root, index=1)), label=str(tree_label(root, index=1)))
         return root
 
-    def city_run(self, *, root: Path | None = None, num_workers: int = 0, extra: str = "") -> list[str]:
+    def city_run(self, *, root: Path | None = None, num_workers: int = 0) -> list[str]:
+        """``segbench run`` on the Cityscapes tree at ``root`` (default: a fresh copy of the pristine one)."""
         root = root if root is not None else self.tree()
-        self.write("city.yaml", CITYSCAPES_RECIPE.format(root=root, num_workers=num_workers) + extra)
+        self.write("city.yaml", CITYSCAPES_RECIPE.format(root=root, num_workers=num_workers))
         return ["run", "city.yaml", *RUN]
 
     def plugin(self, distribution: str, entry_point: str, module: str, source: str) -> None:
@@ -78,7 +79,7 @@ class CaseContext:
 @attrs.frozen
 class Case:
     name: str
-    group: str  # recipe, cli, data, checkpoint, plugin
+    group: str  # recipe, cli, data, checkpoint (checkpoints and run directories), plugin
     setup: Callable[[CaseContext], list[str]]
     expect: tuple[str, ...]
     check: Callable[[CaseContext, object], None] | None = None
@@ -133,7 +134,7 @@ def batch_and_accumulation_zero(ctx):
     return ctx.child("trainer: {batch_size: 0, accumulate: 0}\n")
 
 
-@case("recipe", "trainer.epochs", "must be >= 0")
+@case("recipe", "trainer.epochs", "must be >= 0", slow=True)
 def negative_epochs(ctx):
     return ctx.child("trainer: {epochs: -2}\n")
 
@@ -163,7 +164,7 @@ def crop_larger_than_the_image_in_a_worker(ctx):
     return ctx.child(_BIG_CROP + "trainer: {num_workers: 1}\n")
 
 
-@case("recipe", "data.select", "trainer.select_on is 'select'", "set trainer.select_on: report")
+@case("recipe", "data.select", "trainer.select_on is 'select'", "set trainer.select_on: report", slow=True)
 def selection_on_a_missing_split(ctx):
     return ctx.child("data: {select: null}\n")
 
@@ -302,7 +303,7 @@ def image_without_a_label(ctx):
     return ctx.city_run(root=Path(ctx.vars["root"]))
 
 
-@case("data", "split 'val'", "has no images", "leftImg8bit")
+@case("data", "split 'val'", "has no images", "leftImg8bit", slow=True)
 def empty_split(ctx):
     root = ctx.tree()
     for folder in ("leftImg8bit", "gtFine"):
@@ -388,7 +389,7 @@ def label_that_is_a_dangling_link(ctx):
     return ctx.city_run(root=Path(ctx.vars["root"]))
 
 
-# ---- checkpoints and run directories --------------------------------------------------------------------------------
+# ---- checkpoints and run directories ------------------------------------------------------------
 
 def _unfinished_run(ctx) -> Path:
     """The run copy made unfinished (no results.json), so `segbench run toy.yaml` resumes from last.pt."""
@@ -404,7 +405,7 @@ def truncated_last_checkpoint(ctx):
     return ["run", "toy.yaml", *RUN]
 
 
-@case("checkpoint", "{last} is not a segbench checkpoint", "got OrderedDict with keys 0.weight", "--restart")
+@case("checkpoint", "{last} is not a segbench checkpoint", "got OrderedDict with keys 0.weight", "--restart", slow=True)
 def last_checkpoint_that_is_a_bare_state_dict(ctx):
     import torch
 
