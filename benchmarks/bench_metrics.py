@@ -52,6 +52,7 @@ def measure(repetitions: int) -> dict:
     from segbench.functional.metrics import ConfusionAccumulator
 
     pixels = SHAPE[0] * SHAPE[1] * SHAPE[2]
+    load_before = os.getloadavg()[0]
     results = {}
     for dtype_name in ("uint8", "int64"):
         pred, target = make_labels(getattr(torch, dtype_name))
@@ -102,6 +103,8 @@ def measure(repetitions: int) -> dict:
         "torchmetrics": torchmetrics.__version__,
         "threads": torch.get_num_threads(),
         "repetitions": repetitions,
+        # Other processes on a shared machine slow every variant; the ratios suffer less.
+        "load_average_1min": [load_before, os.getloadavg()[0]],
         "inputs": results,
     }
 
@@ -119,6 +122,11 @@ def markdown(report: dict) -> str:
         " | segbench speed-up (median) | matrices identical |",
         "|---|---|---|---:|---:|---:|---:|---|",
     ]
+    loads = "; ".join(
+        f"{allocator} {run['load_average_1min'][0]:.1f} -> {run['load_average_1min'][1]:.1f}"
+        for allocator, run in report["allocators"].items()
+    )
+    lines[2] += f" 1-minute load average during the runs: {loads}."
     for allocator, run in report["allocators"].items():
         for dtype_name, result in run["inputs"].items():
             ours = result["variants"]["segbench"]["median_seconds"]

@@ -30,6 +30,7 @@ segmentation-models-pytorch is needed only here (``benchmarks/requirements.txt``
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -288,7 +289,8 @@ def measure_model(model_name: str, *, batch: int, crop, with_smp: bool, warmup: 
 # ---- report -------------------------------------------------------------------------------------
 
 def markdown(report: dict) -> str:
-    peak = report["gemm_flops_per_s"]
+    peaks = "; ".join(f"{name} {r['gemm_flops_per_s']['fp32'] / 1e9:.0f} fp32, {r['gemm_flops_per_s']['bf16'] / 1e9:.0f}"
+                      " bf16" for name, r in report["models"].items())
     lines = [
         "# Training step: segbench's default path vs a plain fp32 loop",
         "",
@@ -297,15 +299,15 @@ def markdown(report: dict) -> str:
         f" Medians of {report['repetitions']} interleaved steps after {report['warmup']} warm-up step(s);"
         f" {report['machine']['device']}, {report['machine']['cpus']} CPUs ({report['machine']['cpu_capability']}),"
         f" torch {report['machine']['torch']}, allocator: {report['machine']['allocator']}."
-        f" `torch.mm` 4096^2 in the same run (the faster of a measurement before and after):"
-        f" {peak['fp32'] / 1e9:.0f} GFLOP/s fp32, {peak['bf16'] / 1e9:.0f} GFLOP/s bf16.",
+        " GEMM peak: `torch.mm` 4096^2 measured before and after each model's steps, the faster of the"
+        f" two (GFLOP/s): {peaks}.",
         "",
         "| model | variant | settings | s/step (median) | images/s | speed-up vs plain fp32 | GFLOP/s"
         " | % of GEMM peak | peak memory GiB (before steps) | load avg |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model_name, result in report["models"].items():
-        variants = result["variants"]
+        variants, peak = result["variants"], result["gemm_flops_per_s"]
         for name, v in variants.items():
             baseline = variants["smp plain fp32" if name.startswith("smp") else "plain fp32"]
             speedup = baseline["median_s"] / v["median_s"]
@@ -318,6 +320,7 @@ def markdown(report: dict) -> str:
                          f" | {load:.1f} |")
     if "deeplabv3plus" in report["models"]:
         variants = report["models"]["deeplabv3plus"]["variants"]
+        peak = report["models"]["deeplabv3plus"]["gemm_flops_per_s"]
         ours = variants["segbench"]
         lines += ["", f"DeepLabV3+ targets: speed-up >= {TARGET_SPEEDUP}x (measured"
                   f" {variants['plain fp32']['median_s'] / ours['median_s']:.2f}x), achieved FLOP/s >="
@@ -355,13 +358,13 @@ def main() -> None:
     parser.add_argument("--no-smp", action="store_true", help="skip segmentation_models_pytorch")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--profile", action="store_true", help="add a torch.profiler top-operator table")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other models' results already in results/train_step.json")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     common.ensure_allocator_env()
     if args.child:
-        import json
-
         print(json.dumps(memory_child(*args.memory, args.batch, args.crop, args.device)))
         return
 
@@ -377,21 +380,26 @@ def main() -> None:
             log("segmentation_models_pytorch is not installed (pip install -r benchmarks/requirements.txt);"
                 " skipping the smp comparison")
             with_smp = False
-    gemm_at_start = common.gemm_peak(torch_device)
-    log(f"torch.mm 4096^2: {gemm_at_start['fp32'] / 1e9:.0f} GFLOP/s fp32, {gemm_at_start['bf16'] / 1e9:.0f}"
-        " GFLOP/s bf16")
     report = {"machine": {**common.machine(), "device": str(torch_device)}, "batch": args.batch,
               "crop": list(args.crop), "warmup": args.warmup, "repetitions": args.repetitions, "models": {}}
+    previous = common.RESULTS / "train_step.json"
+    if args.merge and previous.exists():
+        earlier = json.loads(previous.read_text())
+        if (earlier["batch"], earlier["crop"]) == (report["batch"], report["crop"]):
+            report["models"] = {name: r for name, r in earlier["models"].items() if name not in args.models}
     for model_name in args.models:
-        report["models"][model_name] = measure_model(
+        before = common.gemm_peak(torch_device)
+        log(f"torch.mm 4096^2: {before['fp32'] / 1e9:.0f} GFLOP/s fp32, {before['bf16'] / 1e9:.0f} GFLOP/s bf16")
+        result = measure_model(
             model_name, batch=args.batch, crop=args.crop, with_smp=with_smp, warmup=args.warmup,
             repetitions=args.repetitions, memory=not args.no_memory, profile=args.profile, device=args.device,
             log=log)
-    gemm_at_end = common.gemm_peak(torch_device)
-    # Other processes can only slow a measurement down: the faster of the two is the machine's peak.
-    report["gemm_flops_per_s"] = {key: max(gemm_at_start[key], gemm_at_end[key]) for key in gemm_at_start}
-    report["gemm_flops_per_s_measured"] = {"start": gemm_at_start, "end": gemm_at_end}
-    common.write_results("train_step", report, markdown(report))
+        after = common.gemm_peak(torch_device)
+        # Other processes can only slow a measurement down: the faster of the two is the machine's peak.
+        result["gemm_flops_per_s"] = {key: max(before[key], after[key]) for key in before}
+        result["gemm_flops_per_s_measured"] = {"before": before, "after": after}
+        report["models"][model_name] = result
+        common.write_results("train_step", report, markdown(report))  # partial results survive an interruption
     print(markdown(report))
 
 

@@ -23,16 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("train_step", "scaling", "eval", "metrics", "data")  # the order they run in
+BENCHMARKS = ("train_step", "scaling", "eval", "metrics", "data")
+SCRIPTS = {"metrics": "bench_metrics.py", "data": "bench_data.py", "train_step": "bench_train_step.py",
+           "scaling": "bench_scaling.py", "eval": "bench_eval.py"}
+# The order they run in: DeepLabV3+ first, the two slowest models' training steps last.
+STAGES = (("train_step", ["--profile", "--models", "deeplabv3plus"]), ("scaling", []), ("eval", []),
+          ("metrics", []), ("data", []), ("train_step", ["--profile", "--models", "unet", "deeplabv3", "--merge"]))
 
 
-def command_for(name: str, repetitions: int | None) -> list[str]:
-    script = {"metrics": "bench_metrics.py", "data": "bench_data.py", "train_step": "bench_train_step.py",
-              "scaling": "bench_scaling.py", "eval": "bench_eval.py"}[name]
-    extra = ["--profile"] if name == "train_step" else []
+def command_for(name: str, extra: list[str], repetitions: int | None) -> list[str]:
     if repetitions is not None and name in ("train_step", "scaling", "eval"):
-        extra += ["--repetitions", str(repetitions)]
-    return [sys.executable, str(HERE / script), *extra]
+        extra = [*extra, "--repetitions", str(repetitions)]
+    return [sys.executable, str(HERE / SCRIPTS[name]), *extra]
 
 
 def load(name: str) -> dict | None:
@@ -157,8 +159,10 @@ def main() -> None:
     start = time.perf_counter()
     took = None
     if not args.summary_only:
-        for name in args.only:
-            command = command_for(name, args.repetitions)
+        for name, extra in STAGES:
+            if name not in args.only:
+                continue
+            command = command_for(name, extra, args.repetitions)
             print(f"== {name}: {' '.join(command)} (load average {common.load_average()})", flush=True)
             step_start = time.perf_counter()
             subprocess.run(command, check=True, cwd=common.ROOT)
