@@ -77,7 +77,7 @@ class RunDir:
         atomic_write_text(self.path / name, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -106,7 +106,7 @@ class RunLock:
                 fd = os.open(self.run.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner and owner.get("host") == me["host"] and not _process_alive(int(owner.get("pid", -1))):
+                if owner and owner.get("host") == me["host"] and not process_alive(int(owner.get("pid", -1))):
                     self._remove_if_still(owner)  # stale: its owner died
                     continue
                 who = f"process {owner.get('pid')} on host {owner.get('host')}" if owner else "another process"
