@@ -171,6 +171,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=parse_crop, default=SIZE, help="HxW, default 1024x2048")
     parser.add_argument("--no-quickstart", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --no-quickstart: keep the quickstart figure already in results/eval.json")
     args = parser.parse_args()
     common.ensure_allocator_env()
 
@@ -182,8 +184,11 @@ def main() -> None:
               "warmup": args.warmup, "repetitions": args.repetitions}
     report["inference"] = measure_inference(args.models, size=args.size, warmup=args.warmup,
                                             repetitions=args.repetitions, device=args.device, log=log)
+    previous = common.RESULTS / "eval.json"
     if not args.no_quickstart:
         report["quickstart"] = measure_quickstart(log)
+    elif args.merge and previous.exists() and "quickstart" in json.loads(previous.read_text()):
+        report["quickstart"] = json.loads(previous.read_text())["quickstart"]
     common.write_results("eval", report, markdown(report))
     print(markdown(report))
 

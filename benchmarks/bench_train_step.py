@@ -289,8 +289,8 @@ def measure_model(model_name: str, *, batch: int, crop, with_smp: bool, warmup: 
 # ---- report -------------------------------------------------------------------------------------
 
 def markdown(report: dict) -> str:
-    peaks = "; ".join(f"{name} {r['gemm_flops_per_s']['fp32'] / 1e9:.0f} fp32, {r['gemm_flops_per_s']['bf16'] / 1e9:.0f}"
-                      " bf16" for name, r in report["models"].items())
+    peaks = "; ".join(f"{name} {r['gemm_flops_per_s']['fp32'] / 1e9:.0f} fp32,"
+                      f" {r['gemm_flops_per_s']['bf16'] / 1e9:.0f} bf16" for name, r in report["models"].items())
     lines = [
         "# Training step: segbench's default path vs a plain fp32 loop",
         "",
@@ -326,6 +326,11 @@ def markdown(report: dict) -> str:
                   f" {variants['plain fp32']['median_s'] / ours['median_s']:.2f}x), achieved FLOP/s >="
                   f" {TARGET_PEAK_FRACTION:.0%} of the bf16 GEMM (measured"
                   f" {ours['achieved_flops_per_s'] / peak['bf16']:.0%})."]
+        at_peak = ours["train_step_flops"] / peak["bf16"]
+        lines.append(f"Bound: a step at 100% of the bf16 GEMM peak would take {at_peak:.2f} s, i.e."
+                     f" {variants['plain fp32']['median_s'] / at_peak:.2f}x the plain fp32 loop, which itself runs"
+                     f" at {variants['plain fp32']['achieved_flops_per_s'] / peak['fp32']:.0%} of the fp32 GEMM peak"
+                     f" (bf16/fp32 GEMM ratio here: {peak['bf16'] / peak['fp32']:.2f}).")
         if "smp plain fp32" in variants:
             smp = variants["smp plain fp32"]
             lines.append(f"segbench's DeepLabV3+ (full 3x3 convolutions in ASPP and decoder,"
@@ -399,6 +404,7 @@ def main() -> None:
         result["gemm_flops_per_s"] = {key: max(before[key], after[key]) for key in before}
         result["gemm_flops_per_s_measured"] = {"before": before, "after": after}
         report["models"][model_name] = result
+        report["models"] = {name: report["models"][name] for name in MODELS if name in report["models"]}
         common.write_results("train_step", report, markdown(report))  # partial results survive an interruption
     print(markdown(report))
 

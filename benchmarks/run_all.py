@@ -5,8 +5,8 @@ In order, each as its own process (so each starts with the allocator settings it
 ``bench_scaling.py`` (crop and batch size), ``bench_eval.py`` (inference, quickstart),
 ``bench_metrics.py`` (confusion-matrix update) and ``bench_data.py`` (decode + augmentation). The summary
 collects their JSON results; ``--summary-only`` rebuilds it from the results already on disk.
-Takes about 20 minutes on an idle 2-core CPU; the benchmark-only packages are in
-``benchmarks/requirements.txt``.
+Takes about 30 minutes on an idle 2-core CPU (50 with other jobs on the machine); ``--only`` picks
+parts. The benchmark-only packages are in ``benchmarks/requirements.txt``.
 
     python benchmarks/run_all.py [--only train_step eval ...] [--summary-only] [--repetitions 3]
 """

@@ -177,17 +177,11 @@ def test_class_imbalance_is_cityscapes_like(moderate_tree):
     by_name = dict(zip(TRAIN_NAMES, share))
     assert by_name["road"] + by_name["building"] + by_name["vegetation"] + by_name["sky"] > 0.5
     assert by_name["road"] == share.max() or by_name["building"] == share.max()
-    for rare in ("pole", "traffic light", "rider", "motorcycle"):
-        assert by_name[rare] < 0.03, (rare, by_name[rare])
-    assert by_name["traffic light"] < 0.005 and by_name["rider"] < 0.005
-
-
-def _default_train_classes(size: tuple[int, int]) -> set[str]:
-    present = np.zeros(256, dtype=bool)
-    for index in range(synth_tree.generate_city.__kwdefaults__["train"]):
-        scene = render_scene(image_rng(0, "train", index), *size)
-        present[TRAIN_ID[scene.label_ids]] = True
-    return {name for k, name in enumerate(TRAIN_NAMES) if present[k]}
+    # Thin and rare classes stay small (Cityscapes: pole 1.2 %, traffic light 0.2 %, rider 0.1 %); at this small
+    # size every far pole is still at least a pixel wide, which inflates its share.
+    assert by_name["pole"] < 0.04
+    for rare in ("traffic light", "rider", "motorcycle", "bicycle"):
+        assert by_name[rare] < 0.01, (rare, by_name[rare])
 
 
 @pytest.mark.parametrize("index", [0, 7, 18])
@@ -197,17 +191,12 @@ def test_a_seed_draws_the_same_street_at_any_resolution(index):
     assert (large[::2, ::2] == small).mean() > 0.9  # only edges move by the half-pixel grid shift
 
 
-def test_default_train_scenes_show_most_classes():
-    """The default train split's scenes (same seed and indices), drawn at a quarter of the pixels."""
-    assert len(_default_train_classes((64, 128))) >= 15
-
-
-@pytest.mark.slow
 def test_default_train_split_shows_most_classes(tmp_path):
-    report = generate_city(tmp_path / "default")
+    report = generate_city(tmp_path / "default")  # the defaults: what `segbench synth DIR` writes (~5 s)
     assert len(report.present_classes("gtFine/train")) >= 15
     shares = report.class_shares("gtFine/train")
     assert shares["road"] + shares["building"] + shares["vegetation"] + shares["sky"] > 0.5
+    assert report.counts == {"train": 120, "val": 30, "train_extra": 60}
 
 
 def test_report_counts_every_pixel(small_tree, tmp_path):

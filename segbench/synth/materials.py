@@ -50,15 +50,15 @@ def pick(rng: np.random.Generator, options: list[tuple[float, object]]):
 # ---- ground ---------------------------------------------------------------------------------------------------
 
 def asphalt(rng: np.random.Generator) -> Look:
-    color = pick(rng, [(0.75, lambda: grey(rng, 60, 140, 4)), (0.25, lambda: grey(rng, 120, 175, 6))])()
+    color = pick(rng, [(0.85, lambda: grey(rng, 55, 125, 4)), (0.15, lambda: grey(rng, 110, 150, 6))])()
     return Look(color=color, blotch=rng.uniform(0.04, 0.12), grain=rng.uniform(4, 9), ground=True)
 
 
 def paving(rng: np.random.Generator, pixel_scale: float) -> Look:
     """Slabs or setts: a fine checker of two close shades (``pixel_scale``: image width / 256)."""
     color = pick(rng, [
-        (0.55, lambda: grey(rng, 95, 190, 6)),
-        (0.2, lambda: jitter(rng, (165, 118, 102), 18)),
+        (0.45, lambda: grey(rng, 125, 195, 6)),
+        (0.3, lambda: jitter(rng, (165, 118, 102), 18)),
         (0.25, lambda: jitter(rng, (172, 160, 135), 18)),
     ])()
     return Look(color=color, blotch=rng.uniform(0.04, 0.1), grain=rng.uniform(4, 8), ground=True,
@@ -73,8 +73,8 @@ def lane_paint(rng: np.random.Generator, road: Look) -> Look:
 
 def grass(rng: np.random.Generator) -> Look:
     color = pick(rng, [
-        (0.55, lambda: jitter(rng, (105, 140, 70), 22)),
-        (0.25, lambda: jitter(rng, (140, 140, 90), 22)),
+        (0.5, lambda: jitter(rng, (130, 150, 70), 18)),
+        (0.3, lambda: jitter(rng, (155, 145, 85), 18)),
         (0.2, lambda: jitter(rng, (125, 105, 80), 18)),
     ])()
     return Look(color=color, blotch=rng.uniform(0.05, 0.1), leaf=rng.uniform(0.03, 0.08),
@@ -89,9 +89,9 @@ def dirt(rng: np.random.Generator) -> Look:
 
 def facade_color(rng: np.random.Generator) -> RGB:
     return pick(rng, [
-        (0.34, lambda: grey(rng, 75, 215, 7)),
-        (0.18, lambda: jitter(rng, (200, 180, 145), 22)),
-        (0.12, lambda: jitter(rng, (145, 75, 60), 20)),
+        (0.2, lambda: grey(rng, 75, 215, 7)),
+        (0.24, lambda: jitter(rng, (200, 180, 145), 22)),
+        (0.18, lambda: jitter(rng, (145, 75, 60), 20)),
         (0.14, lambda: jitter(rng, (222, 216, 202), 12)),
         (0.22, lambda: jitter(rng, pick(rng, [(1, (205, 170, 165)), (1, (170, 192, 168)), (1, (178, 186, 208)),
                                               (1, (215, 192, 120)), (1, (120, 110, 100))]), 18)),
@@ -149,7 +149,7 @@ def bark(rng: np.random.Generator) -> Look:
 
 def sky_colors(rng: np.random.Generator) -> tuple[RGB, RGB, bool]:
     """(zenith, horizon, clear): clear blue, overcast or hazy."""
-    kind = pick(rng, [(0.45, "clear"), (0.4, "overcast"), (0.15, "hazy")])
+    kind = pick(rng, [(0.55, "clear"), (0.35, "overcast"), (0.1, "hazy")])
     if kind == "clear":
         top = jitter(rng, (85, 135, 210), 15)
         return top, mix(top, (225, 230, 235), rng.uniform(0.4, 0.8)), True

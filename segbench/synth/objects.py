@@ -118,8 +118,8 @@ def truck(p: Painter, xc: float, z0: float, *, facing: int) -> float:
     cab_h, cargo_h = rng.uniform(2.6, 3.1), rng.uniform(3.0, 3.8)
     x0, x1 = xc - width / 2, xc + width / 2
     obj = canvas.new_object(LABEL["truck"], droppable=True)
-    cab, cargo, tyre = m.paint(rng), m.paint(rng, m.pick(rng, [(0.6, m.grey(rng, 170, 240, 4)),
-                                                                 (0.4, m.paint_color(rng))])), m.rubber(rng)
+    cab, cargo, tyre = m.paint(rng), m.paint(rng, m.pick(rng, [(0.8, m.grey(rng, 185, 240, 4)),
+                                                                 (0.2, m.paint_color(rng))])), m.rubber(rng)
     total = cargo_len + cab_len + 0.3
     p.ground_shadow(x0 - 0.1, x1 + 0.1, z0 - 0.2, z0 + total + 0.2, 0.35 + 0.4 * p.shadow)
     if facing > 0:
@@ -150,8 +150,8 @@ def bus(p: Painter, xc: float, z0: float, *, facing: int) -> float:
     width, length, height = 2.55, rng.choice([rng.uniform(10.5, 13.0), 18.0]), rng.uniform(3.0, 3.3)
     x0, x1, z1 = xc - width / 2, xc + width / 2, z0 + length
     obj = canvas.new_object(LABEL["bus"], droppable=True)
-    body = m.paint(rng, m.pick(rng, [(0.3, m.jitter(rng, (225, 195, 40), 15)), (0.3, m.grey(rng, 190, 240, 3)),
-                                     (0.2, m.jitter(rng, (170, 40, 40), 15)), (0.2, m.paint_color(rng))]))
+    body = m.paint(rng, m.pick(rng, [(0.4, m.jitter(rng, (225, 195, 40), 15)), (0.2, m.grey(rng, 200, 240, 3)),
+                                     (0.3, m.jitter(rng, (170, 40, 40), 15)), (0.1, m.jitter(rng, (40, 90, 160), 15))]))
     p.ground_shadow(x0 - 0.1, x1 + 0.1, z0 - 0.2, z1 + 0.2, 0.35 + 0.4 * p.shadow)
     tyre_id = canvas.surface(obj, m.rubber(rng))
     for wx in (x0 + 0.1, x1 - 0.5):
@@ -183,8 +183,8 @@ def tram(p: Painter, xc: float, z0: float) -> float:
     width, length, height = rng.uniform(2.3, 2.65), rng.uniform(24.0, 36.0), rng.uniform(3.3, 3.6)
     x0, x1, z1 = xc - width / 2, xc + width / 2, z0 + length
     obj = canvas.new_object(LABEL["train"], droppable=True)
-    body = m.paint(rng, m.pick(rng, [(0.35, m.grey(rng, 200, 240, 3)), (0.25, m.jitter(rng, (190, 40, 40), 15)),
-                                     (0.2, m.jitter(rng, (225, 200, 50), 15)), (0.2, m.paint_color(rng))]))
+    body = m.paint(rng, m.pick(rng, [(0.3, m.grey(rng, 210, 240, 3)), (0.4, m.jitter(rng, (190, 40, 40), 15)),
+                                     (0.3, m.jitter(rng, (225, 200, 50), 15))]))
     p.ground_shadow(x0 - 0.1, x1 + 0.1, z0 - 0.2, z1 + 0.2, 0.35 + 0.4 * p.shadow)
     pole = canvas.surface(obj, m.metal(rng))
     canvas.polygon(pole, cam.front(z0 + 4.0, xc - 0.6, xc + 0.6, height, height + 0.08))
@@ -381,8 +381,7 @@ def traffic_light(p: Painter, x: float, z: float, y: float, *, lit: bool) -> Non
     rng, cam, canvas = p.rng, p.cam, p.canvas
     obj = canvas.new_object(LABEL["traffic light"], droppable=True)
     w, h = rng.uniform(0.38, 0.48), rng.uniform(0.95, 1.15)
-    housing = m.pick(rng, [(0.6, m.grey(rng, 20, 55, 3)), (0.25, m.jitter(rng, (205, 165, 35), 15)),
-                           (0.15, m.jitter(rng, (45, 62, 50), 10))])
+    housing = m.pick(rng, [(0.75, m.grey(rng, 20, 50, 3)), (0.25, m.jitter(rng, (205, 165, 35), 15))])
     if rng.random() < 0.5:  # back plate with a white border
         canvas.polygon(canvas.surface(obj, m.lamp(m.grey(rng, 190, 235, 3))),
                        cam.front(z + 0.02, x - w * 0.9, x + w * 0.9, y - h - 0.08, y + 0.08))

@@ -125,7 +125,7 @@ def _distance(p: o.Painter, horizon) -> None:
         z = rng.uniform(350, 700)
         if rng.random() < 0.65:
             obj = canvas.new_object(LABEL["building"])
-            color = m.mix(m.facade_color(rng), horizon, rng.uniform(0.3, 0.6))
+            color = m.mix(m.facade_color(rng), horizon, rng.uniform(0.15, 0.35))
             canvas.polygon(canvas.surface(obj, Look(color=color, grain=3)),
                            cam.front(z, x, x + w, 0.0, rng.uniform(8, 45)))
         elif rng.random() < 0.6:
@@ -372,7 +372,7 @@ def _traffic(p: o.Painter, s: Street, front: _DepthQueue) -> None:
                 z = z_far + rng.uniform(0.6, 3.0)
             else:
                 z += rng.uniform(5, 15)
-    tram_lane = int(rng.integers(s.lanes)) if rng.random() < 0.1 else -1
+    tram_lane = int(rng.integers(s.lanes)) if rng.random() < 0.13 else -1
     own_lane = int(np.argmin([abs(s.lane_center(k)) for k in range(s.lanes)]))
     for k in range(s.lanes):
         facing = -1 if k < s.oncoming else 1
@@ -397,7 +397,7 @@ def _traffic(p: o.Painter, s: Street, front: _DepthQueue) -> None:
             z = rng.uniform(5, 40)
             front.add(z, o.two_wheeler, p, "bicycle", "x", s.right - s.parking[1] - rng.uniform(0.5, 1.2), z,
                       facing=1, rider=True)
-    if rng.random() < 0.15:  # a cyclist crossing
+    if rng.random() < 0.1:  # a cyclist crossing
         z = rng.uniform(7, 30)
         front.add(z, o.two_wheeler, p, "bicycle", "z", z, rng.uniform(s.left, s.right),
                   facing=int(rng.choice([-1, 1])), rider=True)
