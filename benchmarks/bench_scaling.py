@@ -45,16 +45,7 @@ def feasible(step: SegbenchStep, batch: int, crop) -> str | None:
 
 
 def memory_child(batch: int, crop, device: str) -> dict:
-    torch_device = common.pick_device(device)
-    common.reset_peak_memory(torch_device)
-    step = SegbenchStep(MODELS[MODEL], batch=batch, crop=crop, device=device)
-    before = common.current_memory_bytes(torch_device)
-    for _ in range(2):
-        step()
-    common.synchronize(torch_device)
-    return {"peak_memory_bytes": common.peak_memory_bytes(torch_device), "memory_before_steps_bytes": before,
-            "memory_kind": "cuda max_memory_allocated" if torch_device.type == "cuda" else "peak RSS",
-            "memory_load_average": common.load_average()}
+    return common.two_step_memory(lambda: SegbenchStep(MODELS[MODEL], batch=batch, crop=crop, device=device), device)
 
 
 def measure(crops, batches, *, warmup: int, repetitions: int, memory: bool, device: str, log) -> dict:

@@ -243,17 +243,9 @@ def profile_table(step, *, rows: int = 15) -> str:
 
 
 def memory_child(model_name: str, variant: str, batch: int, crop, device: str) -> dict:
-    """Two steps (the second holds optimizer state, activations and gradients at once) in this process."""
-    torch_device = common.pick_device(device)
-    common.reset_peak_memory(torch_device)
-    step = make_step(model_name, variant, batch=batch, crop=crop, device=device)
-    before = common.current_memory_bytes(torch_device)
-    for _ in range(2):
-        step()
-    common.synchronize(torch_device)
-    return {"peak_memory_bytes": common.peak_memory_bytes(torch_device), "memory_before_steps_bytes": before,
-            "memory_kind": "cuda max_memory_allocated" if torch_device.type == "cuda" else "peak RSS",
-            "memory_load_average": common.load_average()}
+    """Peak memory of two steps in this process."""
+    return common.two_step_memory(lambda: make_step(model_name, variant, batch=batch, crop=crop, device=device),
+                                  device)
 
 
 def measure_model(model_name: str, *, batch: int, crop, with_smp: bool, warmup: int, repetitions: int,

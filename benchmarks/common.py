@@ -152,6 +152,20 @@ def reset_peak_memory(device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def two_step_memory(make_step, device: str) -> dict:
+    """Peak memory of two training steps (the second holds optimizer state, activations and gradients at once)."""
+    torch_device = pick_device(device)
+    reset_peak_memory(torch_device)
+    step = make_step()
+    before = current_memory_bytes(torch_device)
+    for _ in range(2):
+        step()
+    synchronize(torch_device)
+    return {"peak_memory_bytes": peak_memory_bytes(torch_device), "memory_before_steps_bytes": before,
+            "memory_kind": "cuda max_memory_allocated" if torch_device.type == "cuda" else "peak RSS",
+            "memory_load_average": load_average()}
+
+
 def run_child(script: Path, args: list[str], *, timeout: float = 1800) -> dict:
     """Run ``script --child ARGS`` in a fresh interpreter (same allocator settings); its last stdout line is JSON."""
     command = [sys.executable, str(script), "--child", *args]

@@ -1,7 +1,6 @@
 """Building a run's objects (data, model, loss, optimizer, scheduler) from a validated plan."""
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from segbench.engine.distributed import DistEnv
 from segbench.engine.param_groups import split_param_groups
 from segbench.engine.rundir import RunDir
+from segbench.engine.trainer import schedule_length
 
 
 @attrs.define
@@ -81,13 +81,9 @@ def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, 
     groups = split_param_groups(raw_model, getattr(plan.optimizer.config, "groups", {}) or {})
     optimizer = plan.optimizer.build(param_groups=groups)
 
-    trainer = plan.trainer
-    per_rank = len(train_base) // env.world_size
-    batches = per_rank // trainer.batch_size
-    iterations_per_epoch = max(1, math.ceil(batches / trainer.accumulate))
-    total = trainer.max_iterations or trainer.epochs * iterations_per_epoch
-    scheduler = plan.scheduler.build(optimizer=optimizer, total_iterations=total,
-                                     iterations_per_epoch=iterations_per_epoch)
+    length = schedule_length(len(train_base), plan.trainer, env)
+    scheduler = plan.scheduler.build(optimizer=optimizer, total_iterations=length.total_iterations,
+                                     iterations_per_epoch=length.iterations_per_epoch)
     train_data = TransformedDataset(train_base, plan.train_transforms, seed=plan.seed)
     return RunComponents(model, raw_model, train_data, select_data, report_data, criterion, optimizer, scheduler,
                          num_classes, ignore_index, tuple(info.class_names), class_weights, overlap)

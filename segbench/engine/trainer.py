@@ -51,6 +51,28 @@ def epoch_batches(num_items: int, *, batch_size: int, seed: int, epoch: int, env
     return [mine[i:i + batch_size] for i in range(0, per_rank - batch_size + 1, batch_size)]
 
 
+@attrs.frozen
+class ScheduleLength:
+    iterations_per_epoch: int
+    epochs: int
+    total_iterations: int
+
+
+def schedule_length(num_items: int, trainer, env: DistEnv) -> ScheduleLength:
+    """Optimizer steps per epoch, epochs and total steps for ``num_items`` training images.
+
+    Matches :func:`epoch_batches`: each rank gets ``num_items // world_size`` images in full batches.
+    """
+    batches = (num_items // env.world_size) // trainer.batch_size
+    if batches == 0:
+        raise DataError(f"the training split has {num_items} images, fewer than one batch of"
+                        f" {trainer.batch_size} per process; lower trainer.batch_size or use more data")
+    per_epoch = math.ceil(batches / trainer.accumulate)
+    if trainer.max_iterations is not None:
+        return ScheduleLength(per_epoch, math.ceil(trainer.max_iterations / per_epoch), trainer.max_iterations)
+    return ScheduleLength(per_epoch, trainer.epochs, trainer.epochs * per_epoch)
+
+
 class SignalFlag:
     """Records SIGTERM/SIGUSR1 so the loop can checkpoint at the next step boundary."""
 
@@ -87,20 +109,9 @@ class Trainer:
         self.progress, self.log = progress, log
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         self.state = TrainState()
-        batches = len(epoch_batches(len(train_data), batch_size=self.cfg.batch_size, seed=0, epoch=0, env=env))
-        if batches == 0:
-            from segbench.errors import DataError
-
-            raise DataError(f"the training split has {len(train_data)} images, fewer than one batch of"
-                            f" {self.cfg.batch_size} per process; lower trainer.batch_size or use more data")
-        self.batches_per_epoch = batches
-        self.iterations_per_epoch = math.ceil(batches / self.cfg.accumulate)
-        if self.cfg.max_iterations is not None:
-            self.total_iterations = self.cfg.max_iterations
-            self.epochs = math.ceil(self.total_iterations / self.iterations_per_epoch)
-        else:
-            self.epochs = self.cfg.epochs
-            self.total_iterations = self.epochs * self.iterations_per_epoch
+        length = schedule_length(len(train_data), self.cfg, env)
+        self.iterations_per_epoch = length.iterations_per_epoch
+        self.epochs, self.total_iterations = length.epochs, length.total_iterations
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _raw_model(self):
