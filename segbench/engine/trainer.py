@@ -19,7 +19,7 @@ from segbench.engine.device import autocast
 from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import evaluate_confusion
 from segbench.engine.rundir import RunDir
-from segbench.errors import CheckpointError, SegbenchError, TrainingDivergedError
+from segbench.errors import CheckpointError, DataError, SegbenchError, TrainingDivergedError
 from segbench.functional.metrics import mean_iou
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: last.pt is written, run the same command again to resume
