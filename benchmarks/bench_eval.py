@@ -75,8 +75,6 @@ class ScoreImage:
 
 
 def measure_inference(models, *, size, warmup: int, repetitions: int, device: str, log) -> dict:
-    import torch
-
     common.import_segbench()
     from segbench.engine.device import cpu_supports_fast_bf16
 

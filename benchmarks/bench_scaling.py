@@ -66,7 +66,7 @@ def measure(crops, batches, *, warmup: int, repetitions: int, memory: bool, devi
     timings = common.interleaved({name: call for name, (_, _, call) in configs.items()}, device=torch_device,
                                  warmup=warmup, repetitions=repetitions, log=log)
     settings = step.settings
-    del step
+    step = None  # free the model before the memory children start
     result = dict(skipped)
     for name, (crop, batch, _) in configs.items():
         seconds = timings[name]["median_s"]

@@ -2,11 +2,10 @@
 from pathlib import Path
 
 import attrs
-import pluggy
 import torch
 from torch import nn
 
-from segbench import hookimpl, hookspecs
+from segbench import hookimpl
 from segbench.data.dataset import DatasetInfo, SegmentationDataset
 from segbench.plugins import make_plugin_manager
 from segbench.registry import build_registries

@@ -113,7 +113,7 @@ def test_stages_are_ordered_and_a_shared_upstream_is_submitted_once(stages_dir, 
     for independent in ("coarse", "other"):
         assert option(by_name[independent], "--dependency") is None
     assert all(argv[0] == "--parsable" for argv in calls)
-    assert f"submitted coarse-" in result.stderr and f"after job {ids['coarse']}" in result.stderr
+    assert "submitted coarse-" in result.stderr and f"after job {ids['coarse']}" in result.stderr
 
 
 def test_complete_stages_are_skipped_and_dependents_lose_the_dependency(stages_dir, registries, tmp_path,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from segbench.engine.checkpoint import load_checkpoint
-from segbench.engine.rundir import RunDir, RunLock
+from segbench.engine.rundir import RunDir
 from segbench.engine.runner import run_stage
 from segbench.errors import CheckpointError, RunLockedError, TrainingDivergedError
 from segbench.recipe.load import load_recipe
