@@ -36,6 +36,11 @@ def scaled(rgb, factor: float) -> RGB:
     return clip_rgb(c * factor for c in rgb)
 
 
+def pick_jittered(rng: np.random.Generator, options: list[tuple[float, RGB]], spread: float) -> RGB:
+    """One of the weighted base colours, jittered by ``spread``."""
+    return jitter(rng, pick(rng, options), spread)
+
+
 def pick(rng: np.random.Generator, options: list[tuple[float, object]]):
     """One of the ``(weight, value)`` options, chosen with probability proportional to its weight."""
     total = sum(w for w, _ in options)
@@ -117,6 +122,20 @@ def concrete(rng: np.random.Generator) -> Look:
     return Look(color=color, blotch=rng.uniform(0.06, 0.14), grain=rng.uniform(4, 9))
 
 
+def wall_stone(rng: np.random.Generator) -> Look:
+    """Garden and boundary walls: bare concrete, sandstone or weathered, moss-stained blocks."""
+    color = pick(rng, [(0.35, lambda: grey(rng, 110, 190, 6)), (0.3, lambda: jitter(rng, (205, 180, 130), 15)),
+                       (0.35, lambda: jitter(rng, (100, 105, 85), 12))])()
+    return Look(color=color, blotch=rng.uniform(0.1, 0.18), grain=rng.uniform(6, 10))
+
+
+def fence_bars(rng: np.random.Generator) -> Look:
+    """Railings painted dark green, bare galvanised metal, or wooden slats."""
+    return pick(rng, [(0.45, lambda: Look(color=jitter(rng, (45, 95, 65), 10), blotch=0.05, grain=4)),
+                      (0.3, lambda: metal(rng)),
+                      (0.25, lambda: Look(color=jitter(rng, (120, 90, 60), 15), grain=6))])()
+
+
 def metal(rng: np.random.Generator) -> Look:
     color = pick(rng, [(0.55, lambda: grey(rng, 70, 185, 5)), (0.25, lambda: jitter(rng, (45, 62, 50), 12)),
                        (0.2, lambda: grey(rng, 25, 60, 3))])()
@@ -181,6 +200,31 @@ def paint(rng: np.random.Generator, color: RGB | None = None) -> Look:
     return Look(color=color, gradient=tuple(rng.normal(0, 12, 3).tolist()), blotch=0.05, grain=4)
 
 
+def bus_livery(rng: np.random.Generator) -> RGB:
+    """City bus operators paint in yellow, red or blue; trams use other colours (see ``tram_livery``)."""
+    return pick_jittered(rng, [(0.45, (225, 195, 40)), (0.35, (185, 40, 40)), (0.2, (40, 90, 170))], 15)
+
+
+def tram_livery(rng: np.random.Generator) -> RGB:
+    return pick_jittered(rng, [(0.25, (235, 235, 228)), (0.45, (40, 135, 120)), (0.3, (120, 40, 90))], 12)
+
+
+def truck_cab_color(rng: np.random.Generator) -> RGB:
+    return pick_jittered(rng, [(0.4, (230, 230, 225)), (0.2, (45, 90, 60)), (0.2, (150, 155, 160)),
+                              (0.2, (60, 70, 90))], 12)
+
+
+def motorcycle_paint(rng: np.random.Generator) -> RGB:
+    return pick(rng, [(0.4, lambda: grey(rng, 15, 40, 3)), (0.3, lambda: jitter(rng, (175, 25, 30), 15)),
+                      (0.15, lambda: jitter(rng, (230, 120, 25), 15)), (0.15, lambda: grey(rng, 150, 190, 4))])()
+
+
+def cargo_color(rng: np.random.Generator) -> RGB:
+    """Box bodies and tarpaulins: mostly white or grey, sometimes a company colour."""
+    return pick(rng, [(0.55, lambda: grey(rng, 185, 240, 4)), (0.2, lambda: jitter(rng, (55, 100, 60), 12)),
+                      (0.25, lambda: jitter(rng, (185, 165, 120), 12))])()
+
+
 def rubber(rng: np.random.Generator) -> Look:
     return Look(color=grey(rng, 18, 45, 2), blotch=0.05, grain=3)
 
@@ -193,6 +237,17 @@ def clothing(rng: np.random.Generator) -> Look:
         (0.3, lambda: clip_rgb(rng.uniform(30, 220, 3))),
     ])()
     return Look(color=color, blotch=0.06, grain=5)
+
+
+def riding_jacket(rng: np.random.Generator) -> Look:
+    """Cyclists and motorcyclists: high-visibility, sports or leather jackets."""
+    color = pick(rng, [
+        (0.3, lambda: jitter(rng, (205, 230, 45), 12)),
+        (0.2, lambda: jitter(rng, (240, 120, 30), 12)),
+        (0.2, lambda: jitter(rng, (40, 90, 200), 15)),
+        (0.3, lambda: grey(rng, 15, 45, 3)),
+    ])()
+    return Look(color=color, blotch=0.05, grain=4)
 
 
 def skin(rng: np.random.Generator) -> Look:

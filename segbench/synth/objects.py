@@ -118,8 +118,7 @@ def truck(p: Painter, xc: float, z0: float, *, facing: int) -> float:
     cab_h, cargo_h = rng.uniform(2.6, 3.1), rng.uniform(3.0, 3.8)
     x0, x1 = xc - width / 2, xc + width / 2
     obj = canvas.new_object(LABEL["truck"], droppable=True)
-    cab, cargo, tyre = m.paint(rng), m.paint(rng, m.pick(rng, [(0.8, m.grey(rng, 185, 240, 4)),
-                                                                 (0.2, m.paint_color(rng))])), m.rubber(rng)
+    cab, cargo, tyre = m.paint(rng, m.truck_cab_color(rng)), m.paint(rng, m.cargo_color(rng)), m.rubber(rng)
     total = cargo_len + cab_len + 0.3
     p.ground_shadow(x0 - 0.1, x1 + 0.1, z0 - 0.2, z0 + total + 0.2, 0.35 + 0.4 * p.shadow)
     if facing > 0:
@@ -150,8 +149,7 @@ def bus(p: Painter, xc: float, z0: float, *, facing: int) -> float:
     width, length, height = 2.55, rng.choice([rng.uniform(10.5, 13.0), 18.0]), rng.uniform(3.0, 3.3)
     x0, x1, z1 = xc - width / 2, xc + width / 2, z0 + length
     obj = canvas.new_object(LABEL["bus"], droppable=True)
-    body = m.paint(rng, m.pick(rng, [(0.4, m.jitter(rng, (225, 195, 40), 15)), (0.2, m.grey(rng, 200, 240, 3)),
-                                     (0.3, m.jitter(rng, (170, 40, 40), 15)), (0.1, m.jitter(rng, (40, 90, 160), 15))]))
+    body = m.paint(rng, m.bus_livery(rng))
     p.ground_shadow(x0 - 0.1, x1 + 0.1, z0 - 0.2, z1 + 0.2, 0.35 + 0.4 * p.shadow)
     tyre_id = canvas.surface(obj, m.rubber(rng))
     for wx in (x0 + 0.1, x1 - 0.5):
@@ -183,8 +181,7 @@ def tram(p: Painter, xc: float, z0: float) -> float:
     width, length, height = rng.uniform(2.3, 2.65), rng.uniform(24.0, 36.0), rng.uniform(3.3, 3.6)
     x0, x1, z1 = xc - width / 2, xc + width / 2, z0 + length
     obj = canvas.new_object(LABEL["train"], droppable=True)
-    body = m.paint(rng, m.pick(rng, [(0.3, m.grey(rng, 210, 240, 3)), (0.4, m.jitter(rng, (190, 40, 40), 15)),
-                                     (0.3, m.jitter(rng, (225, 200, 50), 15))]))
+    body = m.paint(rng, m.tram_livery(rng))
     p.ground_shadow(x0 - 0.1, x1 + 0.1, z0 - 0.2, z1 + 0.2, 0.35 + 0.4 * p.shadow)
     pole = canvas.surface(obj, m.metal(rng))
     canvas.polygon(pole, cam.front(z0 + 4.0, xc - 0.6, xc + 0.6, height, height + 0.08))
@@ -228,7 +225,7 @@ def figure(p: Painter, obj: int, x: float, z: float, height: float, *, base: flo
     rng, cam, canvas = p.rng, p.cam, p.canvas
     h = height
     legs = canvas.surface(obj, m.clothing(rng))
-    top = canvas.surface(obj, m.clothing(rng))
+    top = canvas.surface(obj, m.riding_jacket(rng) if pose == "ride" else m.clothing(rng))
     face = canvas.surface(obj, m.skin(rng))
     hair = canvas.surface(obj, m.helmet(rng) if pose == "ride" else m.hair(rng))
     hip = base + (0.48 * h if pose != "ride" else 0.05)
@@ -289,7 +286,7 @@ def two_wheeler(p: Painter, kind: str, plane: str, offset: float, u: float, *, f
     base, r = (1.4, 0.32) if moto else (1.05, 0.34)
     tyre = canvas.surface(obj, m.rubber(rng))
     inner = canvas.surface(obj, m.metal(rng) if moto else Look(color=m.grey(rng, 80, 170), blotch=0.2, grain=25))
-    frame = canvas.surface(obj, m.paint(rng))
+    frame = canvas.surface(obj, m.paint(rng, m.motorcycle_paint(rng)) if moto else m.paint(rng))
     z_mid = u if plane == "x" else offset
     x_mid = offset if plane == "x" else u
     p.ground_shadow(x_mid - 0.4, x_mid + 0.4, z_mid - 0.7, z_mid + 0.7, 0.3 + 0.3 * p.shadow)
@@ -468,7 +465,7 @@ def wall(p: Painter, x: float, z0: float, z1: float, *, outward: int, height: fl
     rng = p.rng
     height = rng.uniform(0.6, 2.4) if height is None else height
     obj = p.canvas.new_object(LABEL["wall"])
-    look = m.concrete(rng)
+    look = m.wall_stone(rng)
     if rng.random() < 0.7:  # block or brick courses with lighter joints
         course = rng.uniform(0.2, 0.5) * p.cam.scale(max(p.cam.near, (z0 + z1) / 2))
         look = attrs.evolve(look, pattern="courses", pattern_color=m.scaled(look.color, rng.uniform(1.15, 1.35)),
@@ -483,7 +480,7 @@ def fence(p: Painter, x: float, z0: float, z1: float, *, outward: int) -> None:
     rng, cam, canvas = p.rng, p.cam, p.canvas
     obj = canvas.new_object(LABEL["fence"])
     height = rng.uniform(0.9, 2.0)
-    bars = m.metal(rng) if rng.random() < 0.7 else Look(color=m.jitter(rng, (120, 90, 60), 15), grain=6)
+    bars = m.fence_bars(rng)
     gap = m.scaled(bars.color, rng.uniform(0.45, 0.75)) if rng.random() < 0.5 else m.foliage_color(rng)
     z_mid = max(cam.near, (z0 + z1) / 2)
     period = max(2.0, rng.uniform(0.1, 0.25) * cam.scale(z_mid))

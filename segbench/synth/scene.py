@@ -262,11 +262,11 @@ def _roadside(p: o.Painter, s: Street, side: int, style: str, back: _DepthQueue,
             zb = z + 0.7 * k
             front.add(zb, o.two_wheeler, p, "bicycle", "z", zb, s.out(side, sidewalk - 0.9),
                       facing=int(rng.choice([-1, 1])), rider=False)
-    if rng.random() < 0.15:
+    if rng.random() < 0.3:
         z = rng.uniform(4, 30)
         front.add(z, o.two_wheeler, p, "motorcycle", "z", z, s.out(side, rng.uniform(0.6, 1.2)),
                   facing=int(rng.choice([-1, 1])), rider=False)
-    if verge and style == "city" and rng.random() < 0.6:  # front gardens: a low wall or fence before the grass
+    if verge and style == "city" and rng.random() < 0.8:  # front gardens: a low wall or fence before the grass
         z0 = rng.uniform(0, 30)
         z1 = z0 + rng.uniform(6, 30)
         barrier = o.wall if rng.random() < 0.5 else o.fence
@@ -290,7 +290,7 @@ def _gap(p: o.Painter, x_line: float, z0: float, z1: float, side: int, back: _De
     for _ in range(int(rng.integers(0, 4))):
         z = rng.uniform(z0, z1)
         back.add(z - 0.01, o.tree, p, x_line + side * rng.uniform(2, 10), z, rng.uniform(0.9, 1.6))
-    choice = m.pick(rng, [(0.35, "wall"), (0.35, "fence"), (0.3, "none")])
+    choice = m.pick(rng, [(0.4, "wall"), (0.4, "fence"), (0.2, "none")])
     if choice == "wall":
         front.add(z1, o.wall, p, x_line, z0, z1, outward=side)
     elif choice == "fence":
@@ -309,7 +309,7 @@ def _park(p: o.Painter, x_line: float, side: int, s: Street, back: _DepthQueue, 
     for _ in range(int(rng.integers(6, 20))):
         z = rng.uniform(cam.near + 2, min(s.end + 30, 150))
         back.add(z, o.tree, p, x_line + side * rng.uniform(1.5, 25), z, rng.uniform(0.9, 1.8))
-    edge = m.pick(rng, [(0.3, "fence"), (0.2, "wall"), (0.2, "hedge"), (0.1, "guard rail"), (0.2, "none")])
+    edge = m.pick(rng, [(0.35, "fence"), (0.25, "wall"), (0.2, "hedge"), (0.1, "guard rail"), (0.1, "none")])
     z0 = cam.near - 5
     z1 = rng.uniform(30, s.end)
     if edge == "fence":
@@ -388,16 +388,16 @@ def _traffic(p: o.Painter, s: Street, front: _DepthQueue) -> None:
         z = rng.uniform(10, 25) if k == own_lane else rng.uniform(5, 20)
         while z < min(s.end, 90):
             if rng.random() < 0.25:
-                kind = m.pick(rng, [(0.75, "car"), (0.05, "truck"), (0.1, "bus"), (0.1, "motorcycle")])
+                kind = m.pick(rng, [(0.67, "car"), (0.08, "truck"), (0.1, "bus"), (0.15, "motorcycle")])
                 z = _vehicle(p, front, kind, xc, z, facing=facing) + rng.uniform(4, 20)
             else:
                 z += rng.uniform(8, 25)
-    if rng.random() < 0.15:  # cyclists near the right edge, going our way
+    if rng.random() < 0.22:  # cyclists near the right edge, going our way
         for _ in range(int(rng.integers(1, 3))):
             z = rng.uniform(5, 40)
             front.add(z, o.two_wheeler, p, "bicycle", "x", s.right - s.parking[1] - rng.uniform(0.5, 1.2), z,
                       facing=1, rider=True)
-    if rng.random() < 0.1:  # a cyclist crossing
+    if rng.random() < 0.12:  # a cyclist crossing
         z = rng.uniform(7, 30)
         front.add(z, o.two_wheeler, p, "bicycle", "z", z, rng.uniform(s.left, s.right),
                   facing=int(rng.choice([-1, 1])), rider=True)
