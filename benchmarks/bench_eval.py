@@ -11,6 +11,7 @@
 The script re-executes itself with segbench's allocator settings (see ``common.ensure_allocator_env``).
 
     python benchmarks/bench_eval.py [--models deeplabv3plus unet deeplabv3] [--repetitions 3] [--no-quickstart]
+    python benchmarks/bench_eval.py --quickstart-only   # re-measure the quickstart, keep the inference figures
 
 Writes ``benchmarks/results/eval.json`` and ``.md``.
 """
@@ -124,6 +125,7 @@ def measure_quickstart(log) -> dict:
         results = json.loads(next((Path(tmp) / "runs").rglob("results.json")).read_text())
         shutil.rmtree(tmp, ignore_errors=True)
     return {"wall_time_s": wall, "training_time_s": results["wall_time_s"], "mIoU": results["mIoU"],
+            "per_class_iou": results["per_class_iou"], "pixel_accuracy": results["pixel_accuracy"],
             "report_images": results["report_images"], "epochs": results["epochs"],
             "precision": results["precision"], "load_average": [load_before, common.load_average()]}
 
@@ -171,18 +173,27 @@ def main() -> None:
     parser.add_argument("--no-quickstart", action="store_true")
     parser.add_argument("--merge", action="store_true",
                         help="with --no-quickstart: keep the quickstart figure already in results/eval.json")
+    parser.add_argument("--quickstart-only", action="store_true",
+                        help="measure the quickstart only; keep the inference figures already in results/eval.json")
     args = parser.parse_args()
+    if args.quickstart_only and args.no_quickstart:
+        parser.error("--quickstart-only and --no-quickstart exclude each other")
     common.ensure_allocator_env()
 
     def log(message):
         print(message, flush=True)
 
-    torch_device = common.pick_device(args.device)
-    report = {"machine": {**common.machine(), "device": str(torch_device)}, "size": list(args.size),
-              "warmup": args.warmup, "repetitions": args.repetitions}
-    report["inference"] = measure_inference(args.models, size=args.size, warmup=args.warmup,
-                                            repetitions=args.repetitions, device=args.device, log=log)
     previous = common.RESULTS / "eval.json"
+    if args.quickstart_only:
+        if not previous.exists():
+            parser.error(f"--quickstart-only keeps the inference figures of {previous}, which does not exist yet")
+        report = json.loads(previous.read_text())
+    else:
+        torch_device = common.pick_device(args.device)
+        report = {"machine": {**common.machine(), "device": str(torch_device)}, "size": list(args.size),
+                  "warmup": args.warmup, "repetitions": args.repetitions}
+        report["inference"] = measure_inference(args.models, size=args.size, warmup=args.warmup,
+                                                repetitions=args.repetitions, device=args.device, log=log)
     if not args.no_quickstart:
         report["quickstart"] = measure_quickstart(log)
     elif args.merge and previous.exists() and "quickstart" in json.loads(previous.read_text()):

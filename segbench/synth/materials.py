@@ -206,7 +206,7 @@ def bus_livery(rng: np.random.Generator) -> RGB:
 
 
 def tram_livery(rng: np.random.Generator) -> RGB:
-    return pick_jittered(rng, [(0.25, (235, 235, 228)), (0.45, (40, 135, 120)), (0.3, (120, 40, 90))], 12)
+    return pick_jittered(rng, [(0.55, (40, 135, 120)), (0.45, (120, 40, 90))], 12)
 
 
 def truck_cab_color(rng: np.random.Generator) -> RGB:

@@ -254,10 +254,10 @@ def _roadside(p: o.Painter, s: Street, side: int, style: str, back: _DepthQueue,
         front.add(z, o.sign_post, p, s.out(side, rng.uniform(0.3, 0.8)), z)
     if rng.random() < 0.7:
         for _ in range(int(rng.integers(1, 8))):
-            z = rng.uniform(3, 40)
+            z = rng.uniform(3, 30)
             front.add(z, o.person, p, s.out(side, rng.uniform(0.4, max(0.5, sidewalk - 0.3))), z)
     if rng.random() < 0.25:
-        z = rng.uniform(5, 40)
+        z = rng.uniform(4, 28)
         for k in range(int(rng.integers(1, 5))):
             zb = z + 0.7 * k
             front.add(zb, o.two_wheeler, p, "bicycle", "z", zb, s.out(side, sidewalk - 0.9),
@@ -394,7 +394,7 @@ def _traffic(p: o.Painter, s: Street, front: _DepthQueue) -> None:
                 z += rng.uniform(8, 25)
     if rng.random() < 0.22:  # cyclists near the right edge, going our way
         for _ in range(int(rng.integers(1, 3))):
-            z = rng.uniform(5, 40)
+            z = rng.uniform(5, 30)
             front.add(z, o.two_wheeler, p, "bicycle", "x", s.right - s.parking[1] - rng.uniform(0.5, 1.2), z,
                       facing=1, rider=True)
     if rng.random() < 0.12:  # a cyclist crossing

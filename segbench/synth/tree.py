@@ -30,7 +30,7 @@ from segbench.synth.labels import COLOR, NUM_LABEL_IDS, TRAIN_ID, TRAIN_NAMES
 from segbench.synth.scene import render_scene
 
 #: Bumped whenever the drawing changes, so cached trees of an older generator are regenerated.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 COMPLETE_MARKER = ".complete"
 _IN_PROGRESS = ".generating"
 
