@@ -3,8 +3,9 @@
 Scenes are built in 3-D street coordinates and projected through a pinhole camera: sky, facades with windows,
 a road with lane marks, sidewalks, trees, poles with signs and signals, parked and moving vehicles, people and
 cyclists, plus Cityscapes' void classes (ego vehicle, borders, static and dynamic objects). Labels are exact per
-pixel (``gtFine``); ``gtCoarse`` is derived the way coarse polygons look. Colours are shared across classes, so
-only shape, position and context identify a class.
+pixel (``gtFine``); ``gtCoarse`` is derived the way coarse polygons look. Colours overlap across classes (some
+objects have typical colours, as buses and trams have liveries), so shape, position and context are needed: a
+colour lookup table scores below 0.2 mIoU on val.
 """
 from segbench.synth.tree import (
     CITIES,
