@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import stat
 
 import pytest
 import torch
@@ -62,6 +63,21 @@ def test_a_run_writes_its_directory_and_results(tmp_path, registries):
     kinds = [r["type"] for r in metric_records(run)]
     assert kinds.count("eval") == 3 and kinds.count("train") == 3 * 6
     assert not run.lock_file.exists()
+
+
+def test_run_files_are_readable_like_any_file_the_user_writes(tmp_path, registries):
+    """Atomic writes go through mkstemp (mode 0o600); results and checkpoints must still follow the umask, so a
+    colleague on a shared cluster can compare and evaluate the runs."""
+    previous = os.umask(0o022)
+    try:
+        write_recipe(tmp_path)
+        run = train(tmp_path, registries)
+    finally:
+        os.umask(previous)
+    modes = {p.relative_to(run.path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in run.path.rglob("*") if p.is_file()}
+    assert {"results.json", "checkpoints/best.pt", "checkpoints/last.pt"} <= set(modes)
+    assert set(modes.values()) == {0o644}, modes
 
 
 def test_same_recipe_and_seed_give_identical_metrics_and_weights(tmp_path, registries):

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from segbench.engine.checkpoint import atomic_write_text
 from segbench.errors import DataError
 
 _FORMAT = "segbench class histogram v1"
@@ -59,15 +58,7 @@ def _load(path: Path, num_classes: int) -> torch.Tensor | None:
 def _store(path: Path, payload: dict) -> None:
     """Write atomically (temp file + rename), so concurrent runs never read half a file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write_text(path, json.dumps(payload, indent=1))
     except OSError as exc:
         warnings.warn(f"could not cache the class histogram in {path}: {exc}", stacklevel=3)
 
