@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from segbench.engine.checkpoint import atomic_write_text
+from segbench.atomic import atomic_write_text
 from segbench.errors import DataError
 
 _FORMAT = "segbench class histogram v1"

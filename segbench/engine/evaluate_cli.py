@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from segbench.engine.checkpoint import atomic_write_bytes
+from segbench.atomic import atomic_write_bytes
 from segbench.engine.evaluate import _EvalItems, evaluate_confusion, predict
 from segbench.errors import SegbenchError
 from segbench.functional.metrics import confusion_matrix, summarize

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from segbench.engine.checkpoint import atomic_write_text
+from segbench.atomic import atomic_write_text
 from segbench.errors import RunLockedError, SegbenchError
 from segbench.recipe.load import ResolvedRecipe, dump_yaml
 

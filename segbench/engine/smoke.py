@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from segbench.engine.build import cache_dir
-from segbench.engine.checkpoint import atomic_write_bytes
+from segbench.atomic import atomic_write_bytes
 
 
 def standin_backbone_weights() -> Path:

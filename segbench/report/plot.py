@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from segbench.engine.checkpoint import atomic_write_bytes
+from segbench.atomic import atomic_write_bytes
 from segbench.engine.rundir import RunDir
 from segbench.errors import SegbenchError
 from segbench.report.loading import read_metrics, run_name

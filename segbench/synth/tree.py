@@ -13,7 +13,6 @@ file holding the parameters is written last; a tree without it (an interrupted g
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -24,6 +23,7 @@ import attrs
 import numpy as np
 from PIL import Image
 
+from segbench.atomic import atomic_write_text
 from segbench.errors import SegbenchError
 from segbench.synth.coarse import coarsen
 from segbench.synth.labels import COLOR, NUM_LABEL_IDS, TRAIN_ID, TRAIN_NAMES
@@ -158,9 +158,7 @@ def generate_city(root: Path, *, train: int = 120, val: int = 30, train_extra: i
 
     marker = {"generator": "segbench.synth", "version": GENERATOR_VERSION, **counts,
               "size": [height, width], "seed": seed}
-    tmp = root / (COMPLETE_MARKER + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=1) + "\n")
-    os.replace(tmp, root / COMPLETE_MARKER)
+    atomic_write_text(root / COMPLETE_MARKER, json.dumps(marker, indent=1) + "\n")
     (root / _IN_PROGRESS).unlink(missing_ok=True)
     return GenerationReport(root=root, size=(height, width), seed=seed, counts=counts, seconds=seconds,
                             label_pixels={k: tuple(int(v) for v in t) for k, t in totals.items()})

@@ -1,0 +1,54 @@
+"""Files written atomically: a temp file beside the target, fsync, rename. A crash or a full disk leaves the
+previous file intact, and concurrent readers never see half a file."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    A crash or a full disk leaves the previous file intact; the temp file is removed on error.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _new_file_mode())  # mkstemp makes 0o600; results are shared like any other file
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 without the bits of the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda handle: handle.write(text.encode("utf-8")))
