@@ -183,11 +183,12 @@ def main() -> None:
     def log(message):
         print(message, flush=True)
 
-    previous = common.RESULTS / "eval.json"
+    previous_path = common.RESULTS / "eval.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
     if args.quickstart_only:
-        if not previous.exists():
-            parser.error(f"--quickstart-only keeps the inference figures of {previous}, which does not exist yet")
-        report = json.loads(previous.read_text())
+        if not previous:
+            parser.error(f"--quickstart-only keeps the inference figures of {previous_path}, which does not exist yet")
+        report = previous
     else:
         torch_device = common.pick_device(args.device)
         report = {"machine": {**common.machine(), "device": str(torch_device)}, "size": list(args.size),
@@ -196,8 +197,8 @@ def main() -> None:
                                                 repetitions=args.repetitions, device=args.device, log=log)
     if not args.no_quickstart:
         report["quickstart"] = measure_quickstart(log)
-    elif args.merge and previous.exists() and "quickstart" in json.loads(previous.read_text()):
-        report["quickstart"] = json.loads(previous.read_text())["quickstart"]
+    elif args.merge and "quickstart" in previous:
+        report["quickstart"] = previous["quickstart"]
     common.write_results("eval", report, markdown(report))
     print(markdown(report))
 
