@@ -54,6 +54,17 @@ def test_override_on_a_missing_path(cli, recipe_dir):
     assert_user_error(cli("show", path, "trainer.epochs"), "bad override", "key.sub=value")
 
 
+def test_override_of_a_section_the_recipe_leaves_at_its_defaults(cli, recipe_dir):
+    import yaml
+
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    assert "evaluation" not in yaml.safe_load(cli("show", path)[1])
+    status, out, err = cli("show", path, "evaluation.flip=true")
+    assert status == 0, err
+    assert yaml.safe_load(out)["evaluation"] == {"flip": True}
+    assert_user_error(cli("show", path, "evaluation.flipp=true"), "evaluation", "flipp")
+
+
 def test_unknown_key_inside_a_transform(cli, recipe_dir):
     path = write(recipe_dir, "child.yaml",
                  "base: _base/default.yaml\ndata: {train_transforms: [{name: hflip, q: 1}]}\n")

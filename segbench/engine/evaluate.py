@@ -26,6 +26,9 @@ def slide_logits(model, images, *, window, stride, num_classes, device, precisio
     n, _, height, width = images.shape
     win_h, win_w = min(window[0], height), min(window[1], width)
     step_h, step_w = stride
+    if step_h > win_h and height > win_h or step_w > win_w and width > win_w:
+        raise ValueError(f"sliding-window stride {tuple(stride)} exceeds the window {(win_h, win_w)}:"
+                         " pixels between windows would get no prediction")
     rows = max(math.ceil((height - win_h) / step_h), 0) + 1
     cols = max(math.ceil((width - win_w) / step_w), 0) + 1
     logits = torch.zeros((n, num_classes, height, width), device=device)
@@ -40,18 +43,39 @@ def slide_logits(model, images, *, window, stride, num_classes, device, precisio
     return logits / counts
 
 
-def predict(model, images, *, label_size, config, num_classes, device, precision, channels_last=False):
-    """Predicted train ids ``(N, H, W)`` at ``label_size``: logits are up-sampled before the argmax."""
+def _logits(model, images, *, config, num_classes, device, precision, channels_last):
     if config.mode == "slide":
         window = config.window or tuple(images.shape[-2:])
         stride = config.stride or (max(1, window[0] * 2 // 3), max(1, window[1] * 2 // 3))
-        logits = slide_logits(model, images, window=window, stride=stride, num_classes=num_classes,
-                              device=device, precision=precision, channels_last=channels_last)
-    else:
-        logits = _forward(model, images, device, precision, channels_last)
-    if tuple(logits.shape[-2:]) != tuple(label_size):
-        logits = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False)
-    return logits.argmax(dim=1)
+        return slide_logits(model, images, window=window, stride=stride, num_classes=num_classes,
+                            device=device, precision=precision, channels_last=channels_last)
+    return _forward(model, images, device, precision, channels_last)
+
+
+def _at_size(logits, size):
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return logits
+
+
+def evaluation_settings(config) -> dict:
+    """What results files record about how the numbers were obtained."""
+    return {"mode": config.mode, "flip": config.flip, "batch_size": config.batch_size}
+
+
+def predict(model, images, *, label_size, config, num_classes, device, precision, channels_last=False):
+    """Predicted train ids ``(N, H, W)`` at ``label_size``: logits are up-sampled before the argmax.
+
+    With ``config.flip`` the class probabilities of the image and of its mirror image (mirrored back)
+    are averaged, as in the flip test-time augmentation of mmsegmentation.
+    """
+    run = dict(config=config, num_classes=num_classes, device=device, precision=precision,
+               channels_last=channels_last)
+    logits = _at_size(_logits(model, images, **run), label_size)
+    if not config.flip:
+        return logits.argmax(dim=1)
+    mirrored = _at_size(_logits(model, images.flip(-1), **run), label_size).flip(-1)
+    return (logits.softmax(dim=1) + mirrored.softmax(dim=1)).argmax(dim=1)
 
 
 class _EvalItems(torch.utils.data.Dataset):

@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from segbench.atomic import atomic_write_bytes
-from segbench.engine.evaluate import _EvalItems, evaluate_confusion, predict
+from segbench.engine.evaluate import _EvalItems, evaluate_confusion, evaluation_settings, predict
 from segbench.errors import SegbenchError
 from segbench.functional.metrics import confusion_matrix, summarize
 from segbench.report.loading import (LoadedRun, default_registries, load_run, load_run_recipe, plan_for_run,
@@ -179,7 +179,7 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
         "confusion_matrix": matrix.tolist(),
         "device": str(settings.device),
         "precision": settings.precision,
-        "evaluation": {"mode": plan.evaluation.mode, "batch_size": plan.evaluation.batch_size},
+        "evaluation": evaluation_settings(plan.evaluation),
         "labelids_export": None if export_labelids is None else {"folder": str(export_labelids),
                                                                  "files": len(files)},
         "seconds": round(time.perf_counter() - started, 3),

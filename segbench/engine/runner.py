@@ -12,7 +12,7 @@ from segbench.engine.build import RunComponents, build_components
 from segbench.engine.checkpoint import load_model_weights
 from segbench.engine.device import pick_device, resolve_precision
 from segbench.engine.distributed import init_distributed, shutdown
-from segbench.engine.evaluate import evaluate_confusion
+from segbench.engine.evaluate import evaluate_confusion, evaluation_settings
 from segbench.engine.rundir import RunDir, RunLock
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
 from segbench.errors import SegbenchError
@@ -156,6 +156,7 @@ def _report(plan, run, parts: RunComponents, trainer, *, device, precision, chan
         else plan.recipe.data["data"].get("report"),
         "selection_overlaps_report": overlap,
         "report_images": len(parts.report_data),
+        "evaluation": evaluation_settings(plan.evaluation),
         "checkpoint": str(checkpoint),
         "best_selection_mIoU": trainer.state.best_metric,
         "best_epoch": trainer.state.best_epoch,

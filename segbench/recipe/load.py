@@ -9,6 +9,7 @@ import yaml
 
 from segbench.errors import RecipeError
 from segbench.functional.merge import OverridePathError, content_hash, deep_merge, set_path
+from segbench.recipe.schema import TOP_LEVEL_KEYS
 
 # Sections that describe where a run executes, not what it computes: they do not change the hash.
 UNHASHED_SECTIONS = ("slurm",)
@@ -114,6 +115,10 @@ def parse_override(text: str) -> tuple[str, Any]:
 def apply_overrides(data: dict, overrides: Sequence[str], *, files: Sequence[str] = ()) -> dict:
     for text in overrides:
         key, value = parse_override(text)
+        section = key.partition(".")[0]
+        if "." in key and section in TOP_LEVEL_KEYS and section not in data:
+            # a section the recipe leaves at its defaults (e.g. evaluation.flip=true) can still be set
+            data = {**data, section: {}}
         try:
             data = set_path(data, key, value)
         except OverridePathError as exc:

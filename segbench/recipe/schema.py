@@ -40,15 +40,21 @@ class TrainerConfig:
 
 @attrs.frozen
 class EvaluationConfig:
-    """How to score: whole-image or sliding-window inference at the label's full resolution."""
+    """How to score: whole-image or sliding-window inference at the label's full resolution, optionally
+    averaged with the horizontally mirrored image (``flip``; twice the inference cost)."""
 
     mode: Literal["whole", "slide"] = "whole"
     window: tuple[int, int] | None = None  # (H, W); default: the training crop
     stride: tuple[int, int] | None = None  # default: two thirds of the window
     batch_size: int = attrs.field(default=1, validator=gt(0))
+    flip: bool = False
 
     def __attrs_post_init__(self):
         for name in ("window", "stride"):
             value = getattr(self, name)
             if value is not None and min(value) <= 0:
                 raise ValueError(f"evaluation.{name} must be positive, got {list(value)}")
+        if self.window is not None and self.stride is not None and \
+                any(step > size for step, size in zip(self.stride, self.window)):
+            raise ValueError(f"evaluation.stride {list(self.stride)} is larger than the window {list(self.window)}:"
+                             " the pixels between windows would get no prediction; use a stride <= the window")
