@@ -234,7 +234,7 @@ ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736
 
 # How long an idle OpenMP thread spins before sleeping (libgomp, which torch's Linux wheels use).
 # Its default (300,000 spins) is the fastest for a run alone, but two runs sharing 2 cores with
-# data-loading workers took 3.2x as long as with passive waiting. Passive waiting costs every small
+# data-loading workers took 2.6x as long as with passive waiting. Passive waiting costs every small
 # kernel a wake-up: the quickstart alone trained 1.3x as long. A short spin runs within 6% of the
 # default alone and within 1.35x of passive waiting when shared (benchmarks/bench_openmp_wait.py).
 # The user's own setting wins.
