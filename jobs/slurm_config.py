@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import attrs
 from attrs.validators import ge, gt, le, optional
 
+from segbench.cli import ALLOCATOR_ENV
 from segbench.config import structure_problems
 from segbench.errors import ConfigError, RecipeError
 from segbench.functional.merge import OverridePathError, set_path
@@ -20,8 +21,9 @@ from segbench.recipe.load import parse_override
 
 SECTION = "slurm"
 
-# glibc keeps freed memory instead of returning (and re-faulting) it on every step: 1.1-1.9x faster training.
-DEFAULT_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+# The allocator settings the `segbench` command gives itself (glibc keeps freed memory instead of re-faulting it
+# every step), exported for everything the job runs.
+DEFAULT_ENV = dict(ALLOCATOR_ENV)
 
 # Slurm time formats: minutes, minutes:seconds, hours:minutes:seconds, days-hours[:minutes[:seconds]].
 _TIME = re.compile(r"^(\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+|UNLIMITED|INFINITE)$",

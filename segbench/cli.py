@@ -238,7 +238,7 @@ ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736
 # kernel a wake-up: the quickstart alone trained 1.3x as long. A short spin runs within 6% of the
 # default alone and within 1.35x of passive waiting when shared (benchmarks/bench_openmp_wait.py).
 # The user's own setting wins.
-OPENMP_SPIN_ENV = {"GOMP_SPINCOUNT": "10000"}
+OPENMP_SPIN_COUNT = "10000"
 
 
 def _reexec_with_allocator_settings() -> None:
@@ -260,8 +260,7 @@ def _limit_openmp_spinning() -> None:
     """Set before torch (and its OpenMP runtime) loads, which reads the environment once."""
     if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
         return
-    for key, value in OPENMP_SPIN_ENV.items():
-        os.environ.setdefault(key, value)
+    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
