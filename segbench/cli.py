@@ -111,7 +111,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from segbench.engine.evaluate_cli import evaluate_command
+    from segbench.report.evaluate_cli import evaluate_command
 
     evaluate_command(args)
     return 0

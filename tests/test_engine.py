@@ -4,6 +4,7 @@ import os
 import signal
 import stat
 
+import attrs
 import pytest
 import torch
 
@@ -55,11 +56,11 @@ def test_a_run_writes_its_directory_and_results(tmp_path, registries):
     recipe = load_recipe(tmp_path / "toy.yaml")
     assert run.path.name == f"toy-{recipe.hash[:8]}"
     results = run.read_results()
-    assert 0.0 <= results["mIoU"] <= 1.0 and 0.0 <= results["pixel_accuracy"] <= 1.0
-    assert set(results["per_class_iou"]) == {"dark", "mid", "bright"}
-    assert results["report_images"] == 6 and results["checkpoint"].endswith("best.pt")
-    assert results["selection_overlaps_report"] is True  # both are the toy's val images
-    assert results["evaluation"] == {"mode": "whole", "flip": False, "batch_size": 1}
+    assert 0.0 <= results.mIoU <= 1.0 and 0.0 <= results.pixel_accuracy <= 1.0
+    assert set(results.per_class_iou) == {"dark", "mid", "bright"}
+    assert results.report_images == 6 and results.checkpoint.endswith("best.pt")
+    assert results.selection_overlaps_report is True  # both are the toy's val images
+    assert attrs.asdict(results.evaluation) == {"mode": "whole", "flip": False, "batch_size": 1}
     assert (run.path / "recipe.yaml").read_text().count("nobn") == 1
     kinds = [r["type"] for r in metric_records(run)]
     assert kinds.count("eval") == 3 and kinds.count("train") == 3 * 6
@@ -132,7 +133,7 @@ def test_signal_mid_epoch_checkpoints_and_resume_is_bitwise_identical(tmp_path, 
     assert_same_weights(weights(reference), weights(resumed))
     assert_same_weights(weights(reference, "best"), weights(resumed, "best"))
     assert metric_records(reference) == metric_records(resumed)
-    assert resumed.read_results()["mIoU"] == reference.read_results()["mIoU"]
+    assert resumed.read_results().mIoU == reference.read_results().mIoU
 
 
 def test_completed_run_is_not_retrained(tmp_path, registries, capsys):
@@ -174,7 +175,7 @@ def test_finetune_runs_its_base_stage_first_then_reuses_it(tmp_path, registries,
     assert "stage coarse: not complete yet, running it first" in err
     coarse = RunDir.for_recipe(load_recipe(tmp_path / "coarse.yaml"), tmp_path / "runs")
     assert coarse.is_complete() and fine.is_complete()
-    assert "finetune: initialised from" in fine.read_results()["initialisation"]
+    assert "finetune: initialised from" in fine.read_results().initialisation
     stamp = coarse.results.stat().st_mtime_ns
     fine.results.unlink()
     import shutil

@@ -11,6 +11,7 @@ from segbench.engine.distributed import DistEnv
 from segbench.engine.param_groups import split_param_groups
 from segbench.engine.rundir import RunDir
 from segbench.engine.trainer import schedule_length
+from segbench.records import ClassWeightsRecord, write_record
 
 
 @attrs.define
@@ -26,7 +27,7 @@ class RunComponents:
     num_classes: int
     ignore_index: int
     class_names: tuple
-    class_weights: dict | None
+    class_weights: ClassWeightsRecord | None
     splits_overlap: bool
 
 
@@ -59,11 +60,12 @@ def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, 
         histogram = class_histogram(train_base, num_classes=num_classes, cache_dir=cache_dir() / "histograms",
                                     progress=progress and env.is_main, num_workers=plan.trainer.num_workers)
         weights_tensor = plan.class_weighting.build()(histogram).to(torch.float32)
-        class_weights = {"method": plan.class_weighting.name,
-                         "weights": dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),
-                         "pixel_counts": dict(zip(info.class_names, (int(c) for c in histogram)))}
+        class_weights = ClassWeightsRecord(
+            method=plan.class_weighting.name,
+            weights=dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),
+            pixel_counts=dict(zip(info.class_names, (int(c) for c in histogram))))
         if env.is_main:
-            run.write_json("class_weights.json", class_weights)
+            write_record(run.path / "class_weights.json", class_weights)
 
     raw_model = plan.model.build(num_classes=num_classes)
     model = raw_model.to(device)

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from segbench.engine.device import autocast
 from segbench.engine.distributed import DistEnv, all_reduce_sum, unwrap_for_evaluation
 from segbench.functional.metrics import confusion_matrix
+from segbench.records import EvaluationSettings
 
 
 def _forward(model, images, device, precision, channels_last):
@@ -58,9 +59,9 @@ def _at_size(logits, size):
     return logits
 
 
-def evaluation_settings(config) -> dict:
+def evaluation_settings(config) -> EvaluationSettings:
     """What results files record about how the numbers were obtained."""
-    return {"mode": config.mode, "flip": config.flip, "batch_size": config.batch_size}
+    return EvaluationSettings(mode=config.mode, flip=config.flip, batch_size=config.batch_size)
 
 
 def predict(model, images, *, label_size, config, num_classes, device, precision, channels_last=False):

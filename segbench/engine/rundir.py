@@ -12,6 +12,7 @@ import attrs
 from segbench.atomic import atomic_write_text
 from segbench.errors import RunLockedError, SegbenchError
 from segbench.recipe.load import ResolvedRecipe, dump_yaml
+from segbench.records import MetricsRecord, ResultsRecord, read_metrics, read_results
 
 RUNS_ENV = "SEGBENCH_RUNS"
 
@@ -61,8 +62,11 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.results.is_file()
 
-    def read_results(self) -> dict:
-        return json.loads(self.results.read_text())
+    def read_results(self) -> ResultsRecord:
+        return read_results(self.results)
+
+    def read_metrics(self) -> list[MetricsRecord]:
+        return read_metrics(self.metrics)
 
     def write_recipe(self, recipe: ResolvedRecipe) -> None:
         header = (f"# resolved from {' <- '.join(recipe.files)}\n# overrides: {list(recipe.overrides)}\n"
@@ -72,9 +76,6 @@ class RunDir:
                 self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {recipe.hash}\n{body}"):
             return  # resuming: leave the file (and its time stamp) as the first attempt wrote it
         atomic_write_text(self.recipe_file, header + body)
-
-    def write_json(self, name: str, data) -> None:
-        atomic_write_text(self.path / name, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
 def process_alive(pid: int) -> bool:

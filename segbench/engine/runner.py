@@ -19,6 +19,7 @@ from segbench.errors import SegbenchError
 from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe, load_recipe
 from segbench.recipe.plan import build_plan
+from segbench.records import ResultsRecord, write_record
 
 
 def _say(message: str) -> None:
@@ -142,45 +143,45 @@ def _report(plan, run, parts: RunComponents, trainer, *, device, precision, chan
     if overlap:
         _say("warning: the selection split overlaps the report split; the reported numbers are optimistic"
              " (declare data.select as a subset carved out of train)")
-    results = {
-        "recipe": plan.recipe.name,
-        "recipe_hash": plan.recipe.hash,
-        "model": plan.model.name,
-        "strategy": plan.strategy.name,
-        "initialisation": init_note,
-        "model_init": getattr(parts.raw_model, "segbench_init", "random"),
+    data = plan.recipe.data["data"]
+    results = ResultsRecord(
+        recipe=plan.recipe.name,
+        recipe_hash=plan.recipe.hash,
+        model=plan.model.name,
+        strategy=plan.strategy.name,
+        initialisation=init_note,
+        model_init=getattr(parts.raw_model, "segbench_init", "random"),
         **summary,
-        "confusion_matrix": matrix.tolist(),
-        "report_split": plan.recipe.data["data"].get("report"),
-        "selection_split": plan.recipe.data["data"].get("select") if plan.trainer.select_on == "select"
-        else plan.recipe.data["data"].get("report"),
-        "selection_overlaps_report": overlap,
-        "report_images": len(parts.report_data),
-        "evaluation": evaluation_settings(plan.evaluation),
-        "checkpoint": str(checkpoint),
-        "best_selection_mIoU": trainer.state.best_metric,
-        "best_epoch": trainer.state.best_epoch,
-        "epochs": trainer.state.epoch,
-        "iterations": trainer.state.iteration,
-        "params": sum(p.numel() for p in parts.raw_model.parameters()),
-        "checkpoint_mb": checkpoint.stat().st_size / 1e6,
-        "device": str(device),
-        "precision": precision,
-        "wall_time_s": trainer.state.elapsed,
-        "resumed": resumed,
-        "class_weights": parts.class_weights,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    run.write_json("results.json", results)
+        confusion_matrix=matrix.tolist(),
+        report_split=data.get("report"),
+        selection_split=data.get("select") if plan.trainer.select_on == "select" else data.get("report"),
+        selection_overlaps_report=overlap,
+        report_images=len(parts.report_data),
+        evaluation=evaluation_settings(plan.evaluation),
+        checkpoint=str(checkpoint),
+        best_selection_mIoU=trainer.state.best_metric,
+        best_epoch=trainer.state.best_epoch,
+        epochs=trainer.state.epoch,
+        iterations=trainer.state.iteration,
+        params=sum(p.numel() for p in parts.raw_model.parameters()),
+        checkpoint_mb=checkpoint.stat().st_size / 1e6,
+        device=str(device),
+        precision=precision,
+        wall_time_s=trainer.state.elapsed,
+        resumed=resumed,
+        class_weights=parts.class_weights,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    write_record(run.results, results)
     _print_summary(run)
 
 
 def _print_summary(run: RunDir) -> None:
     results = run.read_results()
-    lines = [f"results for {results['recipe']} ({results['model']}, {results['strategy']}):",
-             f"  mIoU {results['mIoU']:.4f}   pixel accuracy {results['pixel_accuracy']:.4f}"
-             f"   ({results['report_images']} report images, checkpoint {Path(results['checkpoint']).name})"]
-    for name, iou in results["per_class_iou"].items():
+    lines = [f"results for {results.recipe} ({results.model}, {results.strategy}):",
+             f"  mIoU {results.mIoU:.4f}   pixel accuracy {results.pixel_accuracy:.4f}"
+             f"   ({results.report_images} report images, checkpoint {Path(results.checkpoint).name})"]
+    for name, iou in results.per_class_iou.items():
         lines.append(f"    {name:<14} {'n/a' if iou is None else f'{iou:.4f}'}")
     lines.append(f"  run directory {run.path}")
     lines.append(f"  results {run.results}   curves: segbench plot {run.path}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import signal
 import time
@@ -21,6 +20,7 @@ from segbench.engine.evaluate import evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.errors import CheckpointError, DataError, SegbenchError, TrainingDivergedError
 from segbench.functional.metrics import mean_iou
+from segbench.records import MetricsRecord, SelectionRecord, TrainStepRecord, metrics_line
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: last.pt is written, run the same command again to resume
 
@@ -156,12 +156,12 @@ class Trainer:
         return True
 
     # -- logging -----------------------------------------------------------------------------------
-    def _record(self, record: dict) -> None:
+    def _record(self, record: MetricsRecord) -> None:
         if not self.env.is_main:
             return
         try:
             with open(self.run.metrics, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, allow_nan=True) + "\n")
+                handle.write(metrics_line(record))
         except OSError as exc:
             raise SegbenchError(f"could not append to {self.run.metrics}: {exc.strerror or exc}. Free disk space"
                                 " and run the same command again to resume from the last checkpoint.") from None
@@ -257,8 +257,8 @@ class Trainer:
                 loss = self._check_finite(loss_sum, f"iteration {state.iteration}") / logged_steps
                 rate = images_seen / max(time.perf_counter() - log_started, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._lr():.2e}", img_s=f"{rate:.1f}")
-                self._record({"type": "train", "epoch": state.epoch, "iteration": state.iteration,
-                              "loss": loss, "lr": self._lr(), "images_per_s": rate})
+                self._record(TrainStepRecord(epoch=state.epoch, iteration=state.iteration, loss=loss,
+                                             lr=self._lr(), images_per_s=rate))
                 loss_sum.zero_()
                 logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
             # Ranks agree on stopping: one that stopped alone would leave the others in a collective.
@@ -290,8 +290,8 @@ class Trainer:
         improved = miou > state.best_metric or state.best_epoch < 0
         if improved:
             state.best_metric, state.best_epoch = miou, state.epoch
-        self._record({"type": "eval", "split": "select", "epoch": state.epoch, "iteration": state.iteration,
-                      "mIoU": miou, "best_mIoU": state.best_metric, "lr": self._lr()})
+        self._record(SelectionRecord(split="select", epoch=state.epoch, iteration=state.iteration, mIoU=miou,
+                                     best_mIoU=state.best_metric, lr=self._lr()))
         self.log(f"epoch {state.epoch}/{self.epochs}  iteration {state.iteration}  selection mIoU {miou:.4f}"
                  f"  best {state.best_metric:.4f} (epoch {state.best_epoch})  lr {self._lr():.2e}")
         if improved:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 
@@ -176,18 +175,3 @@ def load_run(target: Path, registries=None, *, checkpoint: str | None = None, de
     model.eval()
     checkpoint_state = {k: v for k, v in state.items() if k in ("train_state", "recipe_hash", "model_name")}
     return LoadedRun(run, plan, info, model, Path(checkpoint_file), checkpoint_state, settings), dataset
-
-
-def read_metrics(run: RunDir) -> list[dict]:
-    """The records of ``metrics.jsonl`` (a line cut short by a crash is skipped)."""
-    if not run.metrics.is_file():
-        return []
-    records = []
-    for line in run.metrics.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
