@@ -12,8 +12,7 @@ from typing import Sequence
 
 import attrs
 
-from segbench.engine.build import cache_dir
-from segbench.engine.rundir import default_runs_dir
+from segbench.runs import cache_dir, default_runs_dir
 from segbench.errors import SegbenchError
 from segbench_jobs.script import job_script, submit_script
 from segbench_jobs.slurm_config import split_overrides

@@ -1,17 +1,15 @@
 """Building a run's objects (data, model, loss, optimizer, scheduler) from a validated plan."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import attrs
 import torch
 
 from segbench.engine.distributed import DistEnv
 from segbench.engine.param_groups import split_param_groups
-from segbench.engine.rundir import RunDir
 from segbench.engine.trainer import schedule_length
 from segbench.records import ClassWeightsRecord, write_record
+from segbench.runs import RunDir, cache_dir
 
 
 @attrs.define
@@ -29,10 +27,6 @@ class RunComponents:
     class_names: tuple
     class_weights: ClassWeightsRecord | None
     splits_overlap: bool
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SEGBENCH_CACHE", Path.home() / ".cache" / "segbench"))
 
 
 def _sample_keys(dataset) -> set:

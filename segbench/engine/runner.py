@@ -18,7 +18,7 @@ from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, 
 from segbench.errors import SegbenchError
 from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe, load_recipe
-from segbench.recipe.plan import build_plan
+from segbench.recipe.stages import resolve_stages
 from segbench.records import ResultsRecord, write_record
 
 
@@ -41,28 +41,27 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
         raise SystemExit(PREEMPTED_EXIT_CODE)
 
 
-def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True,
-              _chain=()) -> RunDir:
-    """Run ``recipe``, first running the stage its strategy starts from when that is not complete."""
-    plan = build_plan(recipe, registries)
-    strategy = plan.strategy.build()
-    upstream = strategy.upstream(recipe)
-    upstream_run = None
-    if upstream is not None:
-        if upstream.path in _chain:
-            raise SegbenchError(f"stage cycle: {' -> '.join(str(p) for p in (*_chain, upstream.path))}")
-        upstream_run = RunDir.for_recipe(upstream, runs_dir)
-        if upstream_run.is_complete():
-            _say(f"stage {upstream.name}: complete in {upstream_run.path}, reusing it")
-        else:
-            _say(f"stage {upstream.name}: not complete yet, running it first")
-            run_stage(upstream, registries, runs_dir=runs_dir, progress=progress, _chain=(*_chain, recipe.path))
-    run = RunDir.for_recipe(recipe, runs_dir)
-    if run.is_complete() and not restart:
-        _say(f"stage {recipe.name}: already complete in {run.path} (use --restart to train again)")
-        _print_summary(run)
-        return run
-    train_stage(plan, run, strategy=strategy, upstream_run=upstream_run, restart=restart, progress=progress)
+def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
+    """Run ``recipe``, first running the stages its strategy starts from that are not complete."""
+    def complete(stage_recipe: ResolvedRecipe) -> bool:
+        return not (restart and stage_recipe is recipe) and RunDir.for_recipe(stage_recipe, runs_dir).is_complete()
+
+    stages = resolve_stages(recipe, registries, is_complete=complete)
+    for stage in stages:
+        run = RunDir.for_recipe(stage.recipe, runs_dir)
+        requested = stage is stages[-1]
+        if stage.complete:
+            if requested:
+                _say(f"stage {stage.recipe.name}: already complete in {run.path} (use --restart to train again)")
+                _print_summary(run)
+            else:
+                _say(f"stage {stage.recipe.name}: complete in {run.path}, reusing it")
+            continue
+        if not requested:
+            _say(f"stage {stage.recipe.name}: not complete yet, running it first")
+        upstream_run = RunDir.for_recipe(stage.upstream, runs_dir) if stage.upstream is not None else None
+        train_stage(stage.plan, run, strategy=stage.strategy, upstream_run=upstream_run,
+                    restart=restart and requested, progress=progress)
     return run
 
 

@@ -23,7 +23,7 @@ import attrs
 import torch
 import yaml
 
-from segbench.engine.rundir import RunDir, default_runs_dir
+from segbench.runs import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
 from segbench.records import RecordError
 from segbench.report.loading import run_name

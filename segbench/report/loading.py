@@ -10,7 +10,7 @@ import torch
 
 from segbench.engine.checkpoint import load_model_weights
 from segbench.engine.device import pick_device, resolve_precision
-from segbench.engine.rundir import RunDir
+from segbench.runs import RunDir
 from segbench.errors import CheckpointError, SegbenchError
 from segbench.recipe.load import ResolvedRecipe, load_recipe
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from segbench.atomic import atomic_write_bytes
-from segbench.engine.rundir import RunDir
+from segbench.runs import RunDir
 from segbench.errors import SegbenchError
 from segbench.records import SelectionRecord, TrainStepRecord
 from segbench.report.loading import run_name

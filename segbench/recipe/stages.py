@@ -1,0 +1,53 @@
+"""The stage graph: a recipe, and the stages its training strategy starts from, upstream first.
+
+``segbench run`` trains the stages in this order and ``segbench emit-slurm`` submits them in it; both
+walk the graph through :func:`resolve_stages`, so they agree on it and on what a cycle is.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+
+from segbench.errors import RecipeError
+from segbench.recipe.load import ResolvedRecipe
+from segbench.recipe.plan import Plan, build_plan
+
+
+@attrs.frozen
+class Stage:
+    """One run in the chain: its recipe, validated plan, built strategy and the stage it starts from."""
+
+    recipe: ResolvedRecipe
+    plan: Plan
+    strategy: object  # the built training strategy (``upstream`` / ``prepare``)
+    upstream: ResolvedRecipe | None  # None for a stage that starts from scratch, or one already complete
+    complete: bool
+
+    @property
+    def name(self) -> str:
+        return self.recipe.run_name
+
+
+def resolve_stages(recipe: ResolvedRecipe, registries, *,
+                   is_complete: Callable[[ResolvedRecipe], bool] = lambda recipe: False) -> list[Stage]:
+    """``recipe``'s stage and the stages it needs, upstream first, ``recipe``'s own stage last.
+
+    The walk stops at a stage ``is_complete`` accepts: its run exists, so what it started from does not
+    matter. A strategy whose source leads back to a recipe already in the chain is a :class:`RecipeError`
+    showing the cycle.
+    """
+    chain: list[Stage] = []
+    current: ResolvedRecipe | None = recipe
+    while current is not None:
+        seen = [stage.recipe.path for stage in chain]
+        if current.path in seen:
+            cycle = " -> ".join(str(p) for p in (*seen[seen.index(current.path):], current.path))
+            raise RecipeError(f"stage cycle: {cycle}. A strategy's source must not lead back to the recipe.")
+        plan = build_plan(current, registries)
+        strategy = plan.strategy.build()
+        complete = is_complete(current)
+        upstream = None if complete else strategy.upstream(current)
+        chain.append(Stage(current, plan, strategy, upstream, complete))
+        current = upstream
+    return chain[::-1]
