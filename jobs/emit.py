@@ -12,7 +12,8 @@ from typing import Sequence
 
 import attrs
 
-from segbench.runs import cache_dir, default_runs_dir
+from segbench.cache import cache_dir
+from segbench.runs import default_runs_dir
 from segbench.errors import SegbenchError
 from segbench_jobs.script import job_script, submit_script
 from segbench_jobs.slurm_config import split_overrides

@@ -1,6 +1,6 @@
-"""Where runs and caches live on disk: ``<runs>/<recipe>-<hash8>/`` with the resolved recipe, metrics,
-checkpoints and results, and the cache folder (``$SEGBENCH_CACHE``). No torch: job emission and result
-readers use it without the training engine."""
+"""Run directories: ``<runs>/<recipe>-<hash8>/`` with the resolved recipe, metrics, checkpoints and results.
+
+No torch: job emission and result readers use it without the training engine."""
 from __future__ import annotations
 
 import os
@@ -11,14 +11,6 @@ import attrs
 from segbench.atomic import atomic_write_text
 from segbench.recipe.load import ResolvedRecipe, dump_yaml
 from segbench.records import MetricsRecord, ResultsRecord, read_metrics, read_results
-
-CACHE_ENV = "SEGBENCH_CACHE"
-
-
-def cache_dir() -> Path:
-    """Generated data, class histograms and other reusable files (``$SEGBENCH_CACHE``, else ~/.cache/segbench)."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "segbench"))
-
 
 RUNS_ENV = "SEGBENCH_RUNS"
 

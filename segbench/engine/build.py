@@ -1,15 +1,15 @@
 """Building a run's objects (data, model, loss, optimizer, scheduler) from a validated plan."""
 from __future__ import annotations
 
-
 import attrs
 import torch
 
+from segbench.cache import cache_dir
 from segbench.engine.distributed import DistEnv
 from segbench.engine.param_groups import split_param_groups
 from segbench.engine.trainer import schedule_length
 from segbench.records import ClassWeightsRecord, write_record
-from segbench.runs import RunDir, cache_dir
+from segbench.runs import RunDir
 
 
 @attrs.define

@@ -5,9 +5,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm import tqdm
 
+from segbench.data.loader import data_loader
 from segbench.engine.device import autocast
 from segbench.engine.distributed import DistEnv, all_reduce_sum, unwrap_for_evaluation
 from segbench.functional.metrics import confusion_matrix
@@ -108,7 +109,7 @@ def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_
     was_training = model.training
     model.eval()
     indices = list(range(env.rank, len(dataset), env.world_size))
-    loader = DataLoader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
+    loader = data_loader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
                         num_workers=num_workers, shuffle=False)
     matrix = torch.zeros((num_classes, num_classes + 1), dtype=torch.int64)
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import attrs
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from segbench.data.loader import data_loader
 from segbench.data.transformed import epoch_permutation
 from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from segbench.engine.device import autocast
@@ -229,7 +229,7 @@ class Trainer:
         remaining = [b for w in windows[state.window_in_epoch:] for b in w]
         if hasattr(self.train_data, "set_epoch"):
             self.train_data.set_epoch(state.epoch)
-        loader = DataLoader(self.train_data, batch_sampler=remaining, num_workers=cfg.num_workers,
+        loader = data_loader(self.train_data, batch_sampler=remaining, num_workers=cfg.num_workers,
                             pin_memory=self.device.type == "cuda")
         bar = tqdm(total=len(windows), initial=state.window_in_epoch, disable=not (self.progress and self.env.is_main),
                    desc=f"epoch {state.epoch + 1}/{self.epochs}", unit="it", leave=False)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from segbench.atomic import atomic_write_bytes
+from segbench.data.loader import data_loader
 from segbench.engine.evaluate import _EvalItems, evaluate_confusion, evaluation_settings, predict
 from segbench.errors import SegbenchError
 from segbench.functional.metrics import confusion_matrix, summarize
@@ -104,7 +104,7 @@ def evaluate_and_export(loaded: LoadedRun, dataset, folder: Path, *, num_workers
 
     info, plan, settings = loaded.info, loaded.plan, loaded.inference
     lut = train_to_label_lut(info)
-    loader = DataLoader(_EvalItems(dataset, plan.eval_transforms), batch_size=plan.evaluation.batch_size,
+    loader = data_loader(_EvalItems(dataset, plan.eval_transforms), batch_size=plan.evaluation.batch_size,
                         num_workers=num_workers, shuffle=False)
     matrix = torch.zeros((info.num_classes, info.num_classes + 1), dtype=torch.int64)
     written, index = [], 0
