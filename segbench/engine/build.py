@@ -5,8 +5,8 @@ import attrs
 import torch
 
 from segbench.cache import cache_dir
-from segbench.engine.distributed import DistEnv
 from segbench.engine.param_groups import split_param_groups
+from segbench.engine.runtime import Runtime
 from segbench.engine.trainer import schedule_length
 from segbench.records import ClassWeightsRecord, write_record
 from segbench.runs import RunDir
@@ -40,10 +40,11 @@ def build_datasets(plan):
     return datasets["train"], select, report
 
 
-def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, progress=True) -> RunComponents:
+def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> RunComponents:
     from segbench.data.histogram import class_histogram
     from segbench.data.transformed import TransformedDataset
 
+    env, device = runtime.dist, runtime.device
     train_base, select_data, report_data = build_datasets(plan)
     info = train_base.info
     num_classes, ignore_index = len(info.class_names), info.ignore_index
@@ -62,9 +63,7 @@ def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, 
             write_record(run.path / "class_weights.json", class_weights)
 
     raw_model = plan.model.build(num_classes=num_classes)
-    model = raw_model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = runtime.model(raw_model)
     if env.enabled:
         if plan.trainer.sync_batchnorm:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -7,7 +7,7 @@ import os
 import socket
 
 from segbench.errors import RunLockedError, SegbenchError
-from segbench.runs import RUNS_ENV, RunDir, default_runs_dir  # noqa: F401  (the engine's names for them)
+from segbench.runs import RunDir  # noqa: F401  (RunLock locks one; tests and plugins import it from here)
 
 
 def process_alive(pid: int) -> bool:

@@ -6,16 +6,16 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import torch
 
 from segbench.engine.build import RunComponents, build_components
 from segbench.engine.checkpoint import load_model_weights
-from segbench.engine.device import pick_device, resolve_precision
 from segbench.engine.distributed import init_distributed, shutdown
 from segbench.engine.evaluate import evaluate_confusion, evaluation_settings
 from segbench.engine.rundir import RunDir, RunLock
+from segbench.engine.runtime import Runtime
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
-from segbench.errors import SegbenchError
 from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe, load_recipe
 from segbench.recipe.stages import resolve_stages
@@ -65,18 +65,10 @@ def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=Fals
     return run
 
 
-def _device_and_precision(plan):
-    device = pick_device(plan.trainer.device)
-    precision = resolve_precision(plan.trainer.precision, device)
-    channels_last = plan.trainer.channels_last
-    if channels_last is None:
-        channels_last = precision != "fp32"  # channels-last pays off only with reduced precision
-    return device, precision, channels_last
-
-
 def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, progress=True) -> None:
-    device, precision, channels_last = _device_and_precision(plan)
-    env = init_distributed(device.type)
+    runtime = Runtime.resolve(plan.trainer)
+    runtime = attrs.evolve(runtime, dist=init_distributed(runtime.device.type))
+    env = runtime.dist
     lock = RunLock(run).acquire() if env.is_main else None
     # SIGTERM/SIGUSR1 are recorded, never fatal, for the whole stage: one during set-up stops training
     # after its first step (last.pt, exit 75); one during the report lets the finished run complete.
@@ -92,21 +84,15 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
             run.write_recipe(plan.recipe)
         _configure_determinism(plan)
         torch.manual_seed(plan.seed)
-        parts = build_components(plan, run, device=device, channels_last=channels_last, env=env,
-                                 progress=progress)
+        parts = build_components(plan, run, runtime, progress=progress)
         init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
-        trainer = Trainer(plan=plan, run=run, model=parts.model, train_data=parts.train_data,
-                          select_data=parts.select_data, criterion=parts.criterion, optimizer=parts.optimizer,
-                          scheduler=parts.scheduler, device=device, precision=precision,
-                          channels_last=channels_last, env=env, num_classes=parts.num_classes,
-                          ignore_index=parts.ignore_index, progress=progress, log=_say if env.is_main else _quiet)
+        trainer = Trainer(plan, run, parts, runtime, progress=progress, log=_say if env.is_main else _quiet)
         resumed = trainer.resume()
         if env.is_main:
-            _say(f"run {run.path}: {plan.model.name} on {device} ({precision}{', channels-last' if channels_last else ''}),"
+            _say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
                  f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
         trainer.fit(signals)
-        _report(plan, run, parts, trainer, device=device, precision=precision, channels_last=channels_last,
-                env=env, init_note=init_note, resumed=resumed, progress=progress)
+        _report(plan, run, parts, trainer, runtime, init_note=init_note, resumed=resumed, progress=progress)
     finally:
         signals.__exit__(None, None, None)
         if lock is not None:
@@ -126,16 +112,14 @@ def _configure_determinism(plan) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _report(plan, run, parts: RunComponents, trainer, *, device, precision, channels_last, env, init_note,
-            resumed, progress):
+def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_note, resumed, progress):
     """Score the chosen checkpoint on the report split and write ``results.json`` (last)."""
     checkpoint = run.best if plan.trainer.report_checkpoint == "best" and run.best.exists() else run.last
     load_model_weights(parts.raw_model, checkpoint, expected_model=plan.model.name)
     matrix = evaluate_confusion(parts.model, parts.report_data, plan.eval_transforms, config=plan.evaluation,
-                                num_classes=parts.num_classes, ignore_index=parts.ignore_index, device=device,
-                                precision=precision, env=env, num_workers=plan.trainer.num_workers,
-                                channels_last=channels_last, progress=progress, desc="report")
-    if not env.is_main:
+                                num_classes=parts.num_classes, ignore_index=parts.ignore_index, runtime=runtime,
+                                num_workers=plan.trainer.num_workers, progress=progress, desc="report")
+    if not runtime.dist.is_main:
         return
     summary = summarize(matrix, parts.class_names)
     overlap = parts.splits_overlap
@@ -164,8 +148,8 @@ def _report(plan, run, parts: RunComponents, trainer, *, device, precision, chan
         iterations=trainer.state.iteration,
         params=sum(p.numel() for p in parts.raw_model.parameters()),
         checkpoint_mb=checkpoint.stat().st_size / 1e6,
-        device=str(device),
-        precision=precision,
+        device=str(runtime.device),
+        precision=runtime.precision,
         wall_time_s=trainer.state.elapsed,
         resumed=resumed,
         class_weights=parts.class_weights,

@@ -6,6 +6,7 @@ import math
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import torch
@@ -14,13 +15,16 @@ from tqdm import tqdm
 from segbench.data.loader import data_loader
 from segbench.data.transformed import epoch_permutation
 from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from segbench.engine.device import autocast
 from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import evaluate_confusion
 from segbench.engine.rundir import RunDir
+from segbench.engine.runtime import Runtime
 from segbench.errors import CheckpointError, DataError, SegbenchError, TrainingDivergedError
 from segbench.functional.metrics import mean_iou
 from segbench.records import MetricsRecord, SelectionRecord, TrainStepRecord, metrics_line
+
+if TYPE_CHECKING:
+    from segbench.engine.build import RunComponents
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: last.pt is written, run the same command again to resume
 
@@ -97,19 +101,18 @@ class SignalFlag:
 
 
 class Trainer:
-    def __init__(self, *, plan, run: RunDir, model, train_data, select_data, criterion, optimizer, scheduler,
-                 device, precision, channels_last, env: DistEnv, num_classes, ignore_index, progress=True,
-                 log=print):
-        self.plan, self.run, self.model = plan, run, model
+    """Trains ``parts`` (the objects :func:`segbench.engine.build.build_components` made) under ``runtime``."""
+
+    def __init__(self, plan, run: RunDir, parts: "RunComponents", runtime: Runtime, *, progress=True, log=print):
+        self.plan, self.run, self.parts, self.runtime = plan, run, parts, runtime
         self.cfg = plan.trainer
-        self.train_data, self.select_data = train_data, select_data
-        self.criterion, self.optimizer, self.scheduler = criterion, optimizer, scheduler
-        self.device, self.precision, self.channels_last = device, precision, channels_last
-        self.env, self.num_classes, self.ignore_index = env, num_classes, ignore_index
+        self.model, self.train_data, self.select_data = parts.model, parts.train_data, parts.select_data
+        self.criterion, self.optimizer, self.scheduler = parts.criterion, parts.optimizer, parts.scheduler
+        self.device, self.env = runtime.device, runtime.dist
         self.progress, self.log = progress, log
-        self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=runtime.precision == "fp16")
         self.state = TrainState()
-        length = schedule_length(len(train_data), self.cfg, env)
+        length = schedule_length(len(self.train_data), self.cfg, self.env)
         self.iterations_per_epoch = length.iterations_per_epoch
         self.epochs, self.total_iterations = length.epochs, length.total_iterations
 
@@ -177,11 +180,9 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------
     def _micro_step(self, images, masks, scale):
-        images = images.to(self.device, non_blocking=True)
+        images = self.runtime.images(images)
         masks = masks.to(self.device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.precision):
+        with self.runtime.autocast():
             logits = self.model(images)
         loss = self.criterion(logits.float(), masks)
         self.scaler.scale(loss * scale).backward()
@@ -281,10 +282,9 @@ class Trainer:
     def _select_and_checkpoint(self):
         state = self.state
         matrix = evaluate_confusion(self.model, self.select_data, self.plan.eval_transforms,
-                                    config=self.plan.evaluation, num_classes=self.num_classes,
-                                    ignore_index=self.ignore_index, device=self.device, precision=self.precision,
-                                    env=self.env, num_workers=self.cfg.num_workers,
-                                    channels_last=self.channels_last, progress=self.progress, desc="select")
+                                    config=self.plan.evaluation, num_classes=self.parts.num_classes,
+                                    ignore_index=self.parts.ignore_index, runtime=self.runtime,
+                                    num_workers=self.cfg.num_workers, progress=self.progress, desc="select")
         miou = float(mean_iou(matrix))
         self.scheduler.step_epoch(miou)
         improved = miou > state.best_metric or state.best_epoch < 0

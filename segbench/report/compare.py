@@ -181,8 +181,7 @@ def measure_speed(run_path: Path, registries=None, *, device: str | None = None,
     def once():
         with torch.no_grad():
             pred = predict(loaded.model, batch, label_size=tuple(mask.shape[-2:]), config=loaded.plan.evaluation,
-                           num_classes=loaded.info.num_classes, device=settings.device,
-                           precision=settings.precision, channels_last=settings.channels_last)
+                           num_classes=loaded.info.num_classes, runtime=settings)
             pred.cpu()  # waits for an accelerator to finish
 
     once()

@@ -110,8 +110,7 @@ def evaluate_and_export(loaded: LoadedRun, dataset, folder: Path, *, num_workers
     written, index = [], 0
     for images, masks in tqdm(loader, desc="evaluate+export", leave=False, disable=not progress, unit="batch"):
         preds = predict(loaded.model, images, label_size=tuple(masks.shape[-2:]), config=plan.evaluation,
-                        num_classes=info.num_classes, device=settings.device, precision=settings.precision,
-                        channels_last=settings.channels_last).to(torch.uint8).cpu()
+                        num_classes=info.num_classes, runtime=settings).to(torch.uint8).cpu()
         matrix += confusion_matrix(preds, masks, num_classes=info.num_classes, ignore_index=info.ignore_index)
         for pred in preds:
             path = export_path(folder, dataset, index)
@@ -159,8 +158,7 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
     else:
         matrix = evaluate_confusion(loaded.model, dataset, plan.eval_transforms, config=plan.evaluation,
                                     num_classes=info.num_classes, ignore_index=info.ignore_index,
-                                    device=settings.device, precision=settings.precision,
-                                    num_workers=plan.trainer.num_workers, channels_last=settings.channels_last,
+                                    runtime=settings, num_workers=plan.trainer.num_workers,
                                     progress=progress, desc=f"evaluate {label}")
     train_state = loaded.checkpoint_state.get("train_state") or {}
     record = EvaluationRecord(

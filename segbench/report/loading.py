@@ -10,6 +10,7 @@ import torch
 
 from segbench.engine.checkpoint import load_model_weights
 from segbench.engine.device import pick_device, resolve_precision
+from segbench.engine.runtime import Runtime, channels_last_default
 from segbench.runs import RunDir
 from segbench.errors import CheckpointError, SegbenchError
 from segbench.recipe.load import ResolvedRecipe, load_recipe
@@ -99,16 +100,7 @@ def choose_checkpoint(run: RunDir, which: str | None, *, default: str = "best") 
                           " train it first with `segbench run`.")
 
 
-@attrs.frozen
-class Inference:
-    """Where and how a run's model runs: the evaluation-time choices of ``segbench run``."""
-
-    device: torch.device
-    precision: str
-    channels_last: bool
-
-
-def inference_settings(plan, device: str | None = None) -> Inference:
+def inference_settings(plan, device: str | None = None) -> Runtime:
     """``device`` (``--device``), else the recipe's ``trainer.device``; a run trained on a GPU can be
     inspected on a machine without one (with a warning: reduced precision may shift the last digits)."""
     if device is not None:
@@ -124,10 +116,7 @@ def inference_settings(plan, device: str | None = None) -> Inference:
     except SegbenchError as exc:  # fp16 was for a GPU
         precision = resolve_precision("auto", chosen)
         print(f"warning: {exc}; evaluating in {precision} instead", file=sys.stderr)
-    channels_last = plan.trainer.channels_last
-    if channels_last is None:
-        channels_last = precision != "fp32"
-    return Inference(chosen, precision, channels_last)
+    return Runtime(chosen, precision, channels_last_default(plan.trainer.channels_last, precision))
 
 
 @attrs.frozen
@@ -140,7 +129,7 @@ class LoadedRun:
     model: torch.nn.Module
     checkpoint: Path
     checkpoint_state: dict
-    inference: Inference
+    inference: Runtime  # where and how the model runs here
 
     @property
     def name(self) -> str:
@@ -169,9 +158,7 @@ def load_run(target: Path, registries=None, *, checkpoint: str | None = None, de
     settings = inference_settings(plan, device)
     model = plan.model.build(num_classes=len(info.class_names))
     state = load_model_weights(model, checkpoint_file, expected_model=plan.model.name)
-    model = model.to(settings.device)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = settings.model(model)
     model.eval()
     checkpoint_state = {k: v for k, v in state.items() if k in ("train_state", "recipe_hash", "model_name")}
     return LoadedRun(run, plan, info, model, Path(checkpoint_file), checkpoint_state, settings), dataset
