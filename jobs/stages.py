@@ -27,7 +27,7 @@ class Stage:
 
     @property
     def name(self) -> str:
-        return self.recipe.run_name
+        return self.run.path.name
 
     @property
     def complete(self) -> bool:
@@ -63,8 +63,8 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
     """
     stages: dict[str, Stage] = {}
 
-    def complete(recipe: ResolvedRecipe) -> bool:
-        return RunDir.for_recipe(recipe, runs_dir).is_complete()
+    def complete(plan) -> bool:
+        return RunDir.for_plan(plan, runs_dir).is_complete()
 
     for path in recipe_paths:
         chain = resolve_stages(load_recipe(path, overrides, smoke=smoke), registries, is_complete=complete)
@@ -75,12 +75,12 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
                 if requested and not known.requested:
                     stages[link.name] = attrs.evolve(known, requested=True)
                 continue
-            recipe = link.recipe
+            recipe, run = link.recipe, RunDir.for_plan(link.plan, runs_dir)
             if link.complete:
-                stages[link.name] = Stage(recipe, RunDir.for_recipe(recipe, runs_dir), None, None, requested)
+                stages[link.name] = Stage(recipe, run, None, None, requested)
                 continue
             parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
             config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
             upstream = None if parent is None or parent.complete else parent.name
-            stages[link.name] = Stage(recipe, RunDir.for_recipe(recipe, runs_dir), config, upstream, requested)
+            stages[link.name] = Stage(recipe, run, config, upstream, requested)
     return list(stages.values())

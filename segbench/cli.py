@@ -41,9 +41,9 @@ def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
     from segbench.recipe.plan import build_plan
     recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke)
-    build_plan(recipe, _registries())  # validate before printing
+    plan = build_plan(recipe, _registries())  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
-    print(f"# hash {recipe.hash}")
+    print(f"# hash {plan.hash}")
     print(dump_yaml(recipe.data), end="")
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 
 from segbench.atomic import atomic_write_text
-from segbench.recipe.load import ResolvedRecipe, dump_yaml
+from segbench.recipe.load import dump_yaml
 from segbench.records import MetricsRecord, ResultsRecord, read_metrics, read_results
 
 RUNS_ENV = "SEGBENCH_RUNS"
@@ -26,8 +26,9 @@ class RunDir:
     path: Path
 
     @classmethod
-    def for_recipe(cls, recipe: ResolvedRecipe, runs_dir: Path | None = None) -> "RunDir":
-        return cls(default_runs_dir(runs_dir) / recipe.run_name)
+    def for_plan(cls, plan, runs_dir: Path | None = None) -> "RunDir":
+        """The directory of the run ``plan`` (a validated :class:`segbench.recipe.plan.Plan`) describes."""
+        return cls(default_runs_dir(runs_dir) / plan.run_name)
 
     @property
     def checkpoints(self) -> Path:
@@ -66,11 +67,12 @@ class RunDir:
     def read_metrics(self) -> list[MetricsRecord]:
         return read_metrics(self.metrics)
 
-    def write_recipe(self, recipe: ResolvedRecipe) -> None:
+    def write_recipe(self, plan) -> None:
+        recipe = plan.recipe
         header = (f"# resolved from {' <- '.join(recipe.files)}\n# overrides: {list(recipe.overrides)}\n"
-                  f"# hash: {recipe.hash}\n")
+                  f"# hash: {plan.hash}\n")
         body = dump_yaml(recipe.data)
         if self.recipe_file.is_file() and \
-                self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {recipe.hash}\n{body}"):
+                self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {plan.hash}\n{body}"):
             return  # resuming: leave the file (and its time stamp) as the first attempt wrote it
         atomic_write_text(self.recipe_file, header + body)

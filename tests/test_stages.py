@@ -15,9 +15,9 @@ def test_chain_is_upstream_first_and_stops_at_a_complete_stage(recipe_dir, regis
     finer = load_recipe(recipe_dir / "finer.yaml")
     chain = resolve_stages(finer, registries)
     assert [stage.recipe.name for stage in chain] == ["coarse", "fine", "finer"]
-    assert chain[0].upstream is None and chain[1].upstream.path == chain[0].recipe.path
+    assert chain[0].upstream is None and chain[1].upstream == chain[0].plan
     assert [stage.complete for stage in chain] == [False, False, False]
-    done = resolve_stages(finer, registries, is_complete=lambda recipe: recipe.name == "fine")
+    done = resolve_stages(finer, registries, is_complete=lambda plan: plan.recipe.name == "fine")
     assert [(stage.recipe.name, stage.complete, stage.upstream) for stage in done] == [
         ("fine", True, None), ("finer", False, done[1].upstream)]
 

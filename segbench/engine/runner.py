@@ -43,12 +43,12 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
 
 def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
     """Run ``recipe``, first running the stages its strategy starts from that are not complete."""
-    def complete(stage_recipe: ResolvedRecipe) -> bool:
-        return not (restart and stage_recipe is recipe) and RunDir.for_recipe(stage_recipe, runs_dir).is_complete()
+    def complete(plan) -> bool:
+        return not (restart and plan.recipe.path == recipe.path) and RunDir.for_plan(plan, runs_dir).is_complete()
 
     stages = resolve_stages(recipe, registries, is_complete=complete)
     for stage in stages:
-        run = RunDir.for_recipe(stage.recipe, runs_dir)
+        run = RunDir.for_plan(stage.plan, runs_dir)
         requested = stage is stages[-1]
         if stage.complete:
             if requested:
@@ -59,7 +59,7 @@ def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=Fals
             continue
         if not requested:
             _say(f"stage {stage.recipe.name}: not complete yet, running it first")
-        upstream_run = RunDir.for_recipe(stage.upstream, runs_dir) if stage.upstream is not None else None
+        upstream_run = RunDir.for_plan(stage.upstream, runs_dir) if stage.upstream is not None else None
         train_stage(stage.plan, run, strategy=stage.strategy, upstream_run=upstream_run,
                     restart=restart and requested, progress=progress)
     return run
@@ -81,7 +81,7 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
                 elif stale.exists():
                     stale.unlink()
         if env.is_main:
-            run.write_recipe(plan.recipe)
+            run.write_recipe(plan)
         _configure_determinism(plan)
         torch.manual_seed(plan.seed)
         parts = build_components(plan, run, runtime, progress=progress)
@@ -129,7 +129,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
     data = plan.recipe.data["data"]
     results = ResultsRecord(
         recipe=plan.recipe.name,
-        recipe_hash=plan.recipe.hash,
+        recipe_hash=plan.hash,
         model=plan.model.name,
         strategy=plan.strategy.name,
         initialisation=init_note,

@@ -129,7 +129,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "train_state": attrs.asdict(self.state),
             "rng": capture_rng_state(),
-            "recipe_hash": self.plan.recipe.hash,
+            "recipe_hash": self.plan.hash,
         }
 
     def save(self, path: Path) -> None:
@@ -145,7 +145,7 @@ class Trainer:
             self._truncate_metrics(0)  # records of an attempt that died before its first checkpoint
             return False
         state = load_checkpoint(self.run.last)
-        if state.get("recipe_hash") != self.plan.recipe.hash:
+        if state.get("recipe_hash") != self.plan.hash:
             raise CheckpointError(f"{self.run.last} belongs to another recipe (hash {state.get('recipe_hash')});"
                                   " use --restart to start this run over.")
         self._raw_model().load_state_dict(state["model"])

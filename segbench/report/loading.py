@@ -66,12 +66,16 @@ def load_run_recipe(run: RunDir) -> ResolvedRecipe:
     """The run's fully resolved recipe, read back from ``recipe.yaml``."""
     if not run.recipe_file.is_file():
         raise SegbenchError(f"{run.path} has no recipe.yaml, so it is not a run directory written by `segbench run`.")
-    recipe = load_recipe(run.recipe_file)
+    return load_recipe(run.recipe_file)
+
+
+def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan) -> None:
+    """The directory name holds the hash of the resolved recipe (of the recipe as written, before it did)."""
     expected = run.path.name.rpartition("-")[2]
-    if len(expected) == 8 and not recipe.hash.startswith(expected):
-        print(f"warning: {run.recipe_file} hashes to {recipe.hash[:8]}, not {expected} as the directory name says;"
-              " it was edited after the run. Using it as it is now.", file=sys.stderr)
-    return recipe
+    if len(expected) == 8 and not (plan.hash.startswith(expected) or recipe.hash.startswith(expected)):
+        print(f"warning: {run.recipe_file} hashes to {plan.hash[:8]}, not {expected} as the directory name says;"
+              " it was edited after the run, or a plugin changed its defaults since. Using it as it is now.",
+              file=sys.stderr)
 
 
 def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None):
@@ -79,6 +83,7 @@ def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None)
     from segbench.recipe.plan import build_plan
 
     recipe = load_run_recipe(run)
+    _warn_if_edited(run, recipe, build_plan(recipe, registries))
     data = _without_pretrained_download(recipe.data)
     if data_overrides:
         data = copy.deepcopy(data)
