@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import sys
 import traceback
 from pathlib import Path
 
 from segbench import __version__
 from segbench.errors import SegbenchError
+from segbench.process import tune_process
 
 
 def _registries():
@@ -226,42 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# glibc malloc hands big blocks back to the kernel after every step, so each training step re-faults
-# gigabytes of pages; keeping them mapped made training 1.1-1.9x faster on CPU. glibc reads these
-# only at process start, hence the re-exec.
-ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
-
-# How long an idle OpenMP thread spins before sleeping (libgomp, which torch's Linux wheels use).
-# Its default (300,000 spins) is the fastest for a run alone, but two runs sharing 2 cores with
-# data-loading workers took 2.6x as long as with passive waiting. Passive waiting costs every small
-# kernel a wake-up: the quickstart alone trained 1.3x as long. A short spin runs within 6% of the
-# default alone and within 1.35x of passive waiting when shared (benchmarks/bench_openmp_wait.py).
-# The user's own setting wins.
-OPENMP_SPIN_COUNT = "10000"
-
-
-def _reexec_with_allocator_settings() -> None:
-    if not sys.platform.startswith("linux") or os.environ.get("SEGBENCH_NO_REEXEC") or \
-            "jemalloc" in os.environ.get("LD_PRELOAD", ""):
-        return
-    if all(os.environ.get(k) is not None for k in ALLOCATOR_ENV):
-        return
-    for key, value in ALLOCATOR_ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ["SEGBENCH_NO_REEXEC"] = "1"
-    try:
-        os.execv(sys.executable, [sys.executable, "-m", "segbench.cli", *sys.argv[1:]])
-    except OSError:
-        pass  # run on with the default settings
-
-
-def _limit_openmp_spinning() -> None:
-    """Set before torch (and its OpenMP runtime) loads, which reads the environment once."""
-    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
-        return
-    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
-
-
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -280,8 +244,7 @@ def user_message(exc: BaseException) -> str | None:
 
 def main(argv=None) -> int:
     if argv is None:
-        _reexec_with_allocator_settings()
-        _limit_openmp_spinning()
+        tune_process()
     parser = build_parser()
     # Overrides may come before or after options (`run r.yaml --smoke a=b`): argparse leaves the
     # late ones unrecognised, so fold `key=value` words back into the command's overrides.
