@@ -2,7 +2,7 @@
 ``cityscapes`` reader.
 
 The tree is generated on first use into ``<cache_dir>/synthetic_city/<params-hash>/``
-(``cache_dir`` defaults to ``$SEGBENCH_CACHE`` or ``~/.cache/segbench``) and reused afterwards.
+(``cache_dir`` defaults to segbench's cache folder, ``segbench.cache.cache_dir()``) and reused afterwards.
 It is generated in a temporary folder under a file lock and renamed into place only when
 complete, so concurrent processes (distributed ranks, several jobs) generate it once and never
 read half a tree.
@@ -24,6 +24,7 @@ from attrs.validators import ge, in_
 from filelock import FileLock
 
 from segbench import hookimpl
+from segbench.cache import cache_dir
 from segbench.errors import DataError
 from segbench.synth import GENERATOR_VERSION, generate_city, is_complete
 from segbench_plugins.cityscapes import SPLITS, CityscapesDataset, Subset, check_split_annotation, validate_split
@@ -42,7 +43,8 @@ class SyntheticCityConfig:
     """``split``, ``annotation``, ``subset``, ``check_sizes``: as for ``cityscapes`` (there is no test split).
     ``train``, ``val``, ``train_extra``: how many images each split gets (train_extra has coarse labels
     only); ``size``: ``[height, width]`` of every image; ``seed``: the generator's seed; ``cache_dir``:
-    where generated trees are kept (default ``$SEGBENCH_CACHE`` or ``~/.cache/segbench``).
+    where generated trees are kept (default ``$SEGBENCH_CACHE``, else ``$XDG_CACHE_HOME/segbench``, else
+    ``~/.cache/segbench``).
     """
 
     split: str = attrs.field(default="train", validator=validate_split)
@@ -73,7 +75,7 @@ def generation_params(config: SyntheticCityConfig) -> dict:
 
 def tree_root(config: SyntheticCityConfig) -> Path:
     """``<cache_dir>/synthetic_city/<hash of the parameters and the generator version>``."""
-    base = config.cache_dir or os.environ.get("SEGBENCH_CACHE") or Path.home() / ".cache" / "segbench"
+    base = config.cache_dir or cache_dir()
     key_data = {**generation_params(config), "generator_version": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode("utf-8")).hexdigest()
     return Path(os.path.expanduser(os.fspath(base))).absolute() / "synthetic_city" / key[:16]
