@@ -7,6 +7,7 @@ import torch
 from segbench.cache import cache_dir
 from segbench.engine.param_groups import split_param_groups
 from segbench.engine.runtime import Runtime
+from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import schedule_length
 from segbench.records import ClassWeightsRecord, write_record
 from segbench.runs import RunDir
@@ -62,6 +63,7 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
         if env.is_main:
             write_record(run.path / "class_weights.json", class_weights)
 
+    seed_global_generators(plan.seed, "model-init")  # whatever ran before (data generation, counting) drew from it
     raw_model = plan.model.build(num_classes=num_classes)
     model = runtime.model(raw_model)
     if env.enabled:

@@ -15,6 +15,7 @@ from segbench.engine.distributed import init_distributed, shutdown
 from segbench.engine.evaluate import evaluate_confusion, evaluation_settings
 from segbench.engine.rundir import RunDir, RunLock
 from segbench.engine.runtime import Runtime
+from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
 from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe, load_recipe
@@ -83,9 +84,9 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         if env.is_main:
             run.write_recipe(plan)
         _configure_determinism(plan)
-        torch.manual_seed(plan.seed)
         parts = build_components(plan, run, runtime, progress=progress)
         init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
+        seed_global_generators(plan.seed, "training")  # a resumed run restores its state from last.pt instead
         trainer = Trainer(plan, run, parts, runtime, progress=progress, log=_say if env.is_main else _quiet)
         resumed = trainer.resume()
         if env.is_main:
