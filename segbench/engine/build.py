@@ -1,10 +1,13 @@
 """Building a run's objects (data, model, loss, optimizer, scheduler) from a validated plan."""
 from __future__ import annotations
 
+import sys
+
 import attrs
 import torch
 
 from segbench.cache import cache_dir
+from segbench.engine.evaluate import check_evaluation_cost, evaluated_size
 from segbench.engine.param_groups import split_param_groups
 from segbench.engine.runtime import Runtime
 from segbench.engine.seeding import seed_global_generators
@@ -47,6 +50,10 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
 
     env, device = runtime.dist, runtime.device
     train_base, select_data, report_data = build_datasets(plan)
+    for split, data in (("selection", select_data), ("report", report_data)):
+        if len(data):  # before training, not after it: the size the evaluation sees, after eval_transforms
+            check_evaluation_cost(plan.evaluation, evaluated_size(data, plan.eval_transforms), split=split,
+                                  files=plan.recipe.files)
     info = train_base.info
     num_classes, ignore_index = len(info.class_names), info.ignore_index
     overlap = bool(_sample_keys(select_data) & _sample_keys(report_data))
@@ -67,9 +74,13 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
     raw_model = plan.model.build(num_classes=num_classes)
     model = runtime.model(raw_model)
     if env.enabled:
-        if plan.trainer.sync_batchnorm:
+        if plan.trainer.sync_batchnorm and device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             raw_model = model
+        elif plan.trainer.sync_batchnorm and env.is_main:
+            # torch's SyncBatchNorm runs on GPUs only; a --smoke check on a CPU node should still run.
+            print(f"segbench: note: trainer.sync_batchnorm needs CUDA; this {device.type} run normalises each"
+                  " process's batch on its own (plain batch-norm)", file=sys.stderr, flush=True)
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
