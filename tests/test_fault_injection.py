@@ -306,6 +306,23 @@ def test_a_restart_that_fails_before_its_first_checkpoint_leaves_the_completed_r
 
 
 @pytest.mark.slow
+def test_a_restart_with_an_unusable_cache_folder_leaves_the_completed_run_as_it_was(tmp_path):
+    from tests.test_seeding import SYNTH
+
+    (tmp_path / "r.yaml").write_text(SYNTH.format(workers=0))
+    command = ["run", "r.yaml", "--runs-dir", "runs"]
+    first = run_cli(command, cwd=tmp_path, env=cli_env(SEGBENCH_CACHE=str(tmp_path / "cache")), timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = _run_dir(tmp_path)
+    before = _files(run)
+    (tmp_path / "a-file").write_text("")
+    failed = run_cli([*command, "--restart"], cwd=tmp_path, env=cli_env(SEGBENCH_CACHE=str(tmp_path / "a-file")))
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    assert "a-file" in failed.stderr and "is back as it was" in failed.stderr
+    assert _files(run) == before and not (run / ".previous").exists()
+
+
+@pytest.mark.slow
 def test_a_restart_deletes_the_previous_run_once_it_has_its_first_checkpoint(tmp_path, site):
     folder = _folder(tmp_path)
     assert _train(folder, site).returncode == 0
