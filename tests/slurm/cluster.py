@@ -100,6 +100,17 @@ PartitionName=local Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
 
 
+# Slurm counts a GPU per device file and wants character devices; these stand in (jobs that get them see
+# no CUDA device and train on the CPU).
+_STAND_IN_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random")
+
+
+def _gres_config(gpus: int) -> str:
+    if gpus > len(_STAND_IN_DEVICES):
+        raise RuntimeError(f"the test node can advertise at most {len(_STAND_IN_DEVICES)} GPUs, not {gpus}")
+    return f"NodeName=localhost Name=gpu File={','.join(_STAND_IN_DEVICES[:gpus])}\n"
+
+
 def _munge_works() -> bool:
     try:
         token = _run(["munge", "-n"], timeout=10)
@@ -184,7 +195,7 @@ class LocalSlurm:
         cpus, memory = _node_resources()
         self.conf.write_text(_config(self.root, max(cpus, self.cpus or 0), memory, self.gpus))
         if self.gpus:
-            (self.conf.parent / "gres.conf").write_text(f"NodeName=localhost Name=gpu Count={self.gpus}\n")
+            (self.conf.parent / "gres.conf").write_text(_gres_config(self.gpus))
         self.run("slurmctld", "-c", "-f", self.conf)
         self.pids["slurmctld"] = self._wait_pid("slurmctld.pid")
         self.run("slurmd", "-N", "localhost", "-f", self.conf)
