@@ -4,6 +4,7 @@ import torch
 
 from segbench.engine.evaluate import (MAX_WINDOWS_PER_IMAGE, EvaluationStopped, check_evaluation_cost,
                                       evaluate_confusion, slide_logits)
+from segbench.engine.runtime import Runtime
 from segbench.errors import ConfigError
 from segbench.recipe.schema import EvaluationConfig
 
@@ -28,7 +29,7 @@ def test_sliding_windows_stop_before_the_next_window():
 
     with pytest.raises(EvaluationStopped):
         slide_logits(model, torch.rand(1, 3, 32, 32), window=(4, 4), stride=(4, 4), num_classes=3,
-                     device=torch.device("cpu"), precision="fp32", stop=stop)
+                     runtime=Runtime(torch.device("cpu")), stop=stop)
     assert model.calls == 3  # 64 windows; stopped after the third
 
 
@@ -47,7 +48,7 @@ def _identity(image, mask, generator):
 def test_an_evaluation_stops_at_the_next_batch():
     model, seen = CountingModel(), []
     kwargs = dict(config=EvaluationConfig(batch_size=2), num_classes=3, ignore_index=255,
-                  device=torch.device("cpu"), precision="fp32", progress=False)
+                  runtime=Runtime(torch.device("cpu")), progress=False)
     with pytest.raises(EvaluationStopped):
         evaluate_confusion(model, Items(), _identity, stop=lambda: (seen.append(1), model.calls >= 2)[1], **kwargs)
     assert model.calls == 2 and model.training  # 5 batches; stopped after the second, train mode restored

@@ -37,7 +37,7 @@ def test_cold_and_warm_cache_and_worker_count_give_identical_runs(tmp_path, regi
         assert_same_weights(weights(cold), weights(other))
         assert_same_weights(weights(cold, "best"), weights(other, "best"))
         assert metric_records(cold) == metric_records(other)
-        assert cold.read_results()["confusion_matrix"] == other.read_results()["confusion_matrix"]
+        assert cold.read_results().confusion_matrix == other.read_results().confusion_matrix
 
 
 # A random-initialised U-Net on a tiny synthetic city, ENet class weights: what the quickstart does, in seconds.
