@@ -25,6 +25,13 @@ def _add_overrides(parser):
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 
+def _add_experiment_options(parser):
+    parser.add_argument("--seeds", default=None, metavar="0,1,2",
+                        help="run these seeds (one run each) instead of the recipe's seeds:")
+    parser.add_argument("--grid", action="append", default=[], metavar="key=v1,v2",
+                        help="sweep a recipe key over values; repeat for a product (times the seeds)")
+
+
 def _add_runs_dir(parser):
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
@@ -32,9 +39,11 @@ def _add_runs_dir(parser):
 
 def cmd_run(args) -> int:
     from segbench.engine.runner import run_recipe_file
+    from segbench.recipe.variants import parse_grid, parse_seeds
 
     run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
-                    smoke=args.smoke, device=args.device)
+                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds else None,
+                    grid=parse_grid(args.grid))
     return 0
 
 
@@ -45,6 +54,9 @@ def cmd_show(args) -> int:
     build_plan(recipe, _registries())  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {recipe.hash}")
+    if recipe.seeds:
+        print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {recipe.data.get('seed', 0)};"
+              " --seeds chooses others)")
     print(dump_yaml(recipe.data), end="")
     return 0
 
@@ -160,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="the same recipe on a tiny synthetic city, a few iterations, small crops")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the recipe's trainer.device)")
+    _add_experiment_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="print the resolved recipe as YAML")
@@ -223,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where job scripts are written (default jobs/out)")
     p.add_argument("--smoke", action="store_true")
     _add_runs_dir(p)
+    _add_experiment_options(p)
     p.set_defaults(func=cmd_emit_slurm)
     return parser
 

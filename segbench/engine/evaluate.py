@@ -95,13 +95,14 @@ class _EvalItems(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_index, device, precision,
+def evaluate_per_image(model, dataset, pipeline, *, config, num_classes, ignore_index, device, precision,
                        env: DistEnv = DistEnv(), num_workers=0, channels_last=False, progress=True,
                        desc="evaluate") -> torch.Tensor:
-    """The global ``(C, C + 1)`` confusion matrix over ``dataset`` (rows: ground truth; see metrics).
+    """One ``(C, C + 1)`` confusion matrix per image of ``dataset``: ``(I, C, C + 1)`` int64, in dataset
+    order (rows: ground truth; see metrics). Their sum is the global matrix of the official rule.
 
     Under distributed runs each rank scores every ``world_size``-th image (no padding, so no image
-    is counted twice) and the matrices are summed across ranks: the result is exact.
+    is counted twice) and fills its rows; the stacks are summed across ranks: the result is exact.
     """
     model = unwrap_for_evaluation(model, env)
     was_training = model.training
@@ -109,13 +110,23 @@ def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_
     indices = list(range(env.rank, len(dataset), env.world_size))
     loader = DataLoader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
                         num_workers=num_workers, shuffle=False)
-    matrix = torch.zeros((num_classes, num_classes + 1), dtype=torch.int64)
+    matrices = torch.zeros((len(dataset), num_classes, num_classes + 1), dtype=torch.int64)
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")
+    position = 0
     for images, masks in bar:
         preds = predict(model, images, label_size=tuple(masks.shape[-2:]), config=config,
                         num_classes=num_classes, device=device, precision=precision,
                         channels_last=channels_last)
-        matrix += confusion_matrix(preds.to(torch.uint8).cpu() if num_classes < 255 else preds.cpu(), masks,
-                                   num_classes=num_classes, ignore_index=ignore_index)
+        preds = preds.to(torch.uint8).cpu() if num_classes < 255 else preds.cpu()
+        for pred, mask in zip(preds, masks):
+            matrices[indices[position]] = confusion_matrix(pred, mask, num_classes=num_classes,
+                                                           ignore_index=ignore_index)
+            position += 1
     model.train(was_training)
-    return all_reduce_sum(matrix, env)
+    return all_reduce_sum(matrices, env)
+
+
+def evaluate_confusion(model, dataset, pipeline, **options) -> torch.Tensor:
+    """The global ``(C, C + 1)`` confusion matrix over ``dataset``: the sum of the per-image matrices
+    (:func:`evaluate_per_image`, which takes the same arguments)."""
+    return evaluate_per_image(model, dataset, pipeline, **options).sum(dim=0)
