@@ -32,6 +32,20 @@ def _add_experiment_options(parser):
                         help="sweep a recipe key over values; repeat for a product (times the seeds)")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.95), got {value}")
+    return value
+
+
 def _add_runs_dir(parser):
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
@@ -212,10 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="results table of runs (Markdown or CSV)")
-    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p = sub.add_parser("compare", help="results table of runs with statistics across seeds (Markdown or CSV);"
+                                        " with two experiments or runs A B: B minus A with its interval")
+    p.add_argument("targets", nargs="*", metavar="RUNS_DIR | A B",
+                   help="a runs directory; or A and B: run directories or experiment labels (NAME, NAME:0,1,2)")
+    _add_runs_dir(p)
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
+    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
+    p.add_argument("--forest", type=Path, default=None, metavar="PNG",
+                   help="with A B: draw the per-class differences as a forest plot")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
@@ -229,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="training loss and validation mIoU curves")
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--band", choices=("minmax", "std"), default="minmax",
+                   help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")

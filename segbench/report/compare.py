@@ -26,6 +26,8 @@ import yaml
 
 from segbench.engine.rundir import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
+from segbench.functional.merge import content_hash
+from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 from segbench.report.loading import read_metrics, run_name
 
 MISSING = "–"
@@ -56,6 +58,8 @@ class RunRow:
     report_images: int | None = None
     selection_overlaps_report: bool = False
     recipe_hash: str | None = None
+    experiment_hash: str | None = None  # the same for the seeds of one experiment
+    seed: int | None = None
 
     @property
     def name(self) -> str:
@@ -112,7 +116,10 @@ def read_run(path: Path) -> RunRow:
     recipe = _recipe_data(run)
     row = RunRow(run, recipe=run_name(run), model=_name_of(recipe.get("model")),
                  strategy=_name_of(recipe.get("strategy"), "scratch" if recipe else None),
-                 report_split=_split_text((recipe.get("data") or {}).get("report")))
+                 report_split=_split_text((recipe.get("data") or {}).get("report")),
+                 seed=recipe.get("seed", 0) if recipe else None,
+                 experiment_hash=content_hash(recipe, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
+                 if recipe else None)
     if run.results.is_file():
         try:
             results = run.read_results()
@@ -122,6 +129,8 @@ def read_run(path: Path) -> RunRow:
         row.complete = True
         row.recipe = results.get("recipe", row.recipe)
         row.recipe_hash = results.get("recipe_hash")
+        row.experiment_hash = results.get("experiment_hash", row.experiment_hash)
+        row.seed = results.get("seed", row.seed)
         row.model = results.get("model", row.model)
         row.strategy = results.get("strategy", row.strategy)
         row.miou, row.pixel_accuracy = results.get("mIoU"), results.get("pixel_accuracy")
@@ -314,9 +323,22 @@ def csv_table(rows: list[RunRow]) -> str:
 
 
 def compare_command(args, *, registries=None) -> str:
-    rows = collect_runs(args.runs_dir)
+    from segbench.report.significance import difference_command, experiment_tables
+
+    targets = list(getattr(args, "targets", None) or [])
+    if len(targets) == 2:
+        return difference_command(args, *targets)
+    if len(targets) > 2:
+        raise SegbenchError(f"compare takes a runs directory, or two experiments or runs A and B; got"
+                            f" {len(targets)}: {' '.join(targets)}.")
+    runs_dir = Path(targets[0]) if targets else args.runs_dir
+    rows = collect_runs(runs_dir)
     if args.speed:
         add_speeds(rows, registries)
-    text = csv_table(rows) if args.format == "csv" else markdown_tables(rows)
+    if args.format == "csv":
+        text = csv_table(rows)
+    else:
+        text = markdown_tables(rows) + experiment_tables(rows, resamples=args.resamples,
+                                                         confidence=args.confidence, seed=args.bootstrap_seed)
     sys.stdout.write(text)
     return text
