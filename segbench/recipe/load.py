@@ -173,7 +173,8 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool 
     seeds = None
     if "seeds" in data:
         data = dict(data)
-        seeds = check_seeds(data.pop("seeds"), " <- ".join(str(p) for p in chain))
+        value = data.pop("seeds")  # `seeds=null` on the command line: the recipe's own seed only
+        seeds = None if value is None else check_seeds(value, " <- ".join(str(p) for p in chain))
     if seed is not None:
         data = {**data, "seed": seed}
     return ResolvedRecipe(path=path.resolve(), data=data, chain=chain, overrides=tuple(overrides), smoke=smoke,

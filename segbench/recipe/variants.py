@@ -83,6 +83,9 @@ def parse_grid(texts: Sequence[str]) -> tuple[GridAxis, ...]:
                               " --grid optimizer.lr=1.0e-3,1.0e-4 (no empty values).")
         if key.partition(".")[0] in (*REPLICATE_KEYS, "seeds"):
             raise RecipeError(f"--grid {text!r}: seeds are replicates, not grid points; use --seeds 0,1,2.")
+        if key.partition(".")[0] == "slurm":
+            raise RecipeError(f"--grid {text!r}: slurm settings say where runs execute, not what they compute,"
+                              " so they cannot make grid points; give them once as slurm.key=value.")
         if any(axis.key == key for axis in axes):
             raise RecipeError(f"--grid {key} is given twice; list all its values in one --grid {key}=a,b.")
         for value in values:
