@@ -102,8 +102,9 @@ def _dependency(members: list[Stage], home, is_array: bool) -> Dependency | None
     if not upstream:
         return None
     jobs = {job for _, (job, _, _) in upstream}
-    # every element needs its own upstream task: an element whose upstream is complete has no task to pair with
-    paired = is_array and len(upstream) == len(members) and len(jobs) == 1 and all(
+    # An element whose upstream run is complete has no task to pair with: Slurm (22.05, seen on a real
+    # single-node cluster) does not block it, it starts with the others once the upstream tasks have ended.
+    paired = is_array and len(jobs) == 1 and all(
         in_array and task == stage.variant.index for stage, (_, task, in_array) in upstream)
     if paired:
         return Dependency("aftercorr", ((jobs.pop(), None),))
