@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
+import numpy as np
 
 from segbench.engine.image_scores import FILE_NAME, load_image_scores
 from segbench.errors import SegbenchError
@@ -71,8 +72,6 @@ def replicates(experiment: Experiment) -> Replicates:
                                 f" classes than {first[0].run.path}; runs of one experiment share the report split.")
         seeds.append(row.seed)
         stacks.append(scores.matrices)
-    import numpy as np
-
     return Replicates(tuple(seeds), first[1].image_ids, np.stack(stacks))
 
 
