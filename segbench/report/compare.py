@@ -3,7 +3,8 @@
 Markdown (default): one row per run (recipe, model, strategy, mIoU and pixel accuracy in percent,
 parameters, checkpoint size, inference speed, report split, status) and a per-class IoU table.
 CSV: one row per run with the numbers exactly as ``results.json`` holds them (fractions in [0, 1]),
-then one ``iou_<class>`` column per class. Finished runs come first, best mIoU first; runs without
+then one ``iou_<class>`` column per class; ``experiment_hash`` and ``seed`` group the seeds of an experiment.
+Markdown adds statistics across seeds (``segbench.report.significance``). Finished runs come first, best mIoU first; runs without
 ``results.json`` are listed as incomplete with how far they got.
 
 Inference speed is images per second at batch 1 on the report split's image size (shown as
@@ -297,7 +298,7 @@ def markdown_tables(rows: list[RunRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ("run", "recipe", "recipe_hash", "model", "strategy", "status", "complete", "epochs", "iterations",
+CSV_COLUMNS = ("run", "recipe", "recipe_hash", "experiment_hash", "seed", "model", "strategy", "status", "complete", "epochs", "iterations",
                "mIoU", "pixel_accuracy", "params", "checkpoint_mb", SPEED_KEY, "speed_device", "speed_size", "report_split",
                "report_images", "selection_overlaps_report")
 
@@ -309,7 +310,8 @@ def csv_table(rows: list[RunRow]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *(f"iou_{name}" for name in classes)])
     for row in rows:
-        values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash, "model": row.model,
+        values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash,
+                  "experiment_hash": row.experiment_hash, "seed": row.seed, "model": row.model,
                   "strategy": row.strategy, "status": row.status, "complete": row.complete, "epochs": row.epochs,
                   "iterations": row.iterations, "mIoU": row.miou, "pixel_accuracy": row.pixel_accuracy,
                   "params": row.params, "checkpoint_mb": row.checkpoint_mb, SPEED_KEY: row.images_per_s,
