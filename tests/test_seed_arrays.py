@@ -55,6 +55,7 @@ def test_seed_k_of_a_fine_stage_starts_from_seed_k_of_its_upstream(seeded, regis
     ("", ["--grid", "optimizer.lr="], "--grid key=value1,value2"),
     ("", ["--grid", "seed=1,2"], "use --seeds"),
     ("", ["--grid", "slurm.time=1,2"], "slurm settings"),
+    ("seeds: [0, 1]\n", ["seed=5"], "choose seeds with --seeds"),
 ])
 def test_bad_seeds_and_grids_exit_2_saying_what_to_write(recipe_dir, cli, recipe, args, message):
     path = write(recipe_dir / "bad.yaml", "base: _base/default.yaml\n" + recipe)

@@ -110,6 +110,10 @@ def load_variants(path: str | Path, overrides: Sequence[str] = (), *, seeds: Seq
     for point in grid_points(grid):
         base = load_recipe(path, [*overrides, *point], smoke=smoke)
         chosen = tuple(seeds) if seeds else base.seeds
+        if chosen and any(parse_override(text)[0] == "seed" for text in overrides):
+            raise RecipeError(f"{path}: the override seed=... would be replaced by each of the seeds {list(chosen)};"
+                              " choose seeds with --seeds (e.g. --seeds 5), or drop the recipe's seeds: with"
+                              " seeds=null.")
         for seed in chosen or (None,):
             variant = Variant(len(variants), seed, point)
             recipe = base if seed is None else load_recipe(path, [*overrides, *point], smoke=smoke, seed=seed)
