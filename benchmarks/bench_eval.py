@@ -45,15 +45,14 @@ class ScoreImage:
         import torch
 
         from segbench.engine.evaluate import predict
+        from segbench.engine.runtime import Runtime, channels_last_default
         from segbench.functional.metrics import confusion_matrix
         from segbench.recipe.schema import EvaluationConfig
 
         self.predict, self.confusion_matrix = predict, confusion_matrix
-        self.device, self.precision = device, precision
-        self.channels_last = precision != "fp32"
-        self.model = model.to(device).eval()
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.runtime = Runtime(device, precision, channels_last_default(None, precision))
+        self.device, self.precision, self.channels_last = device, precision, self.runtime.channels_last
+        self.model = self.runtime.model(model).eval()
         self.config = EvaluationConfig()
         generator = torch.Generator().manual_seed(0)
         self.size = tuple(size)
@@ -69,8 +68,7 @@ class ScoreImage:
 
         with torch.no_grad():
             preds = self.predict(self.model, self.image, label_size=self.size, config=self.config,
-                                 num_classes=NUM_CLASSES, device=self.device, precision=self.precision,
-                                 channels_last=self.channels_last)
+                                 num_classes=NUM_CLASSES, runtime=self.runtime)
             return self.confusion_matrix(preds.to(torch.uint8).cpu(), self.label, num_classes=NUM_CLASSES,
                                          ignore_index=IGNORE_INDEX)
 

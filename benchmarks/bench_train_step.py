@@ -101,32 +101,30 @@ class SegbenchStep:
     Objects are built as ``segbench.engine.build.build_components`` builds them (model from the
     registry, moved to the device, channels-last when chosen; loss, optimizer with its parameter
     groups, scheduler from the registries); the device, precision and memory format come from
-    ``segbench.engine.runner._device_and_precision``, i.e. the defaults.
+    ``segbench.engine.runtime.Runtime.resolve``, i.e. the defaults.
     """
 
     def __init__(self, model_section: dict, *, batch: int, crop: tuple[int, int], device: str = "auto",
                  model=None):
-        import torch
+        from types import SimpleNamespace
 
-        from segbench.engine.distributed import DistEnv
         from segbench.engine.param_groups import split_param_groups
-        from segbench.engine.runner import _device_and_precision
+        from segbench.engine.runtime import Runtime
         from segbench.engine.trainer import Trainer
 
         plan = benchmark_plan(model_section, batch=batch, crop=crop, device=device)
-        self.device, self.precision, self.channels_last = _device_and_precision(plan)
+        runtime = Runtime.resolve(plan.trainer)
+        self.device, self.precision, self.channels_last = runtime.device, runtime.precision, runtime.channels_last
         raw_model = plan.model.build(num_classes=NUM_CLASSES) if model is None else model
-        self.model = raw_model.to(self.device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = runtime.model(raw_model)
         criterion = plan.loss.build(ignore_index=IGNORE_INDEX, class_weights=None)
         optimizer = plan.optimizer.build(param_groups=split_param_groups(raw_model, {}))
         scheduler = plan.scheduler.build(optimizer=optimizer, total_iterations=plan.trainer.max_iterations,
                                          iterations_per_epoch=1)
-        self.trainer = Trainer(plan=plan, run=None, model=self.model, train_data=range(batch), select_data=None,
-                               criterion=criterion, optimizer=optimizer, scheduler=scheduler, device=self.device,
-                               precision=self.precision, channels_last=self.channels_last, env=DistEnv(),
-                               num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX, progress=False, log=lambda m: None)
+        parts = SimpleNamespace(model=self.model, train_data=range(batch), select_data=None, criterion=criterion,
+                                optimizer=optimizer, scheduler=scheduler, num_classes=NUM_CLASSES,
+                                ignore_index=IGNORE_INDEX)
+        self.trainer = Trainer(plan, None, parts, runtime, progress=False, log=lambda m: None)
         self.model.train()
         self.images, self.masks = make_batch(batch, crop)
 

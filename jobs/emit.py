@@ -14,8 +14,8 @@ from typing import Sequence
 
 import attrs
 
-from segbench.engine.build import cache_dir
-from segbench.engine.rundir import default_runs_dir
+from segbench.cache import cache_dir
+from segbench.runs import default_runs_dir
 from segbench.errors import SegbenchError
 from segbench_jobs.arrays import Job, plan_jobs
 from segbench_jobs.script import job_script, submit_script

@@ -4,12 +4,11 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import re
 import sys
 import traceback
 from pathlib import Path
 
-from segbench import __version__, errors
+from segbench import __version__
 from segbench.errors import SegbenchError
 
 
@@ -65,11 +64,11 @@ def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
     from segbench.recipe.plan import build_plan
     recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke)
-    build_plan(recipe, _registries())  # validate before printing
+    plan = build_plan(recipe, _registries())  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
-    print(f"# hash {recipe.hash}")
+    print(f"# hash {plan.hash}")
     if recipe.seeds:
-        print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {recipe.data.get('seed', 0)};"
+        print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
               " --seeds chooses others)")
     print(dump_yaml(recipe.data), end="")
     return 0
@@ -137,7 +136,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from segbench.engine.evaluate_cli import evaluate_command
+    from segbench.report.evaluate_cli import evaluate_command
 
     evaluate_command(args)
     return 0
@@ -302,32 +301,19 @@ def _limit_openmp_spinning() -> None:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_WORKER_FAILURE = re.compile(r"Caught (\w+) in (DataLoader worker process \d+)\.\nOriginal Traceback ")
 
 
 def user_message(exc: BaseException) -> str | None:
     """The message to show for a user mistake or a full disk, or ``None`` for a bug (show its traceback).
 
-    torch re-raises an error from a DataLoader worker with the worker's traceback inside its message
-    (or as a ``RuntimeError`` when the type cannot be rebuilt from a string, like ``ConfigError``):
-    the user gets the original message, which names the offending file.
+    A mistake found in a DataLoader worker arrives as :class:`segbench.errors.DataWorkerError`, with the
+    original message (see :mod:`segbench.data.loader`).
     """
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
         where = f"{exc.filename}: " if exc.filename else ""
         return (f"{where}{exc.strerror}. Free disk space (or raise the quota or file-size limit) and run the same"
                 " command again; an interrupted run resumes from its last checkpoint.")
-    text = str(exc)
-    match = _WORKER_FAILURE.match(text)
-    if match is None:
-        return text if isinstance(exc, SegbenchError) else None
-    error_type = getattr(errors, match.group(1), None)
-    if not (isinstance(error_type, type) and issubclass(error_type, SegbenchError)):
-        return None
-    marker = f"{error_type.__module__}.{error_type.__qualname__}: "
-    start = text.find(marker, max(0, text.rfind('\n  File "')))
-    if start < 0:
-        return text
-    return f"{text[start + len(marker):].rstrip()}\n(raised in {match.group(2)})"
+    return str(exc) if isinstance(exc, SegbenchError) else None
 
 
 def main(argv=None) -> int:
@@ -347,7 +333,7 @@ def main(argv=None) -> int:
         setattr(args, target, [*getattr(args, target), *late])
     try:
         return args.func(args)
-    except (SegbenchError, RuntimeError, OSError) as exc:
+    except (SegbenchError, OSError) as exc:
         message = user_message(exc)
         if message is None:
             raise

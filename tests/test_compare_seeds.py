@@ -1,7 +1,6 @@
 """``segbench compare`` across seeds and ``compare A B``, on run directories written without training."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -15,6 +14,7 @@ from segbench.engine.image_scores import FILE_NAME, load_image_scores, save_imag
 from segbench.errors import SegbenchError
 from segbench.functional.merge import content_hash
 from segbench.functional.metrics import confusion_matrix, summarize
+from segbench.records import EvaluationSettings, ResultsRecord, write_record
 
 CLASSES = ("road", "car", "sky")
 
@@ -29,10 +29,16 @@ def fake_run(runs, recipe: str, seed: int, matrices: np.ndarray, *, lr: float = 
     ids = [f"img{i:03d}" for i in range(len(matrices))]
     save_image_scores(folder / FILE_NAME, torch.from_numpy(matrices), ids, CLASSES)
     total = torch.from_numpy(matrices.sum(axis=0))
-    results = {"recipe": recipe, "recipe_hash": digest, "model": "unet", "strategy": "scratch", "seed": seed,
-               "experiment_hash": content_hash(data, exclude=("seed", "slurm")), **summarize(total, CLASSES),
-               "confusion_matrix": total.tolist(), "report_images": len(matrices), "epochs": 1, "iterations": 1}
-    (folder / "results.json").write_text(json.dumps(results))
+    results = ResultsRecord(
+        recipe=recipe, recipe_hash=digest, model="unet", strategy="scratch", initialisation="scratch",
+        model_init="random", **summarize(total, CLASSES), confusion_matrix=total.tolist(),
+        report_split={"split": "val"}, selection_split={"split": "train"}, selection_overlaps_report=False,
+        report_images=len(matrices), evaluation=EvaluationSettings(mode="whole", flip=False, batch_size=1),
+        checkpoint=str(folder / "checkpoints" / "best.pt"), best_selection_mIoU=0.5, best_epoch=1, epochs=1,
+        iterations=1, params=1, checkpoint_mb=0.1, device="cpu", precision="fp32", wall_time_s=1.0,
+        resumed=False, class_weights=None, finished_at="2026-01-01T00:00:00+0000", seed=seed,
+        experiment_hash=content_hash(data, exclude=("seed", "slurm")), per_image_confusion=FILE_NAME)
+    write_record(folder / "results.json", results)
     return folder
 
 
@@ -138,6 +144,7 @@ def test_per_image_matrices_sum_to_the_global_one(images, seed):
 
 def test_evaluation_keeps_one_matrix_per_image_in_dataset_order():
     from segbench.engine.evaluate import evaluate_per_image
+    from segbench.engine.runtime import Runtime
     from segbench.recipe.schema import EvaluationConfig
 
     class Items(torch.utils.data.Dataset):
@@ -156,7 +163,7 @@ def test_evaluation_keeps_one_matrix_per_image_in_dataset_order():
     data = Items()
     per_image = evaluate_per_image(model, data, lambda image, mask, g: (image, mask),
                                    config=EvaluationConfig(batch_size=2), num_classes=3, ignore_index=255,
-                                   device=torch.device("cpu"), precision="fp32", progress=False)
+                                   runtime=Runtime(torch.device("cpu")), progress=False)
     with torch.no_grad():
         preds = model(data.images).argmax(1)
     for i in range(5):

@@ -15,6 +15,7 @@ import torch
 
 from segbench.engine.distributed import DistEnv, env_from_environment, first_host
 from segbench.engine.evaluate import evaluate_confusion
+from segbench.engine.runtime import Runtime
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE
 from segbench.recipe.schema import EvaluationConfig
 from tests.conftest import MINIMAL_RECIPE, REPO
@@ -74,8 +75,8 @@ def identity_pipeline(image, mask, generator):
 
 def tiny_confusion(model, env: DistEnv = DistEnv(), count: int = 7) -> torch.Tensor:
     return evaluate_confusion(model, TinyImages(count), identity_pipeline, config=EvaluationConfig(batch_size=2),
-                              num_classes=NUM_CLASSES, ignore_index=255, device=torch.device("cpu"),
-                              precision="fp32", env=env, progress=False)
+                              num_classes=NUM_CLASSES, ignore_index=255,
+                              runtime=Runtime(torch.device("cpu"), dist=env), progress=False)
 
 
 WORKER = """

@@ -7,6 +7,7 @@ import pytest
 
 from segbench.cli import build_parser
 from segbench.recipe.load import load_recipe
+from segbench.recipe.plan import build_plan
 from segbench.recipe.variants import load_variants, parse_grid
 from segbench_jobs.emit import summary
 from tests.test_emit_slurm import (do_emit, fake_slurm, option, read_argv, run_job, run_submit,  # noqa: F401
@@ -21,31 +22,35 @@ def seeded(recipe_dir):
     return recipe_dir
 
 
-def test_each_seed_is_its_own_run_and_adding_seeds_keeps_existing_hashes(seeded):
+def plans(runs, registries):
+    return [build_plan(recipe, registries) for _, recipe in runs]
+
+
+def test_each_seed_is_its_own_run_and_adding_seeds_keeps_existing_hashes(seeded, registries):
     runs = load_variants(seeded / "coarse.yaml")
     assert [(v.index, v.seed, r.data["seed"]) for v, r in runs] == [(0, 0, 0), (1, 1, 1), (2, 2, 2)]
-    assert len({r.hash for _, r in runs}) == 3 and len({r.experiment_hash for _, r in runs}) == 1
+    seeds = plans(runs, registries)
+    assert len({p.hash for p in seeds}) == 3 and len({p.experiment_hash for p in seeds}) == 1
     write(seeded / "single.yaml", "base: _base/default.yaml\n")  # seed: 0, no seed list
-    assert load_recipe(seeded / "single.yaml").hash == runs[0][1].hash
+    assert build_plan(load_recipe(seeded / "single.yaml"), registries).hash == seeds[0].hash
     assert [v.seed for v, _ in load_variants(seeded / "coarse.yaml", seeds=(7, 3))] == [7, 3]
 
 
-def test_a_grid_is_the_product_of_its_values_times_the_seeds(seeded):
+def test_a_grid_is_the_product_of_its_values_times_the_seeds(seeded, registries):
     grid = parse_grid(["optimizer.lr=1.0e-3,1.0e-4", "trainer.batch_size=2,4"])
     runs = load_variants(seeded / "coarse.yaml", seeds=(0, 1), grid=grid)
     assert [v.index for v, _ in runs] == list(range(8))
     assert {(r.data["optimizer"]["lr"], r.data["trainer"]["batch_size"], r.data["seed"]) for _, r in runs} == {
         (lr, bs, s) for lr in (1.0e-3, 1.0e-4) for bs in (2, 4) for s in (0, 1)}
-    assert len({r.experiment_hash for _, r in runs}) == 4
+    assert len({p.experiment_hash for p in plans(runs, registries)}) == 4
 
 
 def test_seed_k_of_a_fine_stage_starts_from_seed_k_of_its_upstream(seeded, registries):
-    from segbench.recipe.plan import build_plan
-
     for variant, fine in load_variants(seeded / "fine.yaml"):
         upstream = build_plan(fine, registries).strategy.build().upstream(fine)
         assert upstream.data["seed"] == variant.seed == fine.data["seed"]
-        assert upstream.hash == load_variants(seeded / "coarse.yaml", seeds=(variant.seed,))[0][1].hash
+        (_, coarse), = load_variants(seeded / "coarse.yaml", seeds=(variant.seed,))
+        assert build_plan(upstream, registries).hash == build_plan(coarse, registries).hash
 
 
 @pytest.mark.parametrize("recipe, args, message", [
@@ -84,12 +89,14 @@ def test_a_multi_seed_pair_becomes_two_arrays_paired_task_by_task(seeded, regist
             argv = read_argv(folder / "srun")
             args = build_parser().parse_args(argv[argv.index(sys.executable) + 3:])
             (_, recipe), = load_variants(args.recipe, args.overrides, seeds=(int(args.seeds),), smoke=args.smoke)
-            assert recipe.hash == stage.recipe.hash and recipe.data["seed"] == stage.variant.seed
+            assert build_plan(recipe, registries).hash == build_plan(stage.recipe, registries).hash
+            assert recipe.data["seed"] == stage.variant.seed and stage.name.endswith(
+                build_plan(recipe, registries).hash[:8])
     assert run_job(fine_file, env, SLURM_ARRAY_TASK_ID="9") == 2
 
 
 def test_complete_seeds_are_left_out_of_the_array(seeded, registries, tmp_path):
-    done = load_variants(seeded / "coarse.yaml", seeds=(1,))[0][1]
+    done = build_plan(load_variants(seeded / "coarse.yaml", seeds=(1,))[0][1], registries)
     write(tmp_path / "runs" / done.run_name / "results.json", "{}")
     emitted = do_emit([seeded / "fine.yaml"], registries=registries, root=tmp_path)
     (coarse, _, _), (fine, _, _) = emitted.submissions

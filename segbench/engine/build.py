@@ -1,16 +1,15 @@
 """Building a run's objects (data, model, loss, optimizer, scheduler) from a validated plan."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import attrs
 import torch
 
-from segbench.engine.distributed import DistEnv
+from segbench.cache import cache_dir
 from segbench.engine.param_groups import split_param_groups
-from segbench.engine.rundir import RunDir
+from segbench.engine.runtime import Runtime
 from segbench.engine.trainer import schedule_length
+from segbench.records import ClassWeightsRecord, write_record
+from segbench.runs import RunDir
 
 
 @attrs.define
@@ -26,12 +25,8 @@ class RunComponents:
     num_classes: int
     ignore_index: int
     class_names: tuple
-    class_weights: dict | None
+    class_weights: ClassWeightsRecord | None
     splits_overlap: bool
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SEGBENCH_CACHE", Path.home() / ".cache" / "segbench"))
 
 
 def _sample_keys(dataset) -> set:
@@ -45,10 +40,11 @@ def build_datasets(plan):
     return datasets["train"], select, report
 
 
-def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, progress=True) -> RunComponents:
+def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> RunComponents:
     from segbench.data.histogram import class_histogram
     from segbench.data.transformed import TransformedDataset
 
+    env, device = runtime.dist, runtime.device
     train_base, select_data, report_data = build_datasets(plan)
     info = train_base.info
     num_classes, ignore_index = len(info.class_names), info.ignore_index
@@ -59,16 +55,15 @@ def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, 
         histogram = class_histogram(train_base, num_classes=num_classes, cache_dir=cache_dir() / "histograms",
                                     progress=progress and env.is_main, num_workers=plan.trainer.num_workers)
         weights_tensor = plan.class_weighting.build()(histogram).to(torch.float32)
-        class_weights = {"method": plan.class_weighting.name,
-                         "weights": dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),
-                         "pixel_counts": dict(zip(info.class_names, (int(c) for c in histogram)))}
+        class_weights = ClassWeightsRecord(
+            method=plan.class_weighting.name,
+            weights=dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),
+            pixel_counts=dict(zip(info.class_names, (int(c) for c in histogram))))
         if env.is_main:
-            run.write_json("class_weights.json", class_weights)
+            write_record(run.path / "class_weights.json", class_weights)
 
     raw_model = plan.model.build(num_classes=num_classes)
-    model = raw_model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = runtime.model(raw_model)
     if env.enabled:
         if plan.trainer.sync_batchnorm:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -5,23 +5,23 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm import tqdm
 
-from segbench.engine.device import autocast
-from segbench.engine.distributed import DistEnv, all_reduce_sum, unwrap_for_evaluation
+from segbench.data.loader import data_loader
+from segbench.engine.distributed import all_reduce_sum, unwrap_for_evaluation
+from segbench.engine.runtime import Runtime
 from segbench.functional.metrics import confusion_matrix
+from segbench.records import EvaluationSettings
 
 
-def _forward(model, images, device, precision, channels_last):
-    images = images.to(device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    with autocast(device, precision):
+def _forward(model, images, runtime: Runtime):
+    images = runtime.images(images)
+    with runtime.autocast():
         return model(images).float()
 
 
-def slide_logits(model, images, *, window, stride, num_classes, device, precision, channels_last=False):
+def slide_logits(model, images, *, window, stride, num_classes, runtime: Runtime):
     """Sliding-window logits ``(N, C, H, W)`` averaged over overlapping ``window`` tiles."""
     n, _, height, width = images.shape
     win_h, win_w = min(window[0], height), min(window[1], width)
@@ -31,25 +31,25 @@ def slide_logits(model, images, *, window, stride, num_classes, device, precisio
                          " pixels between windows would get no prediction")
     rows = max(math.ceil((height - win_h) / step_h), 0) + 1
     cols = max(math.ceil((width - win_w) / step_w), 0) + 1
-    logits = torch.zeros((n, num_classes, height, width), device=device)
-    counts = torch.zeros((1, 1, height, width), device=device)
+    logits = torch.zeros((n, num_classes, height, width), device=runtime.device)
+    counts = torch.zeros((1, 1, height, width), device=runtime.device)
     for row in range(rows):
         for col in range(cols):
             top = min(row * step_h, height - win_h)
             left = min(col * step_w, width - win_w)
             tile = images[:, :, top:top + win_h, left:left + win_w]
-            logits[:, :, top:top + win_h, left:left + win_w] += _forward(model, tile, device, precision, channels_last)
+            logits[:, :, top:top + win_h, left:left + win_w] += _forward(model, tile, runtime)
             counts[:, :, top:top + win_h, left:left + win_w] += 1
     return logits / counts
 
 
-def _logits(model, images, *, config, num_classes, device, precision, channels_last):
+def _logits(model, images, *, config, num_classes, runtime: Runtime):
     if config.mode == "slide":
         window = config.window or tuple(images.shape[-2:])
         stride = config.stride or (max(1, window[0] * 2 // 3), max(1, window[1] * 2 // 3))
         return slide_logits(model, images, window=window, stride=stride, num_classes=num_classes,
-                            device=device, precision=precision, channels_last=channels_last)
-    return _forward(model, images, device, precision, channels_last)
+                            runtime=runtime)
+    return _forward(model, images, runtime)
 
 
 def _at_size(logits, size):
@@ -58,19 +58,18 @@ def _at_size(logits, size):
     return logits
 
 
-def evaluation_settings(config) -> dict:
+def evaluation_settings(config) -> EvaluationSettings:
     """What results files record about how the numbers were obtained."""
-    return {"mode": config.mode, "flip": config.flip, "batch_size": config.batch_size}
+    return EvaluationSettings(mode=config.mode, flip=config.flip, batch_size=config.batch_size)
 
 
-def predict(model, images, *, label_size, config, num_classes, device, precision, channels_last=False):
+def predict(model, images, *, label_size, config, num_classes, runtime: Runtime):
     """Predicted train ids ``(N, H, W)`` at ``label_size``: logits are up-sampled before the argmax.
 
     With ``config.flip`` the class probabilities of the image and of its mirror image (mirrored back)
     are averaged, as in the flip test-time augmentation of mmsegmentation.
     """
-    run = dict(config=config, num_classes=num_classes, device=device, precision=precision,
-               channels_last=channels_last)
+    run = dict(config=config, num_classes=num_classes, runtime=runtime)
     logits = _at_size(_logits(model, images, **run), label_size)
     if not config.flip:
         return logits.argmax(dim=1)
@@ -95,28 +94,27 @@ class _EvalItems(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def evaluate_per_image(model, dataset, pipeline, *, config, num_classes, ignore_index, device, precision,
-                       env: DistEnv = DistEnv(), num_workers=0, channels_last=False, progress=True,
-                       desc="evaluate") -> torch.Tensor:
+def evaluate_per_image(model, dataset, pipeline, *, config, num_classes, ignore_index, runtime: Runtime,
+                       num_workers=0, progress=True, desc="evaluate") -> torch.Tensor:
     """One ``(C, C + 1)`` confusion matrix per image of ``dataset``: ``(I, C, C + 1)`` int64, in dataset
     order (rows: ground truth; see metrics). Their sum is the global matrix of the official rule.
 
     Under distributed runs each rank scores every ``world_size``-th image (no padding, so no image
     is counted twice) and fills its rows; the stacks are summed across ranks: the result is exact.
     """
+    env = runtime.dist
     model = unwrap_for_evaluation(model, env)
     was_training = model.training
     model.eval()
     indices = list(range(env.rank, len(dataset), env.world_size))
-    loader = DataLoader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
+    loader = data_loader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
                         num_workers=num_workers, shuffle=False)
     matrices = torch.zeros((len(dataset), num_classes, num_classes + 1), dtype=torch.int64)
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")
     position = 0
     for images, masks in bar:
         preds = predict(model, images, label_size=tuple(masks.shape[-2:]), config=config,
-                        num_classes=num_classes, device=device, precision=precision,
-                        channels_last=channels_last)
+                        num_classes=num_classes, runtime=runtime)
         preds = preds.to(torch.uint8).cpu() if num_classes < 255 else preds.cpu()
         for pred, mask in zip(preds, masks):
             matrices[indices[position]] = confusion_matrix(pred, mask, num_classes=num_classes,

@@ -1,80 +1,13 @@
-"""Run directories: ``<runs>/<recipe>-<hash8>/`` with the resolved recipe, logs, checkpoints, results."""
+"""The lock that gives one process a run directory (the layout itself is :mod:`segbench.runs`)."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
 import socket
-from pathlib import Path
 
-import attrs
-
-from segbench.atomic import atomic_write_text
 from segbench.errors import RunLockedError, SegbenchError
-from segbench.recipe.load import ResolvedRecipe, dump_yaml
-
-RUNS_ENV = "SEGBENCH_RUNS"
-
-
-def default_runs_dir(runs_dir: Path | None = None) -> Path:
-    if runs_dir is not None:
-        return Path(runs_dir)
-    return Path(os.environ.get(RUNS_ENV, "runs"))
-
-
-@attrs.frozen
-class RunDir:
-    path: Path
-
-    @classmethod
-    def for_recipe(cls, recipe: ResolvedRecipe, runs_dir: Path | None = None) -> "RunDir":
-        return cls(default_runs_dir(runs_dir) / recipe.run_name)
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def last(self) -> Path:
-        return self.checkpoints / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.checkpoints / "best.pt"
-
-    @property
-    def results(self) -> Path:
-        return self.path / "results.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def recipe_file(self) -> Path:
-        return self.path / "recipe.yaml"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.path / "run.lock"
-
-    def is_complete(self) -> bool:
-        return self.results.is_file()
-
-    def read_results(self) -> dict:
-        return json.loads(self.results.read_text())
-
-    def write_recipe(self, recipe: ResolvedRecipe) -> None:
-        header = (f"# resolved from {' <- '.join(recipe.files)}\n# overrides: {list(recipe.overrides)}\n"
-                  f"# hash: {recipe.hash}\n")
-        body = dump_yaml(recipe.data)
-        if self.recipe_file.is_file() and \
-                self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {recipe.hash}\n{body}"):
-            return  # resuming: leave the file (and its time stamp) as the first attempt wrote it
-        atomic_write_text(self.recipe_file, header + body)
-
-    def write_json(self, name: str, data) -> None:
-        atomic_write_text(self.path / name, json.dumps(data, indent=2, allow_nan=True) + "\n")
+from segbench.runs import RunDir  # noqa: F401  (RunLock locks one; tests and plugins import it from here)
 
 
 def process_alive(pid: int) -> bool:

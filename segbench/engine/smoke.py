@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from segbench.engine.build import cache_dir
+from segbench.cache import cache_dir
 from segbench.atomic import atomic_write_bytes
 
 

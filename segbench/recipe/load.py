@@ -38,16 +38,9 @@ class ResolvedRecipe:
 
     @property
     def hash(self) -> str:
+        """The hash of the recipe as written (merged, overrides applied); a run is named by
+        :attr:`segbench.recipe.plan.Plan.hash`, the hash of the resolved recipe."""
         return content_hash(self.data, exclude=UNHASHED_SECTIONS)
-
-    @property
-    def experiment_hash(self) -> str:
-        """The same for every replicate of one experiment (recipes equal up to their seed)."""
-        return content_hash(self.data, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
-
-    @property
-    def run_name(self) -> str:
-        return f"{self.name}-{self.hash[:8]}"
 
     @property
     def files(self) -> list[str]:

@@ -8,6 +8,7 @@ import attrs
 from segbench.config import structure_problems
 from segbench.errors import ConfigError, SegbenchError, UnknownNameError
 from segbench.recipe.load import ResolvedRecipe
+from segbench.recipe.resolved import experiment_hash, run_hash
 from segbench.recipe.schema import TOP_LEVEL_KEYS, EvaluationConfig, TrainerConfig
 from segbench.registry import Entry, Registries
 
@@ -55,6 +56,21 @@ class Plan:
     strategy: Component
     trainer: TrainerConfig
     evaluation: EvaluationConfig
+
+    @property
+    def hash(self) -> str:
+        """The run's identity: the hash of the resolved recipe (see :mod:`segbench.recipe.resolved`)."""
+        return run_hash(self)
+
+    @property
+    def experiment_hash(self) -> str:
+        """The same for the runs of one experiment, which differ only in their seed."""
+        return experiment_hash(self)
+
+    @property
+    def run_name(self) -> str:
+        """The run directory's name, ``<recipe>-<hash8>``."""
+        return f"{self.recipe.name}-{self.hash[:8]}"
 
 
 def _pipeline(specs, path):

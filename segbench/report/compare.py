@@ -9,8 +9,7 @@ Markdown adds statistics across seeds (``segbench.report.significance``). Finish
 
 Inference speed is images per second at batch 1 on the report split's image size (shown as
 ``@ HxW``), with the recipe's evaluation settings (whole image or sliding window, logits up-sampled,
-argmax). ``--speed`` measures it on this machine; otherwise it is read from ``results.json``
-(``inference_images_per_s``, with ``inference_size`` [H, W] when present).
+argmax). ``--speed`` measures it on this machine.
 """
 from __future__ import annotations
 
@@ -25,11 +24,12 @@ import attrs
 import torch
 import yaml
 
-from segbench.engine.rundir import RunDir, default_runs_dir
+from segbench.runs import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
 from segbench.functional.merge import content_hash
 from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
-from segbench.report.loading import read_metrics, run_name
+from segbench.records import RecordError
+from segbench.report.loading import run_name
 
 MISSING = "–"
 SPEED_KEY = "inference_images_per_s"
@@ -97,10 +97,9 @@ def _split_text(section) -> str | None:
 
 def _progress(run: RunDir) -> tuple[int | None, int | None]:
     """(completed epochs, optimizer steps) of an unfinished run, from metrics.jsonl, else last.pt."""
-    records = [r for r in read_metrics(run) if "iteration" in r]
+    records = run.read_metrics()
     if records:
-        last = records[-1]
-        return last.get("epoch"), last.get("iteration")
+        return records[-1].epoch, records[-1].iteration
     if run.last.is_file():
         from segbench.engine.checkpoint import load_checkpoint
 
@@ -124,27 +123,23 @@ def read_run(path: Path) -> RunRow:
     if run.results.is_file():
         try:
             results = run.read_results()
-        except (OSError, ValueError) as exc:
-            row.status = f"results.json unreadable ({type(exc).__name__})"
+        except RecordError as exc:
+            row.status = f"results.json unreadable ({exc})"
             return row
         row.complete = True
-        row.recipe = results.get("recipe", row.recipe)
-        row.recipe_hash = results.get("recipe_hash")
-        row.experiment_hash = results.get("experiment_hash", row.experiment_hash)
-        row.seed = results.get("seed", row.seed)
-        row.model = results.get("model", row.model)
-        row.strategy = results.get("strategy", row.strategy)
-        row.miou, row.pixel_accuracy = results.get("mIoU"), results.get("pixel_accuracy")
-        row.per_class_iou = dict(results.get("per_class_iou") or {})
-        row.params, row.checkpoint_mb = results.get("params"), results.get("checkpoint_mb")
-        row.epochs, row.iterations = results.get("epochs"), results.get("iterations")
-        row.report_split = _split_text(results.get("report_split")) or row.report_split
-        row.report_images = results.get("report_images")
-        row.selection_overlaps_report = bool(results.get("selection_overlaps_report"))
-        if results.get(SPEED_KEY) is not None:
-            row.images_per_s, row.speed_device = results[SPEED_KEY], results.get("device")
-            size = results.get("inference_size")
-            row.speed_size = tuple(size) if isinstance(size, (list, tuple)) and len(size) == 2 else None
+        row.recipe = results.recipe
+        row.recipe_hash = results.recipe_hash
+        row.experiment_hash = results.experiment_hash or row.experiment_hash  # older runs: from recipe.yaml
+        row.seed = results.seed if results.seed is not None else row.seed
+        row.model = results.model
+        row.strategy = results.strategy
+        row.miou, row.pixel_accuracy = results.mIoU, results.pixel_accuracy
+        row.per_class_iou = dict(results.per_class_iou)
+        row.params, row.checkpoint_mb = results.params, results.checkpoint_mb
+        row.epochs, row.iterations = results.epochs, results.iterations
+        row.report_split = _split_text(results.report_split) or row.report_split
+        row.report_images = results.report_images
+        row.selection_overlaps_report = results.selection_overlaps_report
         row.status = "complete"
         return row
     row.epochs, row.iterations = _progress(run)
@@ -196,8 +191,7 @@ def measure_speed(run_path: Path, registries=None, *, device: str | None = None,
     def once():
         with torch.no_grad():
             pred = predict(loaded.model, batch, label_size=tuple(mask.shape[-2:]), config=loaded.plan.evaluation,
-                           num_classes=loaded.info.num_classes, device=settings.device,
-                           precision=settings.precision, channels_last=settings.channels_last)
+                           num_classes=loaded.info.num_classes, runtime=settings)
             pred.cpu()  # waits for an accelerator to finish
 
     once()

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Sequence
 
 from segbench.atomic import atomic_write_bytes
-from segbench.engine.rundir import RunDir
+from segbench.runs import RunDir
 from segbench.errors import SegbenchError
-from segbench.report.loading import read_metrics, run_name
+from segbench.records import SelectionRecord, TrainStepRecord
+from segbench.report.loading import run_name
 
 FIGURE_SIZE = (1200, 450)  # pixels (width, height)
 DPI = 100
@@ -23,9 +24,9 @@ def _curves(run: RunDir) -> tuple[list, list]:
     if not run.path.is_dir():
         raise SegbenchError(f"{run.path} does not exist; give run directories that `segbench run` wrote"
                             " (runs/<recipe>-<hash>/)")
-    records = read_metrics(run)
-    train = [(r["iteration"], r["loss"]) for r in records if r.get("type") == "train" and "loss" in r]
-    evals = [(r["iteration"], r["mIoU"]) for r in records if r.get("type") == "eval" and r.get("mIoU") is not None]
+    records = run.read_metrics()
+    train = [(r.iteration, r.loss) for r in records if isinstance(r, TrainStepRecord)]
+    evals = [(r.iteration, r.mIoU) for r in records if isinstance(r, SelectionRecord) and r.mIoU is not None]
     if not train and not evals:
         where = run.metrics if run.metrics.exists() else f"{run.metrics} (missing)"
         raise SegbenchError(f"{run.path} has no training metrics yet: {where} holds no train or eval records."

@@ -1,0 +1,46 @@
+"""Where and how a run computes, resolved once: device, precision, memory format, distributed environment."""
+from __future__ import annotations
+
+import attrs
+import torch
+
+from segbench.engine.device import autocast, pick_device, resolve_precision
+from segbench.engine.distributed import DistEnv
+
+
+def channels_last_default(requested: bool | None, precision: str) -> bool:
+    """``trainer.channels_last``, or when unset: on with reduced precision, where it pays off."""
+    return precision != "fp32" if requested is None else requested
+
+
+@attrs.frozen
+class Runtime:
+    """The device, numeric precision, memory format and distributed environment of one process."""
+
+    device: torch.device
+    precision: str = "fp32"
+    channels_last: bool = False
+    dist: DistEnv = DistEnv()
+
+    @classmethod
+    def resolve(cls, trainer, *, dist: DistEnv = DistEnv()) -> "Runtime":
+        """From a recipe's ``trainer`` section (``device``, ``precision``, ``channels_last``)."""
+        device = pick_device(trainer.device)
+        precision = resolve_precision(trainer.precision, device)
+        return cls(device, precision, channels_last_default(trainer.channels_last, precision), dist)
+
+    def images(self, images: torch.Tensor) -> torch.Tensor:
+        """An input batch on this device, in this memory format."""
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """A model moved to this device and memory format."""
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def autocast(self):
+        return autocast(self.device, self.precision)
+
+    def describe(self) -> str:
+        return f"{self.device} ({self.precision}{', channels-last' if self.channels_last else ''})"
