@@ -24,6 +24,27 @@ def _add_overrides(parser):
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 
+def _add_experiment_options(parser):
+    parser.add_argument("--seeds", default=None, metavar="0,1,2",
+                        help="run these seeds (one run each) instead of the recipe's seeds:")
+    parser.add_argument("--grid", action="append", default=[], metavar="key=v1,v2",
+                        help="sweep a recipe key over values; repeat for a product (times the seeds)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.95), got {value}")
+    return value
+
+
 def _add_runs_dir(parser):
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
@@ -31,9 +52,11 @@ def _add_runs_dir(parser):
 
 def cmd_run(args) -> int:
     from segbench.engine.runner import run_recipe_file
+    from segbench.recipe.variants import parse_grid, parse_seeds
 
     run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
-                    smoke=args.smoke, device=args.device)
+                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds else None,
+                    grid=parse_grid(args.grid))
     return 0
 
 
@@ -44,6 +67,9 @@ def cmd_show(args) -> int:
     plan = build_plan(recipe, _registries())  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {plan.hash}")
+    if recipe.seeds:
+        print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
+              " --seeds chooses others)")
     print(dump_yaml(recipe.data), end="")
     return 0
 
@@ -159,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="the same recipe on a tiny synthetic city, a few iterations, small crops")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the recipe's trainer.device)")
+    _add_experiment_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="print the resolved recipe as YAML")
@@ -198,10 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="results table of runs (Markdown or CSV)")
-    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p = sub.add_parser("compare", help="results table of runs with statistics across seeds (Markdown or CSV);"
+                                        " with two experiments or runs A B: B minus A with its interval")
+    p.add_argument("targets", nargs="*", metavar="RUNS_DIR | A B",
+                   help="a runs directory; or A and B: run directories or experiment labels (NAME, NAME:0,1,2)")
+    _add_runs_dir(p)
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
+    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
+    p.add_argument("--forest", type=Path, default=None, metavar="PNG",
+                   help="with A B: draw the per-class differences as a forest plot")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
@@ -215,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="training loss and validation mIoU curves")
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--band", choices=("minmax", "std"), default="minmax",
+                   help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")
@@ -222,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where job scripts are written (default jobs/out)")
     p.add_argument("--smoke", action="store_true")
     _add_runs_dir(p)
+    _add_experiment_options(p)
     p.set_defaults(func=cmd_emit_slurm)
     return parser
 

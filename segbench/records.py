@@ -85,6 +85,9 @@ class ResultsRecord:
     resumed: bool
     class_weights: Optional[ClassWeightsRecord]
     finished_at: str
+    seed: Optional[int] = None  # the runs of one experiment differ only in their seed
+    experiment_hash: Optional[str] = None  # the run hash without the seed
+    per_image_confusion: Optional[str] = None  # per-image confusion matrices, next to results.json
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

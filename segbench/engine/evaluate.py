@@ -144,12 +144,13 @@ def evaluated_size(dataset, pipeline) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_index, runtime: Runtime,
+def evaluate_per_image(model, dataset, pipeline, *, config, num_classes, ignore_index, runtime: Runtime,
                        num_workers=0, progress=True, desc="evaluate", stop=None) -> torch.Tensor:
-    """The global ``(C, C + 1)`` confusion matrix over ``dataset`` (rows: ground truth; see metrics).
+    """One ``(C, C + 1)`` confusion matrix per image of ``dataset``: ``(I, C, C + 1)`` int64, in dataset
+    order (rows: ground truth; see metrics). Their sum is the global matrix of the official rule.
 
     Under distributed runs each rank scores every ``world_size``-th image (no padding, so no image
-    is counted twice) and the matrices are summed across ranks: the result is exact.
+    is counted twice) and fills its rows; the stacks are summed across ranks: the result is exact.
     ``stop()`` (a preemption signal arrived) is asked between sliding windows and before every batch;
     ranks agree after each batch, and all raise :class:`EvaluationStopped` together.
     """
@@ -162,9 +163,10 @@ def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_
                          num_workers=num_workers, shuffle=False)
     # Rank 0 has the most images: every rank takes part in as many stop votes as it has batches.
     steps = math.ceil(len(range(0, len(dataset), env.world_size)) / config.batch_size)
-    matrix = torch.zeros((num_classes, num_classes + 1), dtype=torch.int64)
+    matrices = torch.zeros((len(dataset), num_classes, num_classes + 1), dtype=torch.int64)
     bar = tqdm(total=len(loader), desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")
     batches = iter(loader)
+    position = 0
     try:
         for _ in range(steps):
             stopping = stop is not None and stop()
@@ -174,8 +176,11 @@ def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_
                 try:
                     preds = predict(model, images, label_size=tuple(masks.shape[-2:]), config=config,
                                     num_classes=num_classes, runtime=runtime, stop=stop)
-                    matrix += confusion_matrix(preds.to(torch.uint8).cpu() if num_classes < 255 else preds.cpu(),
-                                               masks, num_classes=num_classes, ignore_index=ignore_index)
+                    preds = preds.to(torch.uint8).cpu() if num_classes < 255 else preds.cpu()
+                    for pred, mask in zip(preds, masks):
+                        matrices[indices[position]] = confusion_matrix(pred, mask, num_classes=num_classes,
+                                                                       ignore_index=ignore_index)
+                        position += 1
                 except EvaluationStopped:
                     stopping = True
                 bar.update(1)
@@ -185,4 +190,10 @@ def evaluate_confusion(model, dataset, pipeline, *, config, num_classes, ignore_
         bar.close()
         del batches
         model.train(was_training)
-    return all_reduce_sum(matrix, env)
+    return all_reduce_sum(matrices, env)
+
+
+def evaluate_confusion(model, dataset, pipeline, **options) -> torch.Tensor:
+    """The global ``(C, C + 1)`` confusion matrix over ``dataset``: the sum of the per-image matrices
+    (:func:`evaluate_per_image`, which takes the same arguments)."""
+    return evaluate_per_image(model, dataset, pipeline, **options).sum(dim=0)

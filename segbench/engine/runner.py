@@ -11,14 +11,17 @@ import torch
 from segbench.engine.build import RunComponents, build_components
 from segbench.engine.checkpoint import load_model_weights
 from segbench.engine.distributed import any_rank, barrier, init_distributed, shutdown
-from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion, evaluation_settings
+from segbench.engine.evaluate import EvaluationStopped, evaluate_per_image, evaluation_settings
+from segbench.engine.image_scores import FILE_NAME as IMAGE_SCORES
+from segbench.engine.image_scores import sample_ids, save_image_scores
 from segbench.engine.rundir import PreviousAttempt, RunDir, RunLock
 from segbench.engine.runtime import Runtime
 from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
 from segbench.functional.metrics import summarize
-from segbench.recipe.load import ResolvedRecipe, load_recipe
+from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
+from segbench.recipe.variants import load_variants
 from segbench.records import ResultsRecord, write_record
 
 
@@ -27,18 +30,28 @@ def _say(message: str) -> None:
 
 
 def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=False, device=None,
-                    progress=True) -> RunDir:
+                    progress=True, seeds=None, grid=()) -> list[RunDir]:
+    """Run every seed (times every ``grid`` point) of the recipe's experiment in turn; complete runs are
+    reused and incomplete ones resume. Returns the run directories in that order."""
     from segbench.plugins import make_plugin_manager
     from segbench.registry import build_registries
 
     overrides = [*overrides, *([f"trainer.device={device}"] if device is not None else [])]
-    recipe = load_recipe(path, overrides, smoke=smoke)
+    variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke)
     registries = build_registries(make_plugin_manager())
+    runs = []
     try:
-        return run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress)
+        for variant, recipe in variants:
+            if len(variants) > 1:
+                _say(f"experiment {recipe.name}: run {variant.index + 1} of {len(variants)} ({variant.label})")
+            runs.append(run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress))
     except Preempted as exc:
         _say(f"segbench: received signal {exc.args[0]}; checkpoint written. Run the same command to resume.")
         raise SystemExit(PREEMPTED_EXIT_CODE)
+    if len(runs) > 1:
+        _say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
+             f" segbench compare {runs[0].path.parent}")
+    return runs
 
 
 def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
@@ -143,14 +156,17 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
     checkpoint = run.best if plan.trainer.report_checkpoint == "best" and run.best.exists() else run.last
     load_model_weights(parts.raw_model, checkpoint, expected_model=plan.model.name)
     try:
-        matrix = evaluate_confusion(parts.model, parts.report_data, plan.eval_transforms, config=plan.evaluation,
-                                    num_classes=parts.num_classes, ignore_index=parts.ignore_index,
-                                    runtime=runtime, num_workers=plan.trainer.num_workers, progress=progress,
-                                    desc="report", stop=lambda: signals.received is not None)
+        per_image = evaluate_per_image(parts.model, parts.report_data, plan.eval_transforms,
+                                       config=plan.evaluation, num_classes=parts.num_classes,
+                                       ignore_index=parts.ignore_index, runtime=runtime,
+                                       num_workers=plan.trainer.num_workers, progress=progress, desc="report",
+                                       stop=lambda: signals.received is not None)
     except EvaluationStopped:
         raise Preempted(signals.received if signals.received is not None else "on another rank") from None
     if not runtime.dist.is_main:
         return
+    matrix = per_image.sum(dim=0)  # the global matrix of the official rule
+    save_image_scores(run.path / IMAGE_SCORES, per_image, sample_ids(parts.report_data), parts.class_names)
     summary = summarize(matrix, parts.class_names)
     overlap = parts.splits_overlap
     if overlap:
@@ -160,6 +176,9 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
     results = ResultsRecord(
         recipe=plan.recipe.name,
         recipe_hash=plan.hash,
+        experiment_hash=plan.experiment_hash,
+        seed=plan.seed,
+        per_image_confusion=IMAGE_SCORES,
         model=plan.model.name,
         strategy=plan.strategy.name,
         initialisation=init_note,

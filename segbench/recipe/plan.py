@@ -8,7 +8,7 @@ import attrs
 from segbench.config import structure_problems
 from segbench.errors import ConfigError, SegbenchError, UnknownNameError
 from segbench.recipe.load import ResolvedRecipe
-from segbench.recipe.resolved import run_hash
+from segbench.recipe.resolved import experiment_hash, run_hash
 from segbench.recipe.schema import TOP_LEVEL_KEYS, EvaluationConfig, TrainerConfig
 from segbench.registry import Entry, Registries
 
@@ -61,6 +61,11 @@ class Plan:
     def hash(self) -> str:
         """The run's identity: the hash of the resolved recipe (see :mod:`segbench.recipe.resolved`)."""
         return run_hash(self)
+
+    @property
+    def experiment_hash(self) -> str:
+        """The same for the runs of one experiment, which differ only in their seed."""
+        return experiment_hash(self)
 
     @property
     def run_name(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from segbench.config import unstructure
 from segbench.functional.merge import content_hash
-from segbench.recipe.load import UNHASHED_SECTIONS
+from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 
 
 def _plain(value: Any) -> Any:
@@ -50,3 +50,8 @@ def resolved_data(plan) -> dict:
 def run_hash(plan) -> str:
     """The SHA-256 of the resolved recipe (without the sections that only say where a run executes)."""
     return content_hash(resolved_data(plan), exclude=UNHASHED_SECTIONS)
+
+
+def experiment_hash(plan) -> str:
+    """The same for every replicate of one experiment: the run hash without the seed."""
+    return content_hash(resolved_data(plan), exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))

@@ -3,7 +3,8 @@
 Markdown (default): one row per run (recipe, model, strategy, mIoU and pixel accuracy in percent,
 parameters, checkpoint size, inference speed, report split, status) and a per-class IoU table.
 CSV: one row per run with the numbers exactly as ``results.json`` holds them (fractions in [0, 1]),
-then one ``iou_<class>`` column per class. Finished runs come first, best mIoU first; runs without
+then one ``iou_<class>`` column per class; ``experiment_hash`` and ``seed`` group the seeds of an experiment.
+Markdown adds statistics across seeds (``segbench.report.significance``). Finished runs come first, best mIoU first; runs without
 ``results.json`` are listed as incomplete with how far they got.
 
 Inference speed is images per second at batch 1 on the report split's image size (shown as
@@ -25,6 +26,8 @@ import yaml
 
 from segbench.runs import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
+from segbench.functional.merge import content_hash
+from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 from segbench.records import RecordError
 from segbench.report.loading import run_name
 
@@ -56,6 +59,8 @@ class RunRow:
     report_images: int | None = None
     selection_overlaps_report: bool = False
     recipe_hash: str | None = None
+    experiment_hash: str | None = None  # the same for the seeds of one experiment
+    seed: int | None = None
 
     @property
     def name(self) -> str:
@@ -111,7 +116,10 @@ def read_run(path: Path) -> RunRow:
     recipe = _recipe_data(run)
     row = RunRow(run, recipe=run_name(run), model=_name_of(recipe.get("model")),
                  strategy=_name_of(recipe.get("strategy"), "scratch" if recipe else None),
-                 report_split=_split_text((recipe.get("data") or {}).get("report")))
+                 report_split=_split_text((recipe.get("data") or {}).get("report")),
+                 seed=recipe.get("seed", 0) if recipe else None,
+                 experiment_hash=content_hash(recipe, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
+                 if recipe else None)
     if run.results.is_file():
         try:
             results = run.read_results()
@@ -121,6 +129,8 @@ def read_run(path: Path) -> RunRow:
         row.complete = True
         row.recipe = results.recipe
         row.recipe_hash = results.recipe_hash
+        row.experiment_hash = results.experiment_hash or row.experiment_hash  # older runs: from recipe.yaml
+        row.seed = results.seed if results.seed is not None else row.seed
         row.model = results.model
         row.strategy = results.strategy
         row.miou, row.pixel_accuracy = results.mIoU, results.pixel_accuracy
@@ -282,7 +292,7 @@ def markdown_tables(rows: list[RunRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ("run", "recipe", "recipe_hash", "model", "strategy", "status", "complete", "epochs", "iterations",
+CSV_COLUMNS = ("run", "recipe", "recipe_hash", "experiment_hash", "seed", "model", "strategy", "status", "complete", "epochs", "iterations",
                "mIoU", "pixel_accuracy", "params", "checkpoint_mb", SPEED_KEY, "speed_device", "speed_size", "report_split",
                "report_images", "selection_overlaps_report")
 
@@ -294,7 +304,8 @@ def csv_table(rows: list[RunRow]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *(f"iou_{name}" for name in classes)])
     for row in rows:
-        values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash, "model": row.model,
+        values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash,
+                  "experiment_hash": row.experiment_hash, "seed": row.seed, "model": row.model,
                   "strategy": row.strategy, "status": row.status, "complete": row.complete, "epochs": row.epochs,
                   "iterations": row.iterations, "mIoU": row.miou, "pixel_accuracy": row.pixel_accuracy,
                   "params": row.params, "checkpoint_mb": row.checkpoint_mb, SPEED_KEY: row.images_per_s,
@@ -308,9 +319,22 @@ def csv_table(rows: list[RunRow]) -> str:
 
 
 def compare_command(args, *, registries=None) -> str:
-    rows = collect_runs(args.runs_dir)
+    from segbench.report.significance import difference_command, experiment_tables
+
+    targets = list(getattr(args, "targets", None) or [])
+    if len(targets) == 2:
+        return difference_command(args, *targets)
+    if len(targets) > 2:
+        raise SegbenchError(f"compare takes a runs directory, or two experiments or runs A and B; got"
+                            f" {len(targets)}: {' '.join(targets)}.")
+    runs_dir = Path(targets[0]) if targets else args.runs_dir
+    rows = collect_runs(runs_dir)
     if args.speed:
         add_speeds(rows, registries)
-    text = csv_table(rows) if args.format == "csv" else markdown_tables(rows)
+    if args.format == "csv":
+        text = csv_table(rows)
+    else:
+        text = markdown_tables(rows) + experiment_tables(rows, resamples=args.resamples,
+                                                         confidence=args.confidence, seed=args.bootstrap_seed)
     sys.stdout.write(text)
     return text

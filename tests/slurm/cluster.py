@@ -163,13 +163,27 @@ class LocalSlurm:
             fields.setdefault(token[0], token[1])
         return fields
 
+    def array_tasks(self, job_id: str | int) -> dict[int, dict]:
+        """``scontrol show job`` of a job array: ``{array task id: fields}`` (one line per task)."""
+        tasks = {}
+        for line in self.run("scontrol", "show", "job", "-o", job_id).stdout.splitlines():
+            fields = {}
+            for key, value in re.findall(r"(\w[\w:/]*)=(\S*)", line):
+                fields.setdefault(key, value)
+            if fields.get("ArrayTaskId", "").isdigit():
+                tasks[int(fields["ArrayTaskId"])] = fields
+        return tasks
+
     def wait_for(self, job_ids, *, timeout: float, done=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
                                                           "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")) -> dict:
         """Poll until every job reached a final state; returns ``{id: fields}``."""
         deadline = time.monotonic() + timeout
         while True:
             jobs = {job_id: self.job(job_id) for job_id in job_ids}
-            if all(fields.get("JobState") in done for fields in jobs.values()):
+            # a job array shows one line per task: every task must have finished
+            states = [f.group(1) for job_id in job_ids for f in re.finditer(
+                r"JobState=(\S+)", self.run("scontrol", "show", "job", "-o", job_id).stdout)]
+            if all(state in done for state in states):
                 return jobs
             if time.monotonic() > deadline:
                 states = {job_id: (f.get("JobState"), f.get("Reason")) for job_id, f in jobs.items()}
