@@ -60,7 +60,7 @@ class CpuClass:
         """A short class name for reports: ``AVX-512 + bf16``, ``AVX-512``, ``AVX2``, ..."""
         if self.capability.startswith("AVX512"):
             return "AVX-512 + bf16" if self.native_bf16 else "AVX-512 (no bf16)"
-        return "AVX2 (no bf16)" if self.capability == "AVX2" else self.capability
+        return self.capability
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
