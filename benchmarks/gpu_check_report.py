@@ -75,7 +75,8 @@ def markdown(report: dict) -> str:
         if run:
             extra = f", nccl backend: {'yes' if run.get('backend_nccl') else 'not seen in the log'}" \
                 if name == "torchrun" else ""
-            lines.append(f"{title}: {run['iterations']} iterations completed (a non-finite loss stops a run), val mIoU {run['mIoU']:.3f}{extra}.")
+            lines.append(f"{title}: {run['iterations']} iterations completed (a non-finite loss stops a run),"
+                         f" val mIoU {run['mIoU']:.3f}{extra}.")
     anchor = report["anchor"]
     lines += ["", f"DeepLabV3+ R50, 512x1024 crops; beside it {anchor['source']} on a {anchor['gpu']}:", "",
               "| measurement | segbench | mmsegmentation (V100) |", "|---|---:|---:|"]

@@ -86,7 +86,7 @@ class Up(nn.Module):
 class UNet(nn.Module):
     """``(N, 3, H, W)`` images to ``(N, num_classes, H, W)`` logits, for any H and W."""
 
-    def __init__(self, num_classes: int, *, channels: tuple[int, ...] = tuple(DEFAULT_WIDTH * 2**i for i in range(LEVELS)),
+    def __init__(self, num_classes: int, *, channels: tuple[int, ...] = UNetConfig().level_channels(),
                  stem_stride: int = 1, in_channels: int = 3):
         super().__init__()
         self.stem_stride = stem_stride
