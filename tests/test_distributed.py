@@ -139,6 +139,11 @@ def test_launch_variables_are_read_from_torchrun_or_slurm():
     assert env_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "RANK": "1", "WORLD_SIZE": "2"}) \
         == DistEnv(1, 2, 0)
     assert env_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == DistEnv(0, 1, 0)
+    # alone, a plain or one-task Slurm process trains without a process group; one started by torchrun joins
+    # one (a single GPU can try the DDP/nccl path)
+    assert not env_from_environment({}).enabled
+    assert not env_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}).enabled
+    assert env_from_environment({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}).enabled
     assert first_host("node[01-04,07],gpu5") == "node01" and first_host("localhost") == "localhost"
 
 
