@@ -85,6 +85,7 @@ class ResultsRecord:
     resumed: bool
     class_weights: Optional[ClassWeightsRecord]
     finished_at: str
+    smoke: bool = False  # a `run --smoke` check on tiny data: `compare` leaves it out unless asked
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

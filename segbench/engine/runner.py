@@ -32,8 +32,8 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     from segbench.registry import build_registries
 
     overrides = [*overrides, *([f"trainer.device={device}"] if device is not None else [])]
-    recipe = load_recipe(path, overrides, smoke=smoke)
     registries = build_registries(make_plugin_manager())
+    recipe = load_recipe(path, overrides, smoke=smoke, registries=registries)
     try:
         return run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress)
     except Preempted as exc:
@@ -182,6 +182,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
         precision=runtime.precision,
         wall_time_s=trainer.state.elapsed,
         resumed=resumed,
+        smoke=plan.recipe.smoke,  # `compare` leaves smoke runs out unless asked
         class_weights=parts.class_weights,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )

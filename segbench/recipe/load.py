@@ -125,22 +125,29 @@ def apply_overrides(data: dict, overrides: Sequence[str], *, files: Sequence[str
     return data
 
 
-def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool = False) -> ResolvedRecipe:
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool = False,
+                registries=None) -> ResolvedRecipe:
     """Load ``path`` with its base chain merged, then apply ``key=value`` overrides.
 
-    ``smoke`` swaps in the tiny synthetic variant (see ``segbench.recipe.smoke``) before the overrides.
+    ``smoke`` validates that recipe against ``registries`` (default: the installed plugins') and
+    returns its ``--smoke`` variant (see ``segbench.recipe.smoke``).
     """
     path = Path(path)
     if path.is_dir():
         raise RecipeError(f"{path} is a folder; `segbench run` takes one recipe file (a .yaml).")
     data, chain = _load_chain(path, ())
-    if smoke:
-        from segbench.engine.smoke import standin_backbone_weights
-        from segbench.recipe.smoke import smoke_variant
-
-        data = smoke_variant(data, standin_weights=str(standin_backbone_weights()))
     data = apply_overrides(data, overrides, files=[str(p) for p in chain])
-    return ResolvedRecipe(path=path.resolve(), data=data, chain=chain, overrides=tuple(overrides), smoke=smoke)
+    recipe = ResolvedRecipe(path=path.resolve(), data=data, chain=chain, overrides=tuple(overrides))
+    if smoke:
+        from segbench.recipe.smoke import smoke_recipe
+
+        if registries is None:
+            from segbench.plugins import make_plugin_manager
+            from segbench.registry import build_registries
+
+            registries = build_registries(make_plugin_manager())
+        recipe = smoke_recipe(recipe, registries)
+    return recipe
 
 
 def dump_yaml(data: Any) -> str:

@@ -68,13 +68,15 @@ class Plan:
         return f"{self.recipe.name}-{self.hash[:8]}"
 
 
-def _pipeline(specs, path):
-    from segbench.transforms import parse_pipeline
+def _pipeline(specs, path, transforms):
+    from segbench.transforms import default_specs, parse_pipeline
 
-    if not isinstance(specs, list):
-        return None, [(path, f"expected a list of transforms like [{{name: hflip, p: 0.5}}], got {specs!r}")]
     try:
-        return parse_pipeline(specs, path=path), []
+        if not specs:
+            specs = default_specs(transforms, path=path)
+        if not isinstance(specs, list):
+            return None, [(path, f"expected a list of transforms like [{{name: hflip, p: 0.5}}], got {specs!r}")]
+        return parse_pipeline(specs, path=path, transforms=transforms), []
     except ConfigError as exc:
         return None, exc.problems
 
@@ -152,12 +154,13 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
             component = c.component(registries, "datasets", data_section[role], f"data.{role}", shared)
             if component is not None:
                 datasets[role] = component
-        train_tf, problems = _pipeline(data_section.get("train_transforms") or [{"name": "normalize"}],
-                                       "data.train_transforms")
-        c.problems += problems
-        eval_tf, problems = _pipeline(data_section.get("eval_transforms") or [{"name": "normalize"}],
-                                      "data.eval_transforms")
-        c.problems += problems
+        for key in ("train_transforms", "eval_transforms"):
+            pipeline, problems = _pipeline(data_section.get(key), f"data.{key}", registries.transforms)
+            c.problems += problems
+            if key == "train_transforms":
+                train_tf = pipeline
+            else:
+                eval_tf = pipeline
     elif data_section is not None:
         c.problems.append(("data", f"expected a mapping, got {data_section!r}"))
 

@@ -56,6 +56,7 @@ class RunRow:
     report_images: int | None = None
     selection_overlaps_report: bool = False
     recipe_hash: str | None = None
+    smoke: bool = False  # a `run --smoke` check, not a result
 
     @property
     def name(self) -> str:
@@ -119,6 +120,7 @@ def read_run(path: Path) -> RunRow:
             row.status = f"results.json unreadable ({exc})"
             return row
         row.complete = True
+        row.smoke = results.smoke
         row.recipe = results.recipe
         row.recipe_hash = results.recipe_hash
         row.model = results.model
@@ -130,7 +132,7 @@ def read_run(path: Path) -> RunRow:
         row.report_split = _split_text(results.report_split) or row.report_split
         row.report_images = results.report_images
         row.selection_overlaps_report = results.selection_overlaps_report
-        row.status = "complete"
+        row.status = "complete (smoke)" if row.smoke else "complete"
         return row
     row.epochs, row.iterations = _progress(run)
     if row.iterations is None:
@@ -150,16 +152,23 @@ def sort_rows(rows: list[RunRow]) -> list[RunRow]:
     return sorted(rows, key=key)
 
 
-def collect_runs(runs_dir: Path | None = None) -> list[RunRow]:
-    """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``)."""
+def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False) -> list[RunRow]:
+    """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``);
+    ``run --smoke`` runs only with ``include_smoke`` (a note on stderr says how many were left out)."""
     folder = default_runs_dir(runs_dir)
     if not folder.is_dir():
         raise SegbenchError(f"runs directory {folder} does not exist" + ("" if runs_dir else
                             " (the default: $SEGBENCH_RUNS, else ./runs)") + ". Give the folder that"
                             " `segbench run --runs-dir` wrote to, or train something first.")
     rows = [read_run(path) for path in sorted(folder.iterdir()) if _is_run(path)]
+    smoke = [row for row in rows if row.smoke]
+    if smoke and not include_smoke:
+        rows = [row for row in rows if not row.smoke]
+        print(f"compare: left out {len(smoke)} smoke run(s) ({', '.join(r.name for r in smoke[:5])}"
+              f"{', ...' if len(smoke) > 5 else ''}); --include-smoke lists them", file=sys.stderr)
     if not rows:
-        raise SegbenchError(f"no runs in {folder}: no subfolder holds a recipe.yaml, metrics.jsonl or"
+        left_out = " other than smoke runs (--include-smoke lists them)" if smoke else ""
+        raise SegbenchError(f"no runs in {folder}{left_out}: no subfolder holds a recipe.yaml, metrics.jsonl or"
                             " results.json. Train with `segbench run RECIPE --runs-dir " f"{folder}` first.")
     return sort_rows(rows)
 
@@ -308,7 +317,7 @@ def csv_table(rows: list[RunRow]) -> str:
 
 
 def compare_command(args, *, registries=None) -> str:
-    rows = collect_runs(args.runs_dir)
+    rows = collect_runs(args.runs_dir, include_smoke=getattr(args, "include_smoke", False))
     if args.speed:
         add_speeds(rows, registries)
     text = csv_table(rows) if args.format == "csv" else markdown_tables(rows)
