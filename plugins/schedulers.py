@@ -236,4 +236,4 @@ def segbench_register_schedulers(register):
     register("poly", build_poly, config=PolyConfig, smoke=smoke_warmup)
     register("cosine", build_cosine, config=CosineConfig, smoke=smoke_warmup)
     register("plateau", build_plateau, config=PlateauConfig, smoke=smoke_warmup)
-    register("constant", build_constant, config=ConstantConfig, smoke=smoke_warmup)
+    register("constant", build_constant, config=ConstantConfig, smoke=smoke_warmup, default=True)

@@ -60,6 +60,12 @@ def segbench_register_datasets(register):
     ``data.dataset`` section is merged with each role's section (``data.train``, ``data.select``,
     ``data.report``) before structuring, so one config class holds both the shared keys (a root
     folder) and the per-role keys (a split).
+
+    Two key names are shared with the core: a dataset that comes in named splits takes the split
+    as ``split`` (``segbench evaluate --split NAME`` sets it in the report role's section), and one
+    that can keep part of a split does so with ``subset`` (which ``--split`` drops, to score the
+    whole split); ``segbench compare`` shows both. A dataset read from disk usually declares a
+    ``smoke`` variant that substitutes a generated dataset (see ``segbench.registry.Substitute``).
     """
 
 
@@ -81,6 +87,10 @@ def segbench_register_schedulers(register):
     object with ``step_iteration()`` (called after every optimizer step),
     ``step_epoch(metric: float | None)`` (called after every selection evaluation with its mIoU),
     ``state_dict()`` and ``load_state_dict(state)``.
+
+    ``default=True`` (optional) makes it the scheduler of recipes without a ``scheduler:`` section
+    (the first registered one wins). A ``smoke`` variant should fit any warm-up into the two
+    iterations of a smoke run.
     """
 
 
@@ -91,6 +101,9 @@ def segbench_register_strategies(register):
     ``factory(config) -> segbench.engine.strategy.Strategy``: ``upstream(recipe)`` returns the
     resolved recipe of a stage that must complete first (or ``None``), and
     ``prepare(model, *, upstream_run)`` initialises the model, given that stage's run directory.
+
+    ``default=True`` (optional) makes it the strategy of recipes without a ``strategy:`` section
+    (the first registered one wins).
     """
 
 

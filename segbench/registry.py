@@ -15,7 +15,13 @@ KIND_OPTIONS = {
     "models": ("for_checkpoint",),
     "optimizers": ("param_groups",),
     "transforms": ("final",),
+    "schedulers": ("default",),
+    "strategies": ("default",),
 }
+
+# Keys of a dataset's config that the core itself reads, as the datasets hook documents:
+# `evaluate --split NAME` scores the whole split NAME, `compare` shows them.
+SPLIT_KEY, SUBSET_KEY = "split", "subset"
 
 
 @attrs.frozen
@@ -51,6 +57,7 @@ class Entry:
     for_checkpoint: Callable[[Any], Any] | None = None
     param_groups: Callable[[Any], Mapping[str, GroupSettings]] | None = None
     final: bool = False
+    default: bool = False
     distribution: str = ""
 
     def default_config(self):

@@ -81,12 +81,24 @@ def _pipeline(specs, path, transforms):
         return None, exc.problems
 
 
+def _section_or_default(data: dict, key: str, registry) -> Any:
+    """The recipe's section, or (when it leaves the section out) the component registered as the default."""
+    if key in data:
+        return data[key]
+    defaults = [entry.name for entry in registry.in_order() if entry.default]
+    return {"name": defaults[0]} if defaults else None
+
+
 class _Collector:
     def __init__(self):
         self.problems: list[tuple[str, str]] = []
 
     def component(self, registries: Registries, kind: str, section: Any, path: str,
                   shared: dict | None = None) -> Component | None:
+        if section is None and path in ("scheduler", "strategy"):
+            self.problems.append((path, f"missing section, and no {kind} is registered as the default; choose one"
+                                        f" of: {', '.join(registries[kind].names()) or '(none installed)'}"))
+            return None
         if not isinstance(section, dict):
             self.problems.append((path, f"expected a mapping with a `name:` key, got {section!r}"))
             return None
@@ -128,8 +140,10 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
     model = c.component(registries, "models", data["model"], "model") if "model" in data else None
     loss = c.component(registries, "losses", data["loss"], "loss") if "loss" in data else None
     optimizer = c.component(registries, "optimizers", data["optimizer"], "optimizer") if "optimizer" in data else None
-    scheduler = c.component(registries, "schedulers", data.get("scheduler", {"name": "constant"}), "scheduler")
-    strategy = c.component(registries, "strategies", data.get("strategy", {"name": "scratch"}), "strategy")
+    scheduler = c.component(registries, "schedulers", _section_or_default(data, "scheduler", registries.schedulers),
+                            "scheduler")
+    strategy = c.component(registries, "strategies", _section_or_default(data, "strategy", registries.strategies),
+                           "strategy")
     weighting = None
     if data.get("class_weighting") is not None:
         weighting = c.component(registries, "class_weightings", data["class_weighting"], "class_weighting")

@@ -26,6 +26,7 @@ import yaml
 from segbench.runs import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
 from segbench.records import RecordError
+from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.report.loading import run_name
 
 MISSING = "–"
@@ -84,9 +85,9 @@ def _name_of(section, default=None):
 def _split_text(section) -> str | None:
     if not isinstance(section, dict):
         return None
-    text = str(section.get("split", "?"))
-    if section.get("subset"):
-        subset = section["subset"]
+    text = str(section.get(SPLIT_KEY, "?"))
+    if isinstance(section.get(SUBSET_KEY), dict) and section[SUBSET_KEY]:
+        subset = section[SUBSET_KEY]
         text += " subset " + ", ".join(f"{k}={v}" for k, v in subset.items() if v not in (None, False))
     return text
 
@@ -111,7 +112,7 @@ def read_run(path: Path) -> RunRow:
     run = RunDir(Path(path))
     recipe = _recipe_data(run)
     row = RunRow(run, recipe=run_name(run), model=_name_of(recipe.get("model")),
-                 strategy=_name_of(recipe.get("strategy"), "scratch" if recipe else None),
+                 strategy=_name_of(recipe.get("strategy")),
                  report_split=_split_text((recipe.get("data") or {}).get("report")))
     if run.results.is_file():
         try:
