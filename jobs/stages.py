@@ -67,7 +67,8 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
         return RunDir.for_plan(plan, runs_dir).is_complete()
 
     for path in recipe_paths:
-        chain = resolve_stages(load_recipe(path, overrides, smoke=smoke), registries, is_complete=complete)
+        chain = resolve_stages(load_recipe(path, overrides, smoke=smoke, registries=registries), registries,
+                               is_complete=complete)
         for position, link in enumerate(chain):
             requested = position == len(chain) - 1
             known = stages.get(link.name)
