@@ -230,11 +230,14 @@ def measure(repetitions: int, iterations: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from segbench.data.png import read_label_png, read_rgb_png
     from segbench.data.transformed import TransformedDataset
+    from segbench.plugins import make_plugin_manager
+    from segbench.registry import build_registries
     from segbench.transforms import parse_pipeline
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    pipeline = parse_pipeline(RECIPE, path="train_transforms")
+    pipeline = parse_pipeline(RECIPE, path="train_transforms",
+                              transforms=build_registries(make_plugin_manager()).transforms)
     report = {"torch": torch.__version__, "torchvision": torchvision.__version__, "pillow": PIL.__version__,
               "threads": torch.get_num_threads(), "repetitions": repetitions, "iterations": iterations}
     with tempfile.TemporaryDirectory() as tmp:

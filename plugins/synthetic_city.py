@@ -27,7 +27,15 @@ from segbench import hookimpl
 from segbench.cache import cache_dir
 from segbench.errors import DataError
 from segbench.synth import GENERATOR_VERSION, generate_city, is_complete
-from segbench_plugins.cityscapes import SPLITS, CityscapesDataset, Subset, check_split_annotation, validate_split
+from segbench.registry import Substitute
+from segbench_plugins.cityscapes import (
+    SPLITS,
+    CityscapesDataset,
+    Subset,
+    check_split_annotation,
+    smoke_subset,
+    validate_split,
+)
 
 _GENERATOR_DEFAULTS = {name: p.default for name, p in inspect.signature(generate_city).parameters.items()
                        if p.default is not inspect.Parameter.empty}
@@ -123,6 +131,21 @@ def build_synthetic_city(config: SyntheticCityConfig, *, progress: bool = True) 
                              check_sizes=config.check_sizes)
 
 
+# The tree of --smoke runs: a few small images (16 in all, generated in seconds, kept in the cache).
+SMOKE_TREE = {"train": 8, "val": 4, "train_extra": 4, "size": (64, 128), "seed": 0}
+
+
+def smoke_synthetic_city(config: SyntheticCityConfig) -> SyntheticCityConfig:
+    return attrs.evolve(config, subset=smoke_subset(config.subset), **SMOKE_TREE)
+
+
+def smoke_tree(*, split: str, annotation: str, subset: Subset | None, check_sizes: bool) -> Substitute:
+    """The smoke variant of a dataset in the Cityscapes layout: the same split of the smoke tree."""
+    config = SyntheticCityConfig(split=split, annotation=annotation, subset=smoke_subset(subset),
+                                 check_sizes=check_sizes, **SMOKE_TREE)
+    return Substitute("synthetic_city", config)
+
+
 @hookimpl
 def segbench_register_datasets(register):
-    register("synthetic_city", build_synthetic_city, config=SyntheticCityConfig)
+    register("synthetic_city", build_synthetic_city, config=SyntheticCityConfig, smoke=smoke_synthetic_city)

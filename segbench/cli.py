@@ -63,8 +63,9 @@ def cmd_run(args) -> int:
 def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
     from segbench.recipe.plan import build_plan
-    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke)
-    plan = build_plan(recipe, _registries())  # validate before printing
+    registries = _registries()
+    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
+    plan = build_plan(recipe, registries)  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {plan.hash}")
     if recipe.seeds:
@@ -91,25 +92,38 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _print_model_info(entry, input_size=(512, 1024)):
-    from segbench.model_info import describe_model
+def _print_model_info(entry, input_size=(512, 1024)) -> bool:
+    from segbench.model_info import describe_entry
 
-    model = entry.factory(entry.default_config(), num_classes=19)
-    info = describe_model(model, input_size=input_size)
+    described = describe_entry(entry, input_size=input_size)
+    if described.error is not None:
+        print(f"      error: {described.error}")
+        return False
+    info = described.info
     print(f"      params {info.params:,}  size {info.size_mb:.1f} MB  {info.gflops:.1f} GFLOPs"
           f" at {input_size[0]}x{input_size[1]}")
+    return True
 
 
 def cmd_models(args) -> int:
-    from segbench.model_info import describe_model
+    from segbench.model_info import describe_entry
 
     registries = _registries()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
     print("|---|---|---:|---:|---:|")
+    broken = 0
     for entry in registries.models:
-        info = describe_model(entry.factory(entry.default_config(), num_classes=19), input_size=size)
+        described = describe_entry(entry, input_size=size)
+        if described.error is not None:
+            broken += 1
+            print(f"| {entry.name} | {entry.plugin} | error: {described.error.replace('|', '/')} | | |")
+            continue
+        info = described.info
         print(f"| {entry.name} | {entry.plugin} | {info.params:,} | {info.size_mb:.1f} | {info.gflops:.1f} |")
+    if broken:
+        print(f"segbench: {broken} model(s) could not be built with their default settings; see their rows",
+              file=sys.stderr)
     return 0
 
 
@@ -196,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="registered components per kind, with their plugins")
     p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
-                                            " class_weightings")
+                                            " class_weightings, transforms")
     p.add_argument("--verbose", "-v", action="store_true", help="for models: parameters, size and GFLOPs")
     p.set_defaults(func=cmd_list)
 
@@ -237,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
     p.add_argument("--forest", type=Path, default=None, metavar="PNG",
                    help="with A B: draw the per-class differences as a forest plot")
+    p.add_argument("--include-smoke", action="store_true",
+                   help="also list `run --smoke` runs (checks on tiny data, left out by default)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")

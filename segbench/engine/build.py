@@ -8,6 +8,7 @@ import torch
 
 from segbench.cache import cache_dir
 from segbench.engine.evaluate import check_evaluation_cost, evaluated_size
+from segbench.engine.model_contract import check_model_output
 from segbench.engine.param_groups import split_param_groups
 from segbench.engine.runtime import Runtime
 from segbench.engine.seeding import seed_global_generators
@@ -72,6 +73,7 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
 
     seed_global_generators(plan.seed, "model-init")  # whatever ran before (data generation, counting) drew from it
     raw_model = plan.model.build(num_classes=num_classes)
+    check_model_output(raw_model, plan.model, num_classes=num_classes)
     model = runtime.model(raw_model)
     if env.enabled:
         if plan.trainer.sync_batchnorm and device.type == "cuda":
@@ -86,7 +88,8 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
 
     criterion = plan.loss.build(ignore_index=ignore_index,
                                 class_weights=None if weights_tensor is None else weights_tensor.to(device))
-    groups = split_param_groups(raw_model, getattr(plan.optimizer.config, "groups", {}) or {})
+    groups = split_param_groups(raw_model, plan.optimizer.entry.groups(plan.optimizer.config),
+                                path=plan.optimizer.path)
     optimizer = plan.optimizer.build(param_groups=groups)
 
     length = schedule_length(len(train_base), plan.trainer, env)

@@ -37,8 +37,8 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     from segbench.registry import build_registries
 
     overrides = [*overrides, *([f"trainer.device={device}"] if device is not None else [])]
-    variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke)
     registries = build_registries(make_plugin_manager())
+    variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke, registries=registries)
     runs = []
     try:
         for variant, recipe in variants:
@@ -203,6 +203,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
         precision=runtime.precision,
         wall_time_s=trainer.state.elapsed,
         resumed=resumed,
+        smoke=plan.recipe.smoke,  # `compare` leaves smoke runs out unless asked
         class_weights=parts.class_weights,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
