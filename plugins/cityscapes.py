@@ -18,9 +18,10 @@ from typing import Literal, NamedTuple
 
 import attrs
 import torch
-from attrs.validators import gt, in_, optional
+from attrs.validators import in_
 
 from segbench import hookimpl
+from segbench.config import SEED_MAX, in_range
 from segbench.data.dataset import (
     CITYSCAPES_MAX_LABEL_ID,
     SegmentationDataset,
@@ -54,9 +55,9 @@ class Subset:
         train:  {split: train, subset: {random: 100, seed: 0, invert: true}}
     """
 
-    first: int | None = attrs.field(default=None, validator=optional(gt(0)))
-    random: int | None = attrs.field(default=None, validator=optional(gt(0)))
-    seed: int = 0
+    first: int | None = attrs.field(default=None, validator=in_range(1, 10**9))
+    random: int | None = attrs.field(default=None, validator=in_range(1, 10**9))
+    seed: int = attrs.field(default=0, validator=in_range(0, SEED_MAX))
     cities: tuple[str, ...] | None = None
     invert: bool = False
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import attrs
 import torch
-from attrs.validators import gt
 from torch import nn
 from torch.nn import functional as F
 
 from segbench import hookimpl
+from segbench.config import in_range
 
 LEVELS = 5
 MIN_SIDE = 2 ** (LEVELS - 1)  # four 2x2 poolings shrink a smaller side to nothing
@@ -24,7 +24,7 @@ MIN_SIDE = 2 ** (LEVELS - 1)  # four 2x2 poolings shrink a smaller side to nothi
 class UNetConfig:
     """``width`` is the channel count of the first level; each level below doubles it."""
 
-    width: int = attrs.field(default=64, validator=gt(0))
+    width: int = attrs.field(default=64, validator=in_range(1, 1024))
 
 
 class DoubleConv(nn.Sequential):

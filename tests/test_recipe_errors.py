@@ -21,7 +21,7 @@ def assert_user_error(result, *needles):
     ("base: _base/default.yaml\nmodel: {widht: 8}\n", ["model", "unknown key(s) widht", "valid keys"]),
     ("base: _base/default.yaml\nmodel: {name: unett}\n", ["model.name", "unknown models 'unett'", "'unet'"]),
     ("base: _base/default.yaml\ntrainer: {epochs: many}\n", ["trainer.epochs", "expected an integer"]),
-    ("base: _base/default.yaml\noptimizer: {lr: -1.0}\n", ["optimizer.lr", "must be > 0"]),
+    ("base: _base/default.yaml\noptimizer: {lr: -1.0}\n", ["optimizer.lr", "must be greater than 0"]),
     ("base: _base/default.yaml\noptimizer: {lr: 6e-5}\n", ["optimizer.lr", "write 6.0e-5"]),
     ("base: _base/missing.yaml\n", ["base recipe '_base/missing.yaml' not found", "child.yaml"]),
     ("base: _base/default.yaml\nmodel: {name: unet\ntrainer: 1\n", ["YAML syntax error", "child.yaml", "line 3"]),
