@@ -26,8 +26,8 @@ from filelock import FileLock
 from segbench import hookimpl
 from segbench.config import in_range
 from segbench.errors import DataError
+from segbench.limits import SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
 from segbench.synth import GENERATOR_VERSION, generate_city, is_complete
-from segbench.synth.tree import MAX_IMAGES, MAX_SEED, MAX_SIZE, MIN_SIZE
 from segbench_plugins.cityscapes import SPLITS, CityscapesDataset, Subset, check_split_annotation, validate_split
 
 _GENERATOR_DEFAULTS = {name: p.default for name, p in inspect.signature(generate_city).parameters.items()
@@ -35,8 +35,10 @@ _GENERATOR_DEFAULTS = {name: p.default for name, p in inspect.signature(generate
 
 
 def _check_size(instance, attribute, value):
-    if len(value) != 2 or not all(low <= side <= high for side, low, high in zip(value, MIN_SIZE, MAX_SIZE)):
-        raise ValueError(f"must be [height, width] in pixels, from {list(MIN_SIZE)} to {list(MAX_SIZE)};"
+    bounds = zip(value, SYNTH_MIN_SIZE, SYNTH_MAX_SIZE)
+    if len(value) != 2 or not all(low <= side <= high for side, low, high in bounds):
+        raise ValueError(f"must be [height, width] in pixels, from {list(SYNTH_MIN_SIZE)} to"
+                         f" {list(SYNTH_MAX_SIZE)};"
                          f" got {list(value)}")
 
 
@@ -52,11 +54,12 @@ class SyntheticCityConfig:
     annotation: Literal["fine", "coarse"] = attrs.field(default="fine", validator=in_(("fine", "coarse")))
     subset: Subset | None = None
     check_sizes: bool = True
-    train: int = attrs.field(default=_GENERATOR_DEFAULTS["train"], validator=in_range(0, MAX_IMAGES))
-    val: int = attrs.field(default=_GENERATOR_DEFAULTS["val"], validator=in_range(0, MAX_IMAGES))
-    train_extra: int = attrs.field(default=_GENERATOR_DEFAULTS["train_extra"], validator=in_range(0, MAX_IMAGES))
+    train: int = attrs.field(default=_GENERATOR_DEFAULTS["train"], validator=in_range(0, SYNTH_MAX_IMAGES))
+    val: int = attrs.field(default=_GENERATOR_DEFAULTS["val"], validator=in_range(0, SYNTH_MAX_IMAGES))
+    train_extra: int = attrs.field(default=_GENERATOR_DEFAULTS["train_extra"],
+                                   validator=in_range(0, SYNTH_MAX_IMAGES))
     size: tuple[int, int] = attrs.field(default=tuple(_GENERATOR_DEFAULTS["size"]), validator=_check_size)
-    seed: int = attrs.field(default=_GENERATOR_DEFAULTS["seed"], validator=in_range(0, MAX_SEED))
+    seed: int = attrs.field(default=_GENERATOR_DEFAULTS["seed"], validator=in_range(0, SEED_MAX))
     cache_dir: str | None = None
 
     def __attrs_post_init__(self):

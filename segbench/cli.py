@@ -11,6 +11,35 @@ from pathlib import Path
 
 from segbench import __version__, errors
 from segbench.errors import SegbenchError
+from segbench.limits import IMAGE_SIDE_MAX, SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
+
+
+def _bounded_int(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse names the option in its error)."""
+    def integer(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (give {low} to {high})") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {low} to {high}")
+        return value
+    integer.numeric = True
+    return integer
+
+
+def _image_size(low: int, high: int):
+    """An argparse type: ``HEIGHTxWIDTH`` in pixels, each side from ``low`` to ``high``."""
+    def size(text: str) -> tuple[int, int]:
+        match = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text)
+        if match is None:
+            raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH in pixels, e.g. 512x1024")
+        height, width = int(match.group(1)), int(match.group(2))
+        if not (low <= height <= high and low <= width <= high):
+            raise argparse.ArgumentTypeError(f"{height}x{width}: each side must be from {low} to {high} pixels")
+        return height, width
+    size.numeric = True
+    return size
 
 
 def _registries():
@@ -79,7 +108,7 @@ def cmd_models(args) -> int:
     from segbench.model_info import describe_model
 
     registries = _registries()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
     print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
     print("|---|---|---:|---:|---:|")
     for entry in registries.models:
@@ -99,10 +128,7 @@ def cmd_plugins(args) -> int:
 def cmd_synth(args) -> int:
     from segbench.synth import generate_city
 
-    try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise SegbenchError(f"--size {args.size!r}: write HEIGHTxWIDTH, e.g. 128x256") from None
+    height, width = args.size
     kwargs = {k: v for k, v in (("train", args.train), ("val", args.val), ("train_extra", args.train_extra))
               if v is not None}
     report = generate_city(Path(args.dir), size=(height, width), seed=args.seed, progress=True, **kwargs)
@@ -175,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
-    p.add_argument("--size", default="512x1024", help="input HxW for GFLOPs (default 512x1024)")
+    p.add_argument("--size", default=(512, 1024), type=_image_size(32, IMAGE_SIDE_MAX),
+                   help="input HxW for GFLOPs (default 512x1024)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("plugins", help="installed plugins and their distributions")
@@ -183,11 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic Cityscapes-format street-scene tree")
     p.add_argument("dir")
-    p.add_argument("--train", type=int, default=None)
-    p.add_argument("--val", type=int, default=None)
-    p.add_argument("--train-extra", type=int, default=None)
-    p.add_argument("--size", default="128x256", help="HEIGHTxWIDTH (default 128x256)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--val", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--train-extra", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--size", default=(128, 256), type=_image_size(SYNTH_MIN_SIZE[0], SYNTH_MAX_SIZE[1]),
+                   help="HEIGHTxWIDTH (default 128x256)")
+    p.add_argument("--seed", type=_bounded_int(0, SEED_MAX), default=0)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("evaluate", help="score a run or checkpoint with the official Cityscapes rule")

@@ -16,6 +16,7 @@ import yaml
 from cattrs.errors import ForbiddenExtraKeysError
 
 from segbench.errors import ConfigError
+from segbench.limits import IMAGE_SIDE_MAX, SEED_MAX  # noqa: F401 - shared with config classes
 
 # No recipe value needs more: larger integers overflow torch, numpy and C on the way.
 INT_LIMIT = 2**63 - 1
@@ -150,9 +151,6 @@ def in_range(low=None, high=None, *, low_open: bool = False, high_open: bool = F
     return check
 
 
-# Ranges shared by several config classes.
-SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
-IMAGE_SIDE_MAX = 16384  # pixels along one side of an image, crop or window
 
 
 _CONVERTER = make_converter()
@@ -201,6 +199,10 @@ def _validation_problems(instance, path: str) -> list[tuple[str, str]]:
             for index, item in enumerate(value):
                 if attrs.has(type(item)):
                     problems += _validation_problems(item, f"{key}[{index}]")
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                if attrs.has(type(item)):
+                    problems += _validation_problems(item, f"{key}.{name}")
     if not problems and hasattr(instance, "__attrs_post_init__"):
         try:
             instance.__attrs_post_init__()

@@ -25,6 +25,7 @@ from PIL import Image
 
 from segbench.atomic import atomic_write_text
 from segbench.errors import SegbenchError
+from segbench.limits import SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
 from segbench.synth.coarse import coarsen
 from segbench.synth.labels import COLOR, NUM_LABEL_IDS, TRAIN_ID, TRAIN_NAMES
 from segbench.synth.scene import render_scene
@@ -48,10 +49,7 @@ CITIES: dict[str, tuple[str, ...]] = {
 }
 _STREAM = {"train": 1, "val": 2, "train_extra": 3}
 _FRAME = 19  # Cityscapes annotates the 20th frame of each 30-frame snippet
-MIN_SIZE = (32, 64)
-MAX_SIZE = (4096, 8192)  # (height, width): 4x Cityscapes' resolution
-MAX_IMAGES = 100_000  # per split
-MAX_SEED = 2**32 - 1
+MIN_SIZE, MAX_SIZE, MAX_IMAGES, MAX_SEED = SYNTH_MIN_SIZE, SYNTH_MAX_SIZE, SYNTH_MAX_IMAGES, SEED_MAX
 _PNG = {"format": "PNG", "compress_level": 1}  # fixed settings: same pixels, same bytes
 
 

@@ -111,13 +111,15 @@ def hostile_values(type_) -> list:
     raise TypeError(f"no hostile values for {type_!r}: extend tests/bad_inputs/fields.py")
 
 
-# Nested sections whose defaults alone are not valid: the smallest valid mapping.
-VALID_NESTED = {"Subset": {"first": 1}}
+# Nested sections whose defaults alone are not valid: the mapping the field under test is set in (None: any
+# other field), so that a choice of exactly one of several fields does not hide the field's own error.
+VALID_NESTED = {"Subset": {"first": {}, "random": {}, "cities": {}, None: {"first": 1}}}
 
 
-def _valid_mapping(cls) -> dict:
+def _valid_mapping(cls, field: str) -> dict:
     if cls.__name__ in VALID_NESTED:
-        return dict(VALID_NESTED[cls.__name__])
+        choices = VALID_NESTED[cls.__name__]
+        return dict(choices.get(field, choices[None]))
     try:
         cls()
     except (TypeError, ValueError) as exc:
@@ -126,17 +128,22 @@ def _valid_mapping(cls) -> dict:
     return {}
 
 
-def _walk(cls, recipe: dict, path: list, key: str, prefix: str, command: str) -> Iterator[FieldCase]:
-    """Cases for every field of attrs class ``cls`` whose mapping sits at ``path`` in ``recipe``."""
+def _walk(cls, recipe: dict, path: list, key: str, prefix: str, command: str,
+          only: str | None = None) -> Iterator[FieldCase]:
+    """Cases for every field (or field ``only``) of attrs class ``cls`` whose mapping sits at ``path``."""
     for field in attrs.fields(attrs.resolve_types(cls)):
+        if only is not None and field.name != only:
+            continue
         field_path, field_key = [*path, field.name], f"{key}.{field.name}"
         type_ = _unwrap_optional(field.type)
         for value in hostile_values(field.type):
             yield FieldCase(f"{prefix}.{field.name}={_label(value)}", _set(recipe, field_path, value), field_key,
                             command)
         if attrs.has(type_):  # a nested section (a dataset's subset): its fields, inside a valid mapping
-            yield from _walk(type_, _set(recipe, field_path, _valid_mapping(type_)), field_path, field_key,
-                             f"{prefix}.{field.name}", command)
+            for inner in attrs.fields(attrs.resolve_types(type_)):
+                nested = _set(recipe, field_path, _valid_mapping(type_, inner.name))
+                yield from _walk(type_, nested, field_path, field_key, f"{prefix}.{field.name}", command,
+                                 only=inner.name)
         elif typing.get_origin(type_) is dict and attrs.has(typing.get_args(type_)[1]):
             inner = typing.get_args(type_)[1]  # named sub-sections (optimizer groups)
             yield from _walk(inner, _set(recipe, field_path, {"backbone": {}}), [*field_path, "backbone"],
