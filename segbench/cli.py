@@ -292,6 +292,19 @@ def _limit_openmp_spinning() -> None:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# File-system trouble with a path the user chose (runs directory, --out, cache, dataset): what to do.
+_PATH_TROUBLE = {
+    errno.EACCES: "you may not read or write there: fix its permissions, or choose another place (--runs-dir,"
+                  " --out, SEGBENCH_CACHE)",
+    errno.EPERM: "the operation is not permitted there: fix its permissions, or choose another place",
+    errno.EROFS: "that file system is read-only: choose a writable place (--runs-dir, --out, SEGBENCH_CACHE)",
+    errno.ENOTDIR: "a part of that path is a file where a folder is needed: choose another path, or move the file",
+    errno.EISDIR: "it is a folder where a file is needed: give a file path",
+    errno.EEXIST: "something already exists there: choose another path, or move it away",
+    errno.ENAMETOOLONG: "a name in that path is longer than the file system allows (255 bytes): shorten it",
+    errno.ELOOP: "it is a symbolic link that loops: fix or remove the link",
+    errno.ENOENT: "it does not exist: check the path",
+}
 _WORKER_FAILURE = re.compile(r"Caught (\w+) in (DataLoader worker process \d+)\.\nOriginal Traceback ")
 
 
@@ -306,6 +319,8 @@ def user_message(exc: BaseException) -> str | None:
         where = f"{exc.filename}: " if exc.filename else ""
         return (f"{where}{exc.strerror}. Free disk space (or raise the quota or file-size limit) and run the same"
                 " command again; an interrupted run resumes from its last checkpoint.")
+    if isinstance(exc, OSError) and exc.errno in _PATH_TROUBLE and exc.filename:
+        return f"{os.fsdecode(exc.filename)}: {exc.strerror}; {_PATH_TROUBLE[exc.errno]}."
     text = str(exc)
     match = _WORKER_FAILURE.match(text)
     if match is None:

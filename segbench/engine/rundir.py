@@ -14,6 +14,7 @@ from segbench.errors import RunLockedError, SegbenchError
 from segbench.recipe.load import ResolvedRecipe, dump_yaml
 
 RUNS_ENV = "SEGBENCH_RUNS"
+MAX_NAME_BYTES = 255  # a file or folder name on Linux, macOS and Windows file systems
 
 
 def default_runs_dir(runs_dir: Path | None = None) -> Path:
@@ -28,7 +29,17 @@ class RunDir:
 
     @classmethod
     def for_recipe(cls, recipe: ResolvedRecipe, runs_dir: Path | None = None) -> "RunDir":
-        return cls(default_runs_dir(runs_dir) / recipe.run_name)
+        folder = default_runs_dir(runs_dir)
+        if folder.exists() and not folder.is_dir():
+            raise SegbenchError(f"runs directory {folder} is a file, not a folder. Give another --runs-dir (or"
+                                f" ${RUNS_ENV}), or move the file away.")
+        name_bytes = len(os.fsencode(recipe.run_name))
+        if name_bytes > MAX_NAME_BYTES:
+            raise SegbenchError(f"the run folder name {recipe.run_name[:40]}...-{recipe.hash[:8]} would be"
+                                f" {name_bytes} bytes, over the {MAX_NAME_BYTES} bytes file systems allow in a name"
+                                f" (it is the recipe file name {recipe.path.name!r} and a hash): give the recipe a"
+                                f" shorter file name, at most {MAX_NAME_BYTES - 9 - len('.yaml')} bytes before .yaml.")
+        return cls(folder / recipe.run_name)
 
     @property
     def checkpoints(self) -> Path:

@@ -6,7 +6,7 @@ from typing import Any
 import attrs
 
 from segbench.config import SEED_MAX, structure_problems
-from segbench.errors import ConfigError, SegbenchError, UnknownNameError
+from segbench.errors import BlockedNameError, ConfigError, SegbenchError, UnknownNameError
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.schema import TOP_LEVEL_KEYS, EvaluationConfig, TrainerConfig
 from segbench.registry import Entry, Registries
@@ -84,7 +84,7 @@ class _Collector:
             return None
         try:
             entry = registries[kind].get(name)
-        except UnknownNameError as exc:
+        except (UnknownNameError, BlockedNameError) as exc:
             self.problems.append((f"{path}.name", str(exc)))
             return None
         own = set(section)

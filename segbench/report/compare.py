@@ -107,6 +107,30 @@ def _progress(run: RunDir) -> tuple[int | None, int | None]:
     return None, None
 
 
+_NUMBERS = ("mIoU", "pixel_accuracy", "params", "checkpoint_mb", "epochs", "iterations", "report_images", SPEED_KEY)
+_TEXTS = ("recipe", "recipe_hash", "model", "strategy", "device")
+
+
+def _is_number(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _results_problem(results) -> str | None:
+    """What makes ``results`` (a parsed results.json) unusable for the table, or None."""
+    if not isinstance(results, dict):
+        return f"it holds a JSON {type(results).__name__}, not the object `segbench run` writes"
+    wrong = [key for key in _NUMBERS if not _is_number(results.get(key))]
+    wrong += [key for key in _TEXTS if not isinstance(results.get(key), (str, type(None)))]
+    per_class = results.get("per_class_iou")
+    if per_class is not None and not (isinstance(per_class, dict) and all(map(_is_number, per_class.values()))):
+        wrong.append("per_class_iou")
+    if not isinstance(results.get("report_split"), (dict, type(None))):
+        wrong.append("report_split")
+    if wrong:
+        return f"{', '.join(wrong)} {'has' if len(wrong) == 1 else 'have'} the wrong type"
+    return None
+
+
 def read_run(path: Path) -> RunRow:
     run = RunDir(Path(path))
     recipe = _recipe_data(run)
@@ -116,8 +140,13 @@ def read_run(path: Path) -> RunRow:
     if run.results.is_file():
         try:
             results = run.read_results()
+            problem = _results_problem(results)
         except (OSError, ValueError) as exc:
-            row.status = f"results.json unreadable ({type(exc).__name__})"
+            problem = f"it cannot be read as JSON ({type(exc).__name__}: {str(exc)[:120]})"
+        if problem is not None:
+            print(f"segbench: warning: skipping {run.results}: {problem}. Restore it from a copy, or evaluate the"
+                  f" run again with `segbench evaluate {run.path}`.", file=sys.stderr)
+            row.status = "results.json unusable"
             return row
         row.complete = True
         row.recipe = results.get("recipe", row.recipe)
