@@ -16,6 +16,11 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+# Plain data only: the constructor is PyYAML's safe one, never one that builds Python objects.
+assert issubclass(_Loader, yaml.constructor.SafeConstructor) and \
+    not issubclass(_Loader, yaml.constructor.FullConstructor)
+
+
 class YAMLShapeError(ValueError):
     """The YAML parses but is too large, too deep, or repeats a key; the message says where."""
 
@@ -75,10 +80,13 @@ def parse_yaml(text: str) -> Any:
     if len(text) > MAX_RECIPE_BYTES:
         raise YAMLShapeError(f"it is {len(text):,} characters long, more than the {MAX_RECIPE_BYTES:,} a recipe"
                              " may have; is it really a recipe?")
+    loader = _RecipeLoader(text)  # what yaml.safe_load does, with the checks above
     try:
-        data = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+        data = loader.get_single_data()
     except RecursionError:
         raise YAMLShapeError(f"mappings and lists are nested too deeply (a recipe needs at most {MAX_DEPTH}"
                              " levels): flatten it") from None
+    finally:
+        loader.dispose()
     _check_shape(data)
     return data

@@ -55,6 +55,16 @@ def _open_checked(image: Image.Image, path: Path) -> Image.Image:
     return image
 
 
+def _open_header(path: Path) -> Image.Image:
+    """``Image.open`` (which reads only the header) with PIL's own pixel bound lifted: ``_open_checked``
+    applies a lower one and names the size."""
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def check_image(path: Path) -> None:
     """Read only ``path``'s header: it must be an image of a sane size (the pixels are not decoded)."""
     read_image(path, decode=False)
@@ -66,7 +76,7 @@ def read_image(path: Path, *, decode: bool = True) -> torch.Tensor | None:
     if not path.is_file():
         raise DataError(f"image {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
     try:
-        with Image.open(path) as image:
+        with _open_header(path) as image:
             _open_checked(image, path)
             if not decode:
                 return None

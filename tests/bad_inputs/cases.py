@@ -645,12 +645,12 @@ def exponent_without_a_sign(ctx):
 
 
 def _reported_once(ctx, outcome):
-    assert outcome.stderr.count("split") == 1, outcome.stderr
+    assert outcome.stderr.count("fien") == 1 and "data.train" not in outcome.stderr, outcome.stderr
 
 
-@case("recipe", "data.dataset.split", check=_reported_once, slow=True)
+@case("recipe", "data.dataset.annotation", "'fien' is not allowed", check=_reported_once, slow=True)
 def bad_shared_dataset_key(ctx):
-    return ctx.city_run() + ["data.dataset.split=tarin"]
+    return ctx.city_run() + ["data.dataset.annotation=fien"]
 
 
 @case("cli", "--runs-dir", "runs.txt", "is a file")
@@ -666,7 +666,7 @@ def run_name_over_the_file_name_limit(ctx):
     return ["run", name, *RUN]
 
 
-@case("cli", "permission denied", "{runs}", skip=_permissions_unenforceable, slow=True)
+@case("cli", "Permission denied", "{runs}", "choose another place", skip=_permissions_unenforceable, slow=True)
 def read_only_runs_dir(ctx):
     runs = ctx.dir / "ro-runs"
     runs.mkdir()
@@ -701,7 +701,7 @@ def unwritable_cache(ctx):
                      "  select: {split: val, _replace_: true}\n  report: {split: val, _replace_: true}\n")
 
 
-@case("data", "differ in size", "{image}", "random_scale_crop")
+@case("data", "must share a size", "{image}", "random_scale_crop", "trainer.batch_size: 1")
 def images_of_different_sizes_in_one_batch(ctx):
     ctx.tree()
     rng = np.random.default_rng(0)
