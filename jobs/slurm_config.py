@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import attrs
 
-from segbench.cli import ALLOCATOR_ENV
+from segbench.process import ALLOCATOR_ENV
 from segbench.config import in_range, structure_problems
 from segbench.errors import ConfigError, RecipeError
 from segbench.functional.merge import OverridePathError, set_path

@@ -8,7 +8,7 @@ import attrs
 from segbench.config import IMAGE_SIDE_MAX, in_range
 
 TOP_LEVEL_KEYS = (
-    "description", "seed", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
+    "description", "seed", "seeds", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
     "strategy", "trainer", "evaluation", "slurm",
 )
 

@@ -190,4 +190,7 @@ def field_cases(registries) -> list[FieldCase]:
         cases += _walk(config, recipe, [section], section, section, command)
     for value in hostile_values(int):
         cases.append(FieldCase(f"seed={_label(value)}", _set(BASE_RECIPE, ["seed"], value), "seed"))
+    seeds = [v for v in hostile_values(tuple[int, ...]) if v != 5]  # one integer is a valid `seeds:`
+    for value in [*seeds, math.nan, -1, HUGE_INT, list(range(2000))]:
+        cases.append(FieldCase(f"seeds={_label(value)}", _set(BASE_RECIPE, ["seeds"], value), "seeds"))
     return cases

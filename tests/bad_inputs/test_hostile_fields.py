@@ -52,7 +52,7 @@ def test_the_walk_reaches_every_kind_and_core_section():
     prefixes = {case.id.split(".")[0].split(":")[0].split("=")[0] for case in CASES}
     kinds = {kind for kind in REGISTRIES.by_kind if len(REGISTRIES[kind])}
     assert kinds <= prefixes, kinds - prefixes
-    assert {"trainer", "evaluation", "slurm", "seed", "transforms"} <= prefixes
+    assert {"trainer", "evaluation", "slurm", "seed", "seeds", "transforms"} <= prefixes
     assert len(CASES) > 500, len(CASES)
     ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids))
@@ -69,6 +69,14 @@ def _problems(case: FieldCase) -> str:
     if case.command == "emit-slurm":
         _instance, problems = structure_problems(SlurmConfig, case.recipe["slurm"], path="slurm")
         return "\n".join(f"{where}: {message}" for where, message in problems)
+    if "seeds" in case.recipe:  # taken out of the data when the recipe is loaded
+        from segbench.recipe.load import check_seeds
+
+        try:
+            check_seeds(case.recipe["seeds"], "hostile.yaml")
+        except SegbenchError as exc:
+            return str(exc)
+        return ""
     try:
         build_plan(ResolvedRecipe(path=Path("hostile.yaml"), data=case.recipe, chain=(Path("hostile.yaml"),)),
                    REGISTRIES)
@@ -119,6 +127,11 @@ def _cli_option_cases():
     for value in HOSTILE_SIZES:
         cases.append(pytest.param(["synth", "{dir}/city", "--size", value], "--size", id=f"synth--size={value}"))
         cases.append(pytest.param(["models", "--size", value], "--size", id=f"models--size={value}"))
+    for option in ("--resamples", "--bootstrap-seed", "--confidence"):
+        for value in HOSTILE_NUMBERS:
+            cases.append(pytest.param(["compare", "{dir}", option, value], option, id=f"compare{option}={value}"))
+    for value in [v for v in HOSTILE_NUMBERS if v] + ["0,0", "1,-2", ",".join(map(str, range(1001)))]:
+        cases.append(pytest.param(["run", "{dir}/r.yaml", "--seeds", value], "--seeds", id=f"run--seeds={value[:20]}"))
     return cases
 
 
@@ -135,13 +148,15 @@ def test_every_numeric_option_of_every_subcommand_is_covered():
     from segbench.cli import build_parser
 
     covered = {("synth", "--train"), ("synth", "--val"), ("synth", "--train-extra"), ("synth", "--seed"),
-               ("synth", "--size"), ("models", "--size")}
+               ("synth", "--size"), ("models", "--size"), ("compare", "--resamples"), ("compare", "--bootstrap-seed"),
+               ("compare", "--confidence"), ("run", "--seeds"), ("show", "--seeds"), ("emit-slurm", "--seeds")}
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
     numeric = set()
     for command, sub in subparsers.choices.items():
         for action in sub._actions:
-            if action.type in (int, float) or "size" in action.dest or getattr(action.type, "numeric", False):
+            if action.type in (int, float) or "size" in action.dest or "seed" in action.dest or \
+                    getattr(action.type, "numeric", False):
                 numeric.add((command, max(action.option_strings, key=len)))
     assert numeric <= covered, numeric - covered
 
