@@ -7,7 +7,7 @@ import attrs
 
 from segbench.errors import PluginError, UnknownNameError
 
-KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings")
+KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings", "loggers")
 
 
 @attrs.frozen
@@ -20,6 +20,7 @@ class Entry:
     config: type
     plugin: str
     aliases: tuple[str, ...] = ()
+    by_default: bool = False  # loggers: used when a recipe lists none
 
     def default_config(self):
         return self.config()
@@ -69,12 +70,17 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def defaults(self) -> list[Entry]:
+        """Entries registered with ``by_default=True``, in registration order."""
+        return [entry for entry in self._entries.values() if entry.by_default]
+
 
 @attrs.frozen
 class Registries:
     """All component registries, one per kind."""
 
     by_kind: dict[str, Registry]
+    plugins: tuple = ()  # segbench.plugins.PluginInfo of every plugin the manager loaded
 
     def __getattr__(self, kind: str) -> Registry:
         try:
@@ -94,8 +100,8 @@ def build_registries(plugin_manager) -> Registries:
         for impl in reversed(hook.get_hookimpls()):  # registration order: built-ins first
             plugin_name = plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
 
-            def register(name, factory, *, config, aliases=(), _plugin=plugin_name, _kind=kind):
-                by_kind[_kind].add(Entry(_kind, name, factory, config, _plugin, tuple(aliases)))
+            def register(name, factory, *, config, aliases=(), by_default=False, _plugin=plugin_name, _kind=kind):
+                by_kind[_kind].add(Entry(_kind, name, factory, config, _plugin, tuple(aliases), bool(by_default)))
 
             try:
                 impl.function(register=register)
@@ -107,4 +113,4 @@ def build_registries(plugin_manager) -> Registries:
                     f" {type(exc).__name__}: {exc}. Fix or uninstall that plugin, or block it with"
                     f" SEGBENCH_BLOCK_PLUGINS={plugin_name}."
                 ) from exc
-    return Registries(by_kind)
+    return Registries(by_kind, tuple(getattr(plugin_manager, "segbench_distributions", {}).values()))

@@ -13,6 +13,7 @@ from segbench.engine.checkpoint import load_model_weights
 from segbench.engine.device import pick_device, resolve_precision
 from segbench.engine.distributed import init_distributed, shutdown
 from segbench.engine.evaluate import evaluate_confusion, evaluation_settings
+from segbench.engine.loggers import build_run_loggers
 from segbench.engine.rundir import RunDir, RunLock
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
 from segbench.errors import SegbenchError
@@ -61,7 +62,8 @@ def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=Fals
         _say(f"stage {recipe.name}: already complete in {run.path} (use --restart to train again)")
         _print_summary(run)
         return run
-    train_stage(plan, run, strategy=strategy, upstream_run=upstream_run, restart=restart, progress=progress)
+    train_stage(plan, run, strategy=strategy, upstream_run=upstream_run, restart=restart, progress=progress,
+                plugins=registries.plugins)
     return run
 
 
@@ -74,16 +76,20 @@ def _device_and_precision(plan):
     return device, precision, channels_last
 
 
-def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, progress=True) -> None:
+def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, progress=True, plugins=()) -> None:
+    from segbench import provenance
+
     device, precision, channels_last = _device_and_precision(plan)
     env = init_distributed(device.type)
+    origin = provenance.collect(plugins, device=device)
+    loggers = None
     lock = RunLock(run).acquire() if env.is_main else None
     # SIGTERM/SIGUSR1 are recorded, never fatal, for the whole stage: one during set-up stops training
     # after its first step (last.pt, exit 75); one during the report lets the finished run complete.
     signals = SignalFlag().__enter__()
     try:
         if restart and env.is_main:
-            for stale in (run.checkpoints, run.metrics, run.results):
+            for stale in (run.checkpoints, run.results):  # loggers start their files over themselves
                 if stale.is_dir():
                     shutil.rmtree(stale)
                 elif stale.exists():
@@ -95,19 +101,23 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         parts = build_components(plan, run, device=device, channels_last=channels_last, env=env,
                                  progress=progress)
         init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
+        loggers = build_run_loggers(plan.loggers, run.path, is_main=env.is_main, warn=_say)
         trainer = Trainer(plan=plan, run=run, model=parts.model, train_data=parts.train_data,
                           select_data=parts.select_data, criterion=parts.criterion, optimizer=parts.optimizer,
                           scheduler=parts.scheduler, device=device, precision=precision,
                           channels_last=channels_last, env=env, num_classes=parts.num_classes,
-                          ignore_index=parts.ignore_index, progress=progress, log=_say if env.is_main else _quiet)
+                          ignore_index=parts.ignore_index, progress=progress, log=_say if env.is_main else _quiet,
+                          loggers=loggers, class_names=parts.class_names)
         resumed = trainer.resume()
         if env.is_main:
             _say(f"run {run.path}: {plan.model.name} on {device} ({precision}{', channels-last' if channels_last else ''}),"
                  f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
         trainer.fit(signals)
         _report(plan, run, parts, trainer, device=device, precision=precision, channels_last=channels_last,
-                env=env, init_note=init_note, resumed=resumed, progress=progress)
+                env=env, init_note=init_note, resumed=resumed, progress=progress, origin=origin)
     finally:
+        if loggers is not None:
+            loggers.close()
         signals.__exit__(None, None, None)
         if lock is not None:
             lock.release()
@@ -127,7 +137,7 @@ def _configure_determinism(plan) -> None:
 
 
 def _report(plan, run, parts: RunComponents, trainer, *, device, precision, channels_last, env, init_note,
-            resumed, progress):
+            resumed, progress, origin):
     """Score the chosen checkpoint on the report split and write ``results.json`` (last)."""
     checkpoint = run.best if plan.trainer.report_checkpoint == "best" and run.best.exists() else run.last
     load_model_weights(parts.raw_model, checkpoint, expected_model=plan.model.name)
@@ -170,6 +180,7 @@ def _report(plan, run, parts: RunComponents, trainer, *, device, precision, chan
         "resumed": resumed,
         "class_weights": parts.class_weights,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "provenance": origin.finished().to_json(),
     }
     run.write_json("results.json", results)
     _print_summary(run)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import signal
 import time
@@ -18,9 +17,10 @@ from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, resto
 from segbench.engine.device import autocast
 from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import evaluate_confusion
+from segbench.engine.loggers import EvalRecord, RunLoggers, RunStart, TrainRecord, flatten
 from segbench.engine.rundir import RunDir
-from segbench.errors import CheckpointError, DataError, SegbenchError, TrainingDivergedError
-from segbench.functional.metrics import mean_iou
+from segbench.errors import CheckpointError, DataError, TrainingDivergedError
+from segbench.functional.metrics import iou_per_class, mean_iou
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: last.pt is written, run the same command again to resume
 
@@ -37,7 +37,6 @@ class TrainState:
     best_metric: float = -math.inf
     best_epoch: int = -1
     elapsed: float = 0.0
-    metrics_offset: int = 0
 
 
 def epoch_batches(num_items: int, *, batch_size: int, seed: int, epoch: int, env: DistEnv) -> list[list[int]]:
@@ -99,7 +98,7 @@ class SignalFlag:
 class Trainer:
     def __init__(self, *, plan, run: RunDir, model, train_data, select_data, criterion, optimizer, scheduler,
                  device, precision, channels_last, env: DistEnv, num_classes, ignore_index, progress=True,
-                 log=print):
+                 log=print, loggers: RunLoggers | None = None, class_names=()):
         self.plan, self.run, self.model = plan, run, model
         self.cfg = plan.trainer
         self.train_data, self.select_data = train_data, select_data
@@ -107,6 +106,8 @@ class Trainer:
         self.device, self.precision, self.channels_last = device, precision, channels_last
         self.env, self.num_classes, self.ignore_index = env, num_classes, ignore_index
         self.progress, self.log = progress, log
+        self.loggers = loggers if loggers is not None else RunLoggers()
+        self.class_names = tuple(class_names) or tuple(str(k) for k in range(num_classes))
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         self.state = TrainState()
         length = schedule_length(len(train_data), self.cfg, env)
@@ -131,6 +132,7 @@ class Trainer:
 
     def save(self, path: Path) -> None:
         if self.env.is_main:
+            self.loggers.flush()  # everything logged up to this step is kept when a resume starts here
             save_checkpoint(path, self._checkpoint_state())
 
     def resume(self) -> bool:
@@ -139,7 +141,7 @@ class Trainer:
             for partial in self.run.checkpoints.glob(".*.pt.*.tmp"):
                 partial.unlink(missing_ok=True)  # a checkpoint write cut short by a crash (we hold the run lock)
         if not self.run.last.exists():
-            self._truncate_metrics(0)  # records of an attempt that died before its first checkpoint
+            self._start_loggers(resumed=False)  # records of an attempt that died before its first checkpoint go
             return False
         state = load_checkpoint(self.run.last)
         if state.get("recipe_hash") != self.plan.recipe.hash:
@@ -149,28 +151,27 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.state = TrainState(**state["train_state"])
+        known = {field.name for field in attrs.fields(TrainState)}
+        self.state = TrainState(**{k: v for k, v in state["train_state"].items() if k in known})
         restore_rng_state(state["rng"])
-        self._truncate_metrics(self.state.metrics_offset)
+        self._start_loggers(resumed=True)
         self.log(f"resuming from {self.run.last}: epoch {self.state.epoch}, iteration {self.state.iteration}")
         return True
 
     # -- logging -----------------------------------------------------------------------------------
-    def _record(self, record: dict) -> None:
-        if not self.env.is_main:
-            return
-        try:
-            with open(self.run.metrics, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, allow_nan=True) + "\n")
-        except OSError as exc:
-            raise SegbenchError(f"could not append to {self.run.metrics}: {exc.strerror or exc}. Free disk space"
-                                " and run the same command again to resume from the last checkpoint.") from None
-        self.state.metrics_offset = self.run.metrics.stat().st_size
+    def _start_loggers(self, *, resumed: bool) -> None:
+        from segbench.recipe.load import dump_yaml
 
-    def _truncate_metrics(self, offset: int) -> None:
-        if self.env.is_main and self.run.metrics.exists():
-            with open(self.run.metrics, "r+b") as handle:
-                handle.truncate(offset)
+        recipe = self.plan.recipe
+        self.loggers.start(RunStart(self.run.path, recipe.name, dump_yaml(recipe.data), flatten(recipe.data),
+                                    self.class_names, self.state.iteration if resumed else 0, resumed))
+
+    def _panels(self, count: int):
+        from segbench.engine.panels import prediction_panels
+
+        return prediction_panels(self._raw_model(), self.select_data, self.plan.eval_transforms, count=count,
+                                 config=self.plan.evaluation, device=self.device, precision=self.precision,
+                                 channels_last=self.channels_last)
 
     def _lr(self) -> float:
         return self.optimizer.param_groups[-1]["lr"]
@@ -257,8 +258,7 @@ class Trainer:
                 loss = self._check_finite(loss_sum, f"iteration {state.iteration}") / logged_steps
                 rate = images_seen / max(time.perf_counter() - log_started, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._lr():.2e}", img_s=f"{rate:.1f}")
-                self._record({"type": "train", "epoch": state.epoch, "iteration": state.iteration,
-                              "loss": loss, "lr": self._lr(), "images_per_s": rate})
+                self.loggers.train(TrainRecord(state.epoch, state.iteration, loss, self._lr(), rate))
                 loss_sum.zero_()
                 logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
             # Ranks agree on stopping: one that stopped alone would leave the others in a collective.
@@ -290,8 +290,9 @@ class Trainer:
         improved = miou > state.best_metric or state.best_epoch < 0
         if improved:
             state.best_metric, state.best_epoch = miou, state.epoch
-        self._record({"type": "eval", "split": "select", "epoch": state.epoch, "iteration": state.iteration,
-                      "mIoU": miou, "best_mIoU": state.best_metric, "lr": self._lr()})
+        ious = [None if math.isnan(v) else v for v in iou_per_class(matrix).tolist()]
+        self.loggers.evaluate(EvalRecord(state.epoch, state.iteration, "select", miou, state.best_metric, self._lr(),
+                                         dict(zip(self.class_names, ious))), self._panels)
         self.log(f"epoch {state.epoch}/{self.epochs}  iteration {state.iteration}  selection mIoU {miou:.4f}"
                  f"  best {state.best_metric:.4f} (epoch {state.best_epoch})  lr {self._lr():.2e}")
         if improved:

@@ -8,7 +8,7 @@ from attrs.validators import ge, gt, optional
 
 TOP_LEVEL_KEYS = (
     "description", "seed", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
-    "strategy", "trainer", "evaluation", "slurm",
+    "strategy", "trainer", "evaluation", "logging", "slurm",
 )
 
 
