@@ -71,7 +71,7 @@ class Registry:
         return sorted(self._entries)
 
     def defaults(self) -> list[Entry]:
-        """Entries registered with ``by_default=True``, in registration order."""
+        """Entries registered with ``by_default=True``."""
         return [entry for entry in self._entries.values() if entry.by_default]
 
 
