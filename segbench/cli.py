@@ -42,10 +42,16 @@ def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
     from segbench.recipe.plan import build_plan
     recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke)
-    build_plan(recipe, _registries())  # validate before printing
+    plan = build_plan(recipe, _registries())  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {recipe.hash}")
-    print(dump_yaml(recipe.data), end="")
+    if args.defaults:
+        from segbench.describe import recipe_with_defaults
+
+        print("# every default filled in (the hash is of the recipe as written)")
+        print(dump_yaml(recipe_with_defaults(plan)), end="")
+    else:
+        print(dump_yaml(recipe.data), end="")
     return 0
 
 
@@ -61,8 +67,12 @@ def cmd_list(args) -> int:
         for entry in registries[kind]:
             aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
             print(f"  {entry.name:<24} {entry.plugin}{aliases}")
-            if args.verbose and kind == "models":
-                _print_model_info(entry)
+            if args.verbose:
+                from segbench.describe import describe_entry
+
+                print("\n".join(describe_entry(entry)))
+                if kind == "models":
+                    _print_model_info(entry)
     return 0
 
 
@@ -166,12 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", type=Path)
     _add_overrides(p)
     p.add_argument("--smoke", action="store_true", help="show the --smoke variant")
+    p.add_argument("--defaults", action="store_true",
+                   help="fill in every key each component leaves at its default")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("list", help="registered components per kind, with their plugins")
     p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
-                                            " class_weightings")
-    p.add_argument("--verbose", "-v", action="store_true", help="for models: parameters, size and GFLOPs")
+                                            " class_weightings, loggers")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="each component's first doc line and config keys (type, default, allowed values);"
+                        " for models also parameters, size and GFLOPs")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
