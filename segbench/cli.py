@@ -217,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs_dir", nargs="?", type=Path, default=None)
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
+    p.add_argument("--columns", action="append", metavar="KEY[,KEY]",
+                   help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
+                        " (keys not at the top level are looked up under provenance)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")

@@ -26,6 +26,7 @@ import yaml
 
 from segbench.engine.rundir import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
+from segbench.report.columns import cell_text, known_columns, lookup, parse_columns
 from segbench.report.loading import read_metrics, run_name
 
 MISSING = "–"
@@ -56,6 +57,7 @@ class RunRow:
     report_images: int | None = None
     selection_overlaps_report: bool = False
     recipe_hash: str | None = None
+    results: dict = attrs.field(factory=dict, repr=False)  # results.json as read, for --columns
 
     @property
     def name(self) -> str:
@@ -120,6 +122,7 @@ def read_run(path: Path) -> RunRow:
             row.status = f"results.json unreadable ({type(exc).__name__})"
             return row
         row.complete = True
+        row.results = results if isinstance(results, dict) else {}
         row.recipe = results.get("recipe", row.recipe)
         row.recipe_hash = results.get("recipe_hash")
         row.model = results.get("model", row.model)
@@ -247,13 +250,13 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def markdown_tables(rows: list[RunRow]) -> str:
+def markdown_tables(rows: list[RunRow], columns=()) -> str:
     names = _display_names(rows)
     devices = sorted({row.speed_device for row in rows if row.speed_device})
     speed_header = f"img/s ({', '.join(devices)})" if devices else "img/s"
     lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header}"
-             " | report split | status |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+             " | report split | status |" + "".join(f" {_cell(c)} |" for c in columns),
+             "|---|---|---|---:|---:|---:|---:|---:|---|---|" + "---|" * len(columns)]
     any_overlap = False
     for name, row in zip(names, rows):
         split = row.report_split or MISSING
@@ -269,6 +272,7 @@ def markdown_tables(rows: list[RunRow]) -> str:
                  MISSING if row.params is None else f"{row.params:,}",
                  _megabytes(row.checkpoint_mb),
                  _speed(row), split, status]
+        cells += [MISSING if (v := cell_text(lookup(row.results, c))) is None else v for c in columns]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if any_overlap:
         lines += ["", "† the best checkpoint was chosen on the report split itself: these numbers are optimistic."]
@@ -293,12 +297,12 @@ CSV_COLUMNS = ("run", "recipe", "recipe_hash", "model", "strategy", "status", "c
                "report_images", "selection_overlaps_report")
 
 
-def csv_table(rows: list[RunRow]) -> str:
+def csv_table(rows: list[RunRow], columns=()) -> str:
     """One row per run; numbers as ``results.json`` holds them (``repr``, so they parse back exactly)."""
     classes = class_names(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *(f"iou_{name}" for name in classes)])
+    writer.writerow([*CSV_COLUMNS, *columns, *(f"iou_{name}" for name in classes)])
     for row in rows:
         values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash, "model": row.model,
                   "strategy": row.strategy, "status": row.status, "complete": row.complete, "epochs": row.epochs,
@@ -308,15 +312,27 @@ def csv_table(rows: list[RunRow]) -> str:
                   "speed_size": None if row.speed_size is None else f"{row.speed_size[0]}x{row.speed_size[1]}",
                   "report_split": row.report_split,
                   "report_images": row.report_images, "selection_overlaps_report": row.selection_overlaps_report}
-        cells = [values[c] for c in CSV_COLUMNS] + [row.per_class_iou.get(name) for name in classes]
+        cells = [values[c] for c in CSV_COLUMNS] + [cell_text(lookup(row.results, c)) for c in columns] + \
+            [row.per_class_iou.get(name) for name in classes]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in cells])
     return buffer.getvalue()
 
 
+def _check_columns(rows: list[RunRow], columns) -> None:
+    """A column no finished run has is a typo: say which keys exist."""
+    finished = [row.results for row in rows if row.results]
+    for column in columns:
+        if finished and all(lookup(results, column) is None for results in finished):
+            raise SegbenchError(f"--columns {column!r}: no run's results.json has it. Available:"
+                                f" {', '.join(known_columns(finished[0]))}")
+
+
 def compare_command(args, *, registries=None) -> str:
     rows = collect_runs(args.runs_dir)
+    columns = parse_columns(getattr(args, "columns", None))
+    _check_columns(rows, columns)
     if args.speed:
         add_speeds(rows, registries)
-    text = csv_table(rows) if args.format == "csv" else markdown_tables(rows)
+    text = csv_table(rows, columns) if args.format == "csv" else markdown_tables(rows, columns)
     sys.stdout.write(text)
     return text
