@@ -134,6 +134,13 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from segbench.report.html import report_command
+
+    report_command(args)
+    return 0
+
+
 def cmd_predict(args) -> int:
     from segbench.report.predict import predict_command
 
@@ -221,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
                         " (keys not at the top level are looked up under provenance)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
+    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p.add_argument("--out", type=Path, required=True, help="folder for index.html and its figures")
+    p.add_argument("--images", type=int, default=3,
+                   help="prediction panels per run: the report split's first N images (0: none)")
+    p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
     p.add_argument("run_dir", type=Path)

@@ -230,7 +230,7 @@ def _speed(row: RunRow) -> str:
     return f"{row.images_per_s:.2f}{size}"
 
 
-def _display_names(rows: list[RunRow]) -> list[str]:
+def display_names(rows: list[RunRow]) -> list[str]:
     """Recipe names, with the run's hash where two runs share a recipe name."""
     counts = {}
     for row in rows:
@@ -251,7 +251,7 @@ def _cell(text: str) -> str:
 
 
 def markdown_tables(rows: list[RunRow], columns=()) -> str:
-    names = _display_names(rows)
+    names = display_names(rows)
     devices = sorted({row.speed_device for row in rows if row.speed_device})
     speed_header = f"img/s ({', '.join(devices)})" if devices else "img/s"
     lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header}"
