@@ -89,7 +89,7 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
     signals = SignalFlag().__enter__()
     try:
         if restart and env.is_main:
-            for stale in (run.checkpoints, run.results):  # loggers start their files over themselves
+            for stale in (run.checkpoints, run.metrics, run.results):
                 if stale.is_dir():
                     shutil.rmtree(stale)
                 elif stale.exists():
