@@ -6,10 +6,11 @@ from typing import Iterable, Sequence
 
 import attrs
 
-from segbench.engine.rundir import RunDir
+from segbench.runs import RunDir
 from segbench.errors import RecipeError
-from segbench.recipe.load import ResolvedRecipe, load_recipe
-from segbench.recipe.plan import build_plan
+from segbench.recipe.load import ResolvedRecipe
+from segbench.recipe.stages import resolve_stages
+from segbench.recipe.variants import GridAxis, Variant, load_variants
 from segbench_jobs.slurm_config import SlurmConfig, slurm_config
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -24,10 +25,13 @@ class Stage:
     slurm: SlurmConfig | None  # None for a stage that is complete (it is not submitted)
     upstream: str | None  # run name of the stage this one starts from, when that is not complete yet
     requested: bool  # named on the command line (False: pulled in as another stage's upstream)
+    variant: Variant = Variant(0, None)  # its place in the experiment (the array task id); an upstream
+    # stage takes the variant of the stage that pulled it in, so task k pairs with task k
+    multi: bool = False  # one of several runs of an experiment (submitted in a job array)
 
     @property
     def name(self) -> str:
-        return self.recipe.run_name
+        return self.run.path.name
 
     @property
     def complete(self) -> bool:
@@ -54,8 +58,8 @@ def find_recipes(path: Path) -> list[Path]:
 
 
 def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequence[str] = (),
-                 slurm_overrides: Sequence[str] = (), smoke: bool = False,
-                 runs_dir: Path | None = None) -> list[Stage]:
+                 slurm_overrides: Sequence[str] = (), smoke: bool = False, runs_dir: Path | None = None,
+                 seeds: Sequence[int] | None = None, grid: Sequence[GridAxis] = ()) -> list[Stage]:
     """Stages in submission order: every stage comes after the stage it depends on.
 
     A stage reached from several recipes appears once; a complete stage is kept (so it can be reported)
@@ -63,30 +67,29 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
     """
     stages: dict[str, Stage] = {}
 
-    def visit(recipe: ResolvedRecipe, chain: tuple[Path, ...], requested: bool) -> Stage:
-        if recipe.path in chain:
-            cycle = " -> ".join(str(p) for p in (*chain[chain.index(recipe.path):], recipe.path))
-            raise RecipeError(f"stage cycle: {cycle}. A strategy's source must not lead back to the recipe.")
-        known = stages.get(recipe.run_name)
-        if known is not None:
-            if requested and not known.requested:
-                stages[recipe.run_name] = attrs.evolve(known, requested=True)
-            return stages[recipe.run_name]
-        plan = build_plan(recipe, registries)
-        run = RunDir.for_recipe(recipe, runs_dir)
-        if run.is_complete():
-            stage = Stage(recipe, run, None, None, requested)
-        else:
-            upstream_recipe = plan.strategy.build().upstream(recipe)
-            upstream = None
-            if upstream_recipe is not None:
-                parent = visit(upstream_recipe, (*chain, recipe.path), False)
-                upstream = None if parent.complete else parent.name
-            config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
-            stage = Stage(recipe, run, config, upstream, requested)
-        stages[recipe.run_name] = stage
-        return stage
+    def complete(plan) -> bool:
+        return RunDir.for_plan(plan, runs_dir).is_complete()
 
     for path in recipe_paths:
-        visit(load_recipe(path, overrides, smoke=smoke), (), True)
+        variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke,
+                                 registries=registries)
+        for variant, requested_recipe in variants:
+            # every stage of the chain takes the variant of the requested run: task k pairs with task k
+            chain = resolve_stages(requested_recipe, registries, is_complete=complete)
+            for position, link in enumerate(chain):
+                requested = position == len(chain) - 1
+                known = stages.get(link.name)
+                if known is not None:
+                    if requested and not known.requested:
+                        stages[link.name] = attrs.evolve(known, requested=True)
+                    continue
+                recipe, run = link.recipe, RunDir.for_plan(link.plan, runs_dir)
+                multi = len(variants) > 1
+                if link.complete:
+                    stages[link.name] = Stage(recipe, run, None, None, requested, variant, multi)
+                    continue
+                parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
+                config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
+                upstream = None if parent is None or parent.complete else parent.name
+                stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi)
     return list(stages.values())

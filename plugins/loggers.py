@@ -12,7 +12,8 @@ import attrs
 
 from segbench import hookimpl
 from segbench.atomic import atomic_write_text
-from segbench.engine.loggers import EvalRecord, Logger, RunStart, TrainRecord
+from segbench.engine.loggers import Logger, RunStart
+from segbench.records import SelectionRecord, TrainStepRecord, metrics_line
 
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
@@ -26,17 +27,6 @@ class JsonlConfig:
 @attrs.frozen
 class CsvConfig:
     """No settings: one row per record in ``metrics.csv``, one ``iou_<class>`` column per class."""
-
-
-def train_dict(record: TrainRecord) -> dict:
-    return {"type": "train", "epoch": record.epoch, "iteration": record.iteration, "loss": record.loss,
-            "lr": record.lr, "images_per_s": record.images_per_s}
-
-
-def eval_dict(record: EvalRecord) -> dict:
-    return {"type": "eval", "split": record.split, "epoch": record.epoch, "iteration": record.iteration,
-            "mIoU": record.miou, "best_mIoU": record.best_miou, "lr": record.lr,
-            "per_class_iou": dict(record.per_class_iou)}
 
 
 class _AppendingFile(Logger):
@@ -68,11 +58,11 @@ class JsonlLogger(_AppendingFile):
                 kept.append(line)
         return "".join(kept)
 
-    def train(self, record: TrainRecord) -> None:
-        self._append(json.dumps(train_dict(record), allow_nan=True) + "\n")
+    def train(self, record: TrainStepRecord) -> None:
+        self._append(metrics_line(record))
 
-    def evaluate(self, record: EvalRecord, panels) -> None:
-        self._append(json.dumps(eval_dict(record), allow_nan=True) + "\n")
+    def evaluate(self, record: SelectionRecord, panels) -> None:
+        self._append(metrics_line(record))
 
 
 class CsvLogger(_AppendingFile):
@@ -102,14 +92,14 @@ class CsvLogger(_AppendingFile):
         if self.path.stat().st_size == 0:
             self._append(self._header())
 
-    def train(self, record: TrainRecord) -> None:
+    def train(self, record: TrainStepRecord) -> None:
         self._append(self._row(["train", "", record.epoch, record.iteration, record.loss, record.lr,
                                 record.images_per_s, "", "", *([""] * len(self.class_names))]))
 
-    def evaluate(self, record: EvalRecord, panels) -> None:
-        ious = [record.per_class_iou.get(name) for name in self.class_names]
+    def evaluate(self, record: SelectionRecord, panels) -> None:
+        ious = [(record.per_class_iou or {}).get(name) for name in self.class_names]
         self._append(self._row(["eval", record.split, record.epoch, record.iteration, "", record.lr, "",
-                                record.miou, record.best_miou, *ious]))
+                                record.mIoU, record.best_mIoU, *ious]))
 
 
 def build_jsonl(config: JsonlConfig, *, run_dir: Path) -> JsonlLogger:
@@ -124,5 +114,5 @@ def build_csv(config: CsvConfig, *, run_dir: Path) -> CsvLogger:
 
 @hookimpl
 def segbench_register_loggers(register):
-    register("jsonl", build_jsonl, config=JsonlConfig, by_default=True)
+    register("jsonl", build_jsonl, config=JsonlConfig, default=True)
     register("csv", build_csv, config=CsvConfig)

@@ -17,7 +17,8 @@ import attrs
 from attrs.validators import ge
 
 from segbench import hookimpl
-from segbench.engine.loggers import EvalRecord, Logger, RunStart, TrainRecord
+from segbench.engine.loggers import Logger, RunStart
+from segbench.records import SelectionRecord, TrainStepRecord
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 
@@ -65,17 +66,17 @@ class TensorBoardLogger(Logger):
         for summary in (experiment, session_start, session_end):
             file_writer.add_summary(summary)
 
-    def train(self, record: TrainRecord) -> None:
+    def train(self, record: TrainStepRecord) -> None:
         step = record.iteration
         self.writer.add_scalar("train/loss", record.loss, step)
         self.writer.add_scalar("train/lr", record.lr, step)
         self.writer.add_scalar("train/images_per_s", record.images_per_s, step)
 
-    def evaluate(self, record: EvalRecord, panels) -> None:
+    def evaluate(self, record: SelectionRecord, panels) -> None:
         step = record.iteration
-        self.writer.add_scalar(f"{record.split}/mIoU", record.miou, step)
-        self.writer.add_scalar(f"{record.split}/best_mIoU", record.best_miou, step)
-        for name, iou in record.per_class_iou.items():
+        self.writer.add_scalar(f"{record.split}/mIoU", record.mIoU, step)
+        self.writer.add_scalar(f"{record.split}/best_mIoU", record.best_mIoU, step)
+        for name, iou in (record.per_class_iou or {}).items():
             if iou is not None:
                 self.writer.add_scalar(f"{record.split}_iou/{name}", iou, step)
         for k, panel in enumerate(panels):
@@ -102,4 +103,4 @@ def tensorboard_installed() -> bool:
 
 @hookimpl
 def segbench_register_loggers(register):
-    register("tensorboard", build_tensorboard, config=TensorBoardConfig, by_default=tensorboard_installed())
+    register("tensorboard", build_tensorboard, config=TensorBoardConfig, default=tensorboard_installed())

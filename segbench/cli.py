@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
-import re
 import sys
 import traceback
 from pathlib import Path
 
-from segbench import __version__, errors
+from segbench import __version__
 from segbench.errors import SegbenchError
+from segbench.process import tune_process
 
 
 def _registries():
@@ -25,6 +24,27 @@ def _add_overrides(parser):
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 
+def _add_experiment_options(parser):
+    parser.add_argument("--seeds", default=None, metavar="0,1,2",
+                        help="run these seeds (one run each) instead of the recipe's seeds:")
+    parser.add_argument("--grid", action="append", default=[], metavar="key=v1,v2",
+                        help="sweep a recipe key over values; repeat for a product (times the seeds)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.95), got {value}")
+    return value
+
+
 def _add_runs_dir(parser):
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
@@ -32,24 +52,30 @@ def _add_runs_dir(parser):
 
 def cmd_run(args) -> int:
     from segbench.engine.runner import run_recipe_file
+    from segbench.recipe.variants import parse_grid, parse_seeds
 
     run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
-                    smoke=args.smoke, device=args.device)
+                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds else None,
+                    grid=parse_grid(args.grid))
     return 0
 
 
 def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
     from segbench.recipe.plan import build_plan
-    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke)
-    plan = build_plan(recipe, _registries())  # validate before printing
+    registries = _registries()
+    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
+    plan = build_plan(recipe, registries)  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
-    print(f"# hash {recipe.hash}")
+    print(f"# hash {plan.hash}")
+    if recipe.seeds:
+        print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
+              " --seeds chooses others)")
     if args.defaults:
-        from segbench.describe import recipe_with_defaults
+        from segbench.recipe.resolved import resolved_data
 
-        print("# every default filled in (the hash is of the recipe as written)")
-        print(dump_yaml(recipe_with_defaults(plan)), end="")
+        print("# every component's settings with their defaults filled in")
+        print(dump_yaml(resolved_data(plan)), end="")
     else:
         print(dump_yaml(recipe.data), end="")
     return 0
@@ -68,33 +94,46 @@ def cmd_list(args) -> int:
             aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
             print(f"  {entry.name:<24} {entry.plugin}{aliases}")
             if args.verbose:
-                from segbench.describe import describe_entry
+                from segbench.describe import describe_settings
 
-                print("\n".join(describe_entry(entry)))
+                print("\n".join(describe_settings(entry)))
                 if kind == "models":
                     _print_model_info(entry)
     return 0
 
 
-def _print_model_info(entry, input_size=(512, 1024)):
-    from segbench.model_info import describe_model
+def _print_model_info(entry, input_size=(512, 1024)) -> bool:
+    from segbench.model_info import describe_entry
 
-    model = entry.factory(entry.default_config(), num_classes=19)
-    info = describe_model(model, input_size=input_size)
+    described = describe_entry(entry, input_size=input_size)
+    if described.error is not None:
+        print(f"      error: {described.error}")
+        return False
+    info = described.info
     print(f"      params {info.params:,}  size {info.size_mb:.1f} MB  {info.gflops:.1f} GFLOPs"
           f" at {input_size[0]}x{input_size[1]}")
+    return True
 
 
 def cmd_models(args) -> int:
-    from segbench.model_info import describe_model
+    from segbench.model_info import describe_entry
 
     registries = _registries()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
     print("|---|---|---:|---:|---:|")
+    broken = 0
     for entry in registries.models:
-        info = describe_model(entry.factory(entry.default_config(), num_classes=19), input_size=size)
+        described = describe_entry(entry, input_size=size)
+        if described.error is not None:
+            broken += 1
+            print(f"| {entry.name} | {entry.plugin} | error: {described.error.replace('|', '/')} | | |")
+            continue
+        info = described.info
         print(f"| {entry.name} | {entry.plugin} | {info.params:,} | {info.size_mb:.1f} | {info.gflops:.1f} |")
+    if broken:
+        print(f"segbench: {broken} model(s) could not be built with their default settings; see their rows",
+              file=sys.stderr)
     return 0
 
 
@@ -121,7 +160,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from segbench.engine.evaluate_cli import evaluate_command
+    from segbench.report.evaluate_cli import evaluate_command
 
     evaluate_command(args)
     return 0
@@ -177,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="the same recipe on a tiny synthetic city, a few iterations, small crops")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the recipe's trainer.device)")
+    _add_experiment_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="print the resolved recipe as YAML")
@@ -189,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="registered components per kind, with their plugins")
     p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
-                                            " class_weightings, loggers")
+                                            " class_weightings, transforms, loggers")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="each component's first doc line and config keys (type, default, allowed values);"
                         " for models also parameters, size and GFLOPs")
@@ -220,10 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="results table of runs (Markdown or CSV)")
-    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p = sub.add_parser("compare", help="results table of runs with statistics across seeds (Markdown or CSV);"
+                                        " with two experiments or runs A B: B minus A with its interval")
+    p.add_argument("targets", nargs="*", metavar="RUNS_DIR | A B",
+                   help="a runs directory; or A and B: run directories or experiment labels (NAME, NAME:0,1,2)")
+    _add_runs_dir(p)
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
+    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
+    p.add_argument("--forest", type=Path, default=None, metavar="PNG",
+                   help="with A B: draw the per-class differences as a forest plot")
+    p.add_argument("--include-smoke", action="store_true",
+                   help="also list `run --smoke` runs (checks on tiny data, left out by default)")
     p.add_argument("--columns", action="append", metavar="KEY[,KEY]",
                    help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
                         " (keys not at the top level are looked up under provenance)")
@@ -248,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="training loss and validation mIoU curves")
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--band", choices=("minmax", "std"), default="minmax",
+                   help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")
@@ -255,79 +307,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where job scripts are written (default jobs/out)")
     p.add_argument("--smoke", action="store_true")
     _add_runs_dir(p)
+    _add_experiment_options(p)
     p.set_defaults(func=cmd_emit_slurm)
     return parser
 
 
-# glibc malloc hands big blocks back to the kernel after every step, so each training step re-faults
-# gigabytes of pages; keeping them mapped made training 1.1-1.9x faster on CPU. glibc reads these
-# only at process start, hence the re-exec.
-ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
-
-# How long an idle OpenMP thread spins before sleeping (libgomp, which torch's Linux wheels use).
-# Its default (300,000 spins) is the fastest for a run alone, but two runs sharing 2 cores with
-# data-loading workers took 2.6x as long as with passive waiting. Passive waiting costs every small
-# kernel a wake-up: the quickstart alone trained 1.3x as long. A short spin runs within 6% of the
-# default alone and within 1.35x of passive waiting when shared (benchmarks/bench_openmp_wait.py).
-# The user's own setting wins.
-OPENMP_SPIN_COUNT = "10000"
-
-
-def _reexec_with_allocator_settings() -> None:
-    if not sys.platform.startswith("linux") or os.environ.get("SEGBENCH_NO_REEXEC") or \
-            "jemalloc" in os.environ.get("LD_PRELOAD", ""):
-        return
-    if all(os.environ.get(k) is not None for k in ALLOCATOR_ENV):
-        return
-    for key, value in ALLOCATOR_ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ["SEGBENCH_NO_REEXEC"] = "1"
-    try:
-        os.execv(sys.executable, [sys.executable, "-m", "segbench.cli", *sys.argv[1:]])
-    except OSError:
-        pass  # run on with the default settings
-
-
-def _limit_openmp_spinning() -> None:
-    """Set before torch (and its OpenMP runtime) loads, which reads the environment once."""
-    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
-        return
-    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
-
-
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_WORKER_FAILURE = re.compile(r"Caught (\w+) in (DataLoader worker process \d+)\.\nOriginal Traceback ")
 
 
 def user_message(exc: BaseException) -> str | None:
     """The message to show for a user mistake or a full disk, or ``None`` for a bug (show its traceback).
 
-    torch re-raises an error from a DataLoader worker with the worker's traceback inside its message
-    (or as a ``RuntimeError`` when the type cannot be rebuilt from a string, like ``ConfigError``):
-    the user gets the original message, which names the offending file.
+    A mistake found in a DataLoader worker arrives as :class:`segbench.errors.DataWorkerError`, with the
+    original message (see :mod:`segbench.data.loader`).
     """
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
         where = f"{exc.filename}: " if exc.filename else ""
         return (f"{where}{exc.strerror}. Free disk space (or raise the quota or file-size limit) and run the same"
                 " command again; an interrupted run resumes from its last checkpoint.")
-    text = str(exc)
-    match = _WORKER_FAILURE.match(text)
-    if match is None:
-        return text if isinstance(exc, SegbenchError) else None
-    error_type = getattr(errors, match.group(1), None)
-    if not (isinstance(error_type, type) and issubclass(error_type, SegbenchError)):
-        return None
-    marker = f"{error_type.__module__}.{error_type.__qualname__}: "
-    start = text.find(marker, max(0, text.rfind('\n  File "')))
-    if start < 0:
-        return text
-    return f"{text[start + len(marker):].rstrip()}\n(raised in {match.group(2)})"
+    return str(exc) if isinstance(exc, SegbenchError) else None
 
 
 def main(argv=None) -> int:
     if argv is None:
-        _reexec_with_allocator_settings()
-        _limit_openmp_spinning()
+        tune_process()
     parser = build_parser()
     # Overrides may come before or after options (`run r.yaml --smoke a=b`): argparse leaves the
     # late ones unrecognised, so fold `key=value` words back into the command's overrides.
@@ -341,7 +344,7 @@ def main(argv=None) -> int:
         setattr(args, target, [*getattr(args, target), *late])
     try:
         return args.func(args)
-    except (SegbenchError, RuntimeError, OSError) as exc:
+    except (SegbenchError, OSError) as exc:
         message = user_message(exc)
         if message is None:
             raise

@@ -1,15 +1,12 @@
-"""What a user can set: a component's config keys (type, default, allowed range), and a recipe with every
-default filled in. Read from the attrs config classes themselves, so it cannot drift from validation."""
+"""What a user can set: a component's config keys (type, default, allowed range) for ``segbench list -v``.
+Read from the attrs config classes themselves, so it cannot drift from validation."""
 from __future__ import annotations
 
 import functools
 import inspect
 import typing
-from typing import Any
 
 import attrs
-
-from segbench.config import unstructure
 
 
 @attrs.frozen
@@ -84,7 +81,7 @@ def first_doc_line(entry) -> str:
     return ""
 
 
-def describe_entry(entry) -> list[str]:
+def describe_settings(entry) -> list[str]:
     """Lines for ``segbench list KIND -v``: the doc line, then one line per config key."""
     lines = []
     doc = first_doc_line(entry)
@@ -98,47 +95,3 @@ def describe_entry(entry) -> list[str]:
         allowed = f"  [{key.allowed}]" if key.allowed else ""
         lines.append(f"      {key.name:<{width}}  {key.type} = {key.default}{allowed}")
     return lines
-
-
-def _plain(value: Any) -> Any:
-    """YAML-ready: tuples as lists, recursively."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _component(component) -> dict | None:
-    if component is None:
-        return None
-    return {"name": component.name, **_plain(unstructure(component.config))}
-
-
-def recipe_with_defaults(plan) -> dict:
-    """The plan as recipe data with every key of every section, defaults included.
-
-    Data roles show their dataset's full config (the shared ``data.dataset`` keys merged in); transform
-    lists, ``description`` and ``slurm`` are shown as the recipe gives them.
-    """
-    data = plan.recipe.data
-    result: dict = {}
-    if "description" in data:
-        result["description"] = data["description"]
-    result["seed"] = plan.seed
-    result["model"] = _component(plan.model)
-    section = {role: _component(component) for role, component in plan.datasets.items()}
-    for key in ("train_transforms", "eval_transforms"):
-        if key in (data.get("data") or {}):
-            section[key] = data["data"][key]
-    result["data"] = section
-    result["loss"] = _component(plan.loss)
-    result["class_weighting"] = _component(plan.class_weighting)
-    for name in ("optimizer", "scheduler", "strategy"):
-        result[name] = _component(getattr(plan, name))
-    result["trainer"] = _plain(unstructure(plan.trainer))
-    result["evaluation"] = _plain(unstructure(plan.evaluation))
-    result["logging"] = [_component(component) for component in plan.loggers]
-    if "slurm" in data:
-        result["slurm"] = data["slurm"]
-    return result

@@ -54,6 +54,14 @@ class DataError(SegbenchError):
     """A dataset file or folder is missing, unreadable or inconsistent."""
 
 
+class DataWorkerError(SegbenchError):
+    """A user mistake found while a DataLoader worker process read or transformed an item."""
+
+    def __init__(self, message: str, *, worker: int, exit_code: int = SegbenchError.exit_code):
+        super().__init__(f"{message}\n(raised in DataLoader worker process {worker})")
+        self.worker, self.exit_code = worker, exit_code
+
+
 class CheckpointError(SegbenchError):
     """A checkpoint is missing, truncated, or does not fit the model."""
 

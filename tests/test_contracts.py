@@ -107,7 +107,8 @@ def test_logger_drops_what_lies_beyond_the_step_it_restarts_from(name, tmp_path)
     it and drops later ones (the files it writes stay in the run directory)."""
     import numpy as np
 
-    from segbench.engine.loggers import EvalRecord, Logger, PredictionPanel, RunStart, TrainRecord
+    from segbench.engine.loggers import Logger, PredictionPanel, RunStart
+    from segbench.records import SelectionRecord, TrainStepRecord
 
     entry = REGISTRIES.loggers.get(name)
     start = RunStart(tmp_path, "toy", "seed: 0\n", {"seed": 0, "optimizer.lr": 0.1}, ("a", "b"), 0, False)
@@ -117,9 +118,10 @@ def test_logger_drops_what_lies_beyond_the_step_it_restarts_from(name, tmp_path)
         assert isinstance(logger, Logger)
         logger.start(start if attempt == 0 else attrs.evolve(start, iteration=4, resumed=True))
         for step in range(first, last + 1):
-            logger.train(TrainRecord(0, step, 1.0 / step, 0.1, 10.0))
+            logger.train(TrainStepRecord(epoch=0, iteration=step, loss=1.0 / step, lr=0.1, images_per_s=10.0))
             if step % 2 == 0:
-                logger.evaluate(EvalRecord(0, step, "select", 0.5, 0.5, 0.1, {"a": 0.4, "b": None}),
+                logger.evaluate(SelectionRecord(split="select", epoch=0, iteration=step, mIoU=0.5, best_mIoU=0.5,
+                                                lr=0.1, per_class_iou={"a": 0.4, "b": None}),
                                 [panel] * logger.panels)
             logger.flush()
         logger.close()

@@ -7,10 +7,11 @@ import attrs
 import yaml
 
 from segbench.cli import main
-from segbench.describe import config_keys, recipe_with_defaults
+from segbench.describe import config_keys
 from segbench.plugins import make_plugin_manager
 from segbench.recipe.load import load_recipe
 from segbench.recipe.plan import build_plan
+from segbench.recipe.resolved import resolved_data
 from segbench.registry import build_registries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,11 +60,12 @@ def test_show_defaults_fills_every_key_and_reads_back_as_the_same_plan(tmp_path,
     assert shown["trainer"]["deterministic"] is True  # a default the quickstart recipe does not write
     assert "flip" in shown["evaluation"] and "weight_decay" in shown["optimizer"]
     assert shown["data"]["report"]["name"] == "synthetic_city"
+    assert [logger["name"] for logger in shown["logging"]] == ["jsonl", "tensorboard"]
     (tmp_path / "full.yaml").write_text(out)
     registries = build_registries(make_plugin_manager(load_entry_points=False))
     original = build_plan(load_recipe(REPO / "recipes" / "quickstart.yaml"), registries)
     again = build_plan(load_recipe(tmp_path / "full.yaml"), registries)
-    assert recipe_with_defaults(again) == recipe_with_defaults(original)
+    assert resolved_data(again) == resolved_data(original) and again.hash == original.hash
     for name in ("model", "loss", "optimizer", "scheduler", "strategy"):
         assert getattr(again, name).config == getattr(original, name).config
     assert again.trainer == original.trainer and again.evaluation == original.evaluation

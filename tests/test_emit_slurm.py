@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from segbench.cli import build_parser
 from segbench.errors import ConfigError, SegbenchError
 from segbench.recipe.load import load_recipe
+from segbench.recipe.plan import build_plan
 from segbench_jobs.emit import emit, split_paths_and_overrides
 from segbench_jobs.script import PREEMPTED_EXIT_CODE
 from segbench_jobs.slurm_config import SlurmConfig, slurm_config, time_limit_seconds
@@ -118,7 +119,7 @@ def test_stages_are_ordered_and_a_shared_upstream_is_submitted_once(stages_dir, 
 
 def test_complete_stages_are_skipped_and_dependents_lose_the_dependency(stages_dir, registries, tmp_path,
                                                                           fake_slurm):
-    coarse = load_recipe(stages_dir / "coarse.yaml")
+    coarse = build_plan(load_recipe(stages_dir / "coarse.yaml"), registries)
     write(tmp_path / "runs" / coarse.run_name / "results.json", "{}")
     emitted = do_emit([stages_dir], registries=registries, root=tmp_path)
     assert [s.recipe.name for s in emitted.stages if s.complete] == ["coarse"]
@@ -130,7 +131,8 @@ def test_complete_stages_are_skipped_and_dependents_lose_the_dependency(stages_d
 
 def test_nothing_left_to_submit_prints_a_harmless_script(recipe_dir, registries, tmp_path, fake_slurm):
     write(recipe_dir / "only.yaml", "base: _base/default.yaml\n")
-    write(tmp_path / "runs" / load_recipe(recipe_dir / "only.yaml").run_name / "results.json", "{}")
+    only = build_plan(load_recipe(recipe_dir / "only.yaml"), registries)
+    write(tmp_path / "runs" / only.run_name / "results.json", "{}")
     emitted = do_emit([recipe_dir], registries=registries, root=tmp_path)
     env, folder = fake_slurm
     result = run_submit(emitted.script, env, tmp_path)

@@ -4,6 +4,7 @@ import os
 import signal
 import stat
 
+import attrs
 import pytest
 import torch
 
@@ -12,6 +13,7 @@ from segbench.engine.rundir import RunDir
 from segbench.engine.runner import run_stage
 from segbench.errors import CheckpointError, RunLockedError, TrainingDivergedError
 from segbench.recipe.load import load_recipe
+from segbench.recipe.plan import build_plan
 from tests import engine_plugin
 
 
@@ -52,14 +54,14 @@ def metric_records(run: RunDir):
 def test_a_run_writes_its_directory_and_results(tmp_path, registries):
     write_recipe(tmp_path)
     run = train(tmp_path, registries)
-    recipe = load_recipe(tmp_path / "toy.yaml")
+    recipe = build_plan(load_recipe(tmp_path / "toy.yaml"), registries)  # named by the resolved recipe
     assert run.path.name == f"toy-{recipe.hash[:8]}"
     results = run.read_results()
-    assert 0.0 <= results["mIoU"] <= 1.0 and 0.0 <= results["pixel_accuracy"] <= 1.0
-    assert set(results["per_class_iou"]) == {"dark", "mid", "bright"}
-    assert results["report_images"] == 6 and results["checkpoint"].endswith("best.pt")
-    assert results["selection_overlaps_report"] is True  # both are the toy's val images
-    assert results["evaluation"] == {"mode": "whole", "flip": False, "batch_size": 1}
+    assert 0.0 <= results.mIoU <= 1.0 and 0.0 <= results.pixel_accuracy <= 1.0
+    assert set(results.per_class_iou) == {"dark", "mid", "bright"}
+    assert results.report_images == 6 and results.checkpoint.endswith("best.pt")
+    assert results.selection_overlaps_report is True  # both are the toy's val images
+    assert attrs.asdict(results.evaluation) == {"mode": "whole", "flip": False, "batch_size": 1}
     assert (run.path / "recipe.yaml").read_text().count("nobn") == 1
     kinds = [r["type"] for r in metric_records(run)]
     assert kinds.count("eval") == 3 and kinds.count("train") == 3 * 6
@@ -132,7 +134,7 @@ def test_signal_mid_epoch_checkpoints_and_resume_is_bitwise_identical(tmp_path, 
     assert_same_weights(weights(reference), weights(resumed))
     assert_same_weights(weights(reference, "best"), weights(resumed, "best"))
     assert metric_records(reference) == metric_records(resumed)
-    assert resumed.read_results()["mIoU"] == reference.read_results()["mIoU"]
+    assert resumed.read_results().mIoU == reference.read_results().mIoU
 
 
 def test_completed_run_is_not_retrained(tmp_path, registries, capsys):
@@ -148,7 +150,8 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
     write_recipe(tmp_path)
     with pytest.raises(TrainingDivergedError, match="loss became nan"):
         train(tmp_path, registries, ["loss={name: nan_after, step: 9}"])
-    run = RunDir.for_recipe(load_recipe(tmp_path / "toy.yaml", ["loss={name: nan_after, step: 9}"]), tmp_path / "runs")
+    recipe = load_recipe(tmp_path / "toy.yaml", ["loss={name: nan_after, step: 9}"])
+    run = RunDir.for_plan(build_plan(recipe, registries), tmp_path / "runs")
     state = load_checkpoint(run.last)
     assert state["train_state"]["epoch"] == 1  # the checkpoint of the first, finite epoch
     assert all(torch.isfinite(t).all() for t in state["model"].values())
@@ -172,9 +175,9 @@ def test_finetune_runs_its_base_stage_first_then_reuses_it(tmp_path, registries,
     fine = train(tmp_path, registries, name="fine.yaml")
     err = capsys.readouterr().err
     assert "stage coarse: not complete yet, running it first" in err
-    coarse = RunDir.for_recipe(load_recipe(tmp_path / "coarse.yaml"), tmp_path / "runs")
+    coarse = RunDir.for_plan(build_plan(load_recipe(tmp_path / "coarse.yaml"), registries), tmp_path / "runs")
     assert coarse.is_complete() and fine.is_complete()
-    assert "finetune: initialised from" in fine.read_results()["initialisation"]
+    assert "finetune: initialised from" in fine.read_results().initialisation
     stamp = coarse.results.stat().st_mtime_ns
     fine.results.unlink()
     import shutil
@@ -187,7 +190,7 @@ def test_finetune_runs_its_base_stage_first_then_reuses_it(tmp_path, registries,
 
 def test_a_second_process_on_the_same_run_is_refused_and_stale_locks_are_taken_over(tmp_path, registries):
     write_recipe(tmp_path)
-    run = RunDir.for_recipe(load_recipe(tmp_path / "toy.yaml"), tmp_path / "runs")
+    run = RunDir.for_plan(build_plan(load_recipe(tmp_path / "toy.yaml"), registries), tmp_path / "runs")
     run.path.mkdir(parents=True)
     run.lock_file.write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": os.getppid()}))
     with pytest.raises(RunLockedError, match="in use by process"):

@@ -3,6 +3,7 @@ import fnmatch
 import json
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,7 @@ from PIL import Image
 from segbench import hookimpl
 from segbench.cli import build_parser
 from segbench.data.dataset import cityscapes_info, cityscapes_label_to_train_lut
-from segbench.engine.evaluate_cli import evaluate_command, evaluate_run, export_path
+from segbench.report.evaluate_cli import evaluate_command, evaluate_run, export_path
 from segbench.engine.rundir import RunDir
 from segbench.engine.runner import run_stage
 from segbench.errors import CheckpointError, SegbenchError
@@ -75,12 +76,12 @@ def test_evaluate_reproduces_results_json_and_leaves_it_alone(toy):
     before = run.results.read_bytes()
     record = evaluate_run(run.path, registries=registries, progress=False)
     results = run.read_results()
-    assert record["mIoU"] == results["mIoU"] and record["pixel_accuracy"] == results["pixel_accuracy"]
-    assert record["per_class_iou"] == results["per_class_iou"]
-    assert record["confusion_matrix"] == results["confusion_matrix"]
-    assert record["images"] == results["report_images"] == 6
-    assert Path(record["checkpoint"]).name == "best.pt"
-    assert json.loads((run.path / "evaluation-report.json").read_text())["mIoU"] == results["mIoU"]
+    assert record.mIoU == results.mIoU and record.pixel_accuracy == results.pixel_accuracy
+    assert record.per_class_iou == results.per_class_iou
+    assert record.confusion_matrix == results.confusion_matrix
+    assert record.images == results.report_images == 6
+    assert Path(record.checkpoint).name == "best.pt"
+    assert json.loads((run.path / "evaluation-report.json").read_text())["mIoU"] == results.mIoU
     assert run.results.read_bytes() == before
 
 
@@ -88,9 +89,9 @@ def test_a_checkpoint_path_names_its_run_and_weights(toy):
     run, registries = toy
     by_dir = evaluate_run(run.path, checkpoint="last", registries=registries, progress=False)
     by_file = evaluate_run(run.last, registries=registries, progress=False)
-    assert Path(by_file["checkpoint"]).name == Path(by_dir["checkpoint"]).name == "last.pt"
-    assert by_file["confusion_matrix"] == by_dir["confusion_matrix"]
-    assert by_file["run"] == str(run.path.resolve())
+    assert Path(by_file.checkpoint).name == Path(by_dir.checkpoint).name == "last.pt"
+    assert by_file.confusion_matrix == by_dir.confusion_matrix
+    assert by_file.run == str(run.path.resolve())
     with pytest.raises(SegbenchError, match="give one of them"):
         evaluate_run(run.last, checkpoint="best", registries=registries, progress=False)
 
@@ -98,9 +99,9 @@ def test_a_checkpoint_path_names_its_run_and_weights(toy):
 def test_other_splits(toy):
     run, registries = toy
     select = evaluate_run(run.path, split="select", registries=registries, progress=False)
-    assert select["images"] == 4 and (run.path / "evaluation-select.json").is_file()
+    assert select.images == 4 and (run.path / "evaluation-select.json").is_file()
     train = evaluate_run(run.path, split="train", registries=registries, progress=False)
-    assert train["dataset"] == {"split": "train", "count": 6}  # the report role, split replaced
+    assert train.dataset == {"split": "train", "count": 6}  # the report role, split replaced
     assert (run.path / "evaluation-train.json").is_file()
 
 
@@ -124,9 +125,9 @@ def test_command_prints_the_per_class_table(toy, capsys):
     args = build_parser().parse_args(["evaluate", str(run.path)])
     record = evaluate_command(args, registries=registries)
     out = capsys.readouterr().out
-    for name, iou in record["per_class_iou"].items():
+    for name, iou in record.per_class_iou.items():
         assert f"{name}" in out and f"{100 * iou:.2f}" in out
-    assert f"{100 * record['mIoU']:.2f}%" in out and "evaluation-report.json" in out
+    assert f"{100 * record.mIoU:.2f}%" in out and "evaluation-report.json" in out
 
 
 def test_labelids_export_is_full_resolution_valid_and_scores_the_same(city, tmp_path):
@@ -134,8 +135,8 @@ def test_labelids_export_is_full_resolution_valid_and_scores_the_same(city, tmp_
     folder = tmp_path / "export"
     record = evaluate_run(run.path, export_labelids=folder, registries=registries, progress=False)
     results = run.read_results()
-    assert record["confusion_matrix"] == results["confusion_matrix"]
-    assert record["labelids_export"] == {"folder": str(folder), "files": 6}
+    assert record.confusion_matrix == results.confusion_matrix
+    assert attrs.asdict(record.labelids_export) == {"folder": str(folder), "files": 6}
 
     dataset = CityBlobs(engine_plugin.BlobsConfig(split="val", count=6, size=16))
     files = sorted(folder.rglob("*.png"))
@@ -151,7 +152,7 @@ def test_labelids_export_is_full_resolution_valid_and_scores_the_same(city, tmp_
         assert set(np.unique(ids).tolist()) <= valid_ids
         train_ids = lut[torch.from_numpy(ids).long()]
         matrix += confusion_matrix(train_ids, dataset.read_mask(index), num_classes=19, ignore_index=255)
-    assert matrix.tolist() == results["confusion_matrix"]
+    assert matrix.tolist() == results.confusion_matrix
 
 
 def test_export_names_match_what_cityscapesscripts_searches_for():

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segbench.engine.evaluate import predict, slide_logits
+from segbench.engine.runtime import Runtime
 from segbench.recipe.schema import EvaluationConfig
 
 CPU = torch.device("cpu")
@@ -26,7 +27,7 @@ def _context_model():
 
 def _predict(model, images, **config):
     return predict(model, images, label_size=tuple(images.shape[-2:]), config=EvaluationConfig(**config),
-                   num_classes=NUM_CLASSES, device=CPU, precision="fp32")
+                   num_classes=NUM_CLASSES, runtime=Runtime(CPU))
 
 
 @settings(max_examples=40, deadline=None)
@@ -39,7 +40,7 @@ def test_sliding_windows_cover_every_pixel_and_average_exactly(height, width, wi
     with torch.no_grad():
         whole = model(images)
         tiled = slide_logits(model, images, window=(win_h, win_w), stride=(step_h, step_w), num_classes=NUM_CLASSES,
-                             device=CPU, precision="fp32")
+                             runtime=Runtime(CPU))
     assert tiled.shape == whole.shape
     assert torch.allclose(tiled.double(), whole, atol=1e-6)
 
@@ -49,7 +50,7 @@ def test_a_stride_larger_than_the_window_is_refused_in_the_recipe():
         EvaluationConfig(mode="slide", window=(4, 4), stride=(2, 5))
     with pytest.raises(ValueError, match="exceeds the window"):
         slide_logits(_pixelwise_model(), torch.rand(1, 3, 4, 4, dtype=torch.float64), window=(1, 1), stride=(1, 2),
-                     num_classes=NUM_CLASSES, device=CPU, precision="fp32")
+                     num_classes=NUM_CLASSES, runtime=Runtime(CPU))
 
 
 def test_a_window_as_large_as_the_image_is_whole_image_inference():
@@ -66,7 +67,7 @@ def test_predictions_are_upsampled_to_the_label_size():
     images = torch.rand(1, 3, 8, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         pred = predict(_context_model(), images, label_size=(16, 32), config=EvaluationConfig(),
-                       num_classes=NUM_CLASSES, device=CPU, precision="fp32")
+                       num_classes=NUM_CLASSES, runtime=Runtime(CPU))
     assert pred.shape == (1, 16, 32)
 
 

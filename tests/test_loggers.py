@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segbench.engine.loggers import (EvalRecord, PredictionPanel, RunLoggers, RunStart, TrainRecord,
-                                     build_run_loggers)
+from segbench.engine.loggers import PredictionPanel, RunLoggers, RunStart, build_run_loggers
 from segbench.errors import ConfigError
 from segbench.recipe.load import load_recipe
 from segbench.recipe.plan import build_plan
+from segbench.records import SelectionRecord, TrainStepRecord
 from tests.bad_inputs.harness import ENGINE_RECIPE, cli_env, make_site, run_cli, toy_site
 from tests.bad_inputs.toy_plugin import AT_READ_ENV
 
@@ -135,12 +135,12 @@ def test_tensorboard_resume_purges_the_steps_an_interrupted_attempt_logged_after
     first = build_tensorboard(TensorBoardConfig(), run_dir=tmp_path)
     first.start(_start(tmp_path))
     for step in range(1, 7):  # checkpoint at step 4; steps 5 and 6 reached the file before the crash
-        first.train(TrainRecord(0, step, 1.0, 0.1, 5.0))
+        first.train(TrainStepRecord(epoch=0, iteration=step, loss=1.0, lr=0.1, images_per_s=5.0))
     first.close()
     second = build_tensorboard(TensorBoardConfig(), run_dir=tmp_path)
     second.start(_start(tmp_path, iteration=4, resumed=True))
     for step in range(5, 9):
-        second.train(TrainRecord(0, step, 2.0, 0.1, 5.0))
+        second.train(TrainStepRecord(epoch=0, iteration=step, loss=2.0, lr=0.1, images_per_s=5.0))
     second.close()
     scalars = _accumulator(tmp_path).Scalars("train/loss")
     assert [(s.step, s.value) for s in scalars] == [(1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0),
@@ -164,9 +164,10 @@ def test_a_logger_that_fails_is_switched_off_with_one_warning():
     warnings, failing = [], Failing()
     loggers = RunLoggers([("failing", failing)], warn=warnings.append)
     for step in (1, 2):
-        loggers.train(TrainRecord(0, step, 1.0, 0.1, 1.0))
+        loggers.train(TrainStepRecord(epoch=0, iteration=step, loss=1.0, lr=0.1, images_per_s=1.0))
     made = []
-    loggers.evaluate(EvalRecord(0, 2, "select", 0.5, 0.5, 0.1, {}), lambda count: made.append(count) or [])
+    loggers.evaluate(SelectionRecord(split="select", epoch=0, iteration=2, mIoU=0.5, best_mIoU=0.5, lr=0.1),
+                     lambda count: made.append(count) or [])
     assert failing.calls == 1 and len(warnings) == 1 and "disk gone" in warnings[0]
     assert made == [], "no panels are rendered when no working logger wants them"
 
@@ -218,13 +219,14 @@ def test_prediction_panels_show_image_truth_and_prediction(tmp_path):
     import torch
 
     from segbench.engine.panels import prediction_panels
+    from segbench.engine.runtime import Runtime
     from segbench.recipe.schema import EvaluationConfig
     from tests.engine_plugin import Blobs, BlobsConfig, NoBNConfig, build_nobn
 
     plan = build_plan(load_recipe(_recipe(tmp_path)), _registries_with_toys())
     dataset = Blobs(BlobsConfig(count=3, size=16, split="val"))
     panels = prediction_panels(build_nobn(NoBNConfig(), num_classes=3), dataset, plan.eval_transforms, count=2,
-                               config=EvaluationConfig(), device=torch.device("cpu"), precision="fp32")
+                               config=EvaluationConfig(), runtime=Runtime(torch.device("cpu")))
     assert [p.sample_id for p in panels] == ["val_0000", "val_0001"]
     image = panels[0].image
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[1] >= 3 * 16

@@ -58,13 +58,13 @@ def test_markdown_rows_show_results_json_rounded_as_percentages(runs):
     text = markdown_tables(collect_runs(folder))
     for run in (first, second):
         results = run.read_results()
-        row = _markdown_row(text, results["recipe"])
+        row = _markdown_row(text, results.recipe)
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[:5] == [results["recipe"], "nobn", "scratch", f"{100 * results['mIoU']:.2f}%",
-                             f"{100 * results['pixel_accuracy']:.2f}%"]
-        assert cells[5] == f"{results['params']:,}" and cells[7] == "–"  # speed not measured
+        assert cells[:5] == [results.recipe, "nobn", "scratch", f"{100 * results.mIoU:.2f}%",
+                             f"{100 * results.pixel_accuracy:.2f}%"]
+        assert cells[5] == f"{results.params:,}" and cells[7] == "–"  # speed not measured
         assert cells[-1].startswith("complete")
-        for name, iou in results["per_class_iou"].items():
+        for name, iou in results.per_class_iou.items():
             assert any(line.startswith(f"| {name} |") and f"{100 * iou:.2f}" in line for line in text.splitlines())
 
 
@@ -99,10 +99,10 @@ def test_csv_parses_back_to_the_same_numbers(runs):
     by_run = {row["run"]: row for row in table}
     for run in (first, second):
         results, row = run.read_results(), by_run[run.path.name]
-        assert float(row["mIoU"]) == results["mIoU"]
-        assert float(row["pixel_accuracy"]) == results["pixel_accuracy"]
-        assert int(row["params"]) == results["params"] and float(row["checkpoint_mb"]) == results["checkpoint_mb"]
-        for name, iou in results["per_class_iou"].items():
+        assert float(row["mIoU"]) == results.mIoU
+        assert float(row["pixel_accuracy"]) == results.pixel_accuracy
+        assert int(row["params"]) == results.params and float(row["checkpoint_mb"]) == results.checkpoint_mb
+        for name, iou in results.per_class_iou.items():
             assert float(row[f"iou_{name}"]) == iou
     assert by_run[interrupted.path.name]["mIoU"] == "" and by_run[interrupted.path.name]["complete"] == "False"
 
@@ -234,7 +234,7 @@ def test_plot_command_prints_the_path_and_refuses_runs_without_metrics(cli, runs
 @pytest.mark.slow
 def test_inspection_commands_on_a_smoke_run(cli, tmp_path):
     """run --smoke, then evaluate (with labelIds export), predict (labels found in the tree), compare, plot."""
-    from segbench.engine.evaluate_cli import EXPORT_SUFFIX
+    from segbench.report.evaluate_cli import EXPORT_SUFFIX
     from tests.conftest import REPO
 
     runs = tmp_path / "runs"
@@ -258,7 +258,7 @@ def test_inspection_commands_on_a_smoke_run(cli, tmp_path):
     with Image.open(tmp_path / "pred" / f"{stem}_panel.png") as panel, Image.open(image) as source:
         assert panel.size[0] == 3 * source.size[0] + 4 * PanelLayout.for_image(*source.size).margin
 
-    status, out, _ = cli("compare", runs)
+    status, out, _ = cli("compare", runs, "--include-smoke")
     assert status == 0 and f"{100 * results['mIoU']:.2f}%" in out
     status, out, _ = cli("plot", run_path)
     assert status == 0 and Path(out.strip()).is_file()

@@ -57,8 +57,8 @@ class TrackerLogger(Logger):
         self.client.call("log", step=record.iteration, values={"train/loss": record.loss, "train/lr": record.lr})
 
     def evaluate(self, record, panels):
-        values = {f"{record.split}/mIoU": record.miou,
-                  **{f"{record.split}_iou/{name}": iou for name, iou in record.per_class_iou.items()}}
+        values = {f"{record.split}/mIoU": record.mIoU,
+                  **{f"{record.split}_iou/{name}": iou for name, iou in (record.per_class_iou or {}).items()}}
         images = [{"caption": panel.sample_id, "shape": list(panel.image.shape)} for panel in panels]
         self.client.call("log", step=record.iteration, values=values, images=images)
 

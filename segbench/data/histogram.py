@@ -7,10 +7,10 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segbench.atomic import atomic_write_text
+from segbench.data.loader import data_loader
 from segbench.errors import DataError
 
 _FORMAT = "segbench class histogram v1"
@@ -79,7 +79,7 @@ def class_histogram(dataset, *, num_classes: int, cache_dir: Path | None, progre
         if cached is not None:
             return cached
     total = torch.zeros(num_classes, dtype=torch.int64)
-    loader = DataLoader(_MaskCounts(dataset, num_classes, ignore_index), batch_size=None, shuffle=False,
+    loader = data_loader(_MaskCounts(dataset, num_classes, ignore_index), batch_size=None, shuffle=False,
                         num_workers=num_workers)
     for counts in tqdm(loader, total=len(dataset), desc="class histogram", unit="mask", disable=not progress,
                        leave=False):

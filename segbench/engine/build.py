@@ -1,16 +1,20 @@
 """Building a run's objects (data, model, loss, optimizer, scheduler) from a validated plan."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import sys
 
 import attrs
 import torch
 
-from segbench.engine.distributed import DistEnv
+from segbench.cache import cache_dir
+from segbench.engine.evaluate import check_evaluation_cost, evaluated_size
+from segbench.engine.model_contract import check_model_output
 from segbench.engine.param_groups import split_param_groups
-from segbench.engine.rundir import RunDir
+from segbench.engine.runtime import Runtime
+from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import schedule_length
+from segbench.records import ClassWeightsRecord, write_record
+from segbench.runs import RunDir
 
 
 @attrs.define
@@ -26,12 +30,8 @@ class RunComponents:
     num_classes: int
     ignore_index: int
     class_names: tuple
-    class_weights: dict | None
+    class_weights: ClassWeightsRecord | None
     splits_overlap: bool
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SEGBENCH_CACHE", Path.home() / ".cache" / "segbench"))
 
 
 def _sample_keys(dataset) -> set:
@@ -45,11 +45,16 @@ def build_datasets(plan):
     return datasets["train"], select, report
 
 
-def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, progress=True) -> RunComponents:
+def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> RunComponents:
     from segbench.data.histogram import class_histogram
     from segbench.data.transformed import TransformedDataset
 
+    env, device = runtime.dist, runtime.device
     train_base, select_data, report_data = build_datasets(plan)
+    for split, data in (("selection", select_data), ("report", report_data)):
+        if len(data):  # before training, not after it: the size the evaluation sees, after eval_transforms
+            check_evaluation_cost(plan.evaluation, evaluated_size(data, plan.eval_transforms), split=split,
+                                  files=plan.recipe.files)
     info = train_base.info
     num_classes, ignore_index = len(info.class_names), info.ignore_index
     overlap = bool(_sample_keys(select_data) & _sample_keys(report_data))
@@ -59,26 +64,32 @@ def build_components(plan, run: RunDir, *, device, channels_last, env: DistEnv, 
         histogram = class_histogram(train_base, num_classes=num_classes, cache_dir=cache_dir() / "histograms",
                                     progress=progress and env.is_main, num_workers=plan.trainer.num_workers)
         weights_tensor = plan.class_weighting.build()(histogram).to(torch.float32)
-        class_weights = {"method": plan.class_weighting.name,
-                         "weights": dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),
-                         "pixel_counts": dict(zip(info.class_names, (int(c) for c in histogram)))}
+        class_weights = ClassWeightsRecord(
+            method=plan.class_weighting.name,
+            weights=dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),
+            pixel_counts=dict(zip(info.class_names, (int(c) for c in histogram))))
         if env.is_main:
-            run.write_json("class_weights.json", class_weights)
+            write_record(run.path / "class_weights.json", class_weights)
 
+    seed_global_generators(plan.seed, "model-init")  # whatever ran before (data generation, counting) drew from it
     raw_model = plan.model.build(num_classes=num_classes)
-    model = raw_model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    check_model_output(raw_model, plan.model, num_classes=num_classes)
+    model = runtime.model(raw_model)
     if env.enabled:
-        if plan.trainer.sync_batchnorm:
+        if plan.trainer.sync_batchnorm and device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             raw_model = model
+        elif plan.trainer.sync_batchnorm and env.is_main:
+            # torch's SyncBatchNorm runs on GPUs only; a --smoke check on a CPU node should still run.
+            print(f"segbench: note: trainer.sync_batchnorm needs CUDA; this {device.type} run normalises each"
+                  " process's batch on its own (plain batch-norm)", file=sys.stderr, flush=True)
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     criterion = plan.loss.build(ignore_index=ignore_index,
                                 class_weights=None if weights_tensor is None else weights_tensor.to(device))
-    groups = split_param_groups(raw_model, getattr(plan.optimizer.config, "groups", {}) or {})
+    groups = split_param_groups(raw_model, plan.optimizer.entry.groups(plan.optimizer.config),
+                                path=plan.optimizer.path)
     optimizer = plan.optimizer.build(param_groups=groups)
 
     length = schedule_length(len(train_base), plan.trainer, env)

@@ -1,6 +1,7 @@
 """The one logging interface the trainer calls, in front of the loggers a recipe chose.
 
-Loggers are plugins (``segbench_register_loggers``). The trainer hands them typed records; a logger
+Loggers are plugins (``segbench_register_loggers``). The trainer hands them the typed records of
+``metrics.jsonl`` (``segbench.records``: ``TrainStepRecord``, ``SelectionRecord``); a logger
 that raises is switched off with one warning and training goes on: watching a run must never stop it.
 Only the main process (rank 0) logs.
 """
@@ -12,6 +13,8 @@ from typing import Callable, Sequence
 
 import attrs
 import numpy as np
+
+from segbench.records import SelectionRecord, TrainStepRecord
 
 
 @attrs.frozen
@@ -30,30 +33,6 @@ class RunStart:
     class_names: tuple[str, ...]
     iteration: int
     resumed: bool
-
-
-@attrs.frozen
-class TrainRecord:
-    """Training loss averaged over the optimizer steps since the previous record."""
-
-    epoch: int
-    iteration: int
-    loss: float
-    lr: float
-    images_per_s: float
-
-
-@attrs.frozen
-class EvalRecord:
-    """A selection evaluation (the split that picks the best checkpoint)."""
-
-    epoch: int
-    iteration: int
-    split: str
-    miou: float
-    best_miou: float
-    lr: float
-    per_class_iou: dict  # class name -> IoU in [0, 1], None for a class absent from truth and prediction
 
 
 @attrs.frozen
@@ -76,10 +55,10 @@ class Logger:
     def start(self, start: RunStart) -> None:
         pass
 
-    def train(self, record: TrainRecord) -> None:
+    def train(self, record: TrainStepRecord) -> None:
         pass
 
-    def evaluate(self, record: EvalRecord, panels: Sequence[PredictionPanel]) -> None:
+    def evaluate(self, record: SelectionRecord, panels: Sequence[PredictionPanel]) -> None:
         pass
 
     def flush(self) -> None:
@@ -116,10 +95,10 @@ class RunLoggers:
     def start(self, start: RunStart) -> None:
         self._call("start", start)
 
-    def train(self, record: TrainRecord) -> None:
+    def train(self, record: TrainStepRecord) -> None:
         self._call("train", record)
 
-    def evaluate(self, record: EvalRecord, make_panels: Callable[[int], Sequence[PredictionPanel]]) -> None:
+    def evaluate(self, record: SelectionRecord, make_panels: Callable[[int], Sequence[PredictionPanel]]) -> None:
         """``make_panels(count)`` runs only when some logger wants panels."""
         count = self.panel_count
         panels: Sequence[PredictionPanel] = ()

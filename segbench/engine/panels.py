@@ -11,8 +11,7 @@ from segbench.report.palette import colorize, comparison_panel
 
 
 @torch.no_grad()
-def prediction_panels(model, dataset, pipeline, *, count: int, config, device, precision,
-                      channels_last=False) -> list[PredictionPanel]:
+def prediction_panels(model, dataset, pipeline, *, count: int, config, runtime) -> list[PredictionPanel]:
     """Panels of ``dataset``'s first ``count`` items: the same images at every evaluation, so that a
     viewer can step through training. Each header gives the image's own mIoU."""
     info = dataset.info
@@ -24,8 +23,7 @@ def prediction_panels(model, dataset, pipeline, *, count: int, config, device, p
             image, mask = dataset[index]
             image_t, _ = pipeline(image, mask, torch.Generator().manual_seed(index))
             pred = predict(model, image_t[None], label_size=tuple(mask.shape[-2:]), config=config,
-                           num_classes=info.num_classes, device=device, precision=precision,
-                           channels_last=channels_last)[0].to(torch.uint8).cpu()
+                           num_classes=info.num_classes, runtime=runtime)[0].to(torch.uint8).cpu()
             panels.append(PredictionPanel(_sample_id(dataset, index), render_panel(image, mask, pred, info)))
     finally:
         model.train(was_training)

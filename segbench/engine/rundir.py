@@ -1,80 +1,73 @@
-"""Run directories: ``<runs>/<recipe>-<hash8>/`` with the resolved recipe, logs, checkpoints, results."""
+"""The lock that gives one process a run directory, and ``--restart``'s keeping of the previous attempt (the layout
+itself is :mod:`segbench.runs`)."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
-import attrs
-
-from segbench.atomic import atomic_write_text
 from segbench.errors import RunLockedError, SegbenchError
-from segbench.recipe.load import ResolvedRecipe, dump_yaml
-
-RUNS_ENV = "SEGBENCH_RUNS"
+from segbench.runs import RunDir  # noqa: F401  (RunLock locks one; tests and plugins import it from here)
 
 
-def default_runs_dir(runs_dir: Path | None = None) -> Path:
-    if runs_dir is not None:
-        return Path(runs_dir)
-    return Path(os.environ.get(RUNS_ENV, "runs"))
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
-@attrs.frozen
-class RunDir:
-    path: Path
+class PreviousAttempt:
+    """``--restart`` without losing the previous attempt when the new one fails before its first checkpoint.
 
-    @classmethod
-    def for_recipe(cls, recipe: ResolvedRecipe, runs_dir: Path | None = None) -> "RunDir":
-        return cls(default_runs_dir(runs_dir) / recipe.run_name)
+    Call with the run lock held. :meth:`set_aside` moves the run's files (all but the lock) into
+    ``<run>/.previous`` by renames, checkpoints first; :meth:`discard` deletes them once the new attempt
+    has written a checkpoint; :meth:`restore` puts them back (replacing what the new attempt wrote).
+    A process killed in between is settled by the next one (:meth:`settle`).
+    """
 
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.folder = run.path / ".previous"
 
-    @property
-    def last(self) -> Path:
-        return self.checkpoints / "last.pt"
+    def set_aside(self) -> bool:
+        keep = {self.run.lock_file.name, self.folder.name}
+        entries = sorted((p for p in self.run.path.iterdir() if p.name not in keep),
+                         key=lambda p: p != self.run.checkpoints)  # checkpoints first: see settle()
+        if not entries:
+            return False
+        self.folder.mkdir()
+        for entry in entries:
+            os.rename(entry, self.folder / entry.name)
+        return True
 
-    @property
-    def best(self) -> Path:
-        return self.checkpoints / "best.pt"
+    def restore(self) -> None:
+        if not self.folder.is_dir():
+            return
+        for entry in self.folder.iterdir():
+            target = self.run.path / entry.name
+            if target.exists() or target.is_symlink():
+                _remove(target)  # the failed attempt's version
+            os.rename(entry, target)
+        self.folder.rmdir()
 
-    @property
-    def results(self) -> Path:
-        return self.path / "results.json"
+    def discard(self) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
 
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def recipe_file(self) -> Path:
-        return self.path / "recipe.yaml"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.path / "run.lock"
-
-    def is_complete(self) -> bool:
-        return self.results.is_file()
-
-    def read_results(self) -> dict:
-        return json.loads(self.results.read_text())
-
-    def write_recipe(self, recipe: ResolvedRecipe) -> None:
-        header = (f"# resolved from {' <- '.join(recipe.files)}\n# overrides: {list(recipe.overrides)}\n"
-                  f"# hash: {recipe.hash}\n")
-        body = dump_yaml(recipe.data)
-        if self.recipe_file.is_file() and \
-                self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {recipe.hash}\n{body}"):
-            return  # resuming: leave the file (and its time stamp) as the first attempt wrote it
-        atomic_write_text(self.recipe_file, header + body)
-
-    def write_json(self, name: str, data) -> None:
-        atomic_write_text(self.path / name, json.dumps(data, indent=2, allow_nan=True) + "\n")
+    def settle(self) -> str | None:
+        """After a restart that was killed: a checkpoint in the run means the new attempt got far enough
+        (discard the old files); none means it did not, or the kill came while setting aside (restore)."""
+        if not self.folder.is_dir():
+            return None
+        if self.run.last.exists() or self.run.best.exists():
+            self.discard()
+            return "discarded"
+        self.restore()
+        return "restored"
 
 
 def process_alive(pid: int) -> bool:

@@ -1,25 +1,30 @@
 """``segbench run``: resolve a recipe, run upstream stages first, train, report, write results."""
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
 
+import attrs
 import torch
 
+from segbench import provenance
 from segbench.engine.build import RunComponents, build_components
 from segbench.engine.checkpoint import load_model_weights
-from segbench.engine.device import pick_device, resolve_precision
-from segbench.engine.distributed import init_distributed, shutdown
-from segbench.engine.evaluate import evaluate_confusion, evaluation_settings
+from segbench.engine.distributed import any_rank, barrier, init_distributed, shutdown
+from segbench.engine.evaluate import EvaluationStopped, evaluate_per_image, evaluation_settings
+from segbench.engine.image_scores import FILE_NAME as IMAGE_SCORES
+from segbench.engine.image_scores import sample_ids, save_image_scores
 from segbench.engine.loggers import build_run_loggers
-from segbench.engine.rundir import RunDir, RunLock
+from segbench.engine.rundir import PreviousAttempt, RunDir, RunLock
+from segbench.engine.runtime import Runtime
+from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
-from segbench.errors import SegbenchError
 from segbench.functional.metrics import summarize
-from segbench.recipe.load import ResolvedRecipe, load_recipe
-from segbench.recipe.plan import build_plan
+from segbench.recipe.load import ResolvedRecipe
+from segbench.recipe.stages import resolve_stages
+from segbench.recipe.variants import load_variants
+from segbench.records import ResultsRecord, write_record
 
 
 def _say(message: str) -> None:
@@ -27,101 +32,115 @@ def _say(message: str) -> None:
 
 
 def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=False, device=None,
-                    progress=True) -> RunDir:
+                    progress=True, seeds=None, grid=()) -> list[RunDir]:
+    """Run every seed (times every ``grid`` point) of the recipe's experiment in turn; complete runs are
+    reused and incomplete ones resume. Returns the run directories in that order."""
     from segbench.plugins import make_plugin_manager
     from segbench.registry import build_registries
 
     overrides = [*overrides, *([f"trainer.device={device}"] if device is not None else [])]
-    recipe = load_recipe(path, overrides, smoke=smoke)
     registries = build_registries(make_plugin_manager())
+    variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke, registries=registries)
+    runs = []
     try:
-        return run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress)
+        for variant, recipe in variants:
+            if len(variants) > 1:
+                _say(f"experiment {recipe.name}: run {variant.index + 1} of {len(variants)} ({variant.label})")
+            runs.append(run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress))
     except Preempted as exc:
         _say(f"segbench: received signal {exc.args[0]}; checkpoint written. Run the same command to resume.")
         raise SystemExit(PREEMPTED_EXIT_CODE)
+    if len(runs) > 1:
+        _say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
+             f" segbench compare {runs[0].path.parent}")
+    return runs
 
 
-def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True,
-              _chain=()) -> RunDir:
-    """Run ``recipe``, first running the stage its strategy starts from when that is not complete."""
-    plan = build_plan(recipe, registries)
-    strategy = plan.strategy.build()
-    upstream = strategy.upstream(recipe)
-    upstream_run = None
-    if upstream is not None:
-        if upstream.path in _chain:
-            raise SegbenchError(f"stage cycle: {' -> '.join(str(p) for p in (*_chain, upstream.path))}")
-        upstream_run = RunDir.for_recipe(upstream, runs_dir)
-        if upstream_run.is_complete():
-            _say(f"stage {upstream.name}: complete in {upstream_run.path}, reusing it")
-        else:
-            _say(f"stage {upstream.name}: not complete yet, running it first")
-            run_stage(upstream, registries, runs_dir=runs_dir, progress=progress, _chain=(*_chain, recipe.path))
-    run = RunDir.for_recipe(recipe, runs_dir)
-    if run.is_complete() and not restart:
-        _say(f"stage {recipe.name}: already complete in {run.path} (use --restart to train again)")
-        _print_summary(run)
-        return run
-    train_stage(plan, run, strategy=strategy, upstream_run=upstream_run, restart=restart, progress=progress,
-                plugins=registries.plugins)
+def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
+    """Run ``recipe``, first running the stages its strategy starts from that are not complete."""
+    def complete(plan) -> bool:
+        return not (restart and plan.recipe.path == recipe.path) and RunDir.for_plan(plan, runs_dir).is_complete()
+
+    stages = resolve_stages(recipe, registries, is_complete=complete)
+    for stage in stages:
+        run = RunDir.for_plan(stage.plan, runs_dir)
+        requested = stage is stages[-1]
+        if stage.complete:
+            if requested:
+                _say(f"stage {stage.recipe.name}: already complete in {run.path} (use --restart to train again)")
+                _print_summary(run)
+            else:
+                _say(f"stage {stage.recipe.name}: complete in {run.path}, reusing it")
+            continue
+        if not requested:
+            _say(f"stage {stage.recipe.name}: not complete yet, running it first")
+        upstream_run = RunDir.for_plan(stage.upstream, runs_dir) if stage.upstream is not None else None
+        train_stage(stage.plan, run, strategy=stage.strategy, upstream_run=upstream_run,
+                    restart=restart and requested, progress=progress, plugins=registries.plugins)
     return run
 
 
-def _device_and_precision(plan):
-    device = pick_device(plan.trainer.device)
-    precision = resolve_precision(plan.trainer.precision, device)
-    channels_last = plan.trainer.channels_last
-    if channels_last is None:
-        channels_last = precision != "fp32"  # channels-last pays off only with reduced precision
-    return device, precision, channels_last
-
-
 def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, progress=True, plugins=()) -> None:
-    from segbench import provenance
-
-    device, precision, channels_last = _device_and_precision(plan)
-    env = init_distributed(device.type)
-    origin = provenance.collect(plugins, device=device)
-    loggers = None
+    runtime = Runtime.resolve(plan.trainer)
+    runtime = attrs.evolve(runtime, dist=init_distributed(runtime.device.type))
+    env = runtime.dist
     lock = RunLock(run).acquire() if env.is_main else None
     # SIGTERM/SIGUSR1 are recorded, never fatal, for the whole stage: one during set-up stops training
-    # after its first step (last.pt, exit 75); one during the report lets the finished run complete.
+    # after its first step, one during training or an evaluation at the next step, window or batch
+    # (last.pt, exit 75).
     signals = SignalFlag().__enter__()
+    previous = PreviousAttempt(run)
+    set_aside = False
     try:
-        if restart and env.is_main:
-            for stale in (run.checkpoints, run.metrics, run.results):
-                if stale.is_dir():
-                    shutil.rmtree(stale)
-                elif stale.exists():
-                    stale.unlink()
         if env.is_main:
-            run.write_recipe(plan.recipe)
-        _configure_determinism(plan)
-        torch.manual_seed(plan.seed)
-        parts = build_components(plan, run, device=device, channels_last=channels_last, env=env,
-                                 progress=progress)
-        init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
-        loggers = build_run_loggers(plan.loggers, run.path, is_main=env.is_main, warn=_say)
-        trainer = Trainer(plan=plan, run=run, model=parts.model, train_data=parts.train_data,
-                          select_data=parts.select_data, criterion=parts.criterion, optimizer=parts.optimizer,
-                          scheduler=parts.scheduler, device=device, precision=precision,
-                          channels_last=channels_last, env=env, num_classes=parts.num_classes,
-                          ignore_index=parts.ignore_index, progress=progress, log=_say if env.is_main else _quiet,
-                          loggers=loggers, class_names=parts.class_names)
-        resumed = trainer.resume()
-        if env.is_main:
-            _say(f"run {run.path}: {plan.model.name} on {device} ({precision}{', channels-last' if channels_last else ''}),"
-                 f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
-        trainer.fit(signals)
-        _report(plan, run, parts, trainer, device=device, precision=precision, channels_last=channels_last,
-                env=env, init_note=init_note, resumed=resumed, progress=progress, origin=origin)
+            if previous.settle() == "restored":
+                _say(f"run {run.path}: an earlier --restart stopped before its first checkpoint; the run it"
+                     " replaced is back in place")
+            # --restart deletes nothing yet: the old files wait in .previous until the new run's first checkpoint.
+            set_aside = restart and previous.set_aside()
+        if any_rank(env.is_main and not restart and run.is_complete(), env, runtime.device):
+            if env.is_main:
+                _say(f"stage {plan.recipe.name}: already complete in {run.path} (use --restart to train again)")
+                _print_summary(run)
+            return
+        barrier(env)  # no rank looks for last.pt before rank 0 has set the old one aside
+        _train_and_report(plan, run, runtime, strategy=strategy, upstream_run=upstream_run, signals=signals,
+                          after_first_checkpoint=previous.discard if set_aside else None, progress=progress,
+                          plugins=plugins)
+    except BaseException:
+        if set_aside and previous.settle() == "restored":
+            _say(f"segbench: --restart failed before the new run's first checkpoint; the previous run in {run.path}"
+                 " is back as it was")
+        raise
     finally:
-        if loggers is not None:
-            loggers.close()
         signals.__exit__(None, None, None)
         if lock is not None:
             lock.release()
         shutdown(env)
+
+
+def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, signals, after_first_checkpoint,
+                      progress, plugins=()):
+    origin = provenance.collect(plugins, device=runtime.device)
+    if runtime.dist.is_main:
+        run.write_recipe(plan)
+    _configure_determinism(plan)
+    parts = build_components(plan, run, runtime, progress=progress)
+    init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
+    seed_global_generators(plan.seed, "training")  # a resumed run restores its state from last.pt instead
+    loggers = build_run_loggers(plan.loggers, run.path, is_main=runtime.dist.is_main, warn=_say)
+    try:
+        trainer = Trainer(plan, run, parts, runtime, progress=progress, log=_say if runtime.dist.is_main else _quiet,
+                          after_first_checkpoint=after_first_checkpoint, loggers=loggers)
+        resumed = trainer.resume()
+        if runtime.dist.is_main:
+            _say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
+                 f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
+        trainer.fit(signals)
+    finally:
+        loggers.close()
+    _report(plan, run, parts, trainer, runtime, init_note=init_note, resumed=resumed, progress=progress,
+            signals=signals, origin=origin)
 
 
 def _quiet(message):
@@ -136,62 +155,78 @@ def _configure_determinism(plan) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _report(plan, run, parts: RunComponents, trainer, *, device, precision, channels_last, env, init_note,
-            resumed, progress, origin):
-    """Score the chosen checkpoint on the report split and write ``results.json`` (last)."""
+def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_note, resumed, progress, signals,
+            origin):
+    """Score the chosen checkpoint on the report split and write ``results.json`` (last).
+
+    A signal stops the evaluation at the next window or batch: ``last.pt`` already holds the finished
+    training, so the resumed run goes straight to this evaluation.
+    """
     checkpoint = run.best if plan.trainer.report_checkpoint == "best" and run.best.exists() else run.last
     load_model_weights(parts.raw_model, checkpoint, expected_model=plan.model.name)
-    matrix = evaluate_confusion(parts.model, parts.report_data, plan.eval_transforms, config=plan.evaluation,
-                                num_classes=parts.num_classes, ignore_index=parts.ignore_index, device=device,
-                                precision=precision, env=env, num_workers=plan.trainer.num_workers,
-                                channels_last=channels_last, progress=progress, desc="report")
-    if not env.is_main:
+    try:
+        per_image = evaluate_per_image(parts.model, parts.report_data, plan.eval_transforms,
+                                       config=plan.evaluation, num_classes=parts.num_classes,
+                                       ignore_index=parts.ignore_index, runtime=runtime,
+                                       num_workers=plan.trainer.num_workers, progress=progress, desc="report",
+                                       stop=lambda: signals.received is not None)
+    except EvaluationStopped:
+        raise Preempted(signals.received if signals.received is not None else "on another rank") from None
+    if not runtime.dist.is_main:
         return
+    matrix = per_image.sum(dim=0)  # the global matrix of the official rule
+    save_image_scores(run.path / IMAGE_SCORES, per_image, sample_ids(parts.report_data), parts.class_names)
     summary = summarize(matrix, parts.class_names)
     overlap = parts.splits_overlap
     if overlap:
         _say("warning: the selection split overlaps the report split; the reported numbers are optimistic"
              " (declare data.select as a subset carved out of train)")
-    results = {
-        "recipe": plan.recipe.name,
-        "recipe_hash": plan.recipe.hash,
-        "model": plan.model.name,
-        "strategy": plan.strategy.name,
-        "initialisation": init_note,
-        "model_init": getattr(parts.raw_model, "segbench_init", "random"),
+    data = plan.recipe.data["data"]
+    results = ResultsRecord(
+        recipe=plan.recipe.name,
+        recipe_hash=plan.hash,
+        experiment_hash=plan.experiment_hash,
+        seed=plan.seed,
+        per_image_confusion=IMAGE_SCORES,
+        model=plan.model.name,
+        strategy=plan.strategy.name,
+        initialisation=init_note,
+        model_init=getattr(parts.raw_model, "segbench_init", "random"),
         **summary,
-        "confusion_matrix": matrix.tolist(),
-        "report_split": plan.recipe.data["data"].get("report"),
-        "selection_split": plan.recipe.data["data"].get("select") if plan.trainer.select_on == "select"
-        else plan.recipe.data["data"].get("report"),
-        "selection_overlaps_report": overlap,
-        "report_images": len(parts.report_data),
-        "evaluation": evaluation_settings(plan.evaluation),
-        "checkpoint": str(checkpoint),
-        "best_selection_mIoU": trainer.state.best_metric,
-        "best_epoch": trainer.state.best_epoch,
-        "epochs": trainer.state.epoch,
-        "iterations": trainer.state.iteration,
-        "params": sum(p.numel() for p in parts.raw_model.parameters()),
-        "checkpoint_mb": checkpoint.stat().st_size / 1e6,
-        "device": str(device),
-        "precision": precision,
-        "wall_time_s": trainer.state.elapsed,
-        "resumed": resumed,
-        "class_weights": parts.class_weights,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "provenance": origin.finished().to_json(),
-    }
-    run.write_json("results.json", results)
+        confusion_matrix=matrix.tolist(),
+        report_split=data.get("report"),
+        selection_split=data.get("select") if plan.trainer.select_on == "select" else data.get("report"),
+        selection_overlaps_report=overlap,
+        report_images=len(parts.report_data),
+        train_images=len(parts.train_data),
+        selection_images=len(parts.select_data) if parts.select_data is not None else 0,
+        evaluation=evaluation_settings(plan.evaluation),
+        checkpoint=str(checkpoint),
+        best_selection_mIoU=trainer.state.best_metric,
+        best_epoch=trainer.state.best_epoch,
+        epochs=trainer.state.epoch,
+        iterations=trainer.state.iteration,
+        params=sum(p.numel() for p in parts.raw_model.parameters()),
+        checkpoint_mb=checkpoint.stat().st_size / 1e6,
+        device=str(runtime.device),
+        precision=runtime.precision,
+        wall_time_s=trainer.state.elapsed,
+        resumed=resumed,
+        smoke=plan.recipe.smoke,  # `compare` leaves smoke runs out unless asked
+        class_weights=parts.class_weights,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        provenance=origin.finished(),
+    )
+    write_record(run.results, results)
     _print_summary(run)
 
 
 def _print_summary(run: RunDir) -> None:
     results = run.read_results()
-    lines = [f"results for {results['recipe']} ({results['model']}, {results['strategy']}):",
-             f"  mIoU {results['mIoU']:.4f}   pixel accuracy {results['pixel_accuracy']:.4f}"
-             f"   ({results['report_images']} report images, checkpoint {Path(results['checkpoint']).name})"]
-    for name, iou in results["per_class_iou"].items():
+    lines = [f"results for {results.recipe} ({results.model}, {results.strategy}):",
+             f"  mIoU {results.mIoU:.4f}   pixel accuracy {results.pixel_accuracy:.4f}"
+             f"   ({results.report_images} report images, checkpoint {Path(results.checkpoint).name})"]
+    for name, iou in results.per_class_iou.items():
         lines.append(f"    {name:<14} {'n/a' if iou is None else f'{iou:.4f}'}")
     lines.append(f"  run directory {run.path}")
     lines.append(f"  results {run.results}   curves: segbench plot {run.path}")

@@ -6,21 +6,26 @@ import math
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from segbench.data.loader import data_loader
 from segbench.data.transformed import epoch_permutation
 from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from segbench.engine.device import autocast
 from segbench.engine.distributed import DistEnv, any_rank, barrier
-from segbench.engine.evaluate import evaluate_confusion
-from segbench.engine.loggers import EvalRecord, RunLoggers, RunStart, TrainRecord, flatten
+from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
+from segbench.engine.runtime import Runtime
+from segbench.engine.loggers import RunLoggers, RunStart, flatten
 from segbench.errors import CheckpointError, DataError, TrainingDivergedError
 from segbench.functional.metrics import iou_per_class, mean_iou
+from segbench.records import SelectionRecord, TrainStepRecord
+
+if TYPE_CHECKING:
+    from segbench.engine.build import RunComponents
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: last.pt is written, run the same command again to resume
 
@@ -37,6 +42,8 @@ class TrainState:
     best_metric: float = -math.inf
     best_epoch: int = -1
     elapsed: float = 0.0
+    # The selection evaluation after epoch ``epoch`` is still to do (a signal stopped it): resume redoes it.
+    pending_selection: bool = False
 
 
 def epoch_batches(num_items: int, *, batch_size: int, seed: int, epoch: int, env: DistEnv) -> list[list[int]]:
@@ -96,21 +103,21 @@ class SignalFlag:
 
 
 class Trainer:
-    def __init__(self, *, plan, run: RunDir, model, train_data, select_data, criterion, optimizer, scheduler,
-                 device, precision, channels_last, env: DistEnv, num_classes, ignore_index, progress=True,
-                 log=print, loggers: RunLoggers | None = None, class_names=()):
-        self.plan, self.run, self.model = plan, run, model
+    """Trains ``parts`` (the objects :func:`segbench.engine.build.build_components` made) under ``runtime``."""
+
+    def __init__(self, plan, run: RunDir, parts: "RunComponents", runtime: Runtime, *, progress=True, log=print,
+                 after_first_checkpoint=None, loggers: RunLoggers | None = None):
+        self.plan, self.run, self.parts, self.runtime = plan, run, parts, runtime
         self.cfg = plan.trainer
-        self.train_data, self.select_data = train_data, select_data
-        self.criterion, self.optimizer, self.scheduler = criterion, optimizer, scheduler
-        self.device, self.precision, self.channels_last = device, precision, channels_last
-        self.env, self.num_classes, self.ignore_index = env, num_classes, ignore_index
+        self.model, self.train_data, self.select_data = parts.model, parts.train_data, parts.select_data
+        self.criterion, self.optimizer, self.scheduler = parts.criterion, parts.optimizer, parts.scheduler
+        self.device, self.env = runtime.device, runtime.dist
         self.progress, self.log = progress, log
-        self.loggers = loggers if loggers is not None else RunLoggers()
-        self.class_names = tuple(class_names) or tuple(str(k) for k in range(num_classes))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+        self.loggers = loggers if loggers is not None else RunLoggers()  # the main process's; none elsewhere
+        self.after_first_checkpoint = after_first_checkpoint  # called once, after the first checkpoint is written
+        self.scaler = torch.amp.GradScaler("cuda", enabled=runtime.precision == "fp16")
         self.state = TrainState()
-        length = schedule_length(len(train_data), self.cfg, env)
+        length = schedule_length(len(self.train_data), self.cfg, self.env)
         self.iterations_per_epoch = length.iterations_per_epoch
         self.epochs, self.total_iterations = length.epochs, length.total_iterations
 
@@ -127,13 +134,16 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "train_state": attrs.asdict(self.state),
             "rng": capture_rng_state(),
-            "recipe_hash": self.plan.recipe.hash,
+            "recipe_hash": self.plan.hash,
         }
 
     def save(self, path: Path) -> None:
         if self.env.is_main:
             self.loggers.flush()  # everything logged up to this step is kept when a resume starts here
             save_checkpoint(path, self._checkpoint_state())
+            callback, self.after_first_checkpoint = self.after_first_checkpoint, None
+            if callback is not None:
+                callback()
 
     def resume(self) -> bool:
         """Continue from ``last.pt`` when present; a corrupt file is an error, never a silent restart."""
@@ -144,14 +154,14 @@ class Trainer:
             self._start_loggers(resumed=False)  # records of an attempt that died before its first checkpoint go
             return False
         state = load_checkpoint(self.run.last)
-        if state.get("recipe_hash") != self.plan.recipe.hash:
+        if state.get("recipe_hash") != self.plan.hash:
             raise CheckpointError(f"{self.run.last} belongs to another recipe (hash {state.get('recipe_hash')});"
                                   " use --restart to start this run over.")
         self._raw_model().load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        known = {field.name for field in attrs.fields(TrainState)}
+        known = {field.name for field in attrs.fields(TrainState)}  # metrics_offset of older checkpoints
         self.state = TrainState(**{k: v for k, v in state["train_state"].items() if k in known})
         restore_rng_state(state["rng"])
         self._start_loggers(resumed=True)
@@ -164,25 +174,22 @@ class Trainer:
 
         recipe = self.plan.recipe
         self.loggers.start(RunStart(self.run.path, recipe.name, dump_yaml(recipe.data), flatten(recipe.data),
-                                    self.class_names, self.state.iteration if resumed else 0, resumed))
+                                    tuple(self.parts.class_names), self.state.iteration if resumed else 0, resumed))
 
     def _panels(self, count: int):
         from segbench.engine.panels import prediction_panels
 
         return prediction_panels(self._raw_model(), self.select_data, self.plan.eval_transforms, count=count,
-                                 config=self.plan.evaluation, device=self.device, precision=self.precision,
-                                 channels_last=self.channels_last)
+                                 config=self.plan.evaluation, runtime=self.runtime)
 
     def _lr(self) -> float:
         return self.optimizer.param_groups[-1]["lr"]
 
     # -- the loop ----------------------------------------------------------------------------------
     def _micro_step(self, images, masks, scale):
-        images = images.to(self.device, non_blocking=True)
+        images = self.runtime.images(images)
         masks = masks.to(self.device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.precision):
+        with self.runtime.autocast():
             logits = self.model(images)
         loss = self.criterion(logits.float(), masks)
         self.scaler.scale(loss * scale).backward()
@@ -210,16 +217,26 @@ class Trainer:
     def fit(self, signals: SignalFlag) -> TrainState:
         cfg = self.cfg
         self.model.train()
+        if self.state.pending_selection:
+            self._select_and_checkpoint(signals)
         while self.state.epoch < self.epochs and self.state.iteration < self.total_iterations:
             self._train_epoch(signals)
             if self.state.iteration >= self.total_iterations or self.state.window_in_epoch == 0:
                 epoch_done = self.state.epoch  # already advanced by _train_epoch
                 if epoch_done % cfg.eval_every == 0 or epoch_done >= self.epochs or \
                         self.state.iteration >= self.total_iterations:
-                    self._select_and_checkpoint()
+                    self.state.pending_selection = True
+                    self._select_and_checkpoint(signals)
                 else:
                     self.save(self.run.last)
+                    barrier(self.env)
+                    self._stop_if_signalled(signals)
         return self.state
+
+    def _stop_if_signalled(self, signals: SignalFlag) -> None:
+        """At a point where ``last.pt`` is up to date: exit for a signal that any rank received."""
+        if any_rank(signals.received is not None, self.env, self.device):
+            raise Preempted(signals.received if signals.received is not None else "on another rank")
 
     def _train_epoch(self, signals: SignalFlag):
         cfg, state = self.cfg, self.state
@@ -230,7 +247,7 @@ class Trainer:
         remaining = [b for w in windows[state.window_in_epoch:] for b in w]
         if hasattr(self.train_data, "set_epoch"):
             self.train_data.set_epoch(state.epoch)
-        loader = DataLoader(self.train_data, batch_sampler=remaining, num_workers=cfg.num_workers,
+        loader = data_loader(self.train_data, batch_sampler=remaining, num_workers=cfg.num_workers,
                             pin_memory=self.device.type == "cuda")
         bar = tqdm(total=len(windows), initial=state.window_in_epoch, disable=not (self.progress and self.env.is_main),
                    desc=f"epoch {state.epoch + 1}/{self.epochs}", unit="it", leave=False)
@@ -258,7 +275,8 @@ class Trainer:
                 loss = self._check_finite(loss_sum, f"iteration {state.iteration}") / logged_steps
                 rate = images_seen / max(time.perf_counter() - log_started, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._lr():.2e}", img_s=f"{rate:.1f}")
-                self.loggers.train(TrainRecord(state.epoch, state.iteration, loss, self._lr(), rate))
+                self.loggers.train(TrainStepRecord(epoch=state.epoch, iteration=state.iteration, loss=loss,
+                                                   lr=self._lr(), images_per_s=rate))
                 loss_sum.zero_()
                 logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
             # Ranks agree on stopping: one that stopped alone would leave the others in a collective.
@@ -278,25 +296,33 @@ class Trainer:
             barrier(self.env)  # no rank exits before rank 0's last.pt is written
             raise Preempted(signals.received if signals.received is not None else "on another rank")
 
-    def _select_and_checkpoint(self):
+    def _select_and_checkpoint(self, signals: SignalFlag):
         state = self.state
-        matrix = evaluate_confusion(self.model, self.select_data, self.plan.eval_transforms,
-                                    config=self.plan.evaluation, num_classes=self.num_classes,
-                                    ignore_index=self.ignore_index, device=self.device, precision=self.precision,
-                                    env=self.env, num_workers=self.cfg.num_workers,
-                                    channels_last=self.channels_last, progress=self.progress, desc="select")
+        try:
+            matrix = evaluate_confusion(self.model, self.select_data, self.plan.eval_transforms,
+                                        config=self.plan.evaluation, num_classes=self.parts.num_classes,
+                                        ignore_index=self.parts.ignore_index, runtime=self.runtime,
+                                        num_workers=self.cfg.num_workers, progress=self.progress, desc="select",
+                                        stop=lambda: signals.received is not None)
+        except EvaluationStopped:
+            self.save(self.run.last)  # with pending_selection: the resumed run starts with this evaluation
+            barrier(self.env)
+            raise Preempted(signals.received if signals.received is not None else "on another rank") from None
         miou = float(mean_iou(matrix))
         self.scheduler.step_epoch(miou)
         improved = miou > state.best_metric or state.best_epoch < 0
         if improved:
             state.best_metric, state.best_epoch = miou, state.epoch
+        state.pending_selection = False
         ious = [None if math.isnan(v) else v for v in iou_per_class(matrix).tolist()]
-        self.loggers.evaluate(EvalRecord(state.epoch, state.iteration, "select", miou, state.best_metric, self._lr(),
-                                         dict(zip(self.class_names, ious))), self._panels)
+        self.loggers.evaluate(SelectionRecord(split="select", epoch=state.epoch, iteration=state.iteration, mIoU=miou,
+                                              best_mIoU=state.best_metric, lr=self._lr(),
+                                              per_class_iou=dict(zip(self.parts.class_names, ious))), self._panels)
         self.log(f"epoch {state.epoch}/{self.epochs}  iteration {state.iteration}  selection mIoU {miou:.4f}"
                  f"  best {state.best_metric:.4f} (epoch {state.best_epoch})  lr {self._lr():.2e}")
         if improved:
             self.save(self.run.best)
         self.save(self.run.last)
         barrier(self.env)
+        self._stop_if_signalled(signals)
 

@@ -12,7 +12,9 @@ from segbench.functional.merge import OverridePathError, content_hash, deep_merg
 from segbench.recipe.schema import TOP_LEVEL_KEYS
 
 # Sections that describe where a run executes, not what it computes: they do not change the hash.
-UNHASHED_SECTIONS = ("slurm",)
+UNHASHED_SECTIONS = ("slurm", "logging")  # where a run executes and where its metrics go: not what it computes
+# Runs whose recipes differ only in these keys are replicates of one experiment.
+REPLICATE_KEYS = ("seed",)
 
 
 @attrs.frozen
@@ -24,6 +26,11 @@ class ResolvedRecipe:
     chain: tuple[Path, ...]  # this file first, then its bases
     overrides: tuple[str, ...] = ()
     smoke: bool = False
+    # ``seeds:`` of the recipe (its replicates), taken out of ``data`` so that adding a seed to the list
+    # leaves the hash of every existing run unchanged; ``None`` when the recipe declares none.
+    seeds: tuple[int, ...] | None = None
+    # The seed this run was given from a seed list (``seeds:`` or ``--seeds``); ``None``: the recipe's own.
+    replicate_seed: int | None = None
 
     @property
     def name(self) -> str:
@@ -31,11 +38,9 @@ class ResolvedRecipe:
 
     @property
     def hash(self) -> str:
+        """The hash of the recipe as written (merged, overrides applied); a run is named by
+        :attr:`segbench.recipe.plan.Plan.hash`, the hash of the resolved recipe."""
         return content_hash(self.data, exclude=UNHASHED_SECTIONS)
-
-    @property
-    def run_name(self) -> str:
-        return f"{self.name}-{self.hash[:8]}"
 
     @property
     def files(self) -> list[str]:
@@ -127,22 +132,52 @@ def apply_overrides(data: dict, overrides: Sequence[str], *, files: Sequence[str
     return data
 
 
-def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool = False) -> ResolvedRecipe:
+def check_seeds(value: Any, where: str) -> tuple[int, ...]:
+    """A ``seeds:`` list: distinct non-negative integers, at least one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value or \
+            any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value):
+        raise RecipeError(f"{where}: `seeds:` must be a list of non-negative integers such as [0, 1, 2],"
+                          f" got {value!r}.")
+    if len(set(value)) != len(value):
+        raise RecipeError(f"{where}: `seeds:` {value} names a seed twice; each seed is one run.")
+    return tuple(value)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool = False,
+                seed: int | None = None, registries=None) -> ResolvedRecipe:
     """Load ``path`` with its base chain merged, then apply ``key=value`` overrides.
 
-    ``smoke`` swaps in the tiny synthetic variant (see ``segbench.recipe.smoke``) before the overrides.
+    ``smoke`` validates that recipe against ``registries`` (default: the installed plugins') and
+    returns its ``--smoke`` variant (see ``segbench.recipe.smoke``).
+    ``seeds:`` is taken out of the data (see :class:`ResolvedRecipe`); ``seed`` sets the run's ``seed:``
+    (one replicate of the experiment).
     """
     path = Path(path)
     if path.is_dir():
         raise RecipeError(f"{path} is a folder; `segbench run` takes one recipe file (a .yaml).")
     data, chain = _load_chain(path, ())
-    if smoke:
-        from segbench.engine.smoke import standin_backbone_weights
-        from segbench.recipe.smoke import smoke_variant
-
-        data = smoke_variant(data, standin_weights=str(standin_backbone_weights()))
     data = apply_overrides(data, overrides, files=[str(p) for p in chain])
-    return ResolvedRecipe(path=path.resolve(), data=data, chain=chain, overrides=tuple(overrides), smoke=smoke)
+    seeds = None
+    if "seeds" in data:
+        data = dict(data)
+        value = data.pop("seeds")  # `seeds=null` on the command line: the recipe's own seed only
+        seeds = None if value is None else check_seeds(value, " <- ".join(str(p) for p in chain))
+    if seed is not None:
+        data = {**data, "seed": seed}
+    recipe = ResolvedRecipe(path=path.resolve(), data=data, chain=chain, overrides=tuple(overrides),
+                            seeds=seeds, replicate_seed=seed)
+    if smoke:
+        from segbench.recipe.smoke import smoke_recipe
+
+        if registries is None:
+            from segbench.plugins import make_plugin_manager
+            from segbench.registry import build_registries
+
+            registries = build_registries(make_plugin_manager())
+        recipe = smoke_recipe(recipe, registries)
+    return recipe
 
 
 def dump_yaml(data: Any) -> str:

@@ -7,7 +7,7 @@ import attrs
 from attrs.validators import ge, gt, optional
 
 TOP_LEVEL_KEYS = (
-    "description", "seed", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
+    "description", "seed", "seeds", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
     "strategy", "trainer", "evaluation", "logging", "slurm",
 )
 

@@ -3,18 +3,19 @@
 Markdown (default): one row per run (recipe, model, strategy, mIoU and pixel accuracy in percent,
 parameters, checkpoint size, inference speed, report split, status) and a per-class IoU table.
 CSV: one row per run with the numbers exactly as ``results.json`` holds them (fractions in [0, 1]),
-then one ``iou_<class>`` column per class. Finished runs come first, best mIoU first; runs without
+then one ``iou_<class>`` column per class; ``experiment_hash`` and ``seed`` group the seeds of an experiment.
+Markdown adds statistics across seeds (``segbench.report.significance``). Finished runs come first, best mIoU first; runs without
 ``results.json`` are listed as incomplete with how far they got.
 
 Inference speed is images per second at batch 1 on the report split's image size (shown as
 ``@ HxW``), with the recipe's evaluation settings (whole image or sliding window, logits up-sampled,
-argmax). ``--speed`` measures it on this machine; otherwise it is read from ``results.json``
-(``inference_images_per_s``, with ``inference_size`` [H, W] when present).
+argmax). ``--speed`` measures it on this machine.
 """
 from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 import sys
 import time
@@ -24,10 +25,14 @@ import attrs
 import torch
 import yaml
 
-from segbench.engine.rundir import RunDir, default_runs_dir
+from segbench.runs import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
+from segbench.functional.merge import content_hash
+from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
+from segbench.records import RecordError
+from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.report.columns import cell_text, known_columns, lookup, parse_columns
-from segbench.report.loading import read_metrics, run_name
+from segbench.report.loading import run_name
 
 MISSING = "–"
 SPEED_KEY = "inference_images_per_s"
@@ -57,6 +62,9 @@ class RunRow:
     report_images: int | None = None
     selection_overlaps_report: bool = False
     recipe_hash: str | None = None
+    experiment_hash: str | None = None  # the same for the seeds of one experiment
+    seed: int | None = None
+    smoke: bool = False  # a `run --smoke` check, not a result
     results: dict = attrs.field(factory=dict, repr=False)  # results.json as read, for --columns
 
     @property
@@ -85,19 +93,18 @@ def _name_of(section, default=None):
 def _split_text(section) -> str | None:
     if not isinstance(section, dict):
         return None
-    text = str(section.get("split", "?"))
-    if section.get("subset"):
-        subset = section["subset"]
+    text = str(section.get(SPLIT_KEY, "?"))
+    if isinstance(section.get(SUBSET_KEY), dict) and section[SUBSET_KEY]:
+        subset = section[SUBSET_KEY]
         text += " subset " + ", ".join(f"{k}={v}" for k, v in subset.items() if v not in (None, False))
     return text
 
 
 def _progress(run: RunDir) -> tuple[int | None, int | None]:
     """(completed epochs, optimizer steps) of an unfinished run, from metrics.jsonl, else last.pt."""
-    records = [r for r in read_metrics(run) if "iteration" in r]
+    records = run.read_metrics()
     if records:
-        last = records[-1]
-        return last.get("epoch"), last.get("iteration")
+        return records[-1].epoch, records[-1].iteration
     if run.last.is_file():
         from segbench.engine.checkpoint import load_checkpoint
 
@@ -113,32 +120,34 @@ def read_run(path: Path) -> RunRow:
     run = RunDir(Path(path))
     recipe = _recipe_data(run)
     row = RunRow(run, recipe=run_name(run), model=_name_of(recipe.get("model")),
-                 strategy=_name_of(recipe.get("strategy"), "scratch" if recipe else None),
-                 report_split=_split_text((recipe.get("data") or {}).get("report")))
+                 strategy=_name_of(recipe.get("strategy")),
+                 report_split=_split_text((recipe.get("data") or {}).get("report")),
+                 seed=recipe.get("seed", 0) if recipe else None,
+                 experiment_hash=content_hash(recipe, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
+                 if recipe else None)
     if run.results.is_file():
         try:
             results = run.read_results()
-        except (OSError, ValueError) as exc:
-            row.status = f"results.json unreadable ({type(exc).__name__})"
+        except RecordError as exc:
+            row.status = f"results.json unreadable ({exc})"
             return row
         row.complete = True
-        row.results = results if isinstance(results, dict) else {}
-        row.recipe = results.get("recipe", row.recipe)
-        row.recipe_hash = results.get("recipe_hash")
-        row.model = results.get("model", row.model)
-        row.strategy = results.get("strategy", row.strategy)
-        row.miou, row.pixel_accuracy = results.get("mIoU"), results.get("pixel_accuracy")
-        row.per_class_iou = dict(results.get("per_class_iou") or {})
-        row.params, row.checkpoint_mb = results.get("params"), results.get("checkpoint_mb")
-        row.epochs, row.iterations = results.get("epochs"), results.get("iterations")
-        row.report_split = _split_text(results.get("report_split")) or row.report_split
-        row.report_images = results.get("report_images")
-        row.selection_overlaps_report = bool(results.get("selection_overlaps_report"))
-        if results.get(SPEED_KEY) is not None:
-            row.images_per_s, row.speed_device = results[SPEED_KEY], results.get("device")
-            size = results.get("inference_size")
-            row.speed_size = tuple(size) if isinstance(size, (list, tuple)) and len(size) == 2 else None
-        row.status = "complete"
+        row.smoke = results.smoke
+        row.results = json.loads(results.to_json())  # every field by its key path, for --columns
+        row.recipe = results.recipe
+        row.recipe_hash = results.recipe_hash
+        row.experiment_hash = results.experiment_hash or row.experiment_hash  # older runs: from recipe.yaml
+        row.seed = results.seed if results.seed is not None else row.seed
+        row.model = results.model
+        row.strategy = results.strategy
+        row.miou, row.pixel_accuracy = results.mIoU, results.pixel_accuracy
+        row.per_class_iou = dict(results.per_class_iou)
+        row.params, row.checkpoint_mb = results.params, results.checkpoint_mb
+        row.epochs, row.iterations = results.epochs, results.iterations
+        row.report_split = _split_text(results.report_split) or row.report_split
+        row.report_images = results.report_images
+        row.selection_overlaps_report = results.selection_overlaps_report
+        row.status = "complete (smoke)" if row.smoke else "complete"
         return row
     row.epochs, row.iterations = _progress(run)
     if row.iterations is None:
@@ -158,16 +167,23 @@ def sort_rows(rows: list[RunRow]) -> list[RunRow]:
     return sorted(rows, key=key)
 
 
-def collect_runs(runs_dir: Path | None = None) -> list[RunRow]:
-    """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``)."""
+def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False) -> list[RunRow]:
+    """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``);
+    ``run --smoke`` runs only with ``include_smoke`` (a note on stderr says how many were left out)."""
     folder = default_runs_dir(runs_dir)
     if not folder.is_dir():
         raise SegbenchError(f"runs directory {folder} does not exist" + ("" if runs_dir else
                             " (the default: $SEGBENCH_RUNS, else ./runs)") + ". Give the folder that"
                             " `segbench run --runs-dir` wrote to, or train something first.")
     rows = [read_run(path) for path in sorted(folder.iterdir()) if _is_run(path)]
+    smoke = [row for row in rows if row.smoke]
+    if smoke and not include_smoke:
+        rows = [row for row in rows if not row.smoke]
+        print(f"compare: left out {len(smoke)} smoke run(s) ({', '.join(r.name for r in smoke[:5])}"
+              f"{', ...' if len(smoke) > 5 else ''}); --include-smoke lists them", file=sys.stderr)
     if not rows:
-        raise SegbenchError(f"no runs in {folder}: no subfolder holds a recipe.yaml, metrics.jsonl or"
+        left_out = " other than smoke runs (--include-smoke lists them)" if smoke else ""
+        raise SegbenchError(f"no runs in {folder}{left_out}: no subfolder holds a recipe.yaml, metrics.jsonl or"
                             " results.json. Train with `segbench run RECIPE --runs-dir " f"{folder}` first.")
     return sort_rows(rows)
 
@@ -189,8 +205,7 @@ def measure_speed(run_path: Path, registries=None, *, device: str | None = None,
     def once():
         with torch.no_grad():
             pred = predict(loaded.model, batch, label_size=tuple(mask.shape[-2:]), config=loaded.plan.evaluation,
-                           num_classes=loaded.info.num_classes, device=settings.device,
-                           precision=settings.precision, channels_last=settings.channels_last)
+                           num_classes=loaded.info.num_classes, runtime=settings)
             pred.cpu()  # waits for an accelerator to finish
 
     once()
@@ -292,7 +307,7 @@ def markdown_tables(rows: list[RunRow], columns=()) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ("run", "recipe", "recipe_hash", "model", "strategy", "status", "complete", "epochs", "iterations",
+CSV_COLUMNS = ("run", "recipe", "recipe_hash", "experiment_hash", "seed", "model", "strategy", "status", "complete", "epochs", "iterations",
                "mIoU", "pixel_accuracy", "params", "checkpoint_mb", SPEED_KEY, "speed_device", "speed_size", "report_split",
                "report_images", "selection_overlaps_report")
 
@@ -304,7 +319,8 @@ def csv_table(rows: list[RunRow], columns=()) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *columns, *(f"iou_{name}" for name in classes)])
     for row in rows:
-        values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash, "model": row.model,
+        values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash,
+                  "experiment_hash": row.experiment_hash, "seed": row.seed, "model": row.model,
                   "strategy": row.strategy, "status": row.status, "complete": row.complete, "epochs": row.epochs,
                   "iterations": row.iterations, "mIoU": row.miou, "pixel_accuracy": row.pixel_accuracy,
                   "params": row.params, "checkpoint_mb": row.checkpoint_mb, SPEED_KEY: row.images_per_s,
@@ -328,11 +344,24 @@ def _check_columns(rows: list[RunRow], columns) -> None:
 
 
 def compare_command(args, *, registries=None) -> str:
-    rows = collect_runs(args.runs_dir)
+    from segbench.report.significance import difference_command, experiment_tables
+
+    targets = list(getattr(args, "targets", None) or [])
+    if len(targets) == 2:
+        return difference_command(args, *targets)
+    if len(targets) > 2:
+        raise SegbenchError(f"compare takes a runs directory, or two experiments or runs A and B; got"
+                            f" {len(targets)}: {' '.join(targets)}.")
+    runs_dir = Path(targets[0]) if targets else args.runs_dir
+    rows = collect_runs(runs_dir, include_smoke=getattr(args, "include_smoke", False))
     columns = parse_columns(getattr(args, "columns", None))
     _check_columns(rows, columns)
     if args.speed:
         add_speeds(rows, registries)
-    text = csv_table(rows, columns) if args.format == "csv" else markdown_tables(rows, columns)
+    if args.format == "csv":
+        text = csv_table(rows, columns)
+    else:
+        text = markdown_tables(rows, columns) + experiment_tables(rows, resamples=args.resamples,
+                                                         confidence=args.confidence, seed=args.bootstrap_seed)
     sys.stdout.write(text)
     return text

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import torch
 
 from segbench.engine.checkpoint import load_model_weights
 from segbench.engine.device import pick_device, resolve_precision
-from segbench.engine.rundir import RunDir
+from segbench.engine.runtime import Runtime, channels_last_default
+from segbench.runs import RunDir
 from segbench.errors import CheckpointError, SegbenchError
 from segbench.recipe.load import ResolvedRecipe, load_recipe
 
@@ -52,26 +52,20 @@ def resolve_target(target: Path) -> tuple[RunDir, Path | None]:
                         " file (runs/<recipe>-<hash>/checkpoints/best.pt).")
 
 
-def _without_pretrained_download(data: dict) -> dict:
-    """A recipe whose model starts from random weights: the checkpoint overwrites every weight anyway,
-    and ImageNet weights need not be present where a trained run is inspected."""
-    model = data.get("model")
-    if isinstance(model, dict) and model.get("pretrained") not in (None, "none"):
-        data = copy.deepcopy(data)
-        data["model"]["pretrained"] = "none"
-    return data
-
-
 def load_run_recipe(run: RunDir) -> ResolvedRecipe:
     """The run's fully resolved recipe, read back from ``recipe.yaml``."""
     if not run.recipe_file.is_file():
         raise SegbenchError(f"{run.path} has no recipe.yaml, so it is not a run directory written by `segbench run`.")
-    recipe = load_recipe(run.recipe_file)
+    return load_recipe(run.recipe_file)
+
+
+def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan) -> None:
+    """The directory name holds the hash of the resolved recipe (of the recipe as written, before it did)."""
     expected = run.path.name.rpartition("-")[2]
-    if len(expected) == 8 and not recipe.hash.startswith(expected):
-        print(f"warning: {run.recipe_file} hashes to {recipe.hash[:8]}, not {expected} as the directory name says;"
-              " it was edited after the run. Using it as it is now.", file=sys.stderr)
-    return recipe
+    if len(expected) == 8 and not (plan.hash.startswith(expected) or recipe.hash.startswith(expected)):
+        print(f"warning: {run.recipe_file} hashes to {plan.hash[:8]}, not {expected} as the directory name says;"
+              " it was edited after the run, or a plugin changed its defaults since. Using it as it is now.",
+              file=sys.stderr)
 
 
 def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None):
@@ -79,11 +73,15 @@ def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None)
     from segbench.recipe.plan import build_plan
 
     recipe = load_run_recipe(run)
-    data = _without_pretrained_download(recipe.data)
+    _warn_if_edited(run, recipe, build_plan(recipe, registries))
+    data = recipe.data
     if data_overrides:
         data = copy.deepcopy(data)
         data.setdefault("data", {}).update(data_overrides)
-    return build_plan(attrs.evolve(recipe, data=data), registries)
+    plan = build_plan(attrs.evolve(recipe, data=data), registries)
+    # The checkpoint supplies every weight: the model's registration says what it then needs not read.
+    model = attrs.evolve(plan.model, config=plan.model.entry.checkpoint_config(plan.model.config))
+    return attrs.evolve(plan, model=model)
 
 
 def choose_checkpoint(run: RunDir, which: str | None, *, default: str = "best") -> Path:
@@ -100,16 +98,7 @@ def choose_checkpoint(run: RunDir, which: str | None, *, default: str = "best") 
                           " train it first with `segbench run`.")
 
 
-@attrs.frozen
-class Inference:
-    """Where and how a run's model runs: the evaluation-time choices of ``segbench run``."""
-
-    device: torch.device
-    precision: str
-    channels_last: bool
-
-
-def inference_settings(plan, device: str | None = None) -> Inference:
+def inference_settings(plan, device: str | None = None) -> Runtime:
     """``device`` (``--device``), else the recipe's ``trainer.device``; a run trained on a GPU can be
     inspected on a machine without one (with a warning: reduced precision may shift the last digits)."""
     if device is not None:
@@ -125,10 +114,7 @@ def inference_settings(plan, device: str | None = None) -> Inference:
     except SegbenchError as exc:  # fp16 was for a GPU
         precision = resolve_precision("auto", chosen)
         print(f"warning: {exc}; evaluating in {precision} instead", file=sys.stderr)
-    channels_last = plan.trainer.channels_last
-    if channels_last is None:
-        channels_last = precision != "fp32"
-    return Inference(chosen, precision, channels_last)
+    return Runtime(chosen, precision, channels_last_default(plan.trainer.channels_last, precision))
 
 
 @attrs.frozen
@@ -141,7 +127,7 @@ class LoadedRun:
     model: torch.nn.Module
     checkpoint: Path
     checkpoint_state: dict
-    inference: Inference
+    inference: Runtime  # where and how the model runs here
 
     @property
     def name(self) -> str:
@@ -170,24 +156,7 @@ def load_run(target: Path, registries=None, *, checkpoint: str | None = None, de
     settings = inference_settings(plan, device)
     model = plan.model.build(num_classes=len(info.class_names))
     state = load_model_weights(model, checkpoint_file, expected_model=plan.model.name)
-    model = model.to(settings.device)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = settings.model(model)
     model.eval()
     checkpoint_state = {k: v for k, v in state.items() if k in ("train_state", "recipe_hash", "model_name")}
     return LoadedRun(run, plan, info, model, Path(checkpoint_file), checkpoint_state, settings), dataset
-
-
-def read_metrics(run: RunDir) -> list[dict]:
-    """The records of ``metrics.jsonl`` (a line cut short by a crash is skipped)."""
-    if not run.metrics.is_file():
-        return []
-    records = []
-    for line in run.metrics.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records

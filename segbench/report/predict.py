@@ -117,8 +117,7 @@ def predict_image(loaded: LoadedRun, image: torch.Tensor) -> np.ndarray:
     image_t, _ = plan.eval_transforms(image, dummy_mask, torch.Generator().manual_seed(0))
     with torch.no_grad():
         pred = predict(loaded.model, image_t[None], label_size=(height, width), config=plan.evaluation,
-                       num_classes=loaded.info.num_classes, device=settings.device,
-                       precision=settings.precision, channels_last=settings.channels_last)
+                       num_classes=loaded.info.num_classes, runtime=settings)
     return pred[0].to(torch.uint8).cpu().numpy()
 
 

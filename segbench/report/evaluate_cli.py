@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from segbench.atomic import atomic_write_bytes
+from segbench.data.loader import data_loader
 from segbench.engine.evaluate import _EvalItems, evaluate_confusion, evaluation_settings, predict
 from segbench.errors import SegbenchError
+from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.functional.metrics import confusion_matrix, summarize
+from segbench.records import EvaluationRecord, LabelIdsExport, write_record
 from segbench.report.loading import (LoadedRun, default_registries, load_run, load_run_recipe, plan_for_run,
                                      resolve_target)
 
@@ -53,8 +55,8 @@ def split_choice(run, split: str) -> tuple[str, dict | None, str]:
     section = _role_section(recipe.data, "report")
     if section is None:
         raise SegbenchError(f"{run.recipe_file} has no data.report mapping to take the dataset from")
-    section.pop("subset", None)
-    section["split"] = split
+    section.pop(SUBSET_KEY, None)
+    section[SPLIT_KEY] = split
     return "report", {"report": section}, split
 
 
@@ -68,7 +70,7 @@ def train_to_label_lut(info) -> torch.Tensor:
         raise SegbenchError(
             f"--export-labelids: the dataset (classes {', '.join(info.class_names[:4])}, ...) declares no export"
             " ids (DatasetInfo.train_to_label_id), so there are no labelIds to write. Export works for"
-            " Cityscapes-format datasets (cityscapes, synthetic_city).")
+            " datasets whose plugin declares them (the Cityscapes-format ones).")
     lut = torch.tensor(info.train_to_label_id, dtype=torch.int64)
     if int(lut.min()) < 0 or int(lut.max()) > 255:
         raise SegbenchError(f"the dataset's export ids {list(info.train_to_label_id)} do not fit 8-bit PNGs")
@@ -103,14 +105,13 @@ def evaluate_and_export(loaded: LoadedRun, dataset, folder: Path, *, num_workers
 
     info, plan, settings = loaded.info, loaded.plan, loaded.inference
     lut = train_to_label_lut(info)
-    loader = DataLoader(_EvalItems(dataset, plan.eval_transforms), batch_size=plan.evaluation.batch_size,
+    loader = data_loader(_EvalItems(dataset, plan.eval_transforms), batch_size=plan.evaluation.batch_size,
                         num_workers=num_workers, shuffle=False)
     matrix = torch.zeros((info.num_classes, info.num_classes + 1), dtype=torch.int64)
     written, index = [], 0
     for images, masks in tqdm(loader, desc="evaluate+export", leave=False, disable=not progress, unit="batch"):
         preds = predict(loaded.model, images, label_size=tuple(masks.shape[-2:]), config=plan.evaluation,
-                        num_classes=info.num_classes, device=settings.device, precision=settings.precision,
-                        channels_last=settings.channels_last).to(torch.uint8).cpu()
+                        num_classes=info.num_classes, runtime=settings).to(torch.uint8).cpu()
         matrix += confusion_matrix(preds, masks, num_classes=info.num_classes, ignore_index=info.ignore_index)
         for pred in preds:
             path = export_path(folder, dataset, index)
@@ -120,24 +121,22 @@ def evaluate_and_export(loaded: LoadedRun, dataset, folder: Path, *, num_workers
     return matrix, written
 
 
-def format_table(summary: dict, *, title: str) -> str:
+def format_table(record: EvaluationRecord, *, title: str) -> str:
     lines = [title, f"  {'class':<16} {'IoU %':>7}"]
-    for name, iou in summary["per_class_iou"].items():
+    for name, iou in record.per_class_iou.items():
         lines.append(f"  {name:<16} {'n/a' if iou is None else f'{100 * iou:.2f}':>7}")
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
-    lines.append(f"  {'mIoU':<16} {pct(summary['mIoU']):>7}")
-    lines.append(f"  {'pixel accuracy':<16} {pct(summary['pixel_accuracy']):>7}")
+    lines.append(f"  {'mIoU':<16} {pct(record.mIoU):>7}")
+    lines.append(f"  {'pixel accuracy':<16} {pct(record.pixel_accuracy):>7}")
     return "\n".join(lines)
 
 
 def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None = None,
                  export_labelids: Path | None = None, device: str | None = None, registries=None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True) -> EvaluationRecord:
     """Score a run (directory or checkpoint file) and write ``evaluation-<split>.json`` into the run.
 
-    Returns the written record: ``mIoU``, ``pixel_accuracy``, ``per_class_iou`` (fractions, ``None``
-    for a class neither present nor predicted), ``confusion_matrix`` ``(C, C + 1)``, and where they
-    come from (``checkpoint``, ``split``, ``dataset``, ``images``, ``device``, ``precision``).
+    Returns the written record (see :class:`segbench.records.EvaluationRecord`).
     """
     run, _ = resolve_target(target)
     role, override, label = split_choice(run, split)
@@ -160,44 +159,44 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
     else:
         matrix = evaluate_confusion(loaded.model, dataset, plan.eval_transforms, config=plan.evaluation,
                                     num_classes=info.num_classes, ignore_index=info.ignore_index,
-                                    device=settings.device, precision=settings.precision,
-                                    num_workers=plan.trainer.num_workers, channels_last=settings.channels_last,
+                                    runtime=settings, num_workers=plan.trainer.num_workers,
                                     progress=progress, desc=f"evaluate {label}")
     train_state = loaded.checkpoint_state.get("train_state") or {}
-    record = {
-        "run": str(run.path),
-        "recipe": loaded.name,
-        "model": plan.model.name,
-        "split": label,
-        "role": role,
-        "dataset": plan.recipe.data["data"].get(role),
-        "images": len(dataset),
-        "checkpoint": str(loaded.checkpoint),
-        "checkpoint_epoch": train_state.get("epoch"),
-        "checkpoint_iteration": train_state.get("iteration"),
+    record = EvaluationRecord(
+        run=str(run.path),
+        recipe=loaded.name,
+        model=plan.model.name,
+        split=label,
+        role=role,
+        dataset=plan.recipe.data["data"].get(role),
+        images=len(dataset),
+        checkpoint=str(loaded.checkpoint),
+        checkpoint_epoch=train_state.get("epoch"),
+        checkpoint_iteration=train_state.get("iteration"),
         **summarize(matrix, info.class_names),
-        "confusion_matrix": matrix.tolist(),
-        "device": str(settings.device),
-        "precision": settings.precision,
-        "evaluation": evaluation_settings(plan.evaluation),
-        "labelids_export": None if export_labelids is None else {"folder": str(export_labelids),
-                                                                 "files": len(files)},
-        "seconds": round(time.perf_counter() - started, 3),
-        "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    run.write_json(f"evaluation-{label}.json", record)
+        confusion_matrix=matrix.tolist(),
+        device=str(settings.device),
+        precision=settings.precision,
+        evaluation=evaluation_settings(plan.evaluation),
+        labelids_export=None if export_labelids is None else LabelIdsExport(folder=str(export_labelids),
+                                                                            files=len(files)),
+        seconds=round(time.perf_counter() - started, 3),
+        evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    write_record(run.path / record.file_name, record)
     return record
 
 
-def evaluate_command(args, *, registries=None) -> dict:
+def evaluate_command(args, *, registries=None) -> EvaluationRecord:
     record = evaluate_run(args.target, split=args.split, checkpoint=args.checkpoint,
                           export_labelids=args.export_labelids, device=args.device, registries=registries,
                           progress=sys.stderr.isatty())
-    title = (f"{record['recipe']} ({record['model']}) on {record['split']}: {record['images']} images,"
-             f" checkpoint {Path(record['checkpoint']).name}")
+    title = (f"{record.recipe} ({record.model}) on {record.split}: {record.images} images,"
+             f" checkpoint {Path(record.checkpoint).name}")
     print(format_table(record, title=title))
-    print(f"  written to {Path(record['run']) / ('evaluation-' + record['split'] + '.json')}")
-    if record["labelids_export"]:
-        print(f"  {record['labelids_export']['files']} labelIds PNG(s) in {record['labelids_export']['folder']}"
-              f" (CITYSCAPES_RESULTS={record['labelids_export']['folder']} for cityscapesscripts)")
+    print(f"  written to {Path(record.run) / record.file_name}")
+    export = record.labelids_export
+    if export:
+        print(f"  {export.files} labelIds PNG(s) in {export.folder}"
+              f" (CITYSCAPES_RESULTS={export.folder} for cityscapesscripts)")
     return record

@@ -1,0 +1,58 @@
+"""The resolved recipe: every component under its registered name with its full config, defaults filled in.
+
+Its content hash identifies a run, so an alias, a spelled-out default or a different key order does not
+start a new run, and a plugin version that changes a default does not resume an old run under new
+settings. Sections the core does not structure (``description``, ``slurm``, ...) are kept as written.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from segbench.config import unstructure
+from segbench.functional.merge import content_hash
+from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: tuples as lists, recursively."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _component(component) -> dict:
+    return {"name": component.name, **_plain(unstructure(component.config))}
+
+
+def _pipeline(pipeline) -> list[dict]:
+    return [{"name": step.name, **_plain(unstructure(step.config))} for step in pipeline.steps]
+
+
+def resolved_data(plan) -> dict:
+    """``plan``'s recipe as data, each structured section replaced by its canonical, complete form."""
+    data = dict(plan.recipe.data)
+    data["seed"] = plan.seed
+    for key in ("model", "loss", "optimizer", "scheduler", "strategy"):
+        data[key] = _component(getattr(plan, key))
+    data.pop("class_weighting", None)
+    if plan.class_weighting is not None:
+        data["class_weighting"] = _component(plan.class_weighting)
+    data["data"] = {**{role: _component(component) for role, component in plan.datasets.items()},
+                    "train_transforms": _pipeline(plan.train_transforms),
+                    "eval_transforms": _pipeline(plan.eval_transforms)}
+    data["trainer"] = _plain(unstructure(plan.trainer))
+    data["evaluation"] = _plain(unstructure(plan.evaluation))
+    data["logging"] = [_component(component) for component in plan.loggers]  # not hashed (UNHASHED_SECTIONS)
+    return data
+
+
+def run_hash(plan) -> str:
+    """The SHA-256 of the resolved recipe (without the sections that only say where a run executes)."""
+    return content_hash(resolved_data(plan), exclude=UNHASHED_SECTIONS)
+
+
+def experiment_hash(plan) -> str:
+    """The same for every replicate of one experiment: the run hash without the seed."""
+    return content_hash(resolved_data(plan), exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))

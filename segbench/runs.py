@@ -1,0 +1,78 @@
+"""Run directories: ``<runs>/<recipe>-<hash8>/`` with the resolved recipe, metrics, checkpoints and results.
+
+No torch: job emission and result readers use it without the training engine."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+
+from segbench.atomic import atomic_write_text
+from segbench.recipe.load import dump_yaml
+from segbench.records import MetricsRecord, ResultsRecord, read_metrics, read_results
+
+RUNS_ENV = "SEGBENCH_RUNS"
+
+
+def default_runs_dir(runs_dir: Path | None = None) -> Path:
+    if runs_dir is not None:
+        return Path(runs_dir)
+    return Path(os.environ.get(RUNS_ENV, "runs"))
+
+
+@attrs.frozen
+class RunDir:
+    path: Path
+
+    @classmethod
+    def for_plan(cls, plan, runs_dir: Path | None = None) -> "RunDir":
+        """The directory of the run ``plan`` (a validated :class:`segbench.recipe.plan.Plan`) describes."""
+        return cls(default_runs_dir(runs_dir) / plan.run_name)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def recipe_file(self) -> Path:
+        return self.path / "recipe.yaml"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "run.lock"
+
+    def is_complete(self) -> bool:
+        return self.results.is_file()
+
+    def read_results(self) -> ResultsRecord:
+        return read_results(self.results)
+
+    def read_metrics(self) -> list[MetricsRecord]:
+        return read_metrics(self.metrics)
+
+    def write_recipe(self, plan) -> None:
+        recipe = plan.recipe
+        header = (f"# resolved from {' <- '.join(recipe.files)}\n# overrides: {list(recipe.overrides)}\n"
+                  f"# hash: {plan.hash}\n")
+        body = dump_yaml(recipe.data)
+        if self.recipe_file.is_file() and \
+                self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {plan.hash}\n{body}"):
+            return  # resuming: leave the file (and its time stamp) as the first attempt wrote it
+        atomic_write_text(self.recipe_file, header + body)

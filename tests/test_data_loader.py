@@ -1,0 +1,33 @@
+"""A user mistake raised in a DataLoader worker reaches the main process as that mistake, not a traceback."""
+import pytest
+import torch
+
+from segbench.data.loader import data_loader
+from segbench.errors import DataError, DataWorkerError
+
+
+class Items(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        if index == 2:
+            raise DataError("images/2.png is not a readable PNG; re-extract it")
+        return torch.full((2,), index)
+
+
+@pytest.mark.parametrize("batch_size", [2, None])
+def test_a_worker_error_keeps_its_message_and_names_the_worker(batch_size):
+    loader = data_loader(Items(), batch_size=batch_size, num_workers=1)
+    with pytest.raises(DataWorkerError) as caught:
+        list(loader)
+    assert str(caught.value) == ("images/2.png is not a readable PNG; re-extract it\n"
+                                 "(raised in DataLoader worker process 0)")
+    assert caught.value.exit_code == 2 and caught.value.worker == 0
+
+
+def test_in_process_errors_and_batches_are_unchanged():
+    assert [batch.tolist() for batch in data_loader(Items(), batch_size=2, num_workers=0, sampler=[0, 1, 3])] \
+        == [[[0, 0], [1, 1]], [[3, 3]]]
+    with pytest.raises(DataError, match="not a readable PNG"):
+        list(data_loader(Items(), batch_size=2, num_workers=0))
