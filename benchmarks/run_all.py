@@ -56,7 +56,8 @@ def cpu_class_of(report: dict | None) -> str:
         return "?"
     if "gpu" in machine:
         return machine["gpu"]
-    return machine.get("cpu_class") or {"AVX512": "AVX-512", "AVX2": "AVX2"}.get(machine.get("cpu_capability"), "?")
+    name = machine.get("cpu_class") or {"AVX512": "AVX-512", "AVX2": "AVX2"}.get(machine.get("cpu_capability"), "?")
+    return f"emulated {name}" if machine.get("emulated") else name
 
 
 def numerics_rows() -> list[tuple]:
