@@ -125,9 +125,9 @@ def machine_line(info: dict) -> str:
     gemm = info.get("gemm", {})
     rates = " / ".join(f"{v:.0f} {k}" for k, v in gemm.get("gflop_per_s", {}).items())
     emulated = info.get("emulated")
-    cpu_class = info.get("cpu_class", "?") + (" emulated with " + " ".join(f"{k}={v}" for k, v in emulated.items())
-                                              if emulated else "")
-    line = (f"{info.get('cpu_model', '?')} ({cpu_class}; torch kernels"
+    cpu_class = info.get("cpu_class", "CPU class not recorded") + (
+        " emulated with " + " ".join(f"{k}={v}" for k, v in emulated.items()) if emulated else "")
+    line = (f"{info.get('cpu_model', info.get('machine', '?'))} ({cpu_class}; torch kernels"
             f" {info.get('cpu_capability', '?')}), {info.get('threads', '?')} threads of {info.get('cpus', '?')} CPUs,"
             f" torch {info.get('torch', '?')}, allocator: {info.get('allocator', '?')}")
     if "gpu" in info:
