@@ -24,6 +24,9 @@ BUILTIN_PLUGINS = (
     "segbench_plugins.class_weightings",
     "segbench_plugins.unet",
     "segbench_plugins.deeplab",
+    "segbench_plugins.lraspp",
+    "segbench_plugins.fast_scnn",
+    "segbench_plugins.enet",
     "segbench_plugins.cityscapes",
     "segbench_plugins.synthetic_city",
 )
