@@ -34,11 +34,13 @@ class RecordError(SegbenchError):
 
 @attrs.frozen(kw_only=True)
 class EvaluationSettings:
-    """How the scores were obtained: whole image or sliding window, flip averaging, batch size."""
+    """How the scores were obtained: whole image or sliding window, flip averaging, test-time scales
+    (``(1.0,)``: none; files written before scales existed read as that), batch size."""
 
     mode: str
     flip: bool
     batch_size: int
+    scales: tuple[float, ...] = (1.0,)
 
 
 @attrs.frozen(kw_only=True)
