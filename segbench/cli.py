@@ -24,6 +24,17 @@ def _add_overrides(parser):
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """``HxW`` as ``(H, W)`` (an argparse type: a bad value exits with status 2 and the usage)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH, e.g. 512x1024") from None
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: height and width must be positive")
+    return height, width
+
+
 def _add_runs_dir(parser):
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
@@ -116,6 +127,20 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from segbench.report.export import export_command
+
+    export_command(args)
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from segbench.report.latency import benchmark_command
+
+    benchmark_command(args)
+    return 0
+
+
 def cmd_compare(args) -> int:
     from segbench.report.compare import compare_command
 
@@ -196,7 +221,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-labelids", type=Path, default=None, metavar="DIR",
                    help="write full-resolution labelId PNGs for the official tools")
     p.add_argument("--device", default=None)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="onnxruntime: score an exported ONNX file instead (see segbench export)")
+    p.add_argument("--onnx", type=Path, default=None, help="the ONNX file (default: the run's newest export)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write a run's model as an ONNX file that onnxruntime loads")
+    p.add_argument("run_dir", type=Path, help="a run directory or a checkpoint file")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--size", type=image_size, default=None, metavar="HxW",
+                       help="fixed input size (default: the report images' size)")
+    shape.add_argument("--dynamic", action="store_true", help="any batch size, height and width")
+    p.add_argument("--out", type=Path, default=None, help="default <run>/export/<model>-<HxW|dynamic>.onnx")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--checkpoint", default=None, help="best or last (default: the recipe's choice)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("benchmark", help="forward latency (p50/p90, images/s) as deployed; saved into the run")
+    p.add_argument("target", type=Path, metavar="RUN_DIR|RECIPE")
+    p.add_argument("--size", type=image_size, default=None, metavar="HxW",
+                   help="input size (default: the report images' full resolution)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current setting)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: the recipe's trainer.device)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repetitions (default: at least 20 and at least 2 s of timing)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: at least 3 and 0.5 s)")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("compare", help="results table of runs (Markdown or CSV)")
     p.add_argument("runs_dir", nargs="?", type=Path, default=None)

@@ -129,11 +129,13 @@ class EvaluationRecord:
     labelids_export: Optional[LabelIdsExport]
     seconds: float
     evaluated_at: str
+    backend: str = "torch"  # or onnxruntime: an exported ONNX file was scored
+    onnx: Optional[str] = None  # that file
     schema_version: int = SCHEMA_VERSION
 
     @property
     def file_name(self) -> str:
-        return evaluation_file_name(self.split)
+        return evaluation_file_name(self.split, self.backend)
 
     def to_json(self) -> str:
         return _dumps(self)
@@ -188,8 +190,9 @@ MetricsRecord = Union[TrainStepRecord, SelectionRecord]
 METRICS_TYPES: dict[str, type] = {"train": TrainStepRecord, "eval": SelectionRecord}
 
 
-def evaluation_file_name(split: str) -> str:
-    return f"evaluation-{split}.json"
+def evaluation_file_name(split: str, backend: str = "torch") -> str:
+    """``evaluation-<split>.json``; ``evaluation-<split>-<backend>.json`` for another backend than torch."""
+    return f"evaluation-{split}{'' if backend == 'torch' else '-' + backend}.json"
 
 
 # ---- JSON ------------------------------------------------------------------------------------------

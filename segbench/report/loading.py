@@ -52,7 +52,7 @@ def resolve_target(target: Path) -> tuple[RunDir, Path | None]:
                         " file (runs/<recipe>-<hash>/checkpoints/best.pt).")
 
 
-def _without_pretrained_download(data: dict) -> dict:
+def without_pretrained_weights(data: dict) -> dict:
     """A recipe whose model starts from random weights: the checkpoint overwrites every weight anyway,
     and ImageNet weights need not be present where a trained run is inspected."""
     model = data.get("model")
@@ -84,7 +84,7 @@ def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None)
 
     recipe = load_run_recipe(run)
     _warn_if_edited(run, recipe, build_plan(recipe, registries))
-    data = _without_pretrained_download(recipe.data)
+    data = without_pretrained_weights(recipe.data)
     if data_overrides:
         data = copy.deepcopy(data)
         data.setdefault("data", {}).update(data_overrides)
