@@ -9,6 +9,10 @@ then one ``iou_<class>`` column per class. Finished runs come first, best mIoU f
 Inference speed is images per second at batch 1 on the report split's image size (shown as
 ``@ HxW``), with the recipe's evaluation settings (whole image or sliding window, logits up-sampled,
 argmax). ``--speed`` measures it on this machine.
+
+Latency columns come from ``segbench benchmark`` (``<run>/benchmark-<backend>.json``), one pair per
+backend measured in any run: the median forward latency (model only / end to end, in ms) and the
+end-to-end images per second; the CPU or GPU, threads and input size are listed under the table.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ import yaml
 from segbench.runs import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
 from segbench.records import RecordError
+from segbench.report.latency_table import (LATENCY_COLUMNS, latency_backends, latency_cells, latency_notes,
+                                            latency_value)
 from segbench.report.loading import run_name
 
 MISSING = "–"
@@ -56,6 +62,7 @@ class RunRow:
     report_images: int | None = None
     selection_overlaps_report: bool = False
     recipe_hash: str | None = None
+    latency: dict = attrs.field(factory=dict)  # backend -> LatencyRecord from `segbench benchmark`
 
     @property
     def name(self) -> str:
@@ -107,11 +114,14 @@ def _progress(run: RunDir) -> tuple[int | None, int | None]:
 
 
 def read_run(path: Path) -> RunRow:
+    from segbench.report.latency import BACKENDS, read_latency
+
     run = RunDir(Path(path))
     recipe = _recipe_data(run)
     row = RunRow(run, recipe=run_name(run), model=_name_of(recipe.get("model")),
                  strategy=_name_of(recipe.get("strategy"), "scratch" if recipe else None),
                  report_split=_split_text((recipe.get("data") or {}).get("report")))
+    row.latency = {backend: record for backend in BACKENDS if (record := read_latency(run.path, backend))}
     if run.results.is_file():
         try:
             results = run.read_results()
@@ -245,9 +255,11 @@ def markdown_tables(rows: list[RunRow]) -> str:
     names = _display_names(rows)
     devices = sorted({row.speed_device for row in rows if row.speed_device})
     speed_header = f"img/s ({', '.join(devices)})" if devices else "img/s"
-    lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header}"
-             " | report split | status |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+    backends = latency_backends(rows)
+    latency_header = "".join(f" {b} ms (model / e2e) | {b} FPS |" for b in backends)
+    lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header} |"
+             f"{latency_header} report split | status |",
+             "|---|---|---|---:|---:|---:|---:|---:|" + "---:|---:|" * len(backends) + "---|---|"]
     any_overlap = False
     for name, row in zip(names, rows):
         split = row.report_split or MISSING
@@ -262,10 +274,11 @@ def markdown_tables(rows: list[RunRow]) -> str:
         cells = [name, row.model or MISSING, row.strategy or MISSING, _pct(row.miou), _pct(row.pixel_accuracy),
                  MISSING if row.params is None else f"{row.params:,}",
                  _megabytes(row.checkpoint_mb),
-                 _speed(row), split, status]
+                 _speed(row), *latency_cells(row, backends), split, status]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if any_overlap:
         lines += ["", "† the best checkpoint was chosen on the report split itself: these numbers are optimistic."]
+    lines += latency_notes(rows, backends)
 
     complete = [(name, row) for name, row in zip(names, rows) if row.complete]
     classes = class_names([row for _, row in complete])
@@ -290,9 +303,11 @@ CSV_COLUMNS = ("run", "recipe", "recipe_hash", "model", "strategy", "status", "c
 def csv_table(rows: list[RunRow]) -> str:
     """One row per run; numbers as ``results.json`` holds them (``repr``, so they parse back exactly)."""
     classes = class_names(rows)
+    backends = latency_backends(rows)
+    latency_columns = [f"{b}_{c}" for b in backends for c in LATENCY_COLUMNS]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *(f"iou_{name}" for name in classes)])
+    writer.writerow([*CSV_COLUMNS, *latency_columns, *(f"iou_{name}" for name in classes)])
     for row in rows:
         values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash, "model": row.model,
                   "strategy": row.strategy, "status": row.status, "complete": row.complete, "epochs": row.epochs,
@@ -302,7 +317,8 @@ def csv_table(rows: list[RunRow]) -> str:
                   "speed_size": None if row.speed_size is None else f"{row.speed_size[0]}x{row.speed_size[1]}",
                   "report_split": row.report_split,
                   "report_images": row.report_images, "selection_overlaps_report": row.selection_overlaps_report}
-        cells = [values[c] for c in CSV_COLUMNS] + [row.per_class_iou.get(name) for name in classes]
+        latency = [latency_value(row.latency.get(b), c) for b in backends for c in LATENCY_COLUMNS]
+        cells = [values[c] for c in CSV_COLUMNS] + latency + [row.per_class_iou.get(name) for name in classes]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in cells])
     return buffer.getvalue()
 

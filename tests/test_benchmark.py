@@ -1,0 +1,89 @@
+"""``segbench benchmark``: what is timed, what the record holds, and the columns ``compare`` makes of it."""
+import itertools
+import json
+
+import pytest
+
+from segbench.report.compare import collect_runs, csv_table, markdown_tables
+from segbench.report.latency import benchmark, read_latency, time_calls
+
+
+class FakeClock:
+    """A clock that advances by the durations given, one per call of the timed function."""
+
+    def __init__(self, durations):
+        self.now, self.durations = 0.0, iter(durations)
+
+    def __call__(self):
+        return self.now
+
+    def work(self):
+        self.now += next(self.durations)
+
+
+def test_time_calls_reports_percentiles_of_the_timed_runs_after_the_warm_up():
+    clock = FakeClock([9.0, 9.0] + [0.01 * i for i in range(1, 11)])  # two slow warm-up runs, then 10..100 ms
+    timing, warm = time_calls(clock.work, batch=2, warmup=2, repeats=10, clock=clock)
+    assert warm == 2 and timing.repeats == 10
+    assert timing.p50_ms == pytest.approx(55.0) and timing.p90_ms == pytest.approx(90.0)
+    assert timing.min_ms == pytest.approx(10.0) and timing.mean_ms == pytest.approx(55.0)
+    assert timing.images_per_s == pytest.approx(2 / 0.055)
+
+
+def test_time_calls_repeats_until_enough_runs_and_enough_seconds():
+    clock = FakeClock(itertools.repeat(0.5))
+    timing, warm = time_calls(clock.work, batch=1, clock=clock)
+    assert warm == 3  # 3 runs already take more than the minimal warm-up time
+    assert timing.repeats == 20  # 20 runs of 0.5 s: past the 2 s minimum
+    clock = FakeClock(itertools.repeat(2.0 ** -10))  # exact in binary: no rounding at the limits
+    timing, warm = time_calls(clock.work, batch=1, clock=clock)
+    assert warm == 512 and timing.repeats == 2048  # 0.5 s of warm-up, then 2 s of timing
+
+
+@pytest.fixture(scope="module")
+def city_run(tmp_path_factory):
+    from tests.test_evaluate_cli import CITY_RECIPE, city_registries, train_toy
+
+    registries = city_registries()
+    return train_toy(tmp_path_factory.mktemp("city"), registries, CITY_RECIPE), registries
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_benchmark_records_both_timings_and_the_machine_into_the_run(city_run, backend):
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    run, registries = city_run
+    record = benchmark(run.path, backend=backend, threads=1, repeats=5, warmup=1, registries=registries)
+    assert record.backend == backend and record.model == "nobn" and record.batch == 1
+    assert record.input_size == (16, 16) and record.threads == 1  # full resolution of the report images
+    assert record.device == "cpu" and record.precision == "fp32" and record.cpu and record.instruction_set
+    for timing in (record.model_only, record.end_to_end):
+        assert timing.repeats == 5 and 0 < timing.min_ms <= timing.p50_ms <= timing.p90_ms
+        assert timing.images_per_s == pytest.approx(1e3 / timing.p50_ms)
+    assert "normalisation" in record.timed_end_to_end and "decoding" in record.not_timed
+    saved = json.loads((run.path / f"benchmark-{backend}.json").read_text())
+    assert saved["model_only"]["p50_ms"] == record.model_only.p50_ms and saved["threads"] == 1
+    assert read_latency(run.path, backend) == record
+
+
+def test_compare_shows_latency_and_fps_columns(city_run):
+    run, registries = city_run
+    record = read_latency(run.path, "torch") or benchmark(run.path, threads=1, repeats=3, warmup=1,
+                                                          registries=registries)
+    rows = collect_runs(run.path.parent)
+    table = markdown_tables(rows)
+    assert "torch ms (model / e2e)" in table and "torch FPS" in table
+    assert f"{record.model_only.p50_ms:.2f} / {record.end_to_end.p50_ms:.2f}" in table
+    assert record.cpu in table and "1 thread(s)" in table
+    header, values = csv_table(rows).splitlines()[:2]
+    columns = dict(zip(header.split(","), values.split(",")))
+    assert float(columns["torch_e2e_images_per_s"]) == record.end_to_end.images_per_s
+    assert columns["torch_threads"] == "1" and columns["torch_size"] == "16x16"
+
+
+def test_bad_options_are_refused(city_run):
+    from segbench.errors import SegbenchError
+
+    run, registries = city_run
+    with pytest.raises(SegbenchError, match="--threads 0"):
+        benchmark(run.path, threads=0, registries=registries)
