@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("images", nargs="+", type=Path, metavar="PATH", help="image files, folders (recursive), videos")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--labels", nargs="*", type=Path, default=None, help="labelIds PNGs, one per image")
     p.add_argument("--device", default=None)
