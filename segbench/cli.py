@@ -265,9 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("plot", help="training loss and validation mIoU curves")
-    p.add_argument("run_dirs", nargs="+", type=Path)
+    p = sub.add_parser("plot", help="training loss and validation mIoU curves; --pareto: mIoU vs latency")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--pareto", action="store_true",
+                   help="one runs folder: mIoU against benchmarked latency (log scale), each run labelled")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")

@@ -87,3 +87,24 @@ def test_bad_options_are_refused(city_run):
     run, registries = city_run
     with pytest.raises(SegbenchError, match="--threads 0"):
         benchmark(run.path, threads=0, registries=registries)
+
+
+def test_pareto_front_keeps_runs_nothing_beats_on_both_axes():
+    from segbench.report.pareto import pareto_front
+
+    points = [(10.0, 60.0), (5.0, 50.0), (20.0, 55.0), (40.0, 70.0), (5.0, 45.0)]
+    assert pareto_front(points) == [(5.0, 50.0), (10.0, 60.0), (40.0, 70.0)]
+
+
+def test_plot_pareto_draws_the_benchmarked_runs(cli, city_run, tmp_path):
+    from PIL import Image
+
+    run, registries = city_run
+    if read_latency(run.path, "torch") is None:
+        benchmark(run.path, threads=1, repeats=3, warmup=1, registries=registries)
+    status, out, err = cli("plot", "--pareto", run.path.parent, "--out", tmp_path / "pareto.png")
+    assert status == 0, err
+    with Image.open(out.strip()) as image:
+        assert image.size == (900, 600)
+    status, _, err = cli("plot", "--pareto", run.path.parent, tmp_path)
+    assert status == 2 and "one runs directory" in err
