@@ -200,6 +200,19 @@ def evaluation_file_name(split: str, backend: str = "torch") -> str:
 _converter = cattrs.Converter()
 
 
+def _omit_defaults(cls, *names: str) -> None:
+    """Leave ``names`` out of ``cls``'s JSON while they hold their defaults: fields added later keep
+    the files of runs that do not use them exactly as they were."""
+    from cattrs.gen import make_dict_unstructure_fn, override
+
+    _converter.register_unstructure_hook(cls, make_dict_unstructure_fn(
+        cls, _converter, **{name: override(omit_if_default=True) for name in names}))
+
+
+_omit_defaults(EvaluationSettings, "scales")
+_omit_defaults(EvaluationRecord, "backend", "onnx")
+
+
 def _dumps(record, *, indent: int | None = 2) -> str:
     return json.dumps(_converter.unstructure(record), indent=indent, allow_nan=True)
 

@@ -76,7 +76,8 @@ def city_run(tmp_path_factory):
 
 
 def test_evaluate_with_onnxruntime_gives_pytorchs_miou(city_run):
-    from segbench.engine.evaluate_cli import evaluate_run
+    from segbench.records import read_evaluation
+    from segbench.report.evaluate_cli import evaluate_run
     from segbench.report.export import export_run
 
     run, registries = city_run
@@ -86,14 +87,17 @@ def test_evaluate_with_onnxruntime_gives_pytorchs_miou(city_run):
     assert saved["opset"] == 17 and saved["file"] == str(run.path / "export" / "nobn-dynamic.onnx")
     torch_scores = evaluate_run(run.path, registries=registries, progress=False)
     onnx_scores = evaluate_run(run.path, registries=registries, progress=False, backend="onnxruntime")
-    assert onnx_scores["backend"] == "onnxruntime" and onnx_scores["onnx"] == record.file
-    assert (run.path / "evaluation-report-onnxruntime.json").is_file()
-    assert abs(onnx_scores["mIoU"] - torch_scores["mIoU"]) <= 1e-4
-    assert abs(onnx_scores["pixel_accuracy"] - torch_scores["pixel_accuracy"]) <= 1e-4
+    assert onnx_scores.backend == "onnxruntime" and onnx_scores.onnx == record.file
+    assert torch_scores.backend == "torch" and torch_scores.onnx is None
+    saved = read_evaluation(run.path / "evaluation-report-onnxruntime.json")
+    assert saved == onnx_scores
+    assert "backend" not in json.loads((run.path / "evaluation-report.json").read_text())  # as before
+    assert abs(onnx_scores.mIoU - torch_scores.mIoU) <= 1e-4
+    assert abs(onnx_scores.pixel_accuracy - torch_scores.pixel_accuracy) <= 1e-4
 
 
 def test_export_defaults_to_the_report_images_size_and_evaluate_needs_an_export(city_run, tmp_path):
-    from segbench.engine.evaluate_cli import evaluate_run
+    from segbench.report.evaluate_cli import evaluate_run
     from segbench.errors import SegbenchError
     from segbench.report.export import export_run
 

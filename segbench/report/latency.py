@@ -34,6 +34,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from segbench.atomic import atomic_write_text
 from segbench.engine.device import autocast
 from segbench.errors import SegbenchError
 from segbench.report.machine import describe_machine
@@ -297,9 +298,8 @@ def benchmark(target: Path, *, size: tuple[int, int] | None = None, batch: int =
         torch_version=torch.__version__, onnxruntime_version=ort_version,
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if subject.run_path is not None:
-        from segbench.engine.rundir import RunDir
-
-        RunDir(subject.run_path).write_json(result_file_name(backend), record.to_dict())
+        atomic_write_text(Path(subject.run_path) / result_file_name(backend),
+                          json.dumps(record.to_dict(), indent=2) + "\n")
     return record
 
 
