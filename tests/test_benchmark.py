@@ -108,3 +108,23 @@ def test_plot_pareto_draws_the_benchmarked_runs(cli, city_run, tmp_path):
         assert image.size == (900, 600)
     status, _, err = cli("plot", "--pareto", run.path.parent, tmp_path)
     assert status == 2 and "one runs directory" in err
+
+
+@pytest.mark.slow
+def test_benchmark_command_times_a_recipe_with_random_weights(cli, tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("""\
+model: {name: unet, width: 4}
+data:
+  dataset: {name: synthetic_city, train: 2, val: 1, train_extra: 0, size: [32, 64]}
+  train: {split: train}
+  report: {split: val}
+loss: {name: cross_entropy}
+optimizer: {name: adam}
+trainer: {precision: fp32, select_on: report}
+""")
+    status, out, err = cli("benchmark", recipe, "--threads", "1", "--repeats", "2", "--warmup", "1")
+    assert status == 0, err
+    assert "unet on torch, cpu fp32: input 1x3x32x64" in out and "1 thread(s)" in out
+    assert "model only" in out and "end to end" in out and "not timed: reading/decoding" in out
+    assert "not saved" in err and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
