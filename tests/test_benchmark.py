@@ -5,7 +5,8 @@ import json
 import pytest
 
 from segbench.report.compare import collect_runs, csv_table, markdown_tables
-from segbench.report.latency import benchmark, read_latency, time_calls
+from segbench.report.latency import benchmark, read_latency
+from segbench.report.timing import time_calls
 
 
 class FakeClock:

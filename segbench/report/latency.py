@@ -23,12 +23,10 @@ random weights and only printed.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import attrs
 import torch
@@ -38,9 +36,8 @@ from segbench.atomic import atomic_write_text
 from segbench.engine.device import autocast
 from segbench.errors import SegbenchError
 from segbench.report.machine import describe_machine
+from segbench.report.timing import Timing, time_calls
 
-MIN_REPEATS, MIN_SECONDS, MAX_SECONDS = 20, 2.0, 120.0
-WARMUP_RUNS, WARMUP_SECONDS = 3, 0.5
 BACKENDS = ("torch", "onnxruntime")
 MODEL_ONLY = "forward pass on a normalised image already on the device"
 END_TO_END = ("uint8 image in memory -> eval transforms (normalisation) -> copy to the device -> forward ->"
@@ -51,18 +48,6 @@ NOT_TIMED = ("reading/decoding the image file, colouring/writing the prediction,
 
 def result_file_name(backend: str) -> str:
     return f"benchmark-{backend}.json"
-
-
-@attrs.frozen
-class Timing:
-    """Statistics of repeated calls, in milliseconds per call (a call handles ``batch`` images)."""
-
-    p50_ms: float
-    p90_ms: float
-    mean_ms: float
-    min_ms: float
-    repeats: int
-    images_per_s: float  # batch / p50
 
 
 @attrs.frozen
@@ -106,37 +91,6 @@ def read_latency(run_path: Path, backend: str) -> LatencyRecord | None:
         return LatencyRecord(**data)
     except (OSError, ValueError, TypeError, KeyError):
         return None
-
-
-def time_calls(call: Callable[[], object], *, batch: int, warmup: int | None = None, repeats: int | None = None,
-               clock=time.perf_counter) -> tuple[Timing, int]:
-    """Warm up, then time ``call`` (which must return only when its work is done): ``(timing, warm-up runs)``.
-
-    Defaults: at least ``WARMUP_RUNS`` runs and ``WARMUP_SECONDS`` of warm-up; at least ``MIN_REPEATS``
-    timed runs and ``MIN_SECONDS`` of timing (at most ``MAX_SECONDS`` once ``MIN_REPEATS`` are in).
-    """
-    warm_runs, started = 0, clock()
-    while warm_runs < (warmup if warmup is not None else WARMUP_RUNS) or \
-            (warmup is None and clock() - started < WARMUP_SECONDS):
-        call()
-        warm_runs += 1
-    times, started = [], clock()
-    while True:
-        before = clock()
-        call()
-        times.append(clock() - before)
-        elapsed = clock() - started
-        if repeats is not None:
-            if len(times) >= repeats:
-                break
-        elif len(times) >= MIN_REPEATS and (elapsed >= MIN_SECONDS or elapsed >= MAX_SECONDS):
-            break
-    ordered = sorted(times)
-    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    median = statistics.median(ordered)
-    timing = Timing(p50_ms=1e3 * median, p90_ms=1e3 * p90, mean_ms=1e3 * statistics.fmean(ordered),
-                    min_ms=1e3 * ordered[0], repeats=len(ordered), images_per_s=batch / median)
-    return timing, warm_runs
 
 
 @attrs.frozen
@@ -244,8 +198,6 @@ def _onnx_calls(subject: _Subject, image: torch.Tensor, batch: int, threads: int
         return normalised[None].expand(batch, -1, -1, -1).float().contiguous().numpy()
 
     ready = prepare()
-    if batch != 1:
-        raise SegbenchError("--backend onnxruntime times batch 1 only (the model is exported for one image)")
 
     def model_only():
         session.run(None, {INPUT_NAME: ready})
@@ -272,6 +224,8 @@ def benchmark(target: Path, *, size: tuple[int, int] | None = None, batch: int =
 
         ort_version = require_onnx()[1].__version__
         device = "cpu"
+        if batch != 1:
+            raise SegbenchError("--backend onnxruntime times batch 1 only (the model is exported for one image)")
     if threads is not None:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
