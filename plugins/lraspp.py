@@ -6,12 +6,16 @@ parameters for 19 classes (torchvision's table: 3,221,538 at 21). ``pretrained``
 (random initialisation, nothing read or downloaded), ``imagenet`` (torchvision's MobileNetV3-Large
 ImageNet weights from the local torch hub cache) or the path of a ``mobilenet_v3_large`` state dict,
 exactly as the ResNet50 DeepLabs do (see ``segbench.backbone_init``).
+
+``bn_momentum`` sets the batch-norm momentum of the whole model: torchvision's MobileNetV3 backbone
+uses 0.01, whose running statistics lag far behind the weights in a short run from scratch (on the
+synthetic city after 384 steps: eval-mode mIoU 0.07 where batch statistics gave 0.33).
 """
 from __future__ import annotations
 
 import attrs
 import torch
-from attrs.validators import instance_of, min_len
+from attrs.validators import and_, gt, instance_of, le, min_len, optional
 from torch import nn
 from torch.nn import functional as F
 from torchvision.models.segmentation import lraspp_mobilenet_v3_large
@@ -36,17 +40,22 @@ MOBILENET_V3_LARGE = Backbone("MobileNetV3-Large", "mobilenet_v3_large", _mobile
 @attrs.frozen
 class LRASPPConfig:
     pretrained: str = attrs.field(default="none", validator=[instance_of(str), min_len(1)])
+    bn_momentum: float | None = attrs.field(default=None, validator=optional(and_(gt(0.0), le(1.0))))  # None: torchvision's
 
 
 class LRASPP(nn.Module):
     """``(N, 3, H, W)`` -> ``(N, C, H, W)`` logits. Sub-modules: ``backbone`` (MobileNetV3-Large
     features, dilated last stage) and ``head`` (torchvision's ``LRASPPHead``)."""
 
-    def __init__(self, num_classes: int):
+    def __init__(self, num_classes: int, *, bn_momentum: float | None = None):
         super().__init__()
         model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
         self.backbone = model.backbone
         self.head = model.classifier
+        if bn_momentum is not None:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.momentum = bn_momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.backbone(x))
@@ -54,7 +63,7 @@ class LRASPP(nn.Module):
 
 
 def build_lraspp(config: LRASPPConfig, *, num_classes: int) -> LRASPP:
-    model = LRASPP(num_classes)
+    model = LRASPP(num_classes, bn_momentum=config.bn_momentum)
     model.segbench_init = init_backbone(model.backbone, config.pretrained, MOBILENET_V3_LARGE)
     return model
 

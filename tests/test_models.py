@@ -203,3 +203,15 @@ def test_fast_scnn_pyramid_pooling_matches_adaptive_average_pooling(size):
     features = torch.randn(2, 5, *size)
     for bins in PYRAMID_BINS:
         torch.testing.assert_close(adaptive_avg_pool(features, bins), F.adaptive_avg_pool2d(features, bins))
+
+
+def test_lraspp_batch_norm_momentum_is_torchvisions_unless_set(registries):
+    from torch import nn
+
+    def momenta(model):
+        return {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+
+    assert momenta(_build(registries, "lraspp_mobilenet_v3").backbone) == {0.01}
+    assert momenta(_build(registries, "lraspp_mobilenet_v3", bn_momentum=0.1)) == {0.1}
+    with pytest.raises(ValueError):
+        registries.models.get("lraspp_mobilenet_v3").config(bn_momentum=0.0)
