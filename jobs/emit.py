@@ -2,6 +2,8 @@
 
 ``segbench emit-slurm recipes/ | bash`` is the only step: stages are submitted upstream first, dependents
 wait with ``--dependency=afterok`` (and are cancelled if the upstream fails), complete stages are skipped.
+The runs of a multi-seed experiment (times ``--grid`` points) form one job array; a fine stage's array
+waits for its upstream array task by task (``aftercorr``), see ``segbench_jobs.arrays``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import attrs
 from segbench.cache import cache_dir
 from segbench.runs import default_runs_dir
 from segbench.errors import SegbenchError
+from segbench_jobs.arrays import Job, plan_jobs
 from segbench_jobs.script import job_script, submit_script
 from segbench_jobs.slurm_config import split_overrides
 from segbench_jobs.stages import Stage, build_stages, find_recipes
@@ -24,8 +27,9 @@ DEFAULT_OUT = Path("jobs") / "out"
 
 @attrs.frozen
 class Emitted:
-    stages: list[Stage]  # every stage considered, in submission order (complete ones included)
-    submissions: list[tuple[Stage, Path, Path]]  # (stage, job script, log file) to submit
+    stages: list[Stage]  # every stage (run) considered, upstream first (complete ones included)
+    submissions: list[tuple[Job, Path, Path]]  # (job, job script, log file) to submit; an array's tasks
+    # write <log stem>_<task id>.log
     script: str  # the submit script
 
 
@@ -47,7 +51,7 @@ def split_paths_and_overrides(items: Sequence[str]) -> tuple[list[Path], list[st
 
 def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, out_dir: Path | None = None,
          runs_dir: Path | None = None, smoke: bool = False, python: str | None = None,
-         workdir: Path | None = None) -> Emitted:
+         workdir: Path | None = None, seeds: Sequence[int] | None = None, grid=()) -> Emitted:
     """Write the job scripts of every stage to run into ``out_dir`` and return the submit script.
 
     Jobs run ``python -m segbench.cli`` (default: this interpreter) in ``workdir`` (default: the current
@@ -56,28 +60,33 @@ def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, ou
     slurm_overrides, recipe_overrides = split_overrides(overrides)
     runs_dir = default_runs_dir(runs_dir).resolve()
     out_dir = (out_dir or DEFAULT_OUT).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SegbenchError(f"--out {out_dir} is a file; give a folder for the job scripts (it is created if"
+                            " missing), or move the file away.")
     recipe_paths: list[Path] = []
     for path in paths:
         recipe_paths += [p for p in find_recipes(Path(path)) if p not in recipe_paths]
     stages = build_stages(recipe_paths, registries, overrides=recipe_overrides, slurm_overrides=slurm_overrides,
-                          smoke=smoke, runs_dir=runs_dir)
-    pending = [stage for stage in stages if not stage.complete]
-    if pending:
+                          smoke=smoke, runs_dir=runs_dir, seeds=seeds, grid=grid)
+    jobs = plan_jobs(stages)
+    if jobs:
         out_dir.mkdir(parents=True, exist_ok=True)  # Slurm does not create the folder of --output
     submissions = []
-    for stage in pending:
-        job_file, log_file = out_dir / f"{stage.name}.sbatch", out_dir / f"{stage.name}.log"
-        job_file.write_text(job_script(stage, python=python or sys.executable, runs_dir=runs_dir,
-                                       workdir=(workdir or Path.cwd()).resolve(), overrides=recipe_overrides,
+    for job in jobs:
+        job_file, log_file = out_dir / f"{job.name}.sbatch", out_dir / f"{job.name}.log"
+        job_file.write_text(job_script(job, python=python or sys.executable, runs_dir=runs_dir,
+                                       workdir=(workdir or Path.cwd()).resolve(),
                                        cache_dir=cache_dir().resolve()), encoding="utf-8")
-        submissions.append((stage, job_file, log_file))
-    script = submit_script(submissions, out_dir=out_dir, skipped=len(stages) - len(pending))
+        submissions.append((job, job_file, log_file))
+    pending = sum(len(job.stages) for job in jobs)
+    script = submit_script(submissions, out_dir=out_dir, skipped=len(stages) - pending)
     return Emitted(stages, submissions, script)
 
 
 def summary(emitted: Emitted) -> str:
-    lines = [f"segbench emit-slurm: {len(emitted.stages)} stage(s): {len(emitted.submissions)} to submit,"
-             f" {len(emitted.stages) - len(emitted.submissions)} already complete"]
+    pending = sum(len(job.stages) for job, _, _ in emitted.submissions)
+    lines = [f"segbench emit-slurm: {len(emitted.stages)} stage(s): {pending} to submit"
+             f" in {len(emitted.submissions)} job(s), {len(emitted.stages) - pending} already complete"]
     for stage in emitted.stages:
         if stage.complete:
             state = f"skip: complete in {stage.run.path}"
@@ -87,6 +96,8 @@ def summary(emitted: Emitted) -> str:
                 state += ", resumes from last.pt"
             if stage.slurm.world_size > 1:
                 state += f", {stage.slurm.world_size} processes"
+            if stage.multi:
+                state += f", array task {stage.variant.index} ({stage.variant.label})"
         origin = "" if stage.requested else " (upstream stage)"
         lines.append(f"  {stage.name}{origin}: {state}")
     if emitted.submissions:
@@ -99,9 +110,12 @@ def emit_command(args) -> None:
     from segbench.plugins import make_plugin_manager
     from segbench.registry import build_registries
 
+    from segbench.recipe.variants import parse_grid, parse_seeds
+
     paths, overrides = split_paths_and_overrides(args.paths)
     emitted = emit(paths, overrides, registries=build_registries(make_plugin_manager()), out_dir=args.out,
-                   runs_dir=args.runs_dir, smoke=args.smoke)
+                   runs_dir=args.runs_dir, smoke=args.smoke, seeds=parse_seeds(args.seeds) if args.seeds else None,
+                   grid=parse_grid(args.grid))
     print(summary(emitted), file=sys.stderr)
     sys.stdout.write(emitted.script)
     sys.stdout.flush()

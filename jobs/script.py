@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Sequence
 
+from segbench_jobs.arrays import Job
 from segbench_jobs.slurm_config import SlurmConfig
 from segbench_jobs.stages import Stage
 
@@ -55,13 +56,18 @@ def sbatch_options(config: SlurmConfig, name: str) -> list[str]:
     return options + list(config.extra)
 
 
-def segbench_command(stage: Stage, *, python: str, runs_dir: Path, overrides: Sequence[str]) -> list[str]:
-    """``segbench run`` of the stage, with the options and overrides that give the same recipe hash."""
+def segbench_command(stage: Stage, *, python: str, runs_dir: Path) -> list[str]:
+    """``segbench run`` of the stage alone, with the options and overrides that give the same recipe hash."""
     recipe = stage.recipe
     command = [python, "-m", "segbench.cli", "run", "--runs-dir", str(runs_dir)]
     if recipe.smoke:
         command.append("--smoke")
-    return [*command, str(recipe.path), *overrides]
+    command += [str(recipe.path), *recipe.overrides]
+    if recipe.replicate_seed is not None:
+        command += ["--seeds", str(recipe.replicate_seed)]
+    elif recipe.seeds is not None:
+        command.append("seeds=null")  # this run only, not the recipe's whole seed list
+    return command
 
 
 _SIGNAL_GLUE = f"""\
@@ -93,19 +99,18 @@ exit "$status"
 """
 
 
-def job_script(stage: Stage, *, python: str, runs_dir: Path, workdir: Path, overrides: Sequence[str],
-               cache_dir: Path) -> str:
-    """The ``sbatch`` script of one stage."""
-    config = stage.slurm
-    recipe = stage.recipe
+def job_script(job: Job, *, python: str, runs_dir: Path, workdir: Path, cache_dir: Path) -> str:
+    """The ``sbatch`` script of one job; an array job picks its run by ``$SLURM_ARRAY_TASK_ID``."""
+    config = job.slurm
+    recipe = job.recipe
     lines = [
         "#!/bin/bash",
-        f"# segbench stage {note(stage.name)}",
+        f"# segbench {'job array' if job.array else 'stage'} {note(job.name)}",
         f"# recipe: {note(recipe.path)}" + (" (--smoke)" if recipe.smoke else ""),
-        "# Written by `segbench emit-slurm`; its submit script adds --output and the dependency on the",
-        "# upstream stage. Resources come from the recipe's slurm: section.",
+        "# Written by `segbench emit-slurm`; its submit script adds --output, the dependency on the",
+        "# upstream stage" + (" and --array" if job.array else "") + ". Resources come from the recipe's slurm: section.",
     ]
-    lines += [f"#SBATCH {option}" for option in sbatch_options(config, stage.name)]
+    lines += [f"#SBATCH {option}" for option in sbatch_options(config, job.name)]
     lines += ["", f"cd {q(str(workdir))} || exit 1",
               "# The same cache as the emitting process: --smoke recipes name files in it (same recipe hash).",
               f"export SEGBENCH_CACHE={q(str(cache_dir))}"]
@@ -115,9 +120,19 @@ def job_script(stage: Stage, *, python: str, runs_dir: Path, workdir: Path, over
     srun = ["srun", "--kill-on-bad-exit=1"]
     if config.cpus_per_task is not None:
         srun.append(f"--cpus-per-task={config.cpus_per_task}")  # srun does not inherit it from sbatch
-    command = segbench_command(stage, python=python, runs_dir=runs_dir, overrides=overrides)
-    lines += ["", _SIGNAL_GLUE.rstrip("\n"), "", " ".join([*srun, *map(q, command)]) + " &",
-              _WAIT_AND_REQUEUE.rstrip("\n")]
+    if job.array:
+        lines += ["", "# One run of the experiment per array task (task id = the run's place in it).",
+                  'case "${SLURM_ARRAY_TASK_ID:-}" in']
+        for stage in job.stages:
+            command = segbench_command(stage, python=python, runs_dir=runs_dir)
+            lines += [f"    {stage.variant.index})  # {note(stage.name)}: {note(stage.variant.label)}",
+                      f"        set -- {' '.join(map(q, command))} ;;"]
+        lines += ['    *) echo "segbench job: no run for array task \'${SLURM_ARRAY_TASK_ID:-}\'" >&2; exit 2 ;;',
+                  "esac"]
+        run_line = " ".join(srun) + ' "$@" &'
+    else:
+        run_line = " ".join([*srun, *map(q, segbench_command(job.stages[0], python=python, runs_dir=runs_dir))]) + " &"
+    lines += ["", _SIGNAL_GLUE.rstrip("\n"), "", run_line, _WAIT_AND_REQUEUE.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -138,10 +153,28 @@ submit() {  # sbatch --parsable ARGS...; prints the job id
 """
 
 
-def submit_script(submissions: Sequence[tuple[Stage, Path, Path]], *, out_dir: Path, skipped: int) -> str:
-    """The printed script: one ``sbatch`` per ``(stage, job file, log file)``, upstream stages first."""
+def log_pattern(job: Job, log_file: Path) -> str:
+    """``--output`` of a job; an array's tasks each write ``<log stem>_<task id>.log`` (``%a``)."""
+    if not job.array:
+        return output_pattern(log_file)
+    prefix = output_pattern(log_file.with_suffix(""))
+    return prefix + ("_%a" if "\\" not in prefix else "") + log_file.suffix
+
+
+def _dependency_option(job: Job, variables: dict[str, str]) -> str:
+    dep = job.dependency
+    if dep.kind == "aftercorr":
+        return f'--dependency=aftercorr:"${variables[dep.on[0][0]]}"'
+    targets = [f'"${variables[name]}"' + ("" if task is None else f"_{task}") for name, task in dep.on]
+    return "--dependency=afterok:" + ":".join(targets)
+
+
+def submit_script(submissions: Sequence[tuple[Job, Path, Path]], *, out_dir: Path, skipped: int) -> str:
+    """The printed script: one ``sbatch`` per ``(job, job file, log file)``, upstream jobs first."""
+    runs = sum(len(job.stages) for job, _, _ in submissions)
     lines = ["#!/usr/bin/env bash",
-             f"# segbench emit-slurm: {len(submissions)} job(s) to submit, {skipped} complete stage(s) skipped.",
+             f"# segbench emit-slurm: {len(submissions)} job(s) ({runs} run(s)) to submit,"
+             f" {skipped} complete run(s) skipped.",
              f"# Job scripts and logs: {note(out_dir)}",
              "set -euo pipefail"]
     if not submissions:
@@ -149,18 +182,23 @@ def submit_script(submissions: Sequence[tuple[Stage, Path, Path]], *, out_dir: P
         return "\n".join(lines) + "\n"
     lines += [_SUBMIT_HELPER.rstrip("\n"), ""]
     variables: dict[str, str] = {}
-    for index, (stage, job_file, log_file) in enumerate(submissions, start=1):
-        variable = variable_name(index, stage.name)
+    for index, (job, job_file, log_file) in enumerate(submissions, start=1):
+        variable = variable_name(index, job.name)
         args = []
-        if stage.upstream is not None:
-            # afterok: start only when the upstream job completed; a failed upstream cancels this job.
-            args += [f'--dependency=afterok:"${variables[stage.upstream]}"', "--kill-on-invalid-dep=yes"]
-        args += [q(f"--output={output_pattern(log_file)}"), q(str(job_file))]
+        if job.array:
+            args.append(f"--array={job.array_spec}")
+        if job.dependency is not None:
+            # afterok/aftercorr: start only when the upstream job (task) completed; a failed upstream cancels.
+            args += [_dependency_option(job, variables), "--kill-on-invalid-dep=yes"]
+        args += [q(f"--output={log_pattern(job, log_file)}"), q(str(job_file))]
         lines.append(f"{variable}=$(submit {' '.join(args)})")
-        if stage.upstream is None:
-            lines.append(f"printf 'submitted %s as job %s\\n' {q(stage.name)} \"${variable}\" >&2")
+        tasks = f" (array tasks {job.array_spec})" if job.array else ""
+        if job.dependency is None:
+            lines.append(f"printf 'submitted %s as job %s%s\\n' {q(job.name)} \"${variable}\" {q(tasks)} >&2")
         else:
-            lines.append(f"printf 'submitted %s as job %s after job %s\\n' {q(stage.name)} \"${variable}\""
-                         f" \"${variables[stage.upstream]}\" >&2")
-        variables[stage.name] = variable
+            upstream = variables[job.dependency.on[0][0]]
+            how = ", task by task (aftercorr)" if job.dependency.kind == "aftercorr" else ""
+            lines.append(f"printf 'submitted %s as job %s after job %s%s\\n' {q(job.name)} \"${variable}\""
+                         f" \"${upstream}\" {q(tasks + how)} >&2")
+        variables[job.name] = variable
     return "\n".join(lines) + "\n"

@@ -8,8 +8,9 @@ import attrs
 
 from segbench.runs import RunDir
 from segbench.errors import RecipeError
-from segbench.recipe.load import ResolvedRecipe, load_recipe
+from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
+from segbench.recipe.variants import GridAxis, Variant, load_variants
 from segbench_jobs.slurm_config import SlurmConfig, slurm_config
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -24,6 +25,9 @@ class Stage:
     slurm: SlurmConfig | None  # None for a stage that is complete (it is not submitted)
     upstream: str | None  # run name of the stage this one starts from, when that is not complete yet
     requested: bool  # named on the command line (False: pulled in as another stage's upstream)
+    variant: Variant = Variant(0, None)  # its place in the experiment (the array task id); an upstream
+    # stage takes the variant of the stage that pulled it in, so task k pairs with task k
+    multi: bool = False  # one of several runs of an experiment (submitted in a job array)
 
     @property
     def name(self) -> str:
@@ -54,8 +58,8 @@ def find_recipes(path: Path) -> list[Path]:
 
 
 def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequence[str] = (),
-                 slurm_overrides: Sequence[str] = (), smoke: bool = False,
-                 runs_dir: Path | None = None) -> list[Stage]:
+                 slurm_overrides: Sequence[str] = (), smoke: bool = False, runs_dir: Path | None = None,
+                 seeds: Sequence[int] | None = None, grid: Sequence[GridAxis] = ()) -> list[Stage]:
     """Stages in submission order: every stage comes after the stage it depends on.
 
     A stage reached from several recipes appears once; a complete stage is kept (so it can be reported)
@@ -67,20 +71,25 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
         return RunDir.for_plan(plan, runs_dir).is_complete()
 
     for path in recipe_paths:
-        chain = resolve_stages(load_recipe(path, overrides, smoke=smoke), registries, is_complete=complete)
-        for position, link in enumerate(chain):
-            requested = position == len(chain) - 1
-            known = stages.get(link.name)
-            if known is not None:
-                if requested and not known.requested:
-                    stages[link.name] = attrs.evolve(known, requested=True)
-                continue
-            recipe, run = link.recipe, RunDir.for_plan(link.plan, runs_dir)
-            if link.complete:
-                stages[link.name] = Stage(recipe, run, None, None, requested)
-                continue
-            parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
-            config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
-            upstream = None if parent is None or parent.complete else parent.name
-            stages[link.name] = Stage(recipe, run, config, upstream, requested)
+        variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke,
+                                 registries=registries)
+        for variant, requested_recipe in variants:
+            # every stage of the chain takes the variant of the requested run: task k pairs with task k
+            chain = resolve_stages(requested_recipe, registries, is_complete=complete)
+            for position, link in enumerate(chain):
+                requested = position == len(chain) - 1
+                known = stages.get(link.name)
+                if known is not None:
+                    if requested and not known.requested:
+                        stages[link.name] = attrs.evolve(known, requested=True)
+                    continue
+                recipe, run = link.recipe, RunDir.for_plan(link.plan, runs_dir)
+                multi = len(variants) > 1
+                if link.complete:
+                    stages[link.name] = Stage(recipe, run, None, None, requested, variant, multi)
+                    continue
+                parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
+                config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
+                upstream = None if parent is None or parent.complete else parent.name
+                stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi)
     return list(stages.values())

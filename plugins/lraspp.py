@@ -5,7 +5,7 @@ style attention branch on the stride-16 (dilated) features plus a stride-8 skip,
 parameters for 19 classes (torchvision's table: 3,221,538 at 21). ``pretrained`` takes ``none``
 (random initialisation, nothing read or downloaded), ``imagenet`` (torchvision's MobileNetV3-Large
 ImageNet weights from the local torch hub cache) or the path of a ``mobilenet_v3_large`` state dict,
-exactly as the ResNet50 DeepLabs do (see ``segbench.backbone_init``).
+exactly as the ResNet50 DeepLabs do (see ``segbench_plugins.resnet50_weights``).
 
 ``bn_momentum`` sets the batch-norm momentum of the whole model: torchvision's MobileNetV3 backbone
 uses 0.01, whose running statistics lag far behind the weights in a short run from scratch (on the
@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
 from segbench import hookimpl
-from segbench.backbone_init import Backbone, init_backbone
+from segbench_plugins.resnet50_weights import Backbone, init_backbone
 
 
 def _mobilenet_v3_large_imagenet_url() -> str:
@@ -68,6 +68,13 @@ def build_lraspp(config: LRASPPConfig, *, num_classes: int) -> LRASPP:
     return model
 
 
+def random_backbone(config):
+    """A checkpoint replaces every weight, and a smoke run cannot assume ImageNet weights are present:
+    no backbone file is read."""
+    return attrs.evolve(config, pretrained="none")
+
+
 @hookimpl
 def segbench_register_models(register):
-    register("lraspp_mobilenet_v3", build_lraspp, config=LRASPPConfig)
+    register("lraspp_mobilenet_v3", build_lraspp, config=LRASPPConfig, smoke=random_backbone,
+             for_checkpoint=random_backbone)

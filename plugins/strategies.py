@@ -51,8 +51,9 @@ class Finetune:
             source = recipe.base_path
         else:
             source = (recipe.path.parent / self.config.source).resolve()
-        # The upstream stage sees the same command-line overrides, so smoke runs stay small end to end.
-        return load_recipe(source, recipe.overrides, smoke=recipe.smoke)
+        # The upstream stage sees the same command-line overrides, so smoke runs stay small end to end,
+        # and seed k of a multi-seed experiment starts from seed k of its upstream stage.
+        return load_recipe(source, recipe.overrides, smoke=recipe.smoke, seed=recipe.replicate_seed)
 
     def prepare(self, model, *, upstream_run: Path | None):
         from segbench.engine.checkpoint import load_model_weights
@@ -78,6 +79,6 @@ class Pretrained(Scratch):
 
 @hookimpl
 def segbench_register_strategies(register):
-    register("scratch", Scratch, config=ScratchConfig)
+    register("scratch", Scratch, config=ScratchConfig, default=True)
     register("finetune", Finetune, config=FinetuneConfig, aliases=("coarse_to_fine",))
     register("pretrained", Pretrained, config=PretrainedConfig)

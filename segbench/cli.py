@@ -4,12 +4,43 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
 
 from segbench import __version__
 from segbench.errors import SegbenchError
+from segbench.limits import IMAGE_SIDE_MAX, SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
+from segbench.process import tune_process
+
+
+def _bounded_int(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse names the option in its error)."""
+    def integer(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (give {low} to {high})") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {low} to {high}")
+        return value
+    integer.numeric = True
+    return integer
+
+
+def _image_size(low: int, high: int):
+    """An argparse type: ``HEIGHTxWIDTH`` in pixels, each side from ``low`` to ``high``."""
+    def size(text: str) -> tuple[int, int]:
+        match = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text)
+        if match is None:
+            raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH in pixels, e.g. 512x1024")
+        height, width = int(match.group(1)), int(match.group(2))
+        if not (low <= height <= high and low <= width <= high):
+            raise argparse.ArgumentTypeError(f"{height}x{width}: each side must be from {low} to {high} pixels")
+        return height, width
+    size.numeric = True
+    return size
 
 
 def _registries():
@@ -35,6 +66,26 @@ def image_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _add_experiment_options(parser):
+    parser.add_argument("--seeds", default=None, metavar="0,1,2",
+                        help="run these seeds (one run each) instead of the recipe's seeds:")
+    parser.add_argument("--grid", action="append", default=[], metavar="key=v1,v2",
+                        help="sweep a recipe key over values; repeat for a product (times the seeds)")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (e.g. 0.95)") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.95), got {value}")
+    return value
+
+
+_fraction.numeric = True
+
+
 def _add_runs_dir(parser):
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
@@ -42,20 +93,32 @@ def _add_runs_dir(parser):
 
 def cmd_run(args) -> int:
     from segbench.engine.runner import run_recipe_file
+    from segbench.recipe.variants import parse_grid, parse_seeds
 
     run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
-                    smoke=args.smoke, device=args.device)
+                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds else None,
+                    grid=parse_grid(args.grid))
     return 0
 
 
 def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
     from segbench.recipe.plan import build_plan
-    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke)
-    plan = build_plan(recipe, _registries())  # validate before printing
+    registries = _registries()
+    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
+    plan = build_plan(recipe, registries)  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {plan.hash}")
-    print(dump_yaml(recipe.data), end="")
+    if recipe.seeds:
+        print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
+              " --seeds chooses others)")
+    if args.defaults:
+        from segbench.recipe.resolved import resolved_data
+
+        print("# every component's settings with their defaults filled in")
+        print(dump_yaml(resolved_data(plan)), end="")
+    else:
+        print(dump_yaml(recipe.data), end="")
     return 0
 
 
@@ -71,30 +134,47 @@ def cmd_list(args) -> int:
         for entry in registries[kind]:
             aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
             print(f"  {entry.name:<24} {entry.plugin}{aliases}")
-            if args.verbose and kind == "models":
-                _print_model_info(entry)
+            if args.verbose:
+                from segbench.describe import describe_settings
+
+                print("\n".join(describe_settings(entry)))
+                if kind == "models":
+                    _print_model_info(entry)
     return 0
 
 
-def _print_model_info(entry, input_size=(512, 1024)):
-    from segbench.model_info import describe_model
+def _print_model_info(entry, input_size=(512, 1024)) -> bool:
+    from segbench.model_info import describe_entry
 
-    model = entry.factory(entry.default_config(), num_classes=19)
-    info = describe_model(model, input_size=input_size)
+    described = describe_entry(entry, input_size=input_size)
+    if described.error is not None:
+        print(f"      error: {described.error}")
+        return False
+    info = described.info
     print(f"      params {info.params:,}  size {info.size_mb:.1f} MB  {info.gflops:.1f} GFLOPs"
           f" at {input_size[0]}x{input_size[1]}")
+    return True
 
 
 def cmd_models(args) -> int:
-    from segbench.model_info import describe_model
+    from segbench.model_info import describe_entry
 
     registries = _registries()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
     print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
     print("|---|---|---:|---:|---:|")
+    broken = 0
     for entry in registries.models:
-        info = describe_model(entry.factory(entry.default_config(), num_classes=19), input_size=size)
+        described = describe_entry(entry, input_size=size)
+        if described.error is not None:
+            broken += 1
+            print(f"| {entry.name} | {entry.plugin} | error: {described.error.replace('|', '/')} | | |")
+            continue
+        info = described.info
         print(f"| {entry.name} | {entry.plugin} | {info.params:,} | {info.size_mb:.1f} | {info.gflops:.1f} |")
+    if broken:
+        print(f"segbench: {broken} model(s) could not be built with their default settings; see their rows",
+              file=sys.stderr)
     return 0
 
 
@@ -109,10 +189,7 @@ def cmd_plugins(args) -> int:
 def cmd_synth(args) -> int:
     from segbench.synth import generate_city
 
-    try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise SegbenchError(f"--size {args.size!r}: write HEIGHTxWIDTH, e.g. 128x256") from None
+    height, width = args.size
     kwargs = {k: v for k, v in (("train", args.train), ("val", args.val), ("train_extra", args.train_extra))
               if v is not None}
     report = generate_city(Path(args.dir), size=(height, width), seed=args.seed, progress=True, **kwargs)
@@ -145,6 +222,13 @@ def cmd_compare(args) -> int:
     from segbench.report.compare import compare_command
 
     compare_command(args)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from segbench.report.html import report_command
+
+    report_command(args)
     return 0
 
 
@@ -184,22 +268,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="the same recipe on a tiny synthetic city, a few iterations, small crops")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the recipe's trainer.device)")
+    _add_experiment_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="print the resolved recipe as YAML")
     p.add_argument("recipe", type=Path)
     _add_overrides(p)
     p.add_argument("--smoke", action="store_true", help="show the --smoke variant")
+    p.add_argument("--defaults", action="store_true",
+                   help="fill in every key each component leaves at its default")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("list", help="registered components per kind, with their plugins")
     p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
-                                            " class_weightings")
-    p.add_argument("--verbose", "-v", action="store_true", help="for models: parameters, size and GFLOPs")
+                                            " class_weightings, transforms, loggers")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="each component's first doc line and config keys (type, default, allowed values);"
+                        " for models also parameters, size and GFLOPs")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
-    p.add_argument("--size", default="512x1024", help="input HxW for GFLOPs (default 512x1024)")
+    p.add_argument("--size", default=(512, 1024), type=_image_size(32, IMAGE_SIDE_MAX),
+                   help="input HxW for GFLOPs (default 512x1024)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("plugins", help="installed plugins and their distributions")
@@ -207,11 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic Cityscapes-format street-scene tree")
     p.add_argument("dir")
-    p.add_argument("--train", type=int, default=None)
-    p.add_argument("--val", type=int, default=None)
-    p.add_argument("--train-extra", type=int, default=None)
-    p.add_argument("--size", default="128x256", help="HEIGHTxWIDTH (default 128x256)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--val", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--train-extra", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--size", default=(128, 256), type=_image_size(SYNTH_MIN_SIZE[0], SYNTH_MAX_SIZE[1]),
+                   help="HEIGHTxWIDTH (default 128x256)")
+    p.add_argument("--seed", type=_bounded_int(0, SEED_MAX), default=0)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("evaluate", help="score a run or checkpoint with the official Cityscapes rule")
@@ -251,11 +342,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: at least 3 and 0.5 s)")
     p.set_defaults(func=cmd_benchmark)
 
-    p = sub.add_parser("compare", help="results table of runs (Markdown or CSV)")
-    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p = sub.add_parser("compare", help="results table of runs with statistics across seeds (Markdown or CSV);"
+                                        " with two experiments or runs A B: B minus A with its interval")
+    p.add_argument("targets", nargs="*", metavar="RUNS_DIR | A B",
+                   help="a runs directory; or A and B: run directories or experiment labels (NAME, NAME:0,1,2)")
+    _add_runs_dir(p)
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
+    p.add_argument("--resamples", type=_bounded_int(1, 1_000_000), default=2000,
+                   help="bootstrap resamples (default 2000)")
+    p.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--bootstrap-seed", type=_bounded_int(0, SEED_MAX), default=0,
+                   help="seed of the resampling (default 0)")
+    p.add_argument("--forest", type=Path, default=None, metavar="PNG",
+                   help="with A B: draw the per-class differences as a forest plot")
+    p.add_argument("--include-smoke", action="store_true",
+                   help="also list `run --smoke` runs (checks on tiny data, left out by default)")
+    p.add_argument("--columns", action="append", metavar="KEY[,KEY]",
+                   help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
+                        " (keys not at the top level are looked up under provenance)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
+    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p.add_argument("--out", type=Path, required=True, help="folder for index.html and its figures")
+    p.add_argument("--images", type=int, default=3,
+                   help="prediction panels per run: the report split's first N images (0: none)")
+    p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
     p.add_argument("run_dir", type=Path)
@@ -268,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="training loss and validation mIoU curves; --pareto: mIoU vs latency")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--band", choices=("minmax", "std"), default="minmax",
+                   help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
     p.add_argument("--pareto", action="store_true",
                    help="one runs folder: mIoU against benchmarked latency (log scale), each run labelled")
     p.set_defaults(func=cmd_plot)
@@ -277,47 +393,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where job scripts are written (default jobs/out)")
     p.add_argument("--smoke", action="store_true")
     _add_runs_dir(p)
+    _add_experiment_options(p)
     p.set_defaults(func=cmd_emit_slurm)
     return parser
 
 
-# glibc malloc hands big blocks back to the kernel after every step, so each training step re-faults
-# gigabytes of pages; keeping them mapped made training 1.1-1.9x faster on CPU. glibc reads these
-# only at process start, hence the re-exec.
-ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
-
-# How long an idle OpenMP thread spins before sleeping (libgomp, which torch's Linux wheels use).
-# Its default (300,000 spins) is the fastest for a run alone, but two runs sharing 2 cores with
-# data-loading workers took 2.6x as long as with passive waiting. Passive waiting costs every small
-# kernel a wake-up: the quickstart alone trained 1.3x as long. A short spin runs within 6% of the
-# default alone and within 1.35x of passive waiting when shared (benchmarks/bench_openmp_wait.py).
-# The user's own setting wins.
-OPENMP_SPIN_COUNT = "10000"
-
-
-def _reexec_with_allocator_settings() -> None:
-    if not sys.platform.startswith("linux") or os.environ.get("SEGBENCH_NO_REEXEC") or \
-            "jemalloc" in os.environ.get("LD_PRELOAD", ""):
-        return
-    if all(os.environ.get(k) is not None for k in ALLOCATOR_ENV):
-        return
-    for key, value in ALLOCATOR_ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ["SEGBENCH_NO_REEXEC"] = "1"
-    try:
-        os.execv(sys.executable, [sys.executable, "-m", "segbench.cli", *sys.argv[1:]])
-    except OSError:
-        pass  # run on with the default settings
-
-
-def _limit_openmp_spinning() -> None:
-    """Set before torch (and its OpenMP runtime) loads, which reads the environment once."""
-    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
-        return
-    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
-
-
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# File-system trouble with a path the user chose (runs directory, --out, cache, dataset): what to do.
+_PATH_TROUBLE = {
+    errno.EACCES: "you may not read or write there: fix its permissions, or choose another place (--runs-dir,"
+                  " --out, SEGBENCH_CACHE)",
+    errno.EPERM: "the operation is not permitted there: fix its permissions, or choose another place",
+    errno.EROFS: "that file system is read-only: choose a writable place (--runs-dir, --out, SEGBENCH_CACHE)",
+    errno.ENOTDIR: "a part of that path is a file where a folder is needed: choose another path, or move the file",
+    errno.EISDIR: "it is a folder where a file is needed: give a file path",
+    errno.EEXIST: "something already exists there: choose another path, or move it away",
+    errno.ENAMETOOLONG: "a name in that path is longer than the file system allows (255 bytes): shorten it",
+    errno.ELOOP: "it is a symbolic link that loops: fix or remove the link",
+    errno.ENOENT: "it does not exist: check the path",
+}
 
 
 def user_message(exc: BaseException) -> str | None:
@@ -330,13 +424,14 @@ def user_message(exc: BaseException) -> str | None:
         where = f"{exc.filename}: " if exc.filename else ""
         return (f"{where}{exc.strerror}. Free disk space (or raise the quota or file-size limit) and run the same"
                 " command again; an interrupted run resumes from its last checkpoint.")
+    if isinstance(exc, OSError) and exc.errno in _PATH_TROUBLE and exc.filename:
+        return f"{os.fsdecode(exc.filename)}: {exc.strerror}; {_PATH_TROUBLE[exc.errno]}."
     return str(exc) if isinstance(exc, SegbenchError) else None
 
 
 def main(argv=None) -> int:
     if argv is None:
-        _reexec_with_allocator_settings()
-        _limit_openmp_spinning()
+        tune_process()
     parser = build_parser()
     # Overrides may come before or after options (`run r.yaml --smoke a=b`): argparse leaves the
     # late ones unrecognised, so fold `key=value` words back into the command's overrides.

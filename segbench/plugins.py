@@ -1,7 +1,9 @@
 """The plugin manager: built-in plugins first, then the ``segbench`` entry-point group."""
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 from importlib.metadata import entry_points
 from typing import Iterable
@@ -22,6 +24,7 @@ BUILTIN_PLUGINS = (
     "segbench_plugins.schedulers",
     "segbench_plugins.strategies",
     "segbench_plugins.class_weightings",
+    "segbench_plugins.transforms",
     "segbench_plugins.unet",
     "segbench_plugins.deeplab",
     "segbench_plugins.lraspp",
@@ -29,6 +32,8 @@ BUILTIN_PLUGINS = (
     "segbench_plugins.enet",
     "segbench_plugins.cityscapes",
     "segbench_plugins.synthetic_city",
+    "segbench_plugins.loggers",
+    "segbench_plugins.loggers_tensorboard",
 )
 
 
@@ -56,8 +61,10 @@ def make_plugin_manager(
     pm = pluggy.PluginManager("segbench")
     pm.add_hookspecs(hookspecs)
     pm.segbench_distributions = {}
+    pm.segbench_blocked = {}  # plugin name -> its module (built-ins) or None (entry points are not imported)
     for module_name in builtins:
         if module_name in blocked or module_name.rsplit(".", 1)[-1] in blocked:
+            pm.segbench_blocked[module_name] = importlib.import_module(module_name)
             continue
         pm.register(importlib.import_module(module_name), name=module_name)
         pm.segbench_distributions[module_name] = PluginInfo(module_name, "segbench (built-in)", _version())
@@ -66,6 +73,7 @@ def make_plugin_manager(
     if load_entry_points:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in blocked:
+                pm.segbench_blocked[ep.name] = None
                 continue
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
@@ -87,6 +95,47 @@ def make_plugin_manager(
 
 def plugin_infos(pm) -> list[PluginInfo]:
     return list(pm.segbench_distributions.values())
+
+
+def distribution_of(pm, plugin_name: str) -> str:
+    """``name version`` of the distribution that installed a plugin (empty when unknown)."""
+    info = getattr(pm, "segbench_distributions", {}).get(plugin_name)
+    return f"{info.distribution} {info.version}" if info is not None else ""
+
+
+def _known_hooks() -> list[str]:
+    return [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("segbench_")]
+
+
+def check_hook_names(pm) -> None:
+    """Refuse ``segbench_*`` functions that are not hooks (a misspelled hook is otherwise silently
+    ignored) and hook-named functions that lack ``@segbench.hookimpl``."""
+    known = _known_hooks()
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        where = f"plugin {name!r}"
+        dist = distribution_of(pm, name)
+        if dist:
+            where += f" (distribution {dist})"
+        for attribute in dir(plugin):
+            if not attribute.startswith("segbench_") or not callable(getattr(plugin, attribute, None)) \
+                    or inspect.ismodule(getattr(plugin, attribute, None)):
+                continue
+            if attribute not in known:
+                close = difflib.get_close_matches(attribute, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else "."
+                raise PluginError(f"{where} defines {attribute!r}, which is not a segbench hook{hint} The hooks are:"
+                                  f" {', '.join(known)}. Rename it (functions named segbench_* are reserved for"
+                                  " hooks).")
+            if pm.parse_hookimpl_opts(plugin, attribute) is None:
+                raise PluginError(f"{where} defines {attribute!r} without the @segbench.hookimpl decorator, so"
+                                  " segbench would never call it; decorate it with @hookimpl"
+                                  " (from segbench import hookimpl).")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc}. The hooks are: {', '.join(known)}.") from None
 
 
 def _version() -> str:

@@ -24,6 +24,7 @@ import cattrs
 
 from segbench.atomic import atomic_write_text
 from segbench.errors import SegbenchError
+from segbench.provenance import Provenance
 
 SCHEMA_VERSION = 1
 
@@ -73,6 +74,8 @@ class ResultsRecord:
     selection_split: Optional[dict[str, Any]]
     selection_overlaps_report: bool
     report_images: int
+    train_images: int = 0  # what training and selection ran over (0 in results written before these were kept)
+    selection_images: int = 0
     evaluation: EvaluationSettings
     checkpoint: str
     best_selection_mIoU: float
@@ -87,6 +90,11 @@ class ResultsRecord:
     resumed: bool
     class_weights: Optional[ClassWeightsRecord]
     finished_at: str
+    seed: Optional[int] = None  # the runs of one experiment differ only in their seed
+    experiment_hash: Optional[str] = None  # the run hash without the seed
+    per_image_confusion: Optional[str] = None  # per-image confusion matrices, next to results.json
+    smoke: bool = False  # a `run --smoke` check on tiny data: `compare` leaves it out unless asked
+    provenance: Optional[Provenance] = None  # what produced the run (None in files written before it was kept)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
@@ -176,6 +184,7 @@ class SelectionRecord:
     mIoU: float
     best_mIoU: float
     lr: float
+    per_class_iou: Optional[dict[str, Optional[float]]] = None  # None in files written before it was kept
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

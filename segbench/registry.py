@@ -1,18 +1,55 @@
 """Registries of named components, built from a plugin manager (never import-time globals)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import os
+from typing import Any, Callable, Iterator, Mapping
 
 import attrs
 
-from segbench.errors import PluginError, UnknownNameError
+from segbench.errors import BlockedNameError, PluginError, UnknownNameError
 
-KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings")
+BLOCK_ENV = "SEGBENCH_BLOCK_PLUGINS"
+
+KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings",
+         "transforms", "loggers")
+
+# What a registration may declare beyond ``smoke`` and ``aliases``, per kind (see segbench.hookspecs).
+KIND_OPTIONS = {
+    "models": ("for_checkpoint",),
+    "optimizers": ("param_groups",),
+    "transforms": ("final",),
+    "schedulers": ("default",),
+    "strategies": ("default",),
+    "loggers": ("default",),  # several may be: a recipe without a `logging:` list uses all of them
+}
+
+# Keys of a dataset's config that the core itself reads, as the datasets hook documents:
+# `evaluate --split NAME` scores the whole split NAME, `compare` shows them.
+SPLIT_KEY, SUBSET_KEY = "split", "subset"
+
+
+@attrs.frozen
+class Substitute:
+    """What a smoke variant returns to use another registered component of the same kind instead
+    (a dataset read from disk replaced by a generated one): its ``name`` and its ``config``."""
+
+    name: str
+    config: Any
+
+
+@attrs.frozen
+class GroupSettings:
+    """One optimizer parameter group as an optimizer's ``param_groups`` declaration gives it:
+    ``None`` leaves a value at the optimizer's own."""
+
+    lr: float | None = None
+    weight_decay: float | None = None
 
 
 @attrs.frozen
 class Entry:
-    """One registered component: its factory, config class and the plugin that registered it."""
+    """One registered component: its factory, config class, the plugin that registered it, and what
+    the registration declares beyond the factory (see ``segbench.hookspecs``)."""
 
     kind: str
     name: str
@@ -20,9 +57,40 @@ class Entry:
     config: type
     plugin: str
     aliases: tuple[str, ...] = ()
+    smoke: Callable[[Any], Any] | None = None
+    for_checkpoint: Callable[[Any], Any] | None = None
+    param_groups: Callable[[Any], Mapping[str, GroupSettings]] | None = None
+    final: bool = False
+    default: bool = False
+    distribution: str = ""
 
     def default_config(self):
         return self.config()
+
+    @property
+    def origin(self) -> str:
+        """``plugin 'x' (distribution y 1.0)``: who to ask when the component misbehaves."""
+        return f"plugin {self.plugin!r}" + (f" (distribution {self.distribution})" if self.distribution else "")
+
+    def smoke_config(self, config):
+        """The config (or :class:`Substitute`) of this component's ``--smoke`` variant."""
+        return config if self.smoke is None else self.smoke(config)
+
+    def checkpoint_config(self, config):
+        """The config to build with when a checkpoint supplies every weight."""
+        return config if self.for_checkpoint is None else self.for_checkpoint(config)
+
+    def groups(self, config) -> dict[str, GroupSettings]:
+        """The parameter groups the optimizer ``config`` asks for, by sub-module prefix."""
+        if self.param_groups is None:
+            return {}
+        groups = self.param_groups(config)
+        if not isinstance(groups, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, GroupSettings) for k, v in groups.items()):
+            raise PluginError(f"{self.kind} {self.name!r} ({self.origin}): its param_groups declaration returned"
+                              f" {groups!r}; it must return a mapping of sub-module prefix to"
+                              " segbench.registry.GroupSettings.")
+        return dict(groups)
 
 
 class Registry:
@@ -32,6 +100,8 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
         self._lookup: dict[str, Entry] = {}
+        self.blocked: dict[str, str] = {}  # name -> the blocked plugin that provides it
+        self.blocked_plugins: tuple[str, ...] = ()  # every plugin SEGBENCH_BLOCK_PLUGINS blocks
 
     def add(self, entry: Entry) -> None:
         for key in (entry.name, *entry.aliases):
@@ -47,6 +117,11 @@ class Registry:
                 f"plugin {entry.plugin!r} registered {self.kind} {entry.name!r} with config"
                 f" {entry.config!r}, which is not an attrs class; declare it with @attrs.frozen."
             )
+        for label, value in (("smoke", entry.smoke), ("for_checkpoint", entry.for_checkpoint),
+                             ("param_groups", entry.param_groups)):
+            if value is not None and not callable(value):
+                raise PluginError(f"plugin {entry.plugin!r} registered {self.kind} {entry.name!r} with"
+                                  f" {label}={value!r}; it must be a function taking the component's config.")
         self._entries[entry.name] = entry
         for key in (entry.name, *entry.aliases):
             self._lookup[key] = entry
@@ -55,7 +130,19 @@ class Registry:
         try:
             return self._lookup[name]
         except (KeyError, TypeError):
-            raise UnknownNameError(self.kind, str(name), self._lookup) from None
+            pass
+        if isinstance(name, str) and name in self.blocked:
+            plugin = self.blocked[name]
+            raise BlockedNameError(
+                f"{self.kind} {name!r} comes from plugin {plugin!r}, which is blocked by SEGBENCH_BLOCK_PLUGINS"
+                f"={os.environ.get(BLOCK_ENV, '')!r}. Remove {plugin.rsplit('.', 1)[-1]!r} from"
+                f" SEGBENCH_BLOCK_PLUGINS to use it, or choose another {self.kind[:-1]}.")
+        unknown = UnknownNameError(self.kind, str(name), self._lookup)
+        unimported = [plugin for plugin in self.blocked_plugins if plugin not in self.blocked.values()]
+        if unimported:
+            unknown.args = (f"{unknown} SEGBENCH_BLOCK_PLUGINS blocks plugin(s) {', '.join(unimported)}, which may"
+                            f" provide it: remove them from SEGBENCH_BLOCK_PLUGINS to use them.",)
+        raise unknown
 
     def __contains__(self, name: str) -> bool:
         return name in self._lookup
@@ -69,12 +156,21 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def in_order(self) -> list[Entry]:
+        """Entries in registration order (built-ins first)."""
+        return list(self._entries.values())
+
+    def defaults(self) -> list[Entry]:
+        """Entries registered with ``default=True``, in registration order."""
+        return [entry for entry in self._entries.values() if entry.default]
+
 
 @attrs.frozen
 class Registries:
     """All component registries, one per kind."""
 
     by_kind: dict[str, Registry]
+    plugins: tuple = ()  # segbench.plugins.PluginInfo of every plugin the manager loaded
 
     def __getattr__(self, kind: str) -> Registry:
         try:
@@ -86,17 +182,41 @@ class Registries:
         return self.by_kind[kind]
 
 
+def _make_register(registry: Registry, plugin: str, distribution: str):
+    allowed = KIND_OPTIONS.get(registry.kind, ())
+
+    def register(name, factory, *, config, aliases=(), smoke=None, **options):
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            valid = ", ".join(("config", "aliases", "smoke", *allowed))
+            raise PluginError(f"plugin {plugin!r} registered {registry.kind} {name!r} with unknown keyword(s)"
+                              f" {', '.join(unknown)}; a {registry.kind[:-1]} registration takes: {valid}.")
+        if isinstance(aliases, str):
+            aliases = (aliases,)
+        registry.add(Entry(registry.kind, name, factory, config, plugin, tuple(aliases), smoke=smoke,
+                           distribution=distribution, **options))
+
+    return register
+
+
 def build_registries(plugin_manager) -> Registries:
     """Ask every plugin to register its components and return the filled registries."""
+    from segbench.plugins import check_hook_names, distribution_of
+
+    check_hook_names(plugin_manager)
     by_kind = {kind: Registry(kind) for kind in KINDS}
+    blocked = getattr(plugin_manager, "segbench_blocked", {})
     for kind in KINDS:
+        by_kind[kind].blocked_plugins = tuple(blocked)
+        for plugin_name, module in blocked.items():  # what blocked built-ins would register, for the message
+            hook = getattr(module, f"segbench_register_{kind}", None)
+            if hook is not None:
+                hook(register=lambda name, *_args, _plugin=plugin_name, _kind=kind, aliases=(), **_kwargs:
+                     by_kind[_kind].blocked.update(dict.fromkeys((name, *aliases), _plugin)))
         hook = getattr(plugin_manager.hook, f"segbench_register_{kind}")
         for impl in reversed(hook.get_hookimpls()):  # registration order: built-ins first
             plugin_name = plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
-
-            def register(name, factory, *, config, aliases=(), _plugin=plugin_name, _kind=kind):
-                by_kind[_kind].add(Entry(_kind, name, factory, config, _plugin, tuple(aliases)))
-
+            register = _make_register(by_kind[kind], plugin_name, distribution_of(plugin_manager, plugin_name))
             try:
                 impl.function(register=register)
             except PluginError:
@@ -107,4 +227,4 @@ def build_registries(plugin_manager) -> Registries:
                     f" {type(exc).__name__}: {exc}. Fix or uninstall that plugin, or block it with"
                     f" SEGBENCH_BLOCK_PLUGINS={plugin_name}."
                 ) from exc
-    return Registries(by_kind)
+    return Registries(by_kind, tuple(getattr(plugin_manager, "segbench_distributions", {}).values()))

@@ -27,7 +27,7 @@ def test_recipe_validates_and_has_a_header(path, registries):
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_runs_in_smoke_mode(path, tmp_path):
-    run = run_recipe_file(path, runs_dir=tmp_path, smoke=True, progress=False)
+    run, = run_recipe_file(path, runs_dir=tmp_path, smoke=True, progress=False, seeds=(0,))
     results = run.read_results()
     assert 0.0 <= results.mIoU <= 1.0
     upstream = load_recipe(path).data.get("strategy", {}).get("name") == "finetune"

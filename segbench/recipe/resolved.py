@@ -10,7 +10,7 @@ from typing import Any
 
 from segbench.config import unstructure
 from segbench.functional.merge import content_hash
-from segbench.recipe.load import UNHASHED_SECTIONS
+from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 
 
 def _plain(value: Any) -> Any:
@@ -44,9 +44,15 @@ def resolved_data(plan) -> dict:
                     "eval_transforms": _pipeline(plan.eval_transforms)}
     data["trainer"] = _plain(unstructure(plan.trainer))
     data["evaluation"] = _plain(unstructure(plan.evaluation))
+    data["logging"] = [_component(component) for component in plan.loggers]  # not hashed (UNHASHED_SECTIONS)
     return data
 
 
 def run_hash(plan) -> str:
     """The SHA-256 of the resolved recipe (without the sections that only say where a run executes)."""
     return content_hash(resolved_data(plan), exclude=UNHASHED_SECTIONS)
+
+
+def experiment_hash(plan) -> str:
+    """The same for every replicate of one experiment: the run hash without the seed."""
+    return content_hash(resolved_data(plan), exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))

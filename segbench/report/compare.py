@@ -3,7 +3,8 @@
 Markdown (default): one row per run (recipe, model, strategy, mIoU and pixel accuracy in percent,
 parameters, checkpoint size, inference speed, report split, status) and a per-class IoU table.
 CSV: one row per run with the numbers exactly as ``results.json`` holds them (fractions in [0, 1]),
-then one ``iou_<class>`` column per class. Finished runs come first, best mIoU first; runs without
+then one ``iou_<class>`` column per class; ``experiment_hash`` and ``seed`` group the seeds of an experiment.
+Markdown adds statistics across seeds (``segbench.report.significance``). Finished runs come first, best mIoU first; runs without
 ``results.json`` are listed as incomplete with how far they got.
 
 Inference speed is images per second at batch 1 on the report split's image size (shown as
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 import sys
 import time
@@ -29,7 +31,11 @@ import yaml
 
 from segbench.runs import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
+from segbench.functional.merge import content_hash
+from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 from segbench.records import RecordError
+from segbench.registry import SPLIT_KEY, SUBSET_KEY
+from segbench.report.columns import cell_text, known_columns, lookup, parse_columns
 from segbench.report.latency_table import (LATENCY_COLUMNS, latency_backends, latency_cells, latency_notes,
                                             latency_value)
 from segbench.report.loading import run_name
@@ -62,6 +68,10 @@ class RunRow:
     report_images: int | None = None
     selection_overlaps_report: bool = False
     recipe_hash: str | None = None
+    experiment_hash: str | None = None  # the same for the seeds of one experiment
+    seed: int | None = None
+    smoke: bool = False  # a `run --smoke` check, not a result
+    results: dict = attrs.field(factory=dict, repr=False)  # results.json as read, for --columns
     latency: dict = attrs.field(factory=dict)  # backend -> LatencyRecord from `segbench benchmark`
 
     @property
@@ -90,9 +100,9 @@ def _name_of(section, default=None):
 def _split_text(section) -> str | None:
     if not isinstance(section, dict):
         return None
-    text = str(section.get("split", "?"))
-    if section.get("subset"):
-        subset = section["subset"]
+    text = str(section.get(SPLIT_KEY, "?"))
+    if isinstance(section.get(SUBSET_KEY), dict) and section[SUBSET_KEY]:
+        subset = section[SUBSET_KEY]
         text += " subset " + ", ".join(f"{k}={v}" for k, v in subset.items() if v not in (None, False))
     return text
 
@@ -119,18 +129,27 @@ def read_run(path: Path) -> RunRow:
     run = RunDir(Path(path))
     recipe = _recipe_data(run)
     row = RunRow(run, recipe=run_name(run), model=_name_of(recipe.get("model")),
-                 strategy=_name_of(recipe.get("strategy"), "scratch" if recipe else None),
-                 report_split=_split_text((recipe.get("data") or {}).get("report")))
+                 strategy=_name_of(recipe.get("strategy")),
+                 report_split=_split_text((recipe.get("data") or {}).get("report")),
+                 seed=recipe.get("seed", 0) if recipe else None,
+                 experiment_hash=content_hash(recipe, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
+                 if recipe else None)
     row.latency = {backend: record for backend in BACKENDS if (record := read_latency(run.path, backend))}
     if run.results.is_file():
         try:
             results = run.read_results()
         except RecordError as exc:
-            row.status = f"results.json unreadable ({exc})"
+            print(f"segbench: warning: skipping {run.results}: {exc}. Restore it from a copy, or evaluate the run"
+                  f" again with `segbench evaluate {run.path}`.", file=sys.stderr)
+            row.status = "results.json unusable"
             return row
         row.complete = True
+        row.smoke = results.smoke
+        row.results = json.loads(results.to_json())  # every field by its key path, for --columns
         row.recipe = results.recipe
         row.recipe_hash = results.recipe_hash
+        row.experiment_hash = results.experiment_hash or row.experiment_hash  # older runs: from recipe.yaml
+        row.seed = results.seed if results.seed is not None else row.seed
         row.model = results.model
         row.strategy = results.strategy
         row.miou, row.pixel_accuracy = results.mIoU, results.pixel_accuracy
@@ -140,7 +159,7 @@ def read_run(path: Path) -> RunRow:
         row.report_split = _split_text(results.report_split) or row.report_split
         row.report_images = results.report_images
         row.selection_overlaps_report = results.selection_overlaps_report
-        row.status = "complete"
+        row.status = "complete (smoke)" if row.smoke else "complete"
         return row
     row.epochs, row.iterations = _progress(run)
     if row.iterations is None:
@@ -160,16 +179,23 @@ def sort_rows(rows: list[RunRow]) -> list[RunRow]:
     return sorted(rows, key=key)
 
 
-def collect_runs(runs_dir: Path | None = None) -> list[RunRow]:
-    """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``)."""
+def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False) -> list[RunRow]:
+    """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``);
+    ``run --smoke`` runs only with ``include_smoke`` (a note on stderr says how many were left out)."""
     folder = default_runs_dir(runs_dir)
     if not folder.is_dir():
         raise SegbenchError(f"runs directory {folder} does not exist" + ("" if runs_dir else
                             " (the default: $SEGBENCH_RUNS, else ./runs)") + ". Give the folder that"
                             " `segbench run --runs-dir` wrote to, or train something first.")
     rows = [read_run(path) for path in sorted(folder.iterdir()) if _is_run(path)]
+    smoke = [row for row in rows if row.smoke]
+    if smoke and not include_smoke:
+        rows = [row for row in rows if not row.smoke]
+        print(f"compare: left out {len(smoke)} smoke run(s) ({', '.join(r.name for r in smoke[:5])}"
+              f"{', ...' if len(smoke) > 5 else ''}); --include-smoke lists them", file=sys.stderr)
     if not rows:
-        raise SegbenchError(f"no runs in {folder}: no subfolder holds a recipe.yaml, metrics.jsonl or"
+        left_out = " other than smoke runs (--include-smoke lists them)" if smoke else ""
+        raise SegbenchError(f"no runs in {folder}{left_out}: no subfolder holds a recipe.yaml, metrics.jsonl or"
                             " results.json. Train with `segbench run RECIPE --runs-dir " f"{folder}` first.")
     return sort_rows(rows)
 
@@ -231,7 +257,7 @@ def _speed(row: RunRow) -> str:
     return f"{row.images_per_s:.2f}{size}"
 
 
-def _display_names(rows: list[RunRow]) -> list[str]:
+def display_names(rows: list[RunRow]) -> list[str]:
     """Recipe names, with the run's hash where two runs share a recipe name."""
     counts = {}
     for row in rows:
@@ -251,15 +277,16 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def markdown_tables(rows: list[RunRow]) -> str:
-    names = _display_names(rows)
+def markdown_tables(rows: list[RunRow], columns=()) -> str:
+    names = display_names(rows)
     devices = sorted({row.speed_device for row in rows if row.speed_device})
     speed_header = f"img/s ({', '.join(devices)})" if devices else "img/s"
     backends = latency_backends(rows)
     latency_header = "".join(f" {b} ms (model / e2e) | {b} FPS |" for b in backends)
     lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header} |"
-             f"{latency_header} report split | status |",
-             "|---|---|---|---:|---:|---:|---:|---:|" + "---:|---:|" * len(backends) + "---|---|"]
+             f"{latency_header} report split | status |" + "".join(f" {_cell(c)} |" for c in columns),
+             "|---|---|---|---:|---:|---:|---:|---:|" + "---:|---:|" * len(backends) + "---|---|"
+             + "---|" * len(columns)]
     any_overlap = False
     for name, row in zip(names, rows):
         split = row.report_split or MISSING
@@ -275,6 +302,7 @@ def markdown_tables(rows: list[RunRow]) -> str:
                  MISSING if row.params is None else f"{row.params:,}",
                  _megabytes(row.checkpoint_mb),
                  _speed(row), *latency_cells(row, backends), split, status]
+        cells += [MISSING if (v := cell_text(lookup(row.results, c))) is None else v for c in columns]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if any_overlap:
         lines += ["", "† the best checkpoint was chosen on the report split itself: these numbers are optimistic."]
@@ -295,21 +323,22 @@ def markdown_tables(rows: list[RunRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ("run", "recipe", "recipe_hash", "model", "strategy", "status", "complete", "epochs", "iterations",
+CSV_COLUMNS = ("run", "recipe", "recipe_hash", "experiment_hash", "seed", "model", "strategy", "status", "complete", "epochs", "iterations",
                "mIoU", "pixel_accuracy", "params", "checkpoint_mb", SPEED_KEY, "speed_device", "speed_size", "report_split",
                "report_images", "selection_overlaps_report")
 
 
-def csv_table(rows: list[RunRow]) -> str:
+def csv_table(rows: list[RunRow], columns=()) -> str:
     """One row per run; numbers as ``results.json`` holds them (``repr``, so they parse back exactly)."""
     classes = class_names(rows)
     backends = latency_backends(rows)
     latency_columns = [f"{b}_{c}" for b in backends for c in LATENCY_COLUMNS]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *latency_columns, *(f"iou_{name}" for name in classes)])
+    writer.writerow([*CSV_COLUMNS, *latency_columns, *columns, *(f"iou_{name}" for name in classes)])
     for row in rows:
-        values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash, "model": row.model,
+        values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash,
+                  "experiment_hash": row.experiment_hash, "seed": row.seed, "model": row.model,
                   "strategy": row.strategy, "status": row.status, "complete": row.complete, "epochs": row.epochs,
                   "iterations": row.iterations, "mIoU": row.miou, "pixel_accuracy": row.pixel_accuracy,
                   "params": row.params, "checkpoint_mb": row.checkpoint_mb, SPEED_KEY: row.images_per_s,
@@ -318,15 +347,40 @@ def csv_table(rows: list[RunRow]) -> str:
                   "report_split": row.report_split,
                   "report_images": row.report_images, "selection_overlaps_report": row.selection_overlaps_report}
         latency = [latency_value(row.latency.get(b), c) for b in backends for c in LATENCY_COLUMNS]
-        cells = [values[c] for c in CSV_COLUMNS] + latency + [row.per_class_iou.get(name) for name in classes]
+        cells = [values[c] for c in CSV_COLUMNS] + latency + [cell_text(lookup(row.results, c)) for c in columns] + \
+            [row.per_class_iou.get(name) for name in classes]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in cells])
     return buffer.getvalue()
 
 
+def _check_columns(rows: list[RunRow], columns) -> None:
+    """A column no finished run has is a typo: say which keys exist."""
+    finished = [row.results for row in rows if row.results]
+    for column in columns:
+        if finished and all(lookup(results, column) is None for results in finished):
+            raise SegbenchError(f"--columns {column!r}: no run's results.json has it. Available:"
+                                f" {', '.join(known_columns(finished[0]))}")
+
+
 def compare_command(args, *, registries=None) -> str:
-    rows = collect_runs(args.runs_dir)
+    from segbench.report.significance import difference_command, experiment_tables
+
+    targets = list(getattr(args, "targets", None) or [])
+    if len(targets) == 2:
+        return difference_command(args, *targets)
+    if len(targets) > 2:
+        raise SegbenchError(f"compare takes a runs directory, or two experiments or runs A and B; got"
+                            f" {len(targets)}: {' '.join(targets)}.")
+    runs_dir = Path(targets[0]) if targets else args.runs_dir
+    rows = collect_runs(runs_dir, include_smoke=getattr(args, "include_smoke", False))
+    columns = parse_columns(getattr(args, "columns", None))
+    _check_columns(rows, columns)
     if args.speed:
         add_speeds(rows, registries)
-    text = csv_table(rows) if args.format == "csv" else markdown_tables(rows)
+    if args.format == "csv":
+        text = csv_table(rows, columns)
+    else:
+        text = markdown_tables(rows, columns) + experiment_tables(rows, resamples=args.resamples,
+                                                         confidence=args.confidence, seed=args.bootstrap_seed)
     sys.stdout.write(text)
     return text

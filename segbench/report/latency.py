@@ -139,12 +139,14 @@ def _subject(target: Path, size, device, registries) -> _Subject:
 
 
 def _recipe_plan(path: Path, registries, *, need_data: bool):
+    """The recipe's plan, its model built as for a checkpoint (random weights: no backbone file is read),
+    and its report dataset (``None`` when it cannot be built and ``need_data`` is false)."""
     from segbench.recipe.load import load_recipe
     from segbench.recipe.plan import build_plan
-    from segbench.report.loading import without_pretrained_weights
 
-    recipe = load_recipe(path)
-    plan = build_plan(attrs.evolve(recipe, data=without_pretrained_weights(recipe.data)), registries)
+    plan = build_plan(load_recipe(path), registries)
+    plan = attrs.evolve(plan, model=attrs.evolve(plan.model,
+                                                 config=plan.model.entry.checkpoint_config(plan.model.config)))
     try:
         return plan, plan.datasets["report"].build()
     except SegbenchError:

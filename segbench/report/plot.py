@@ -2,6 +2,8 @@
 
 Left: the training loss of every log record (x = optimizer step). Right: the mIoU of every
 selection evaluation (the split that picks the best checkpoint), the best one starred.
+Runs that are seeds of one experiment (same recipe up to the seed) are drawn as their mean curve
+with a band: the range across seeds (``--band minmax``, default) or ± one standard deviation (``std``).
 """
 from __future__ import annotations
 
@@ -32,9 +34,45 @@ def _curves(run: RunDir) -> tuple[list, list]:
     return train, evals
 
 
+def _experiment_key(run: RunDir):
+    from segbench.report.compare import read_run
+
+    row = read_run(run.path)
+    return (row.recipe, row.experiment_hash or run.path.name)
+
+
+def _mean_band(curves: list[list[tuple]], band: str):
+    """Mean and band of several runs' ``[(step, value)]`` at the steps every run has."""
+    import numpy as np
+
+    steps = sorted(set.intersection(*(set(step for step, _ in curve) for curve in curves)))
+    if not steps:
+        return None
+    values = np.array([[dict(curve)[step] for step in steps] for curve in curves], dtype=float)
+    mean = values.mean(axis=0)
+    if band == "std":
+        spread = values.std(axis=0, ddof=1)
+        return steps, mean, mean - spread, mean + spread
+    return steps, mean, values.min(axis=0), values.max(axis=0)
+
+
+def _draw_experiment(loss_ax, miou_ax, name, curves, colour, band):
+    for ax, index, scale in ((loss_ax, 0, 1.0), (miou_ax, 1, 100.0)):
+        drawn = _mean_band([c[index] for c in curves if c[index]], band) if all(c[index] for c in curves) else None
+        if drawn is None:
+            continue
+        steps, mean, low, high = drawn
+        label = f"{name} (mean of {len(curves)} seeds)"
+        ax.plot(steps, mean * scale, color=colour, linewidth=1.4, label=label, marker="o" if ax is miou_ax else None,
+                markersize=3)
+        ax.fill_between(steps, low * scale, high * scale, color=colour, alpha=0.2, linewidth=0)
+
+
 def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[int, int] = FIGURE_SIZE,
-              dpi: int = DPI) -> Path:
-    """Draw the curves of ``run_dirs`` into a ``size`` (pixels) PNG; default ``<first run>/curves.png``."""
+              dpi: int = DPI, band: str = "minmax") -> Path:
+    """Draw the curves of ``run_dirs`` into a ``size`` (pixels) PNG; default ``<first run>/curves.png``.
+
+    Seeds of one experiment become a mean curve with a band (``minmax`` or ``std``)."""
     # A bare Figure renders with Agg and leaves pyplot's global backend alone.
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -47,11 +85,19 @@ def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[
 
     figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
     loss_ax, miou_ax = figure.subplots(1, 2)
-    names = [run_name(run) for run in runs]
+    groups: dict = {}
+    for run, curve in zip(runs, curves):
+        groups.setdefault(_experiment_key(run), []).append((run, curve))
+    singles = [(run, curve) for members in groups.values() if len(members) == 1 for run, curve in members]
+    names = [run_name(run) for run, _ in singles]
     if len(set(names)) < len(names):  # the same recipe with different overrides: show the hashes
-        names = [run.path.name for run in runs]
-    for index, (name, (train, evals)) in enumerate(zip(names, curves)):
-        colour = f"C{index % 10}"
+        names = [run.path.name for run, _ in singles]
+    colours = iter(f"C{index % 10}" for index in range(10 ** 6))
+    for (recipe, _), members in groups.items():
+        if len(members) > 1:
+            _draw_experiment(loss_ax, miou_ax, recipe, [curve for _, curve in members], next(colours), band)
+    for name, (_, (train, evals)) in zip(names, singles):
+        colour = next(colours)
         if train:
             loss_ax.plot(*zip(*train), color=colour, linewidth=1.2, label=name,
                          marker="o" if len(train) <= 3 else None, markersize=3)
@@ -76,6 +122,32 @@ def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[
     return out
 
 
+def forest_plot(diff, class_names: Sequence[str], out: Path, *, title: str, dpi: int = DPI) -> Path:
+    """Per-class differences (B − A, percentage points) with their intervals, mIoU on top; a line at zero."""
+    import math
+
+    from matplotlib.figure import Figure
+
+    rows = [("mIoU", diff.miou), *zip(class_names, diff.class_iou)]
+    rows = [(name, interval) for name, interval in rows if not math.isnan(interval.low)]
+    figure = Figure(figsize=(7, 0.3 * len(rows) + 1.4), dpi=dpi, layout="constrained")
+    ax = figure.subplots()
+    for y, (name, interval) in enumerate(reversed(rows)):
+        colour = "C3" if interval.excludes_zero else "C0"
+        ax.plot([100 * interval.low, 100 * interval.high], [y, y], color=colour, linewidth=2)
+        ax.plot([100 * interval.estimate], [y], "o" if name != "mIoU" else "D", color=colour, markersize=5)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [name for name, _ in reversed(rows)])
+    ax.set(xlabel=f"B − A, IoU points ({100 * diff.confidence:g}% interval; red: excludes 0)", title=title)
+    ax.grid(True, axis="x", alpha=0.3)
+    out = Path(out)
+    try:
+        atomic_write_bytes(out, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
+    except OSError as exc:
+        raise SegbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
+
+
 def plot_command(args) -> Path:
     if args.pareto:
         from segbench.report.pareto import plot_pareto
@@ -86,6 +158,6 @@ def plot_command(args) -> Path:
         out = plot_pareto(args.run_dirs[0], args.out)
         print(out)
         return out
-    out = plot_runs(args.run_dirs, args.out)
+    out = plot_runs(args.run_dirs, args.out, band=args.band)
     print(out)
     return out

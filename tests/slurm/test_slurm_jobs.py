@@ -18,8 +18,8 @@ from tests.conftest import MINIMAL_RECIPE, REPO
 
 pytestmark = pytest.mark.slurm
 
-# The test node has a few CPUs and no GPU: every stage gets one CPU (two jobs run side by side on two
-# cores) and no GPU request, whatever its recipe asks for on a real cluster.
+# Tests of the job mechanics give each stage one CPU and no GPU (two such jobs share the two real cores);
+# the shipped recipes run with the resources they ask for (the node advertises them: see conftest.py).
 CPU_NODE = ["slurm.gpus_per_node=0", "slurm.ntasks_per_node=1", "slurm.cpus_per_task=1", "slurm.nodes=1",
             "slurm.time=00:30:00", "slurm.signal_lead=60"]
 SUBMITTED = re.compile(r"submitted (\S+) as job (\d+)(?: after job (\d+))?")
@@ -113,15 +113,42 @@ def test_a_two_task_job_trains_one_run_with_ddp(slurm, tmp_path):
     assert [r["iteration"] for r in records if r["type"] == "train"] == [1, 2, 3]
 
 
+def test_a_three_seed_coarse_fine_pair_runs_as_two_arrays_paired_task_by_task(slurm, tmp_path):
+    recipes = tmp_path / "recipes"
+    write(recipes / "_base" / "default.yaml", MINIMAL_RECIPE)
+    write(recipes / "coarse.yaml", "base: _base/default.yaml\nseeds: [0, 1, 2]\n")
+    fine = write(recipes / "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n")
+    jobs, stderr = emit_and_submit(slurm, fine, *CPU_NODE, "--smoke", "--out", tmp_path / "out",
+                                   "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    (coarse_name, coarse_job, _), (fine_name, fine_job, after) = jobs
+    assert after == coarse_job and "task by task (aftercorr)" in stderr
+    assert slurm.job(fine_job)["Dependency"].startswith(f"aftercorr:{coarse_job}")
+    slurm.wait_for([coarse_job, fine_job], timeout=900)
+    coarse_tasks, fine_tasks = slurm.array_tasks(coarse_job), slurm.array_tasks(fine_job)
+    assert sorted(coarse_tasks) == sorted(fine_tasks) == [0, 1, 2]
+    for task in range(3):
+        assert coarse_tasks[task]["JobState"] == fine_tasks[task]["JobState"] == "COMPLETED"
+        assert when(fine_tasks[task], "StartTime") >= when(coarse_tasks[task], "EndTime")
+    runs = [json.loads(path.read_text()) for path in sorted((tmp_path / "runs").glob("*/results.json"))]
+    assert all((path / "confusion_per_image.npz").is_file() for path in (tmp_path / "runs").iterdir())
+    assert sorted((r["recipe"], r["seed"]) for r in runs) == [(n, s) for n in ("coarse", "fine") for s in range(3)]
+    for result in runs:  # seed k of the fine stage started from seed k of the coarse stage
+        if result["recipe"] == "fine":
+            source = Path(result["initialisation"].split("initialised from ", 1)[1]).parent.parent
+            assert json.loads((source / "results.json").read_text())["seed"] == result["seed"]
+    print(f"\narrays: coarse #{coarse_job} tasks 0-2, fine #{fine_job} tasks 0-2 (aftercorr)")
+
+
 @pytest.fixture(scope="module")
 def recipes_submitted(slurm, tmp_path_factory):
-    """``segbench emit-slurm recipes/ --smoke | bash``, then every job waited for."""
+    """``segbench emit-slurm recipes/ --smoke | bash`` with each recipe's own resources, every job waited for."""
     root = tmp_path_factory.mktemp("recipes-on-slurm")
     started = time.monotonic()
-    jobs, stderr = emit_and_submit(slurm, REPO / "recipes", *CPU_NODE, "--smoke", "--out", root / "out",
+    jobs, stderr = emit_and_submit(slurm, REPO / "recipes", "--smoke", "--out", root / "out",
                                    "--runs-dir", root / "runs", cwd=REPO)
-    states = slurm.wait_for([job for _, job, _ in jobs], timeout=1800)
-    return {"root": root, "jobs": jobs, "states": states, "stderr": stderr, "seconds": time.monotonic() - started}
+    states = slurm.wait_for([job for _, job, _ in jobs], timeout=3600)
+    return {"root": root, "jobs": jobs, "states": states, "stderr": stderr, "seconds": time.monotonic() - started,
+            "slurm": slurm}
 
 
 def test_every_recipe_is_submitted_and_completes(recipes_submitted):
@@ -130,8 +157,21 @@ def test_every_recipe_is_submitted_and_completes(recipes_submitted):
     failed = {name: (states[job]["JobState"], states[job]["ExitCode"]) for name, job, _ in jobs
               if states[job]["JobState"] != "COMPLETED"}
     assert not failed, failed
-    for name, _, _ in jobs:
-        assert (recipes_submitted["root"] / "runs" / name / "results.json").is_file()
+    runs = recipes_submitted["root"] / "runs"
+    assert all((run / "results.json").is_file() for run in runs.iterdir())
+    for name, job, _ in jobs:
+        if name.endswith("-array"):
+            continue
+        assert (runs / name / "results.json").is_file()
+        log = (recipes_submitted["root"] / "out" / f"{name}.log").read_text()
+        assert "Traceback" not in log, log[-3000:]
+        if int(states[job]["NumTasks"]) > 1:  # one run shared by the ranks
+            assert log.count(f"results for {name.rsplit('-', 1)[0]}") == 1, log[-3000:]
+    arrays = [job for name, job, _ in jobs if name.endswith("-array")]
+    assert arrays, "the multi-seed recipes are submitted as job arrays"
+    for job in arrays:
+        tasks = recipes_submitted["slurm"].array_tasks(job)
+        assert len(tasks) == 3 and all(t["JobState"] == "COMPLETED" for t in tasks.values())
     print(f"\n{len(jobs)} jobs in {recipes_submitted['seconds']:.0f} s: "
           + ", ".join(f"{name} #{job}" + (f" after #{after}" if after else "") for name, job, after in jobs))
 
@@ -140,13 +180,19 @@ def test_fine_stages_start_after_their_coarse_stage_ended(recipes_submitted):
     jobs, states = recipes_submitted["jobs"], recipes_submitted["states"]
     chained = [(job, after) for _, job, after in jobs if after]
     assert chained, "the recipes should hold at least one coarse -> fine pair"
+    slurm = recipes_submitted["slurm"]
     for job, after in chained:
-        assert states[job]["Dependency"] == "(null)"  # satisfied
-        assert when(states[job], "StartTime") >= when(states[after], "EndTime")
+        fine, coarse = slurm.array_tasks(job), slurm.array_tasks(after)
+        if fine:  # arrays: task k after task k
+            for task, fields in fine.items():
+                assert when(fields, "StartTime") >= when(coarse[task], "EndTime")
+        else:
+            assert states[job]["Dependency"] == "(null)"  # satisfied
+            assert when(states[job], "StartTime") >= when(states[after], "EndTime")
 
 
 def test_a_second_emit_skips_every_completed_stage(recipes_submitted, slurm):
     root = recipes_submitted["root"]
-    jobs, stderr = emit_and_submit(slurm, REPO / "recipes", *CPU_NODE, "--smoke", "--out", root / "out",
+    jobs, stderr = emit_and_submit(slurm, REPO / "recipes", "--smoke", "--out", root / "out",
                                    "--runs-dir", root / "runs", cwd=REPO)
     assert jobs == [] and "nothing to submit" in stderr and "0 to submit" in stderr

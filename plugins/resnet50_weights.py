@@ -2,7 +2,9 @@
 
 Nothing here downloads. ``"none"`` touches no file at all; ``"imagenet"`` reads torchvision's
 ImageNet weights file (``ResNet50_Weights.IMAGENET1K_V1`` unless a :class:`Backbone` names another)
-only if it is already in the torch hub cache.
+only if it is already in the torch hub cache. A ``--smoke`` run, which cannot assume ImageNet weights
+are present, reads a random stand-in ResNet50 state dict instead (:func:`standin_weights`): the
+loading path is exercised, not the accuracy.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import attrs
 import torch
 from torch import nn
 
+from segbench.atomic import atomic_write_bytes
 from segbench.errors import CheckpointError
 
 RANDOM = "none"
@@ -55,6 +58,22 @@ def imagenet_weights_path(spec: Backbone = RESNET50) -> Path:
     """Where torchvision would cache the ImageNet weights: ``<torch hub>/checkpoints/<file>``."""
     filename = os.path.basename(urlparse(spec.imagenet_url()).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def standin_weights() -> Path:
+    """A randomly initialised ResNet50 state dict in the cache, standing in for ImageNet weights."""
+    from segbench.cache import cache_dir
+
+    path = cache_dir() / "smoke" / "resnet50-standin.pth"
+    if not path.exists():
+        import torchvision
+
+        generator_state = torch.get_rng_state()
+        torch.manual_seed(0)
+        state = torchvision.models.resnet50(weights=None).state_dict()
+        torch.set_rng_state(generator_state)
+        atomic_write_bytes(path, lambda handle: torch.save(state, handle))
+    return path
 
 
 def init_backbone(backbone: nn.Module, pretrained: str, spec: Backbone = RESNET50) -> str:

@@ -1,0 +1,102 @@
+"""Runs grouped into experiments (the same recipe up to its seed), and their per-image matrices.
+
+An experiment is labelled by its recipe name; when one runs directory holds several experiments of the
+same recipe (other overrides or grid points), by ``name~hash8`` (the experiment hash, which ignores the
+seed). ``NAME:0,1,2`` selects some of its seeds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from segbench.engine.image_scores import FILE_NAME, load_image_scores
+from segbench.errors import SegbenchError
+from segbench.functional.bootstrap import Replicates
+from segbench.report.compare import RunRow, collect_runs, read_run
+
+
+@attrs.frozen
+class Experiment:
+    """The complete runs of one experiment, by seed."""
+
+    label: str
+    recipe: str
+    experiment_hash: str | None
+    runs: tuple[RunRow, ...]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(row.seed for row in self.runs)
+
+    def select(self, seeds) -> "Experiment":
+        chosen = tuple(row for row in self.runs if row.seed in set(seeds))
+        missing = sorted(set(seeds) - {row.seed for row in chosen})
+        if missing:
+            raise SegbenchError(f"experiment {self.label} has no complete run of seed(s) {missing}; its seeds:"
+                                f" {sorted(self.seeds)}.")
+        label = f"{self.label}:{','.join(str(s) for s in sorted(seeds))}"
+        return attrs.evolve(self, label=label, runs=chosen)
+
+
+def group_experiments(rows: list[RunRow]) -> list[Experiment]:
+    """Complete runs grouped by recipe name and experiment hash, in the order of ``rows``; seeds sorted."""
+    groups: dict[tuple, list[RunRow]] = {}
+    for row in rows:
+        if row.complete:
+            groups.setdefault((row.recipe, row.experiment_hash), []).append(row)
+    names: dict[str, int] = {}
+    for recipe, _ in groups:
+        names[recipe] = names.get(recipe, 0) + 1
+    experiments = []
+    for (recipe, digest), members in groups.items():
+        label = recipe if names[recipe] == 1 or digest is None else f"{recipe}~{digest[:8]}"
+        members = sorted(members, key=lambda r: (r.seed is None, r.seed or 0, r.name))
+        experiments.append(Experiment(label, recipe, digest, tuple(members)))
+    return experiments
+
+
+def replicates(experiment: Experiment) -> Replicates:
+    """The per-image matrices of every run of ``experiment`` (all scored on the same images)."""
+    seeds, stacks, first = [], [], None
+    for row in experiment.runs:
+        if row.seed in seeds:
+            raise SegbenchError(f"experiment {experiment.label}: two complete runs have seed {row.seed}"
+                                f" ({row.run.path} and another); keep one.")
+        scores = load_image_scores(row.run.path / FILE_NAME)
+        if first is None:
+            first = (row, scores)
+        elif (scores.image_ids, scores.class_names) != (first[1].image_ids, first[1].class_names):
+            raise SegbenchError(f"experiment {experiment.label}: {row.run.path} was scored on other images or"
+                                f" classes than {first[0].run.path}; runs of one experiment share the report split.")
+        seeds.append(row.seed)
+        stacks.append(scores.matrices)
+    return Replicates(tuple(seeds), first[1].image_ids, np.stack(stacks))
+
+
+def class_names_of(experiment: Experiment) -> tuple[str, ...]:
+    return load_image_scores(experiment.runs[0].run.path / FILE_NAME).class_names
+
+
+def resolve_experiment(target: str, runs_dir: Path | None) -> Experiment:
+    """A run directory (one run), or ``LABEL[:seeds]`` among the experiments of ``runs_dir``."""
+    path = Path(target)
+    if path.is_dir() and (path / "recipe.yaml").is_file():
+        row = read_run(path)
+        if not row.complete:
+            raise SegbenchError(f"{path} is not complete (no results.json): {row.status}.")
+        return Experiment(row.name, row.recipe, row.experiment_hash, (row,))
+    label, _, seed_text = target.partition(":")
+    experiments = group_experiments(collect_runs(runs_dir))
+    for experiment in experiments:
+        if experiment.label == label:
+            if not seed_text:
+                return experiment
+            from segbench.recipe.variants import parse_seeds
+
+            return experiment.select(parse_seeds(seed_text))
+    known = ", ".join(e.label for e in experiments) or "none"
+    raise SegbenchError(f"{target!r} is neither a run directory nor an experiment in the runs directory"
+                        f" (experiments: {known}). Give a run directory, or an experiment label as"
+                        " `segbench compare` lists it, optionally with seeds (NAME:0,1,2).")

@@ -1,0 +1,143 @@
+"""Statistics in ``segbench compare``: experiments across seeds, and B minus A with intervals.
+
+Numbers are percentage points of the official-rule metrics. Intervals come from
+``segbench.functional.bootstrap`` (resampling seeds and images, recomputing the global-matrix mIoU).
+"""
+from __future__ import annotations
+
+import math
+import sys
+
+from segbench.errors import SegbenchError
+from segbench.functional import bootstrap
+from segbench.report.compare import MISSING, RunRow
+from segbench.report.experiments import (Experiment, class_names_of, group_experiments, replicates,
+                                         resolve_experiment)
+
+
+def _points(value: float) -> str:
+    return MISSING if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _signed(value: float) -> str:
+    return MISSING if math.isnan(value) else f"{100 * value:+.2f}"
+
+
+def _spread(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return MISSING
+    return _points(mean) + ("" if math.isnan(std) else f" ± {_points(std)}")
+
+
+def _interval(interval: bootstrap.Interval, signed=False) -> str:
+    if math.isnan(interval.low):
+        return MISSING
+    show = _signed if signed else _points
+    return f"[{show(interval.low)}, {show(interval.high)}]"
+
+
+def _stats(experiment: Experiment, **options):
+    """The experiment's statistics, or ``None`` (with the reason) when its runs lack per-image matrices."""
+    try:
+        return bootstrap.experiment_stats(replicates(experiment), **options), None
+    except SegbenchError as exc:
+        return None, str(exc)
+
+
+def experiment_tables(rows: list[RunRow], *, resamples: int, confidence: float, seed: int) -> str:
+    """Mean ± standard deviation across seeds and the bootstrap interval of each experiment's mIoU."""
+    experiments = group_experiments(rows)
+    if not any(len(e.runs) > 1 for e in experiments):
+        return ""  # one run per experiment: the run table says it all
+    level = f"{100 * confidence:g}%"
+    lines = ["", f"Experiments: mean ± standard deviation across seeds; {level} interval of the mean mIoU"
+             f" (bootstrap over seeds and images, {resamples} resamples, seed {seed})", "",
+             f"| experiment | seeds | mIoU | {level} interval | pixel accuracy |", "|---|---|---:|---|---:|"]
+    notes, per_class = [], []
+    for experiment in experiments:
+        stats, problem = _stats(experiment, resamples=resamples, confidence=confidence, seed=seed)
+        seeds = ", ".join(str(s) for s in experiment.seeds)
+        if stats is None:
+            mious = [row.miou for row in experiment.runs if row.miou is not None]
+            mean = sum(mious) / len(mious) if mious else math.nan
+            lines.append(f"| {experiment.label} | {seeds} | {_points(mean)} | {MISSING} † | {MISSING} |")
+            notes.append(f"† {experiment.label}: {problem}")
+            continue
+        lines.append(f"| {experiment.label} | {seeds} | {_spread(stats.miou_mean, stats.miou_std)} |"
+                     f" {_interval(stats.miou)} | {_spread(stats.pixel_accuracy_mean, stats.pixel_accuracy_std)} |")
+        per_class.append((experiment, stats))
+    lines += ["", *notes] if notes else []
+    if per_class:
+        names = class_names_of(per_class[0][0])
+        lines += ["", "Per-class IoU (%), mean ± standard deviation across seeds", "",
+                  "| class | " + " | ".join(e.label for e, _ in per_class) + " |", "|---|" + "---:|" * len(per_class)]
+        for index, name in enumerate(names):
+            cells = [_spread(s.class_iou_mean[index], s.class_iou_std[index]) if index < len(s.class_iou_mean)
+                     else MISSING for _, s in per_class]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def verdict(diff: bootstrap.Difference, a: str, b: str) -> str:
+    """The difference of mIoU in words."""
+    interval, level = diff.miou, f"{100 * diff.confidence:g}%"
+    if math.isnan(interval.low):
+        return "No mIoU difference can be computed: no class was scored."
+    direction = "higher" if interval.estimate > 0 else "lower" if interval.estimate < 0 else "the same as"
+    amount = f"by {abs(100 * interval.estimate):.2f} points " if interval.estimate else ""
+    text = (f"{b} scores {direction} {'' if not interval.estimate else 'than '}{a} {amount}(mIoU); the {level}"
+            f" interval {_interval(interval, signed=True)} ")
+    if interval.excludes_zero:
+        return text + ("excludes zero: the difference is larger than the seed-to-seed and image-sampling noise"
+                       " measured here.")
+    return text + ("includes zero: these runs do not show a real difference (one smaller than the noise, or none,"
+                   " is consistent with them; more seeds or images narrow the interval).")
+
+
+def difference_text(a: Experiment, b: Experiment, diff: bootstrap.Difference, class_names, seed: int) -> str:
+    level = f"{100 * diff.confidence:g}%"
+    stats_a, stats_b = (bootstrap.experiment_stats(replicates(e), resamples=1) for e in (a, b))
+    pairing = "seeds paired" if diff.paired_seeds else "seeds resampled independently (different seed sets)"
+    lines = [f"B − A: B = {b.label} (seeds {', '.join(map(str, b.seeds))}) minus A = {a.label}"
+             f" (seeds {', '.join(map(str, a.seeds))})",
+             f"{diff.images} images shared; {pairing}; {diff.resamples} bootstrap resamples, seed {seed}", "",
+             f"| metric | A | B | B − A | {level} interval | |", "|---|---:|---:|---:|---|---|"]
+
+    def row(name, mean_a, mean_b, interval):
+        mark = "excludes 0" if interval.excludes_zero else "includes 0"
+        return (f"| {name} | {_points(mean_a)} | {_points(mean_b)} | {_signed(interval.estimate)} |"
+                f" {_interval(interval, signed=True)} | {mark if not math.isnan(interval.low) else ''} |")
+
+    lines.append(row("mIoU", stats_a.miou_mean, stats_b.miou_mean, diff.miou))
+    lines.append(row("pixel accuracy", stats_a.pixel_accuracy_mean, stats_b.pixel_accuracy_mean,
+                     diff.pixel_accuracy))
+    lines += ["", "Per-class IoU (%)", "", f"| class | A | B | B − A | {level} interval | |",
+              "|---|---:|---:|---:|---|---|"]
+    for index, name in enumerate(class_names):
+        lines.append(row(name, stats_a.class_iou_mean[index], stats_b.class_iou_mean[index], diff.class_iou[index]))
+    lines += ["", verdict(diff, "A", "B")]
+    if len(a.seeds) == 1 or len(b.seeds) == 1:
+        lines.append("With a single seed on a side, the interval covers image sampling only, not run-to-run"
+                     " variation: train more seeds (--seeds 0,1,2) before drawing conclusions.")
+    return "\n".join(lines) + "\n"
+
+
+def difference_command(args, target_a: str, target_b: str) -> str:
+    a, b = (resolve_experiment(t, args.runs_dir) for t in (target_a, target_b))
+    names_a, names_b = class_names_of(a), class_names_of(b)
+    if names_a != names_b:
+        raise SegbenchError(f"{a.label} and {b.label} score different classes; they cannot be compared.")
+    try:
+        diff = bootstrap.compare(replicates(a), replicates(b), resamples=args.resamples,
+                                 confidence=args.confidence, seed=args.bootstrap_seed)
+    except ValueError as exc:
+        raise SegbenchError(f"cannot compare {a.label} with {b.label}: {exc}. Compare runs scored on the same"
+                            " report split.") from None
+    text = difference_text(a, b, diff, names_a, args.bootstrap_seed)
+    if getattr(args, "forest", None):
+        from segbench.report.plot import forest_plot
+
+        out = forest_plot(diff, names_a, args.forest, title=f"{b.label} − {a.label}")
+        text += f"forest plot: {out}\n"
+    sys.stdout.write(text)
+    return text

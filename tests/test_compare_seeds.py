@@ -1,0 +1,171 @@
+"""``segbench compare`` across seeds and ``compare A B``, on run directories written without training."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segbench.engine.image_scores import FILE_NAME, load_image_scores, save_image_scores
+from segbench.errors import SegbenchError
+from segbench.functional.merge import content_hash
+from segbench.functional.metrics import confusion_matrix, summarize
+from segbench.records import EvaluationSettings, ResultsRecord, write_record
+
+CLASSES = ("road", "car", "sky")
+
+
+def fake_run(runs, recipe: str, seed: int, matrices: np.ndarray, *, lr: float = 1.0e-3):
+    """A complete run directory as ``segbench run`` writes it: recipe.yaml, per-image matrices, results."""
+    data = {"seed": seed, "model": {"name": "unet"}, "optimizer": {"name": "adamw", "lr": lr}}
+    digest = content_hash(data)
+    folder = runs / f"{recipe}-{digest[:8]}"
+    folder.mkdir(parents=True)
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(data))
+    ids = [f"img{i:03d}" for i in range(len(matrices))]
+    save_image_scores(folder / FILE_NAME, torch.from_numpy(matrices), ids, CLASSES)
+    total = torch.from_numpy(matrices.sum(axis=0))
+    results = ResultsRecord(
+        recipe=recipe, recipe_hash=digest, model="unet", strategy="scratch", initialisation="scratch",
+        model_init="random", **summarize(total, CLASSES), confusion_matrix=total.tolist(),
+        report_split={"split": "val"}, selection_split={"split": "train"}, selection_overlaps_report=False,
+        report_images=len(matrices), evaluation=EvaluationSettings(mode="whole", flip=False, batch_size=1),
+        checkpoint=str(folder / "checkpoints" / "best.pt"), best_selection_mIoU=0.5, best_epoch=1, epochs=1,
+        iterations=1, params=1, checkpoint_mb=0.1, device="cpu", precision="fp32", wall_time_s=1.0,
+        resumed=False, class_weights=None, finished_at="2026-01-01T00:00:00+0000", seed=seed,
+        experiment_hash=content_hash(data, exclude=("seed", "slurm")), per_image_confusion=FILE_NAME)
+    write_record(folder / "results.json", results)
+    return folder
+
+
+def predictions(rng, target, error_rate):
+    flip = rng.random(target.shape) < error_rate
+    pred = np.where(flip, rng.integers(0, len(CLASSES), size=target.shape), target)
+    return np.stack([confusion_matrix(torch.from_numpy(p), torch.from_numpy(t), num_classes=len(CLASSES)).numpy()
+                     for p, t in zip(pred, target)])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """good (seeds 0-5, 20% wrong pixels), worse (seeds 0-2, 45% wrong pixels), on the same 40 images."""
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, len(CLASSES), size=(40, 8, 8))
+    folder = tmp_path_factory.mktemp("runs")
+    for seed in range(6):
+        fake_run(folder, "good", seed, predictions(rng, target, 0.2))
+    for seed in range(3):
+        fake_run(folder, "worse", seed, predictions(rng, target, 0.45), lr=1.0e-5)
+    return folder
+
+
+def test_runs_of_one_experiment_are_grouped_with_mean_std_and_interval(runs, cli):
+    status, out, _ = cli("compare", runs, "--resamples", "300")
+    assert status == 0
+    table = out.split("Experiments:")[1]
+    good = next(line for line in table.splitlines() if line.startswith("| good |"))
+    assert "0, 1, 2, 3, 4, 5" in good and "±" in good and good.count("[") == 1
+    assert "Per-class IoU (%), mean ± standard deviation across seeds" in table
+
+
+def test_a_clearly_worse_experiment_excludes_zero(runs, cli):
+    status, out, _ = cli("compare", "good:0,1,2", "worse", "--runs-dir", runs, "--resamples", "500")
+    assert status == 0
+    miou = next(line for line in out.splitlines() if line.startswith("| mIoU |"))
+    assert "excludes 0" in miou and "seeds paired" in out
+    assert "B scores lower than A" in out and "excludes zero" in out
+    assert all(f"| {name} |" in out for name in CLASSES)
+
+
+def test_the_same_experiment_with_other_seeds_includes_zero(runs, cli, tmp_path):
+    forest = tmp_path / "forest.png"
+    status, out, _ = cli("compare", "good:0,1,2", "good:3,4,5", "--runs-dir", runs, "--resamples", "500",
+                         "--forest", forest)
+    assert status == 0 and "includes zero" in out and "resampled independently" in out
+    assert forest.read_bytes().startswith(b"\x89PNG")
+
+
+def test_identical_experiments_differ_by_exactly_zero(runs, cli):
+    status, out, _ = cli("compare", "good", "good", "--runs-dir", runs, "--resamples", "100")
+    miou = next(line for line in out.splitlines() if line.startswith("| mIoU |"))
+    assert status == 0 and "| +0.00 | [+0.00, +0.00] | includes 0 |" in miou
+
+
+def test_the_same_bootstrap_seed_gives_the_same_table(runs, cli):
+    outs = [cli("compare", "good", "worse", "--runs-dir", runs, "--resamples", "200", "--bootstrap-seed", seed)[1]
+            for seed in ("1", "1", "2")]
+    assert outs[0] == outs[1] != outs[2]
+
+
+def test_two_run_directories_can_be_compared(runs, cli):
+    good = sorted(runs.glob("good-*"))[0]
+    worse = sorted(runs.glob("worse-*"))[0]
+    status, out, _ = cli("compare", good, worse, "--resamples", "100")
+    assert status == 0 and "single seed" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nothing", "good"], "experiments: good, worse"),
+    (["good:7", "worse"], "no complete run of seed(s) [7]"),
+    (["good", "worse", "--confidence", "2"], "between 0 and 1"),
+])
+def test_bad_targets_exit_2_with_what_exists(runs, cli, args, message):
+    status, _, err = cli("compare", *args, "--runs-dir", runs)
+    assert status == 2 and message in err
+
+
+def test_runs_without_per_image_matrices_are_listed_without_an_interval(tmp_path, cli):
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, len(CLASSES), size=(5, 4, 4))
+    for seed in (0, 1):
+        folder = fake_run(tmp_path, "old", seed, predictions(rng, target, 0.3))
+        (folder / FILE_NAME).unlink()
+    status, out, _ = cli("compare", tmp_path)
+    assert status == 0 and "| old | 0, 1 |" in out and "† old:" in out and "does not exist" in out
+
+
+def test_a_damaged_per_image_file_is_an_error_naming_it(tmp_path):
+    (tmp_path / FILE_NAME).write_bytes(b"not a zip")
+    with pytest.raises(SegbenchError, match="not a readable per-image confusion file"):
+        load_image_scores(tmp_path / FILE_NAME)
+
+
+@given(st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_per_image_matrices_sum_to_the_global_one(images, seed):
+    rng = np.random.default_rng(seed)
+    target = torch.from_numpy(rng.integers(0, 5, size=(images, 6, 7)))  # 4: ignored (not a class)
+    pred = torch.from_numpy(rng.integers(-1, 6, size=(images, 6, 7)))  # out-of-range predictions too
+    per_image = [confusion_matrix(p, t, num_classes=4, ignore_index=4) for p, t in zip(pred, target)]
+    assert torch.equal(torch.stack(per_image).sum(0), confusion_matrix(pred, target, num_classes=4, ignore_index=4))
+
+
+def test_evaluation_keeps_one_matrix_per_image_in_dataset_order():
+    from segbench.engine.evaluate import evaluate_per_image
+    from segbench.engine.runtime import Runtime
+    from segbench.recipe.schema import EvaluationConfig
+
+    class Items(torch.utils.data.Dataset):
+        def __init__(self):
+            g = torch.Generator().manual_seed(0)
+            self.images = torch.rand(5, 3, 4, 6, generator=g)
+            self.masks = torch.randint(0, 3, (5, 4, 6), generator=g, dtype=torch.int64).to(torch.uint8)
+
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return self.images[i], self.masks[i]
+
+    model = torch.nn.Conv2d(3, 3, 1)
+    data = Items()
+    per_image = evaluate_per_image(model, data, lambda image, mask, g: (image, mask),
+                                   config=EvaluationConfig(batch_size=2), num_classes=3, ignore_index=255,
+                                   runtime=Runtime(torch.device("cpu")), progress=False)
+    with torch.no_grad():
+        preds = model(data.images).argmax(1)
+    for i in range(5):
+        assert torch.equal(per_image[i], confusion_matrix(preds[i], data.masks[i], num_classes=3))
+    assert not math.isnan(float(per_image.sum()))
