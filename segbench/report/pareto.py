@@ -54,16 +54,16 @@ def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dp
         colour = f"C{index}"
         xs, ys, labels = zip(*entries)
         ax.scatter(xs, ys, marker=MARKERS.get(backend, "^"), color=colour, label=backend, zorder=3)
+        offset = (5, 4) if index % 2 == 0 else (5, -11)  # backends' labels above / below their points
         for x, y, label in entries:
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize="small")
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize="small", color=colour)
         front = pareto_front(list(zip(xs, ys)))
         ax.plot(*zip(*front), color=colour, linestyle="--", linewidth=1, alpha=0.6, drawstyle="steps-post")
     ax.set_xscale("log")
-    ax.set(xlabel="forward latency, model only, batch 1 (ms, log scale)", ylabel="mIoU (%)",
-           title="accuracy vs latency (-- Pareto front)")
+    ax.set(xlabel="forward latency, model only, batch 1 (ms, log scale)", ylabel="mIoU (%)")
+    ax.set_title("accuracy vs latency (-- Pareto front)\n" + "; ".join(machines), fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small", title="backend")
-    figure.text(0.01, 0.005, "; ".join(machines), fontsize="x-small", color="0.3")
     out = Path(out) if out is not None else Path(runs_dir) / "pareto.png"
     try:
         atomic_write_bytes(out, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
