@@ -15,7 +15,7 @@ from segbench.engine.rundir import RunDir
 from segbench.errors import DataError, SegbenchError
 from segbench.report.compare import collect_runs, compare_command, csv_table, markdown_tables
 from segbench.report.loading import load_run
-from segbench.report.palette import PanelLayout
+from segbench.palette import PanelLayout
 from segbench.report.plot import plot_runs
 from segbench.report.predict import cityscapes_label_for, predict_files, predict_image, read_image
 from tests import engine_plugin

@@ -7,7 +7,7 @@ import torch
 from segbench.engine.evaluate import predict
 from segbench.engine.loggers import PredictionPanel
 from segbench.functional.metrics import confusion_matrix, summarize
-from segbench.report.palette import colorize, comparison_panel
+from segbench.palette import colorize, comparison_panel
 
 
 @torch.no_grad()

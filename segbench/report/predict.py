@@ -34,7 +34,7 @@ from segbench.errors import DataError, SegbenchError
 from segbench.functional.metrics import confusion_matrix, summarize
 from segbench.report.inputs import expand_inputs
 from segbench.report.loading import LoadedRun, load_run
-from segbench.report.palette import colorize, comparison_panel, overlay, palette_png
+from segbench.palette import colorize, comparison_panel, overlay, palette_png
 
 CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit"
 OVERLAY_ALPHA = 0.5
