@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -38,6 +37,9 @@ from pathlib import Path
 
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
 HEIGHT, WIDTH, CROP = 1024, 2048, (512, 1024)
 SCALE, JITTER, IGNORE = (0.75, 1.25), 0.25, 255
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -45,7 +47,7 @@ ALLOCATORS = {
     "plain": {},
     "glibc-tuned": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"},
 }
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = common.RESULTS
 RECIPE = [
     {"name": "random_scale_crop", "scale": list(SCALE), "size": list(CROP), "pad": True},
     {"name": "hflip", "p": 0.5},
@@ -228,11 +230,14 @@ def measure(repetitions: int, iterations: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from segbench.data.png import read_label_png, read_rgb_png
     from segbench.data.transformed import TransformedDataset
+    from segbench.plugins import make_plugin_manager
+    from segbench.registry import build_registries
     from segbench.transforms import parse_pipeline
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    pipeline = parse_pipeline(RECIPE, path="train_transforms")
+    pipeline = parse_pipeline(RECIPE, path="train_transforms",
+                              transforms=build_registries(make_plugin_manager()).transforms)
     report = {"torch": torch.__version__, "torchvision": torchvision.__version__, "pillow": PIL.__version__,
               "threads": torch.get_num_threads(), "repetitions": repetitions, "iterations": iterations}
     with tempfile.TemporaryDirectory() as tmp:
@@ -297,7 +302,7 @@ def markdown(report: dict) -> str:
         f" crop, hflip, colour jitter {JITTER} (no hue), ImageNet normalisation, int64 label. Medians of"
         f" {report['repetitions']} interleaved repetitions of {report['iterations']} images each, 1 thread;"
         f" torch {first['torch']}, torchvision {first['torchvision']}, Pillow {first['pillow']},"
-        f" albumentations {report.get('albumentations', '?')}, {report['machine']}.",
+        f" albumentations {report.get('albumentations', '?')}; {common.machine_line(report['machine'])}.",
         "",
         "| allocator | stage | variant | median ms/image | best ms | images/s | segbench speed-up |",
         "|---|---|---|---:|---:|---:|---:|",
@@ -351,9 +356,9 @@ def main() -> None:
         print(f"{allocator}: decode+augment {versus_pil:.2f}x the PIL pipeline, augment"
               f" {versus_albumentations:.2f}x albumentations, DataLoader {run['dataloader_images_per_second']}",
               flush=True)
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "repetitions": args.repetitions,
+    report = {"machine": common.machine(), "repetitions": args.repetitions,
               "iterations": args.iterations, "albumentations": albumentations.__version__, "allocators": runs}
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "data.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "data.md").write_text(markdown(report))
     print((RESULTS / "data.md").read_text())

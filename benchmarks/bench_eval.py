@@ -11,7 +11,7 @@
 The script re-executes itself with segbench's allocator settings (see ``common.ensure_allocator_env``).
 
     python benchmarks/bench_eval.py [--models deeplabv3plus unet deeplabv3] [--repetitions 3] [--no-quickstart]
-    python benchmarks/bench_eval.py --quickstart-only   # re-measure the quickstart, keep the inference figures
+    python benchmarks/bench_eval.py --quickstart-only [--seeds 0 1 2]   # re-measure the quickstart only
 
 Writes ``benchmarks/results/eval.json`` and ``.md``.
 """
@@ -30,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from bench_train_step import parse_crop  # noqa: E402
+from run_arithmetic import run_arithmetic  # noqa: E402
 
 NUM_CLASSES, IGNORE_INDEX = 19, 255
 SIZE = (1024, 2048)
 MODELS = ("deeplabv3plus", "unet", "deeplabv3")
-PRECISIONS = ("fp32", "bf16")
 QUICKSTART = common.ROOT / "recipes" / "quickstart.yaml"
 
 
@@ -75,14 +75,14 @@ class ScoreImage:
 
 def measure_inference(models, *, size, warmup: int, repetitions: int, device: str, log) -> dict:
     common.import_segbench()
-    from segbench.engine.device import cpu_supports_fast_bf16
+    from segbench.engine.device import describe_cpu
 
     from bench_train_step import build_registry_model, forward_flops
 
     torch_device = common.pick_device(device)
-    precisions = PRECISIONS
-    if torch_device.type == "cpu" and not cpu_supports_fast_bf16():
-        log("this CPU has no fast bf16; measuring bf16 anyway (segbench's precision auto would pick fp32)")
+    precisions = common.gemm_precisions(torch_device)  # bf16 only where the hardware has it
+    if "bf16" not in precisions and torch_device.type == "cpu":
+        log(f"bf16 not measured: no native bf16 on this CPU ({describe_cpu().name}); segbench evaluates in fp32 here")
     variants, settings = {}, {}
     for model_name in models:
         for precision in precisions:
@@ -107,12 +107,15 @@ def segbench_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "segbench.cli"]
 
 
-def measure_quickstart(log) -> dict:
-    """Wall time of ``segbench run recipes/quickstart.yaml`` from nothing (fresh cache and runs directory)."""
+def measure_quickstart(log, *, seed: int | None = None) -> dict:
+    """Wall time of ``segbench run recipes/quickstart.yaml`` from nothing (fresh cache and runs directory),
+    its scores, its arithmetic (``run_arithmetic``) and the machine it ran on."""
+    machine = common.machine()  # measured before the run, so its GEMM does not overlap it
+    overrides = [] if seed is None else [f"seed={seed}"]
     with tempfile.TemporaryDirectory(prefix="segbench-quickstart-") as tmp:
         env = {**os.environ, "SEGBENCH_CACHE": str(Path(tmp) / "cache"), "PYTHONPATH": os.pathsep.join(
             filter(None, [str(common.ROOT), os.environ.get("PYTHONPATH")]))}
-        command = [*segbench_command(), "run", str(QUICKSTART), "--runs-dir", str(Path(tmp) / "runs")]
+        command = [*segbench_command(), "run", str(QUICKSTART), "--runs-dir", str(Path(tmp) / "runs"), *overrides]
         log(f"quickstart: {' '.join(command)} (SEGBENCH_CACHE={env['SEGBENCH_CACHE']})")
         load_before = common.load_average()
         start = time.perf_counter()
@@ -120,12 +123,17 @@ def measure_quickstart(log) -> dict:
         wall = time.perf_counter() - start
         if completed.returncode != 0:
             raise RuntimeError(f"the quickstart failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
-        results = json.loads(next((Path(tmp) / "runs").rglob("results.json")).read_text())
+        results_path = next((Path(tmp) / "runs").rglob("results.json"))
+        results = json.loads(results_path.read_text())
+        arithmetic = run_arithmetic(results_path.parent)
         shutil.rmtree(tmp, ignore_errors=True)
+    log(f"quickstart{'' if seed is None else f' seed={seed}'}: {wall:.0f} s wall, val mIoU {results['mIoU']:.4f},"
+        f" {arithmetic['total_gflop']:.0f} GFLOP")
     return {"wall_time_s": wall, "training_time_s": results["wall_time_s"], "mIoU": results["mIoU"],
             "per_class_iou": results["per_class_iou"], "pixel_accuracy": results["pixel_accuracy"],
             "report_images": results["report_images"], "epochs": results["epochs"],
-            "precision": results["precision"], "load_average": [load_before, common.load_average()]}
+            "precision": results["precision"], "seed": 0 if seed is None else seed, "arithmetic": arithmetic,
+            "machine": machine, "load_average": [load_before, common.load_average()]}
 
 
 def markdown(report: dict) -> str:
@@ -137,8 +145,7 @@ def markdown(report: dict) -> str:
         " `segbench.engine.evaluate.predict` (logits at full resolution, argmax) and the confusion-matrix"
         " update; eval mode, no grad. Medians of"
         f" {report['repetitions']} interleaved repetitions after {report['warmup']} warm-up;"
-        f" {machine['device']}, {machine['cpus']} CPUs ({machine['cpu_capability']}), torch {machine['torch']},"
-        f" allocator: {machine['allocator']}.",
+        f" {machine['device']}; {common.machine_line(machine)}.",
         "",
         "| model | precision | settings | s/image (median) | images/s | GFLOP/s | bf16 speed-up | load avg |",
         "|---|---|---|---:|---:|---:|---:|---:|",
@@ -152,11 +159,24 @@ def markdown(report: dict) -> str:
                          f" | {max(v['load_average']):.1f} |")
     quick = report.get("quickstart")
     if quick:
+        arithmetic = quick.get("arithmetic", {})
         lines += ["", f"Quickstart (`segbench run recipes/quickstart.yaml`, fresh `SEGBENCH_CACHE` and runs directory,"
                   f" data generation included): {quick['wall_time_s']:.0f} s wall time, of which training"
                   f" {quick['training_time_s']:.0f} s ({quick['epochs']} epochs, {quick['precision']}); report mIoU"
                   f" {quick['mIoU']:.3f} on {quick['report_images']} images; load average"
                   f" {quick['load_average'][0]:.1f} before, {quick['load_average'][1]:.1f} after."]
+        if arithmetic:
+            lines.append(f"Arithmetic: {arithmetic['total_gflop']:.0f} GFLOP (training {arithmetic['train_gflop']:.0f},"
+                         f" evaluation {arithmetic['eval_gflop']:.0f}), i.e."
+                         f" {arithmetic['total_gflop'] / quick['wall_time_s']:.0f} GFLOP/s over the whole command.")
+        if "machine" in quick:
+            lines.append(f"Machine: {common.machine_line(quick['machine'])}.")
+        seeds = report.get("quickstart_seeds", {})
+        if len(seeds) > 1:
+            scores = [s["mIoU"] for s in seeds.values()]
+            lines.append("Seeds: " + ", ".join(f"{k}: {v['mIoU']:.3f} ({v['wall_time_s']:.0f} s)"
+                                                for k, v in seeds.items())
+                         + f"; mean {sum(scores) / len(scores):.3f}, lowest {min(scores):.3f}.")
     lines.append("")
     return "\n".join(lines)
 
@@ -173,6 +193,8 @@ def main() -> None:
                         help="with --no-quickstart: keep the quickstart figure already in results/eval.json")
     parser.add_argument("--quickstart-only", action="store_true",
                         help="measure the quickstart only; keep the inference figures already in results/eval.json")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="run the quickstart once per seed (default: the recipe's seed 0 only)")
     args = parser.parse_args()
     if args.quickstart_only and args.no_quickstart:
         parser.error("--quickstart-only and --no-quickstart exclude each other")
@@ -194,9 +216,13 @@ def main() -> None:
         report["inference"] = measure_inference(args.models, size=args.size, warmup=args.warmup,
                                                 repetitions=args.repetitions, device=args.device, log=log)
     if not args.no_quickstart:
-        report["quickstart"] = measure_quickstart(log)
+        seeds = {seed: measure_quickstart(log, seed=seed) for seed in args.seeds}
+        report["quickstart"] = seeds[args.seeds[0]]
+        report["quickstart_seeds"] = {str(seed): {k: v[k] for k in ("mIoU", "wall_time_s", "training_time_s")}
+                                      for seed, v in seeds.items()}
     elif args.merge and "quickstart" in previous:
         report["quickstart"] = previous["quickstart"]
+        report["quickstart_seeds"] = previous.get("quickstart_seeds", {})
     common.write_results("eval", report, markdown(report))
     print(markdown(report))
 

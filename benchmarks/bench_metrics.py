@@ -17,19 +17,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
 NUM_CLASSES, IGNORE_INDEX, SHAPE = 19, 255, (4, 1024, 2048)
 ALLOCATORS = {
     "plain": {},
     "glibc-tuned": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"},
 }
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = common.RESULTS
 
 
 def make_labels(dtype):
@@ -116,7 +118,7 @@ def markdown(report: dict) -> str:
         f"{SHAPE[0]} images of {SHAPE[1]}x{SHAPE[2]}, {NUM_CLASSES} classes, ignore index {IGNORE_INDEX}"
         f" (~10% ignored). Medians of {report['repetitions']} interleaved repetitions in one process;"
         f" torch {report['torch']}, torchmetrics {report['torchmetrics']}, {report['threads']} threads,"
-        f" {report['machine']}.",
+        f" {common.machine_line(report['machine'])}.",
         "",
         "| allocator | input dtype | variant | median ms | best ms | Mpx/s (median)"
         " | segbench speed-up (median) | matrices identical |",
@@ -177,14 +179,14 @@ def main() -> None:
     first = next(iter(runs.values()))
     report = {
         "workload": {"shape": list(SHAPE), "num_classes": NUM_CLASSES, "ignore_index": IGNORE_INDEX},
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": common.machine(),
         "torch": first["torch"],
         "torchmetrics": first["torchmetrics"],
         "threads": first["threads"],
         "repetitions": args.repetitions,
         "allocators": runs,
     }
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "metrics.md").write_text(markdown(report))
     print(f"wrote {RESULTS / 'metrics.json'} and {RESULTS / 'metrics.md'}")

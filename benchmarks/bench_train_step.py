@@ -16,7 +16,8 @@ index 255, random images and labels; the speed of these models does not depend o
 
 Speed: every variant of a model runs in one process, interleaved, after a warm-up step; medians.
 Achieved FLOP/s = 3 x forward FLOPs (``torch.utils.flop_counter`` on the meta device) / step time,
-compared with the bf16 ``torch.mm`` 4096^2 throughput measured in the same run. Peak memory: a child
+compared with the ``torch.mm`` 4096^2 throughput of the precision it trains in, measured in the same run
+(bf16 only where the hardware has it: a CPU without native bf16 emulates it, minutes per product). Peak memory: a child
 process per variant runs two steps and reports its peak RSS (CPU) or ``torch.cuda.max_memory_allocated``.
 The script re-executes itself with segbench's allocator settings (see ``common.ensure_allocator_env``).
 
@@ -72,7 +73,7 @@ def make_batch(batch: int, crop: tuple[int, int]):
 
 
 def benchmark_plan(model_section: dict, *, batch: int, crop: tuple[int, int], device: str = "auto",
-                   precision: str = "auto"):
+                   precision: str = "auto", channels_last: bool | None = None):
     """A validated segbench plan with the defaults a recipe gets (the dataset is declared, never built)."""
     common.import_segbench()
     from segbench.plugins import make_plugin_manager
@@ -89,7 +90,7 @@ def benchmark_plan(model_section: dict, *, batch: int, crop: tuple[int, int], de
         "optimizer": {"name": "adam"},
         "scheduler": {"name": "poly"},
         "trainer": {"batch_size": batch, "max_iterations": 1000, "precision": precision, "device": device,
-                    "select_on": "report"},
+                    "channels_last": channels_last, "select_on": "report"},
     }
     recipe = ResolvedRecipe(path=Path("benchmark.yaml"), data=data, chain=())
     return build_plan(recipe, build_registries(make_plugin_manager()))
@@ -105,14 +106,15 @@ class SegbenchStep:
     """
 
     def __init__(self, model_section: dict, *, batch: int, crop: tuple[int, int], device: str = "auto",
-                 model=None):
+                 model=None, precision: str = "auto", channels_last: bool | None = None):
         from types import SimpleNamespace
 
         from segbench.engine.param_groups import split_param_groups
         from segbench.engine.runtime import Runtime
         from segbench.engine.trainer import Trainer
 
-        plan = benchmark_plan(model_section, batch=batch, crop=crop, device=device)
+        plan = benchmark_plan(model_section, batch=batch, crop=crop, device=device, precision=precision,
+                              channels_last=channels_last)
         runtime = Runtime.resolve(plan.trainer)
         self.device, self.precision, self.channels_last = runtime.device, runtime.precision, runtime.channels_last
         raw_model = plan.model.build(num_classes=NUM_CLASSES) if model is None else model
@@ -279,18 +281,17 @@ def measure_model(model_name: str, *, batch: int, crop, with_smp: bool, warmup: 
 # ---- report -------------------------------------------------------------------------------------
 
 def markdown(report: dict) -> str:
-    peaks = "; ".join(f"{name} {r['gemm_flops_per_s']['fp32'] / 1e9:.0f} fp32,"
-                      f" {r['gemm_flops_per_s']['bf16'] / 1e9:.0f} bf16" for name, r in report["models"].items())
+    peaks = "; ".join(f"{name} " + ", ".join(f"{v / 1e9:.0f} {k}" for k, v in r["gemm_flops_per_s"].items())
+                      for name, r in report["models"].items())
     lines = [
         "# Training step: segbench's default path vs a plain fp32 loop",
         "",
         f"Batch {report['batch']} x {report['crop'][0]}x{report['crop'][1]}, {NUM_CLASSES} classes;"
         " forward + loss + backward + optimizer step."
         f" Medians of {report['repetitions']} interleaved steps after {report['warmup']} warm-up step(s);"
-        f" {report['machine']['device']}, {report['machine']['cpus']} CPUs ({report['machine']['cpu_capability']}),"
-        f" torch {report['machine']['torch']}, allocator: {report['machine']['allocator']}."
+        f" {report['machine']['device']}; {common.machine_line(report['machine'])}."
         " GEMM peak: `torch.mm` 4096^2 measured before and after each model's steps, the faster of the"
-        f" two (GFLOP/s): {peaks}.",
+        f" two (GFLOP/s; bf16 only where the hardware has it): {peaks}.",
         "",
         "| model | variant | settings | s/step (median) | images/s | speed-up vs plain fp32 | GFLOP/s"
         " | % of GEMM peak | peak memory GiB (before steps) | load avg |",
@@ -303,12 +304,13 @@ def markdown(report: dict) -> str:
             speedup = baseline["median_s"] / v["median_s"]
             memory = common.memory_cell(v)
             load = max(v["load_average"])
-            precision = "fp32" if v["settings"].startswith("fp32") else "bf16"  # fp16 (CUDA): the bf16 peak
+            precision = v["settings"].split()[0].rstrip(",")
+            fraction = (f"{100 * v['achieved_flops_per_s'] / peak[precision]:.0f}% of {precision}"
+                        if precision in peak else f"- ({precision} is emulated here)")
             lines.append(f"| {model_name} | {name} | {v['settings']} | {v['median_s']:.2f} | {v['images_per_s']:.2f}"
-                         f" | {speedup:.2f}x | {v['achieved_flops_per_s'] / 1e9:.0f}"
-                         f" | {100 * v['achieved_flops_per_s'] / peak[precision]:.0f}% of {precision} | {memory}"
+                         f" | {speedup:.2f}x | {v['achieved_flops_per_s'] / 1e9:.0f} | {fraction} | {memory}"
                          f" | {load:.1f} |")
-    if "deeplabv3plus" in report["models"]:
+    if "deeplabv3plus" in report["models"] and "bf16" in report["models"]["deeplabv3plus"]["gemm_flops_per_s"]:
         variants = report["models"]["deeplabv3plus"]["variants"]
         peak = report["models"]["deeplabv3plus"]["gemm_flops_per_s"]
         ours = variants["segbench"]
@@ -384,7 +386,8 @@ def main() -> None:
             report["models"] = {name: r for name, r in earlier["models"].items() if name not in args.models}
     for model_name in args.models:
         before = common.gemm_peak(torch_device)
-        log(f"torch.mm 4096^2: {before['fp32'] / 1e9:.0f} GFLOP/s fp32, {before['bf16'] / 1e9:.0f} GFLOP/s bf16")
+        log("torch.mm 4096^2: " + ", ".join(f"{v / 1e9:.0f} GFLOP/s {k}" for k, v in before.items())
+            + ("" if "bf16" in before else " (bf16 not measured: no native bf16 here; segbench trains in fp32)"))
         result = measure_model(
             model_name, batch=args.batch, crop=args.crop, with_smp=with_smp, warmup=args.warmup,
             repetitions=args.repetitions, memory=not args.no_memory, profile=args.profile, device=args.device,

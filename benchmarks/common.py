@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
+# Where result files go; another folder (a GPU check's, say) with SEGBENCH_BENCHMARK_RESULTS.
+RESULTS = Path(os.environ.get("SEGBENCH_BENCHMARK_RESULTS") or Path(__file__).resolve().parent / "results")
 
 # glibc malloc returns large freed blocks to the kernel, so each training step re-faults gigabytes of
 # pages; keeping them made training 1.1-1.9x faster. Only read at process start: hence the re-exec.
@@ -71,15 +72,65 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def machine() -> dict:
+def gemm_precisions(device) -> tuple[str, ...]:
+    """The precisions whose GEMM throughput means something here: fp32 always; bf16 only where the hardware
+    has it (a CPU without native bf16 emulates it, many times slower: minutes for one 4096^2 product)."""
     import torch
 
-    info = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "allocator": allocator_note(), "date": time.strftime("%Y-%m-%d %H:%M")}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
+    if device.type == "cuda":
+        return ("fp32", "bf16") if torch.cuda.is_bf16_supported() else ("fp32", "fp16")
+    import_segbench()
+    from segbench.engine.device import describe_cpu
+
+    return ("fp32", "bf16") if describe_cpu().native_bf16 else ("fp32",)
+
+
+_MACHINES: dict = {}
+
+
+def machine(device=None, *, gemm_size: int = 2048) -> dict:
+    """Which machine a result comes from: CPU model and class, the kernels torch uses, threads, allocator,
+    GPU, and ``torch.mm`` throughput measured now (once per process), so figures from different machines
+    can be told apart and scaled."""
+    import torch
+
+    import_segbench()
+    from segbench.engine.device import describe_cpu
+
+    device = pick_device() if device is None else device
+    key = (str(device), gemm_size)
+    if key not in _MACHINES:
+        cpu = describe_cpu()
+        info = {"cpu_model": cpu.model, "cpu_class": cpu.name, "cpu_flags": list(cpu.flags),
+                "native_bf16": cpu.native_bf16, "cpu_capability": cpu.capability,
+                "machine": platform.machine(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+                "torch": torch.__version__, "allocator": allocator_note(), "device": str(device),
+                "date": time.strftime("%Y-%m-%d %H:%M")}
+        if device.type == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(device)
+        peak = gemm_peak(device, size=gemm_size, repetitions=3)
+        info["gemm"] = {"size": gemm_size, "gflop_per_s": {k: round(v / 1e9, 1) for k, v in peak.items()},
+                        "load_average": load_average()}
+        if "bf16" not in peak and device.type == "cpu":
+            info["gemm"]["note"] = f"bf16 not measured: no native bf16 on this CPU ({cpu.name})"
+        _MACHINES[key] = info
+    return dict(_MACHINES[key])
+
+
+def machine_line(info: dict) -> str:
+    """One line naming the machine of a result, for Markdown reports."""
+    gemm = info.get("gemm", {})
+    rates = " / ".join(f"{v:.0f} {k}" for k, v in gemm.get("gflop_per_s", {}).items())
+    line = (f"{info.get('cpu_model', '?')} ({info.get('cpu_class', '?')}; torch kernels"
+            f" {info.get('cpu_capability', '?')}), {info.get('threads', '?')} threads of {info.get('cpus', '?')} CPUs,"
+            f" torch {info.get('torch', '?')}, allocator: {info.get('allocator', '?')}")
+    if "gpu" in info:
+        line += f", GPU {info['gpu']}"
+    if rates:
+        line += f"; torch.mm {gemm['size']}^2 measured in the same run: {rates} GFLOP/s"
+    if "note" in gemm:
+        line += f" ({gemm['note']})"
+    return line
 
 
 def interleaved(variants: dict, *, device, warmup: int = 1, repetitions: int = 3, log=None) -> dict:
@@ -176,21 +227,26 @@ def run_child(script: Path, args: list[str], *, timeout: float = 1800) -> dict:
 
 
 def gemm_peak(device, *, size: int = 4096, repetitions: int = 5) -> dict:
-    """Achieved FLOP/s of ``torch.mm`` on ``size``-square matrices, fp32 and bf16 (median of repetitions)."""
+    """Achieved FLOP/s of ``torch.mm`` on ``size``-square matrices (median of repetitions), in fp32 and,
+    where the hardware has it, bf16 (see ``gemm_precisions``)."""
     import torch
 
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for name in gemm_precisions(device):
         generator = torch.Generator().manual_seed(0)
-        a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
-        b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+        a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtypes[name])
+        b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtypes[name])
         result = interleaved({name: lambda: torch.mm(a, b)}, device=device, warmup=1, repetitions=repetitions)
         out[name] = 2 * size**3 / result[name]["median_s"]
     return out
 
 
 def write_results(stem: str, report: dict, markdown: str) -> None:
-    RESULTS.mkdir(exist_ok=True)
+    """Write ``results/STEM.json`` and ``.md``; the JSON always carries the machine description."""
+    if not isinstance(report.get("machine"), dict):
+        report["machine"] = machine()
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown)
     print(f"wrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}", flush=True)

@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("train_step", "scaling", "eval", "metrics", "data")
+BENCHMARKS = ("train_step", "scaling", "eval", "metrics", "data", "numerics")
 SCRIPTS = {"metrics": "bench_metrics.py", "data": "bench_data.py", "train_step": "bench_train_step.py",
-           "scaling": "bench_scaling.py", "eval": "bench_eval.py"}
+           "scaling": "bench_scaling.py", "eval": "bench_eval.py", "numerics": "bench_numerics.py"}
 # The order they run in: DeepLabV3+ first, the two slowest models' training steps last.
 STAGES = (("train_step", ["--profile", "--models", "deeplabv3plus"]), ("scaling", []), ("eval", []),
-          ("metrics", []), ("data", []), ("train_step", ["--profile", "--models", "unet", "deeplabv3", "--merge"]))
+          ("metrics", []), ("data", []), ("numerics", []),
+          ("train_step", ["--profile", "--models", "unet", "deeplabv3", "--merge"]))
 
 
 def command_for(name: str, extra: list[str], repetitions: int | None) -> list[str]:
@@ -48,16 +49,47 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
+def cpu_class_of(report: dict | None) -> str:
+    """The CPU class a result file names (older files only recorded torch's capability)."""
+    machine = (report or {}).get("machine")
+    if not isinstance(machine, dict):
+        return "?"
+    if "gpu" in machine:
+        return machine["gpu"]
+    return machine.get("cpu_class") or {"AVX512": "AVX-512", "AVX2": "AVX2"}.get(machine.get("cpu_capability"), "?")
+
+
+def numerics_rows() -> list[tuple]:
+    """Per CPU class: the training step in what ``auto`` picks vs fp32 with contiguous memory."""
+    rows = []
+    for path in sorted(common.RESULTS.glob("numerics_*.json")):
+        report = json.loads(path.read_text())
+        for name, result in report["workloads"].items():
+            base, auto = result["variants"]["fp32, contiguous"], result["variants"][result["auto"]]
+            if result["auto"] == "fp32, contiguous":
+                others = [k for k in result["variants"] if k != "fp32, contiguous"]
+                rows.append((cpu_class_of(report), f"training step, {name}, auto = {result['auto']}",
+                             f"{base['median_s']:.3f} s/step",
+                             "; ".join(f"{k} {result['variants'][k]['median_s']:.3f} s" for k in others),
+                             _ratio(min(result["variants"][k]["median_s"] for k in others), base["median_s"])))
+            else:
+                rows.append((cpu_class_of(report), f"training step, {name}, auto = {result['auto']}",
+                             f"{auto['median_s']:.3f} s/step", f"fp32, contiguous {base['median_s']:.3f} s/step",
+                             _ratio(base["median_s"], auto["median_s"])))
+    return rows
+
+
 def headline(results: dict) -> list[str]:
-    """One row per comparison: what segbench does, what it is compared with, the ratio."""
+    """One row per comparison: what segbench does, what it is compared with, the ratio, the CPU class."""
     rows = []
     train = results.get("train_step")
     if train:
+        cpu = cpu_class_of(train)
         shape = f"{train['batch']} x {train['crop'][0]}x{train['crop'][1]}"
         for model_name, result in train["models"].items():
             v = result["variants"]
             ours, plain = v["segbench"], v["plain fp32"]
-            rows.append((f"training step, {model_name}, {shape}", f"{ours['images_per_s']:.2f} img/s",
+            rows.append((cpu, f"training step, {model_name}, {shape}", f"{ours['images_per_s']:.2f} img/s",
                          f"plain fp32 PyTorch loop {plain['images_per_s']:.2f} img/s",
                          _ratio(plain["median_s"], ours["median_s"])))
             if "smp plain fp32" in v:
@@ -66,39 +98,43 @@ def headline(results: dict) -> list[str]:
                 if "peak_memory_bytes" in ours and "peak_memory_bytes" in smp:
                     memory = f"; peak memory {common.gib(ours['peak_memory_bytes'])} vs" \
                              f" {common.gib(smp['peak_memory_bytes'])} GiB"
-                rows.append(("training step, DeepLabV3+ R50 vs smp DeepLabV3Plus",
+                rows.append((cpu, "training step, DeepLabV3+ R50 vs smp DeepLabV3Plus",
                              f"{ours['images_per_s']:.2f} img/s", f"smp, plain fp32 loop {smp['images_per_s']:.2f}"
                              f" img/s{memory}", _ratio(smp["median_s"], ours["median_s"])))
     evaluation = results.get("eval")
     if evaluation:
+        cpu = cpu_class_of(evaluation)
         for model_name, by_precision in evaluation["inference"].items():
             if {"fp32", "bf16"} <= set(by_precision):
                 fp32, bf16 = by_precision["fp32"], by_precision["bf16"]
                 size = f"{evaluation['size'][0]}x{evaluation['size'][1]}"
-                rows.append((f"inference {size}, {model_name}", f"bf16 {bf16['images_per_s']:.2f} img/s",
+                rows.append((cpu, f"inference {size}, {model_name}", f"bf16 {bf16['images_per_s']:.2f} img/s",
                              f"fp32 {fp32['images_per_s']:.2f} img/s", _ratio(fp32["median_s"], bf16["median_s"])))
     metrics = results.get("metrics")
     if metrics:
+        cpu = cpu_class_of(metrics)
         tuned = metrics["allocators"].get("glibc-tuned") or next(iter(metrics["allocators"].values()))
         for dtype_name, result in tuned["inputs"].items():
             variants = result["variants"]
             ours = variants["segbench"]
             for other in ("torchmetrics (default)", "torchmetrics (validate_args=False)"):
-                rows.append((f"confusion matrix, 4 x 1024x2048, {dtype_name} labels",
+                rows.append((cpu, f"confusion matrix, 4 x 1024x2048, {dtype_name} labels",
                              f"{ours['mpx_per_second']:.0f} Mpx/s",
                              f"{other} {variants[other]['mpx_per_second']:.0f} Mpx/s",
                              _ratio(variants[other]["median_seconds"], ours["median_seconds"])))
     data = results.get("data")
     if data:
+        cpu = cpu_class_of(data)
         tuned = data["allocators"].get("glibc-tuned") or next(iter(data["allocators"].values()))
         for stage, other in (("decode_and_augment", "PIL + transforms.functional"), ("augment", "albumentations")):
             ours = next(v for name, v in tuned[stage].items() if name.startswith("segbench"))
             theirs = tuned[stage][other]
-            rows.append((f"data, {stage.replace('_', ' ')} per core (2048x1024 -> 512x1024)",
+            rows.append((cpu, f"data, {stage.replace('_', ' ')} per core (2048x1024 -> 512x1024)",
                          f"{ours['median_seconds'] * 1e3:.0f} ms/img", f"{other} {theirs['median_seconds'] * 1e3:.0f}"
                          " ms/img", _ratio(theirs["median_seconds"], ours["median_seconds"])))
-    lines = ["| benchmark | segbench | compared with | segbench speed-up |", "|---|---|---|---:|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    rows += numerics_rows()
+    lines = ["| CPU class | benchmark | segbench | compared with | segbench speed-up |", "|---|---|---|---|---:|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
     return lines
 
 

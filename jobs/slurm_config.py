@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import attrs
 from attrs.validators import ge, gt, le, optional
 
-from segbench.cli import ALLOCATOR_ENV
+from segbench.process import ALLOCATOR_ENV
 from segbench.config import structure_problems
 from segbench.errors import ConfigError, RecipeError
 from segbench.functional.merge import OverridePathError, set_path

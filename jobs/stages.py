@@ -71,7 +71,8 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
         return RunDir.for_plan(plan, runs_dir).is_complete()
 
     for path in recipe_paths:
-        variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke)
+        variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke,
+                                 registries=registries)
         for variant, requested_recipe in variants:
             # every stage of the chain takes the variant of the requested run: task k pairs with task k
             chain = resolve_stages(requested_recipe, registries, is_complete=complete)

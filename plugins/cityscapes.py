@@ -323,6 +323,29 @@ def build_cityscapes(config: CityscapesConfig) -> CityscapesDataset:
                              check_sizes=config.check_sizes)
 
 
+SMOKE_SUBSET_CAP = 2  # images per role in a --smoke run
+
+
+def smoke_subset(subset: Subset | None) -> Subset | None:
+    """At most ``SMOKE_SUBSET_CAP`` images; chosen cities become the first images (real city names do
+    not exist in the generated tree)."""
+    if subset is None:
+        return None
+    if subset.cities is not None:
+        return Subset(first=SMOKE_SUBSET_CAP, invert=subset.invert)
+    if subset.first is not None:
+        return attrs.evolve(subset, first=min(subset.first, SMOKE_SUBSET_CAP))
+    return attrs.evolve(subset, random=min(subset.random, SMOKE_SUBSET_CAP))
+
+
+def smoke_cityscapes(config: CityscapesConfig):
+    """The Cityscapes tree is not where a smoke run goes: a small generated one in the same layout is."""
+    from segbench_plugins.synthetic_city import smoke_tree
+
+    return smoke_tree(split=config.split, annotation=config.annotation, subset=config.subset,
+                      check_sizes=config.check_sizes)
+
+
 @hookimpl
 def segbench_register_datasets(register):
-    register("cityscapes", build_cityscapes, config=CityscapesConfig)
+    register("cityscapes", build_cityscapes, config=CityscapesConfig, smoke=smoke_cityscapes)

@@ -2,7 +2,7 @@
 
 Both take ``pretrained``: ``none`` (random initialisation, nothing is read or downloaded),
 ``imagenet`` (torchvision's ResNet50 ImageNet weights from the local torch hub cache) or the path of
-a ResNet50 state dict. See ``segbench.backbone_init``.
+a ResNet50 state dict. See ``segbench_plugins.resnet50_weights``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from torchvision.models.segmentation import deeplabv3_resnet50
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from segbench import hookimpl
-from segbench.backbone_init import init_backbone
+from segbench_plugins.resnet50_weights import IMAGENET, RANDOM, init_backbone, standin_weights
 
 ATROUS_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 DILATION = {16: [False, False, True], 8: [False, True, True]}
@@ -127,7 +127,21 @@ def build_deeplabv3(config: DeepLabV3Config, *, num_classes: int) -> DeepLabV3:
     return model
 
 
+def smoke_backbone(config):
+    """ImageNet weights cannot be assumed present where a smoke run goes: a stand-in file is read."""
+    if config.pretrained != IMAGENET:
+        return config
+    return attrs.evolve(config, pretrained=str(standin_weights()))
+
+
+def random_backbone(config):
+    """A checkpoint replaces every weight: no backbone file needs to exist where a run is inspected."""
+    return attrs.evolve(config, pretrained=RANDOM)
+
+
 @hookimpl
 def segbench_register_models(register):
-    register("deeplabv3plus", build_deeplabv3plus, config=DeepLabV3PlusConfig)
-    register("deeplabv3", build_deeplabv3, config=DeepLabV3Config)
+    register("deeplabv3plus", build_deeplabv3plus, config=DeepLabV3PlusConfig, smoke=smoke_backbone,
+             for_checkpoint=random_backbone)
+    register("deeplabv3", build_deeplabv3, config=DeepLabV3Config, smoke=smoke_backbone,
+             for_checkpoint=random_backbone)

@@ -6,6 +6,7 @@ import torch
 from attrs.validators import ge, gt, optional
 
 from segbench import hookimpl
+from segbench.registry import GroupSettings
 
 
 @attrs.frozen
@@ -63,8 +64,14 @@ def build_sgd(config: SGDConfig, *, param_groups):
                            weight_decay=config.weight_decay)
 
 
+def parameter_groups(config: AdamConfig | SGDConfig) -> dict[str, GroupSettings]:
+    """``groups: {backbone: {lr: 1.0e-5}}``: the sub-modules that get their own lr or weight decay."""
+    return {prefix: GroupSettings(lr=group.lr, weight_decay=group.weight_decay)
+            for prefix, group in config.groups.items()}
+
+
 @hookimpl
 def segbench_register_optimizers(register):
-    register("adam", build_adam, config=AdamConfig)
-    register("adamw", build_adamw, config=AdamConfig)
-    register("sgd", build_sgd, config=SGDConfig)
+    register("adam", build_adam, config=AdamConfig, param_groups=parameter_groups)
+    register("adamw", build_adamw, config=AdamConfig, param_groups=parameter_groups)
+    register("sgd", build_sgd, config=SGDConfig, param_groups=parameter_groups)

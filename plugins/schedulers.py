@@ -226,9 +226,14 @@ def build_plateau(config: PlateauConfig, *, optimizer, total_iterations: int, it
     return PlateauSchedule(optimizer, config)
 
 
+def smoke_warmup(config: ConstantConfig) -> ConstantConfig:
+    """A --smoke run has two iterations: a warm-up, if any, takes one."""
+    return attrs.evolve(config, warmup_iterations=min(config.warmup_iterations, 1))
+
+
 @hookimpl
 def segbench_register_schedulers(register):
-    register("poly", build_poly, config=PolyConfig)
-    register("cosine", build_cosine, config=CosineConfig)
-    register("plateau", build_plateau, config=PlateauConfig)
-    register("constant", build_constant, config=ConstantConfig)
+    register("poly", build_poly, config=PolyConfig, smoke=smoke_warmup)
+    register("cosine", build_cosine, config=CosineConfig, smoke=smoke_warmup)
+    register("plateau", build_plateau, config=PlateauConfig, smoke=smoke_warmup)
+    register("constant", build_constant, config=ConstantConfig, smoke=smoke_warmup, default=True)

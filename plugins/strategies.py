@@ -79,6 +79,6 @@ class Pretrained(Scratch):
 
 @hookimpl
 def segbench_register_strategies(register):
-    register("scratch", Scratch, config=ScratchConfig)
+    register("scratch", Scratch, config=ScratchConfig, default=True)
     register("finetune", Finetune, config=FinetuneConfig, aliases=("coarse_to_fine",))
     register("pretrained", Pretrained, config=PretrainedConfig)

@@ -2,7 +2,7 @@
 ``cityscapes`` reader.
 
 The tree is generated on first use into ``<cache_dir>/synthetic_city/<params-hash>/``
-(``cache_dir`` defaults to ``$SEGBENCH_CACHE`` or ``~/.cache/segbench``) and reused afterwards.
+(``cache_dir`` defaults to segbench's cache folder, ``segbench.cache.cache_dir()``) and reused afterwards.
 It is generated in a temporary folder under a file lock and renamed into place only when
 complete, so concurrent processes (distributed ranks, several jobs) generate it once and never
 read half a tree.
@@ -24,9 +24,18 @@ from attrs.validators import ge, in_
 from filelock import FileLock
 
 from segbench import hookimpl
+from segbench.cache import cache_dir
 from segbench.errors import DataError
 from segbench.synth import GENERATOR_VERSION, generate_city, is_complete
-from segbench_plugins.cityscapes import SPLITS, CityscapesDataset, Subset, check_split_annotation, validate_split
+from segbench.registry import Substitute
+from segbench_plugins.cityscapes import (
+    SPLITS,
+    CityscapesDataset,
+    Subset,
+    check_split_annotation,
+    smoke_subset,
+    validate_split,
+)
 
 _GENERATOR_DEFAULTS = {name: p.default for name, p in inspect.signature(generate_city).parameters.items()
                        if p.default is not inspect.Parameter.empty}
@@ -42,7 +51,8 @@ class SyntheticCityConfig:
     """``split``, ``annotation``, ``subset``, ``check_sizes``: as for ``cityscapes`` (there is no test split).
     ``train``, ``val``, ``train_extra``: how many images each split gets (train_extra has coarse labels
     only); ``size``: ``[height, width]`` of every image; ``seed``: the generator's seed; ``cache_dir``:
-    where generated trees are kept (default ``$SEGBENCH_CACHE`` or ``~/.cache/segbench``).
+    where generated trees are kept (default ``$SEGBENCH_CACHE``, else ``$XDG_CACHE_HOME/segbench``, else
+    ``~/.cache/segbench``).
     """
 
     split: str = attrs.field(default="train", validator=validate_split)
@@ -73,7 +83,7 @@ def generation_params(config: SyntheticCityConfig) -> dict:
 
 def tree_root(config: SyntheticCityConfig) -> Path:
     """``<cache_dir>/synthetic_city/<hash of the parameters and the generator version>``."""
-    base = config.cache_dir or os.environ.get("SEGBENCH_CACHE") or Path.home() / ".cache" / "segbench"
+    base = config.cache_dir or cache_dir()
     key_data = {**generation_params(config), "generator_version": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode("utf-8")).hexdigest()
     return Path(os.path.expanduser(os.fspath(base))).absolute() / "synthetic_city" / key[:16]
@@ -121,6 +131,21 @@ def build_synthetic_city(config: SyntheticCityConfig, *, progress: bool = True) 
                              check_sizes=config.check_sizes)
 
 
+# The tree of --smoke runs: a few small images (16 in all, generated in seconds, kept in the cache).
+SMOKE_TREE = {"train": 8, "val": 4, "train_extra": 4, "size": (64, 128), "seed": 0}
+
+
+def smoke_synthetic_city(config: SyntheticCityConfig) -> SyntheticCityConfig:
+    return attrs.evolve(config, subset=smoke_subset(config.subset), **SMOKE_TREE)
+
+
+def smoke_tree(*, split: str, annotation: str, subset: Subset | None, check_sizes: bool) -> Substitute:
+    """The smoke variant of a dataset in the Cityscapes layout: the same split of the smoke tree."""
+    config = SyntheticCityConfig(split=split, annotation=annotation, subset=smoke_subset(subset),
+                                 check_sizes=check_sizes, **SMOKE_TREE)
+    return Substitute("synthetic_city", config)
+
+
 @hookimpl
 def segbench_register_datasets(register):
-    register("synthetic_city", build_synthetic_city, config=SyntheticCityConfig)
+    register("synthetic_city", build_synthetic_city, config=SyntheticCityConfig, smoke=smoke_synthetic_city)

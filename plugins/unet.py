@@ -5,32 +5,55 @@ With the default ``width: 64`` the channels are 64-128-256-512-1024 and the mode
 and ReLU, 2x2 max-pooling down, 2x2 stride-2 transposed convolutions up, and a 1x1 classifier.
 The 3x3 convolutions keep their biases (redundant before batch-norm, but part of the reference
 parameter count; without them the model has 31,038,803).
+
+Two options make small U-Nets cheap where CPUs are slow. A 3x3 convolution costs in proportion to
+in x out channels x pixels, so the doubling plan spends the same arithmetic at every level;
+``channels`` sets each level's width (e.g. 32-48-64-96-128 grows slower than it pools and costs far
+less at the deep levels). ``stem_stride: 2`` makes the first convolution stride 2, so every level
+works on a quarter of the pixels, and up-samples the logits bilinearly to the input size.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 import torch
-from attrs.validators import gt
+from attrs.validators import deep_iterable, gt, instance_of, max_len, min_len
 from torch import nn
 from torch.nn import functional as F
 
 from segbench import hookimpl
 
 LEVELS = 5
-MIN_SIDE = 2 ** (LEVELS - 1)  # four 2x2 poolings shrink a smaller side to nothing
+DEFAULT_WIDTH = 64
+
+
+def _channels_or_width(instance, attribute, value):
+    if value is not None and instance.width != DEFAULT_WIDTH:
+        raise ValueError(f"set either width ({instance.width}) or channels ({list(value)}), not both:"
+                         " channels lists every level's width")
 
 
 @attrs.frozen
 class UNetConfig:
-    """``width`` is the channel count of the first level; each level below doubles it."""
+    """``width``: the first level's channels, doubled at each of the 5 levels; or ``channels``: every
+    level's width (2 to 6 levels, e.g. [32, 48, 64, 96, 128]). ``stem_stride`` 2 halves the input in the
+    first convolution and up-samples the logits: a quarter of the arithmetic."""
 
-    width: int = attrs.field(default=64, validator=gt(0))
+    width: int = attrs.field(default=DEFAULT_WIDTH, validator=gt(0))
+    channels: tuple[int, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple),
+        validator=attrs.validators.optional([deep_iterable(gt(0)), min_len(2), max_len(6), _channels_or_width]))
+    stem_stride: Literal[1, 2] = attrs.field(default=1, validator=attrs.validators.in_((1, 2)))
+
+    def level_channels(self) -> tuple[int, ...]:
+        return self.channels if self.channels is not None else tuple(self.width * 2**i for i in range(LEVELS))
 
 
 class DoubleConv(nn.Sequential):
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, padding=1),
@@ -45,12 +68,13 @@ class Down(nn.Sequential):
 
 
 class Up(nn.Module):
-    """Upsample 2x, pad to the skip connection's size (odd sizes lose a row at pooling), concatenate."""
+    """Upsample 2x to the skip connection's width, pad to its size (odd sizes lose a row at pooling),
+    concatenate, two convolutions."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, deep_channels: int, skip_channels: int):
         super().__init__()
-        self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
-        self.conv = DoubleConv(in_channels, out_channels)
+        self.up = nn.ConvTranspose2d(deep_channels, skip_channels, kernel_size=2, stride=2)
+        self.conv = DoubleConv(2 * skip_channels, skip_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
@@ -62,29 +86,37 @@ class Up(nn.Module):
 class UNet(nn.Module):
     """``(N, 3, H, W)`` images to ``(N, num_classes, H, W)`` logits, for any H and W."""
 
-    def __init__(self, num_classes: int, *, width: int = 64, in_channels: int = 3):
+    def __init__(self, num_classes: int, *, channels: tuple[int, ...] = UNetConfig().level_channels(),
+                 stem_stride: int = 1, in_channels: int = 3):
         super().__init__()
-        channels = [width * 2**i for i in range(LEVELS)]
-        self.inc = DoubleConv(in_channels, channels[0])
-        self.downs = nn.ModuleList(Down(c, c * 2) for c in channels[:-1])
-        self.ups = nn.ModuleList(Up(c, c // 2) for c in reversed(channels[1:]))
+        self.stem_stride = stem_stride
+        # The poolings (and the stem) must leave at least one pixel at the bottom level.
+        self.min_side = 2 ** (len(channels) - 1) * stem_stride
+        self.inc = DoubleConv(in_channels, channels[0], stride=stem_stride)
+        self.downs = nn.ModuleList(Down(a, b) for a, b in zip(channels[:-1], channels[1:]))
+        self.ups = nn.ModuleList(Up(deep, skip) for deep, skip in zip(reversed(channels[1:]),
+                                                                     reversed(channels[:-1])))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        if height < MIN_SIDE or width < MIN_SIDE:
-            x = F.pad(x, [0, max(0, MIN_SIDE - width), 0, max(0, MIN_SIDE - height)])
+        if height < self.min_side or width < self.min_side:
+            x = F.pad(x, [0, max(0, self.min_side - width), 0, max(0, self.min_side - height)])
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
         x = skips.pop()
         for up in self.ups:
             x = up(x, skips.pop())
-        return self.head(x)[..., :height, :width]
+        logits = self.head(x)
+        if self.stem_stride != 1:
+            logits = F.interpolate(logits, size=(max(height, self.min_side), max(width, self.min_side)),
+                                   mode="bilinear", align_corners=False)
+        return logits[..., :height, :width]
 
 
 def build_unet(config: UNetConfig, *, num_classes: int) -> UNet:
-    model = UNet(num_classes, width=config.width)
+    model = UNet(num_classes, channels=config.level_channels(), stem_stride=config.stem_stride)
     model.segbench_init = "random"
     return model
 

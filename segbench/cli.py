@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import sys
 import traceback
 from pathlib import Path
 
 from segbench import __version__
 from segbench.errors import SegbenchError
+from segbench.process import tune_process
 
 
 def _registries():
@@ -63,8 +63,9 @@ def cmd_run(args) -> int:
 def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
     from segbench.recipe.plan import build_plan
-    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke)
-    plan = build_plan(recipe, _registries())  # validate before printing
+    registries = _registries()
+    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
+    plan = build_plan(recipe, registries)  # validate before printing
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {plan.hash}")
     if recipe.seeds:
@@ -91,25 +92,38 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _print_model_info(entry, input_size=(512, 1024)):
-    from segbench.model_info import describe_model
+def _print_model_info(entry, input_size=(512, 1024)) -> bool:
+    from segbench.model_info import describe_entry
 
-    model = entry.factory(entry.default_config(), num_classes=19)
-    info = describe_model(model, input_size=input_size)
+    described = describe_entry(entry, input_size=input_size)
+    if described.error is not None:
+        print(f"      error: {described.error}")
+        return False
+    info = described.info
     print(f"      params {info.params:,}  size {info.size_mb:.1f} MB  {info.gflops:.1f} GFLOPs"
           f" at {input_size[0]}x{input_size[1]}")
+    return True
 
 
 def cmd_models(args) -> int:
-    from segbench.model_info import describe_model
+    from segbench.model_info import describe_entry
 
     registries = _registries()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
     print("|---|---|---:|---:|---:|")
+    broken = 0
     for entry in registries.models:
-        info = describe_model(entry.factory(entry.default_config(), num_classes=19), input_size=size)
+        described = describe_entry(entry, input_size=size)
+        if described.error is not None:
+            broken += 1
+            print(f"| {entry.name} | {entry.plugin} | error: {described.error.replace('|', '/')} | | |")
+            continue
+        info = described.info
         print(f"| {entry.name} | {entry.plugin} | {info.params:,} | {info.size_mb:.1f} | {info.gflops:.1f} |")
+    if broken:
+        print(f"segbench: {broken} model(s) could not be built with their default settings; see their rows",
+              file=sys.stderr)
     return 0
 
 
@@ -196,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="registered components per kind, with their plugins")
     p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
-                                            " class_weightings")
+                                            " class_weightings, transforms")
     p.add_argument("--verbose", "-v", action="store_true", help="for models: parameters, size and GFLOPs")
     p.set_defaults(func=cmd_list)
 
@@ -237,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
     p.add_argument("--forest", type=Path, default=None, metavar="PNG",
                    help="with A B: draw the per-class differences as a forest plot")
+    p.add_argument("--include-smoke", action="store_true",
+                   help="also list `run --smoke` runs (checks on tiny data, left out by default)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
@@ -264,42 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# glibc malloc hands big blocks back to the kernel after every step, so each training step re-faults
-# gigabytes of pages; keeping them mapped made training 1.1-1.9x faster on CPU. glibc reads these
-# only at process start, hence the re-exec.
-ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
-
-# How long an idle OpenMP thread spins before sleeping (libgomp, which torch's Linux wheels use).
-# Its default (300,000 spins) is the fastest for a run alone, but two runs sharing 2 cores with
-# data-loading workers took 2.6x as long as with passive waiting. Passive waiting costs every small
-# kernel a wake-up: the quickstart alone trained 1.3x as long. A short spin runs within 6% of the
-# default alone and within 1.35x of passive waiting when shared (benchmarks/bench_openmp_wait.py).
-# The user's own setting wins.
-OPENMP_SPIN_COUNT = "10000"
-
-
-def _reexec_with_allocator_settings() -> None:
-    if not sys.platform.startswith("linux") or os.environ.get("SEGBENCH_NO_REEXEC") or \
-            "jemalloc" in os.environ.get("LD_PRELOAD", ""):
-        return
-    if all(os.environ.get(k) is not None for k in ALLOCATOR_ENV):
-        return
-    for key, value in ALLOCATOR_ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ["SEGBENCH_NO_REEXEC"] = "1"
-    try:
-        os.execv(sys.executable, [sys.executable, "-m", "segbench.cli", *sys.argv[1:]])
-    except OSError:
-        pass  # run on with the default settings
-
-
-def _limit_openmp_spinning() -> None:
-    """Set before torch (and its OpenMP runtime) loads, which reads the environment once."""
-    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
-        return
-    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
-
-
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -318,8 +298,7 @@ def user_message(exc: BaseException) -> str | None:
 
 def main(argv=None) -> int:
     if argv is None:
-        _reexec_with_allocator_settings()
-        _limit_openmp_spinning()
+        tune_process()
     parser = build_parser()
     # Overrides may come before or after options (`run r.yaml --smoke a=b`): argparse leaves the
     # late ones unrecognised, so fold `key=value` words back into the command's overrides.

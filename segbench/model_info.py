@@ -22,6 +22,25 @@ class ModelInfo:
     input_size: tuple[int, int]
 
 
+@attrs.frozen
+class EntryInfo:
+    """:class:`ModelInfo` of a registered model built with its defaults, or why it could not be."""
+
+    info: ModelInfo | None
+    error: str | None = None
+
+
+def describe_entry(entry, *, input_size: tuple[int, int] = (512, 1024), num_classes: int = 19) -> EntryInfo:
+    """Build a registered model with its default config and describe it; a model that fails to build
+    or to run is reported as an error (one line naming its plugin), not raised."""
+    try:
+        model = entry.factory(entry.default_config(), num_classes=num_classes)
+        return EntryInfo(describe_model(model, input_size=input_size))
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        return EntryInfo(None, f"{entry.origin} failed to build or run it: {type(exc).__name__}: {first_line}")
+
+
 def describe_model(model: nn.Module, *, input_size: tuple[int, int] = (512, 1024)) -> ModelInfo:
     """Count ``model``'s parameters and the FLOPs of an eval-mode forward pass at batch 1.
 

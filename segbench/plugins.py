@@ -1,7 +1,9 @@
 """The plugin manager: built-in plugins first, then the ``segbench`` entry-point group."""
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 from importlib.metadata import entry_points
 from typing import Iterable
@@ -22,6 +24,7 @@ BUILTIN_PLUGINS = (
     "segbench_plugins.schedulers",
     "segbench_plugins.strategies",
     "segbench_plugins.class_weightings",
+    "segbench_plugins.transforms",
     "segbench_plugins.unet",
     "segbench_plugins.deeplab",
     "segbench_plugins.cityscapes",
@@ -84,6 +87,47 @@ def make_plugin_manager(
 
 def plugin_infos(pm) -> list[PluginInfo]:
     return list(pm.segbench_distributions.values())
+
+
+def distribution_of(pm, plugin_name: str) -> str:
+    """``name version`` of the distribution that installed a plugin (empty when unknown)."""
+    info = getattr(pm, "segbench_distributions", {}).get(plugin_name)
+    return f"{info.distribution} {info.version}" if info is not None else ""
+
+
+def _known_hooks() -> list[str]:
+    return [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("segbench_")]
+
+
+def check_hook_names(pm) -> None:
+    """Refuse ``segbench_*`` functions that are not hooks (a misspelled hook is otherwise silently
+    ignored) and hook-named functions that lack ``@segbench.hookimpl``."""
+    known = _known_hooks()
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        where = f"plugin {name!r}"
+        dist = distribution_of(pm, name)
+        if dist:
+            where += f" (distribution {dist})"
+        for attribute in dir(plugin):
+            if not attribute.startswith("segbench_") or not callable(getattr(plugin, attribute, None)) \
+                    or inspect.ismodule(getattr(plugin, attribute, None)):
+                continue
+            if attribute not in known:
+                close = difflib.get_close_matches(attribute, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else "."
+                raise PluginError(f"{where} defines {attribute!r}, which is not a segbench hook{hint} The hooks are:"
+                                  f" {', '.join(known)}. Rename it (functions named segbench_* are reserved for"
+                                  " hooks).")
+            if pm.parse_hookimpl_opts(plugin, attribute) is None:
+                raise PluginError(f"{where} defines {attribute!r} without the @segbench.hookimpl decorator, so"
+                                  " segbench would never call it; decorate it with @hookimpl"
+                                  " (from segbench import hookimpl).")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc}. The hooks are: {', '.join(known)}.") from None
 
 
 def _version() -> str:

@@ -71,6 +71,8 @@ class ResultsRecord:
     selection_split: Optional[dict[str, Any]]
     selection_overlaps_report: bool
     report_images: int
+    train_images: int = 0  # what training and selection ran over (0 in results written before these were kept)
+    selection_images: int = 0
     evaluation: EvaluationSettings
     checkpoint: str
     best_selection_mIoU: float
@@ -88,6 +90,7 @@ class ResultsRecord:
     seed: Optional[int] = None  # the runs of one experiment differ only in their seed
     experiment_hash: Optional[str] = None  # the run hash without the seed
     per_image_confusion: Optional[str] = None  # per-image confusion matrices, next to results.json
+    smoke: bool = False  # a `run --smoke` check on tiny data: `compare` leaves it out unless asked
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

@@ -1,18 +1,51 @@
 """Registries of named components, built from a plugin manager (never import-time globals)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import attrs
 
 from segbench.errors import PluginError, UnknownNameError
 
-KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings")
+KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings",
+         "transforms")
+
+# What a registration may declare beyond ``smoke`` and ``aliases``, per kind (see segbench.hookspecs).
+KIND_OPTIONS = {
+    "models": ("for_checkpoint",),
+    "optimizers": ("param_groups",),
+    "transforms": ("final",),
+    "schedulers": ("default",),
+    "strategies": ("default",),
+}
+
+# Keys of a dataset's config that the core itself reads, as the datasets hook documents:
+# `evaluate --split NAME` scores the whole split NAME, `compare` shows them.
+SPLIT_KEY, SUBSET_KEY = "split", "subset"
+
+
+@attrs.frozen
+class Substitute:
+    """What a smoke variant returns to use another registered component of the same kind instead
+    (a dataset read from disk replaced by a generated one): its ``name`` and its ``config``."""
+
+    name: str
+    config: Any
+
+
+@attrs.frozen
+class GroupSettings:
+    """One optimizer parameter group as an optimizer's ``param_groups`` declaration gives it:
+    ``None`` leaves a value at the optimizer's own."""
+
+    lr: float | None = None
+    weight_decay: float | None = None
 
 
 @attrs.frozen
 class Entry:
-    """One registered component: its factory, config class and the plugin that registered it."""
+    """One registered component: its factory, config class, the plugin that registered it, and what
+    the registration declares beyond the factory (see ``segbench.hookspecs``)."""
 
     kind: str
     name: str
@@ -20,9 +53,40 @@ class Entry:
     config: type
     plugin: str
     aliases: tuple[str, ...] = ()
+    smoke: Callable[[Any], Any] | None = None
+    for_checkpoint: Callable[[Any], Any] | None = None
+    param_groups: Callable[[Any], Mapping[str, GroupSettings]] | None = None
+    final: bool = False
+    default: bool = False
+    distribution: str = ""
 
     def default_config(self):
         return self.config()
+
+    @property
+    def origin(self) -> str:
+        """``plugin 'x' (distribution y 1.0)``: who to ask when the component misbehaves."""
+        return f"plugin {self.plugin!r}" + (f" (distribution {self.distribution})" if self.distribution else "")
+
+    def smoke_config(self, config):
+        """The config (or :class:`Substitute`) of this component's ``--smoke`` variant."""
+        return config if self.smoke is None else self.smoke(config)
+
+    def checkpoint_config(self, config):
+        """The config to build with when a checkpoint supplies every weight."""
+        return config if self.for_checkpoint is None else self.for_checkpoint(config)
+
+    def groups(self, config) -> dict[str, GroupSettings]:
+        """The parameter groups the optimizer ``config`` asks for, by sub-module prefix."""
+        if self.param_groups is None:
+            return {}
+        groups = self.param_groups(config)
+        if not isinstance(groups, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, GroupSettings) for k, v in groups.items()):
+            raise PluginError(f"{self.kind} {self.name!r} ({self.origin}): its param_groups declaration returned"
+                              f" {groups!r}; it must return a mapping of sub-module prefix to"
+                              " segbench.registry.GroupSettings.")
+        return dict(groups)
 
 
 class Registry:
@@ -47,6 +111,11 @@ class Registry:
                 f"plugin {entry.plugin!r} registered {self.kind} {entry.name!r} with config"
                 f" {entry.config!r}, which is not an attrs class; declare it with @attrs.frozen."
             )
+        for label, value in (("smoke", entry.smoke), ("for_checkpoint", entry.for_checkpoint),
+                             ("param_groups", entry.param_groups)):
+            if value is not None and not callable(value):
+                raise PluginError(f"plugin {entry.plugin!r} registered {self.kind} {entry.name!r} with"
+                                  f" {label}={value!r}; it must be a function taking the component's config.")
         self._entries[entry.name] = entry
         for key in (entry.name, *entry.aliases):
             self._lookup[key] = entry
@@ -69,6 +138,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def in_order(self) -> list[Entry]:
+        """Entries in registration order (built-ins first)."""
+        return list(self._entries.values())
+
 
 @attrs.frozen
 class Registries:
@@ -86,17 +159,34 @@ class Registries:
         return self.by_kind[kind]
 
 
+def _make_register(registry: Registry, plugin: str, distribution: str):
+    allowed = KIND_OPTIONS.get(registry.kind, ())
+
+    def register(name, factory, *, config, aliases=(), smoke=None, **options):
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            valid = ", ".join(("config", "aliases", "smoke", *allowed))
+            raise PluginError(f"plugin {plugin!r} registered {registry.kind} {name!r} with unknown keyword(s)"
+                              f" {', '.join(unknown)}; a {registry.kind[:-1]} registration takes: {valid}.")
+        if isinstance(aliases, str):
+            aliases = (aliases,)
+        registry.add(Entry(registry.kind, name, factory, config, plugin, tuple(aliases), smoke=smoke,
+                           distribution=distribution, **options))
+
+    return register
+
+
 def build_registries(plugin_manager) -> Registries:
     """Ask every plugin to register its components and return the filled registries."""
+    from segbench.plugins import check_hook_names, distribution_of
+
+    check_hook_names(plugin_manager)
     by_kind = {kind: Registry(kind) for kind in KINDS}
     for kind in KINDS:
         hook = getattr(plugin_manager.hook, f"segbench_register_{kind}")
         for impl in reversed(hook.get_hookimpls()):  # registration order: built-ins first
             plugin_name = plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
-
-            def register(name, factory, *, config, aliases=(), _plugin=plugin_name, _kind=kind):
-                by_kind[_kind].add(Entry(_kind, name, factory, config, _plugin, tuple(aliases)))
-
+            register = _make_register(by_kind[kind], plugin_name, distribution_of(plugin_manager, plugin_name))
             try:
                 impl.function(register=register)
             except PluginError:

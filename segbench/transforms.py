@@ -3,10 +3,10 @@
     train_transforms:
       - {name: random_scale_crop, scale: [0.75, 1.25], size: [512, 1024], pad: true}
       - {name: hflip, p: 0.5}
-      - {name: color_jitter, brightness: 0.25, contrast: 0.25, saturation: 0.25, hue: 0.0}
       - {name: normalize}
 
-Every list ends with ``normalize`` (uint8 -> float32); the steps before it work on uint8 images.
+Each name is a registered transform (``segbench_register_transforms``); every list ends with a
+step registered as ``final`` (uint8 -> float32 model input); the steps before it work on uint8.
 """
 from __future__ import annotations
 
@@ -17,112 +17,7 @@ import attrs
 import torch
 
 from segbench.config import structure_config
-from segbench.errors import ConfigError, DataError
-from segbench.functional import augment
-
-_ranged = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))
-
-
-def _positive_pair(instance, attribute, value) -> None:
-    if len(value) != 2 or not all(v > 0 for v in value):
-        raise ValueError(f"must be two positive numbers [height, width], got {list(value)}")
-
-
-def _scale_range(instance, attribute, value) -> None:
-    low, high = value
-    if not 0 < low <= high:
-        raise ValueError(f"must be [low, high] with 0 < low <= high, got {list(value)}")
-
-
-def _unit_triple(instance, attribute, value) -> None:
-    if len(value) != 3:
-        raise ValueError(f"must hold one value per RGB channel, got {list(value)}")
-
-
-def _positive_triple(instance, attribute, value) -> None:
-    _unit_triple(instance, attribute, value)
-    if not all(v > 0 for v in value):
-        raise ValueError(f"must be three positive numbers, got {list(value)}")
-
-
-@attrs.frozen
-class RandomScaleCropConfig:
-    """Resize by a random factor in ``scale``, then cut a ``size`` [height, width] window at a random
-    place; with ``pad``, a window larger than the scaled image is padded (image 0, label ignored)."""
-
-    scale: tuple[float, float] = attrs.field(default=(0.75, 1.25), validator=_scale_range)
-    size: tuple[int, int] = attrs.field(default=(512, 1024), validator=_positive_pair)
-    pad: bool = True
-
-
-@attrs.frozen
-class HFlipConfig:
-    """Mirror image and label left-right with probability ``p``."""
-
-    p: float = attrs.field(default=0.5, validator=_ranged)
-
-
-@attrs.frozen
-class ColorJitterConfig:
-    """Random brightness, contrast and saturation factors in ``[1 - v, 1 + v]`` and a hue shift in
-    ``[-hue, hue]`` (0 disables one; hue is slow on CPU), applied to the image in random order."""
-
-    brightness: float = attrs.field(default=0.25, validator=attrs.validators.ge(0.0))
-    contrast: float = attrs.field(default=0.25, validator=attrs.validators.ge(0.0))
-    saturation: float = attrs.field(default=0.25, validator=attrs.validators.ge(0.0))
-    hue: float = attrs.field(default=0.0, validator=attrs.validators.and_(attrs.validators.ge(0.0),
-                                                                          attrs.validators.le(0.5)))
-
-
-@attrs.frozen
-class ResizeConfig:
-    """Resize image (bilinear) and label (nearest) to ``size`` [height, width]."""
-
-    size: tuple[int, int] = attrs.field(default=(512, 1024), validator=_positive_pair)
-
-
-@attrs.frozen
-class NormalizeConfig:
-    """uint8 -> float32 ``(x / 255 - mean) / std`` per channel (ImageNet statistics by default)."""
-
-    mean: tuple[float, float, float] = attrs.field(default=augment.IMAGENET_MEAN, validator=_unit_triple)
-    std: tuple[float, float, float] = attrs.field(default=augment.IMAGENET_STD, validator=_positive_triple)
-
-
-Apply = Callable[[Any, torch.Tensor, torch.Tensor, torch.Generator, int], tuple[torch.Tensor, torch.Tensor]]
-
-
-def _random_scale_crop(config: RandomScaleCropConfig, image, mask, generator, ignore_index):
-    params = augment.sample_scale_crop(generator, tuple(image.shape[-2:]), scale_range=config.scale,
-                                       crop_size=config.size, pad=config.pad)
-    return augment.apply_scale_crop(image, mask, params, ignore_index=ignore_index)
-
-
-def _hflip(config: HFlipConfig, image, mask, generator, ignore_index):
-    return augment.apply_hflip(image, mask, augment.sample_hflip(generator, p=config.p))
-
-
-def _color_jitter(config: ColorJitterConfig, image, mask, generator, ignore_index):
-    params = augment.sample_color_jitter(generator, brightness=config.brightness, contrast=config.contrast,
-                                         saturation=config.saturation, hue=config.hue)
-    return augment.apply_color_jitter(image, params), mask
-
-
-def _resize(config: ResizeConfig, image, mask, generator, ignore_index):
-    return augment.apply_resize(image, mask, config.size)
-
-
-def _normalize(config: NormalizeConfig, image, mask, generator, ignore_index):
-    return augment.normalize(image, mean=config.mean, std=config.std), mask
-
-
-TRANSFORMS: dict[str, tuple[type, Apply]] = {
-    "random_scale_crop": (RandomScaleCropConfig, _random_scale_crop),
-    "hflip": (HFlipConfig, _hflip),
-    "color_jitter": (ColorJitterConfig, _color_jitter),
-    "resize": (ResizeConfig, _resize),
-    "normalize": (NormalizeConfig, _normalize),
-}
+from segbench.errors import ConfigError, DataError, PluginError
 
 
 @attrs.frozen
@@ -132,9 +27,10 @@ class Step:
     name: str
     config: Any
     path: str
+    apply: Callable = attrs.field(eq=False, repr=False)
 
     def __call__(self, image, mask, generator, ignore_index):
-        return TRANSFORMS[self.name][1](self.config, image, mask, generator, ignore_index)
+        return self.apply(image, mask, generator, ignore_index)
 
 
 def _check_inputs(image: torch.Tensor, mask: torch.Tensor) -> None:
@@ -168,49 +64,79 @@ class Pipeline:
         for step in self.steps:
             try:
                 image, mask = step(image, mask, generator, self.ignore_index)
-            except augment.CropLargerThanImageError as exc:
-                raise ConfigError([(f"{step.path}.size", f"{exc}; set `pad: true`, or lower `size` or the low"
-                                    " end of `scale`")]) from exc
+            except ConfigError as exc:  # about one of the step's own keys
+                raise ConfigError([(f"{step.path}.{key}" if key else step.path, message)
+                                   for key, message in exc.problems]) from exc
         return image, mask.to(torch.int64)
 
 
-def parse_pipeline(specs: list, *, path: str) -> Pipeline:
-    """Build a :class:`Pipeline` from recipe ``specs`` declared at ``path`` (e.g. ``data.train_transforms``).
+def final_steps(registry) -> list[str]:
+    """Names of the transforms registered as a list's last step, in registration order."""
+    return [entry.name for entry in registry.in_order() if entry.final]
+
+
+def default_specs(registry, *, path: str) -> list[dict]:
+    """The list a recipe leaves out: the first-registered final step with its defaults."""
+    finals = final_steps(registry)
+    if not finals:
+        raise ConfigError([(path, "no transform is registered as a final step (uint8 -> model input); install"
+                                  " or unblock the plugin that provides one, or list the steps")])
+    return [{"name": finals[0]}]
+
+
+def _ending(finals: list[str]) -> str:
+    return " or ".join(f"{{name: {name}}}" for name in finals) or "a final step (none is registered)"
+
+
+def parse_pipeline(specs: list, *, path: str, transforms) -> Pipeline:
+    """Build a :class:`Pipeline` from recipe ``specs`` declared at ``path`` (e.g. ``data.train_transforms``),
+    looking names up in the ``transforms`` registry.
 
     Raises ``ConfigError`` listing every problem: unknown names, unknown keys, bad values, and a
-    list that does not end with ``normalize``.
+    list that does not end with a final step.
     """
     problems: list[tuple[str, str]] = []
     steps: list[Step] = []
     if not isinstance(specs, (list, tuple)):
         raise ConfigError([(path, f"expected a list of transforms like [{{name: hflip, p: 0.5}}], got {specs!r}")])
-    available = ", ".join(TRANSFORMS)
+    available = ", ".join(transforms.names())
+    finals = final_steps(transforms)
+    final_positions = []
     for index, spec in enumerate(specs):
         where = f"{path}[{index}]"
         if not isinstance(spec, dict) or "name" not in spec:
             problems.append((where, f"expected a mapping with a `name:` key (one of {available}), got {spec!r}"))
             continue
         name = spec["name"]
-        if not isinstance(name, str) or name not in TRANSFORMS:
-            close = difflib.get_close_matches(str(name), TRANSFORMS, n=1)
+        if not isinstance(name, str) or name not in transforms:
+            close = difflib.get_close_matches(str(name), transforms.names(), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append((f"{where}.name", f"unknown transform {name!r}{hint}; available: {available}"))
+            problems.append((f"{where}.name", f"unknown transform {name!r}{hint}; available: {available}"
+                                              " (`segbench list transforms` shows them with their plugins)"))
             continue
+        entry = transforms.get(name)
+        if entry.final:
+            final_positions.append(index)
         options = {key: value for key, value in spec.items() if key != "name"}
         try:
-            config = structure_config(TRANSFORMS[name][0], options, path=where)
+            config = structure_config(entry.config, options, path=where)
         except ConfigError as exc:
             problems += exc.problems
             continue
-        steps.append(Step(name, config, where))
+        try:
+            apply = entry.factory(config)
+        except Exception as exc:
+            raise PluginError(f"{where}: transform {entry.name!r} ({entry.origin}) failed to build:"
+                              f" {type(exc).__name__}: {exc}") from exc
+        steps.append(Step(entry.name, config, where, apply))
 
     last = len(specs) - 1
-    positions = [i for i, spec in enumerate(specs) if isinstance(spec, dict) and spec.get("name") == "normalize"]
-    for position in positions:
+    for position in final_positions:
         if position != last:
-            problems.append((f"{path}[{position}]", "normalize must be the last transform, and appear once"))
-    if last not in positions:
-        problems.append((path, "must end with {name: normalize} (the model takes normalised float images;"
+            problems.append((f"{path}[{position}]", f"{specs[position]['name']} must be the last transform, and"
+                                                    " appear once"))
+    if last not in final_positions:
+        problems.append((path, f"must end with {_ending(finals)} (the model takes normalised float images;"
                                " the transforms before it work on uint8)"))
     if problems:
         raise ConfigError(problems)

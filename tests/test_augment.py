@@ -15,7 +15,16 @@ from segbench.functional.augment import (
     sample_hflip,
     sample_scale_crop,
 )
-from segbench.transforms import parse_pipeline
+from segbench.plugins import make_plugin_manager
+from segbench.registry import build_registries
+from segbench.transforms import parse_pipeline as parse_with
+
+# The built-in transforms, looked up as a recipe's lists are.
+TRANSFORMS = build_registries(make_plugin_manager(load_entry_points=False)).transforms
+
+
+def parse_pipeline(specs, *, path):
+    return parse_with(specs, path=path, transforms=TRANSFORMS)
 
 IGNORE = 255
 SUBPIXELS = 4  # the coordinate image stores 4 * coordinate, so images up to 64 pixels fit in uint8

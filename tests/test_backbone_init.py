@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from segbench.backbone_init import imagenet_weights_path
+from segbench_plugins.resnet50_weights import imagenet_weights_path
 from segbench.errors import CheckpointError
 
 DEEPLABS = ["deeplabv3plus", "deeplabv3"]

@@ -139,6 +139,11 @@ def test_launch_variables_are_read_from_torchrun_or_slurm():
     assert env_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "RANK": "1", "WORLD_SIZE": "2"}) \
         == DistEnv(1, 2, 0)
     assert env_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == DistEnv(0, 1, 0)
+    # alone, a plain or one-task Slurm process trains without a process group; one started by torchrun joins
+    # one (a single GPU can try the DDP/nccl path)
+    assert not env_from_environment({}).enabled
+    assert not env_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}).enabled
+    assert env_from_environment({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}).enabled
     assert first_host("node[01-04,07],gpu5") == "node01" and first_host("localhost") == "localhost"
 
 
@@ -163,6 +168,31 @@ def test_two_process_run_trains_completes_and_only_rank_0_writes(tmp_path):
                                                          "results.json"]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
     assert result.stdout.count("results for tiny") == 1
+
+
+SHIPPED_RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", SHIPPED_RECIPES, ids=lambda p: p.stem)
+def test_every_shipped_recipe_runs_its_smoke_variant_as_two_gloo_processes(recipe, tmp_path):
+    """As ``emit-slurm --smoke`` runs it on a CPU node: torchrun, 2 ranks, gloo; SyncBN falls back with a note."""
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2",
+               f"--master-port={free_port()}", "-m", "segbench.cli", "run", "--smoke", "--runs-dir", str(runs),
+               str(recipe)]
+    result = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    from segbench.recipe.load import load_recipe
+    recipe_data = load_recipe(recipe, smoke=True).data
+    name = load_recipe(recipe, smoke=True).run_name
+    results = json.loads((runs / name / "results.json").read_text())
+    assert 0.0 <= results["mIoU"] <= 1.0
+    assert result.stdout.count(f"results for {results['recipe']} ") == 1  # one run shared by the two ranks
+    if recipe_data.get("trainer", {}).get("sync_batchnorm"):
+        assert result.stderr.count("trainer.sync_batchnorm needs CUDA; this cpu run normalises each process's"
+                                   " batch on its own") == 1
 
 
 def launch_run(recipe: Path, runs: Path, port: int, *overrides: str) -> list[subprocess.Popen]:

@@ -217,6 +217,125 @@ def test_signal_writes_last_checkpoint_promptly_exits_75_and_the_rerun_is_identi
     _assert_identical(run, reference)
 
 
+# A signal during an evaluation: the toy run pauses at a read inside it, the test signals and lets it go on.
+EVALUATION_READS = {"selection": 30, "report": 50}  # 2nd of the 4 selection reads of epoch 2; 2nd report read
+# A responsiveness bound, generous for a loaded machine (the process's own exit can take seconds there), far
+# below Slurm's 300 s warning and the time an evaluation of a full-size split takes.
+SIGNAL_TO_EXIT_LIMIT_S = 20.0
+
+
+@pytest.mark.parametrize("phase", [pytest.param(p, marks=[pytest.mark.slow] if p == "report" else [])
+                                   for p in EVALUATION_READS])
+def test_signal_during_an_evaluation_stops_it_at_the_next_batch_and_the_rerun_is_identical(tmp_path, site,
+                                                                                          reference, phase):
+    folder = _folder(tmp_path)
+    release = tmp_path / "release"
+    # Each read takes 0.3 s: finishing the evaluation instead of stopping would add a second or more.
+    process = _start(folder, site, **{PAUSE_AT_READ_ENV: f"{EVALUATION_READS[phase]}:{release}",
+                                      READ_DELAY_ENV: "0.3"})
+    _wait_for(lambda: Path(f"{release}.paused").exists(), process)
+    run = _run_dir(folder)
+    before = (run / "checkpoints" / "last.pt").stat().st_mtime_ns
+    sent = time.time()
+    process.send_signal(signal.SIGTERM)
+    release.touch()
+    out, err = process.communicate(timeout=120)
+    exited = time.time() - sent
+    print(f"\nSIGTERM during the {phase} evaluation: exit {process.returncode} after {exited:.3f} s")
+    assert process.returncode == 75, err[-3000:]
+    assert "checkpoint written. Run the same command to resume." in err and "Traceback" not in err
+    assert exited < SIGNAL_TO_EXIT_LIMIT_S
+    state = load_checkpoint(run / "checkpoints" / "last.pt")["train_state"]
+    evaluations = [r["epoch"] for r in _metrics(run) if r["type"] == "eval"]
+    if phase == "selection":  # stopped inside epoch 2's selection: last.pt says to redo it
+        assert (run / "checkpoints" / "last.pt").stat().st_mtime - sent < SIGNAL_TO_CHECKPOINT_LIMIT_S
+        assert state["epoch"] == 2 and state["window_in_epoch"] == 0 and state["pending_selection"]
+        assert evaluations == [1]
+    else:  # training was complete: last.pt stays as the last selection wrote it
+        assert (run / "checkpoints" / "last.pt").stat().st_mtime_ns == before
+        assert state["epoch"] == 3 and not state["pending_selection"] and evaluations == [1, 2, 3]
+    assert not (run / "results.json").exists() and not (run / "run.lock").exists()
+
+    resumed = _train(folder, site)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr
+    _assert_identical(run, reference)
+
+
+def test_a_sliding_window_that_makes_an_evaluation_batch_take_minutes_is_refused_before_training(tmp_path, site):
+    folder = _folder(tmp_path)
+    result = _train(folder, site, "data.dataset.size=64", "evaluation={mode: slide, window: [2, 2], stride: [2, 2]}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "evaluation.window: window [2, 2] with stride [2, 2] cuts each 64x64 selection image into 32x32 = 1024" \
+        " windows" in result.stderr
+    assert "Use a larger window" in result.stderr and "Traceback" not in result.stderr
+    assert not list(folder.glob("runs/*/checkpoints"))
+
+
+# ---- --restart ----------------------------------------------------------------------------------
+
+def _files(run: Path) -> dict:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("failure", [pytest.param(f, marks=[] if f == "checkpoint-write-fails" else [pytest.mark.slow])
+                                     for f in ("killed-in-set-up", "checkpoint-write-fails", "bad-recipe")])
+def test_a_restart_that_fails_before_its_first_checkpoint_leaves_the_completed_run_as_it_was(tmp_path, site,
+                                                                                              failure):
+    folder = _folder(tmp_path)
+    assert _train(folder, site).returncode == 0
+    run = _run_dir(folder)
+    before = _files(run)
+    if failure == "killed-in-set-up":  # SIGKILL at the first image read: nothing can clean up
+        failed = _train(folder, site, "--restart", **{AT_READ_ENV: "1:SIGKILL"})
+        assert failed.returncode == -signal.SIGKILL
+        assert (run / ".previous").is_dir()  # until the next command settles it
+    elif failure == "checkpoint-write-fails":
+        failed = _train(folder, site, "--restart", **{IN_SAVE_ENV: "1:enospc"})
+        assert failed.returncode == 2 and "could not write checkpoint" in failed.stderr, failed.stderr[-3000:]
+        assert "the previous run in" in failed.stderr and "is back as it was" in failed.stderr
+    else:
+        (folder / "toy.yaml").write_text(TOY_RECIPE + "trainer: {epochs: -1}\n")
+        failed = _train(folder, site, "--restart")
+        assert failed.returncode == 2 and "trainer.epochs" in failed.stderr, failed.stderr[-3000:]
+        (folder / "toy.yaml").write_text(TOY_RECIPE)
+    again = _train(folder, site)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already complete" in again.stderr
+    assert _files(run) == before and not (run / ".previous").exists()
+
+
+@pytest.mark.slow
+def test_a_restart_with_an_unusable_cache_folder_leaves_the_completed_run_as_it_was(tmp_path):
+    from tests.test_seeding import SYNTH
+
+    (tmp_path / "r.yaml").write_text(SYNTH.format(workers=0))
+    command = ["run", "r.yaml", "--runs-dir", "runs"]
+    first = run_cli(command, cwd=tmp_path, env=cli_env(SEGBENCH_CACHE=str(tmp_path / "cache")), timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = _run_dir(tmp_path)
+    before = _files(run)
+    (tmp_path / "a-file").write_text("")
+    failed = run_cli([*command, "--restart"], cwd=tmp_path, env=cli_env(SEGBENCH_CACHE=str(tmp_path / "a-file")))
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    assert "a-file" in failed.stderr and "is back as it was" in failed.stderr
+    assert _files(run) == before and not (run / ".previous").exists()
+
+
+@pytest.mark.slow
+def test_a_restart_deletes_the_previous_run_once_it_has_its_first_checkpoint(tmp_path, site):
+    folder = _folder(tmp_path)
+    assert _train(folder, site).returncode == 0
+    run = _run_dir(folder)
+    old_results = (run / "results.json").read_text()
+    # Interrupted after its first checkpoint: the old run is gone, the new one resumes.
+    stopped = _train(folder, site, "--restart", **{AT_READ_ENV: "20:SIGTERM"})
+    assert stopped.returncode == 75, stopped.stderr[-3000:]
+    assert not (run / ".previous").exists() and not (run / "results.json").exists()
+    assert _train(folder, site).returncode == 0
+    assert json.loads((run / "results.json").read_text())["mIoU"] == json.loads(old_results)["mIoU"]
+
+
 # ---- a full disk --------------------------------------------------------------------------------
 
 FREE_BYTES_LEFT = 12 * 1024  # room for the lock file and metrics lines, not for a ~20 KB checkpoint

@@ -124,6 +124,35 @@ def test_unet_handles_odd_and_tiny_sizes(models, size):
         assert models("unet").eval()(torch.randn(1, 3, *size)).shape == (1, NUM_CLASSES, *size)
 
 
+def test_unet_channel_plan_sets_every_level_and_costs_less_than_doubling(registries):
+    plan = _build(registries, "unet", channels=[16, 32, 48, 64, 96])
+    assert [down[1][0].out_channels for down in plan.downs] == [32, 48, 64, 96]
+    assert [up.conv[0].out_channels for up in plan.ups] == [64, 48, 32, 16]
+    doubling = _build(registries, "unet", width=16)
+    assert describe_model(plan, input_size=(64, 128)).gflops < 0.7 * describe_model(doubling, input_size=(64, 128)).gflops
+
+
+@pytest.mark.parametrize("size", [(64, 128), (33, 47), (5, 3), (1, 1)])
+def test_unet_stride_2_stem_predicts_at_the_input_size_for_a_quarter_of_the_work(registries, size):
+    small = _build(registries, "unet", meta=False, channels=[8, 12, 16], stem_stride=2).eval()
+    with torch.no_grad():
+        assert small(torch.randn(1, 3, *size)).shape == (1, NUM_CLASSES, *size)
+    full = _build(registries, "unet", channels=[8, 12, 16])
+    assert describe_model(small, input_size=(64, 128)).gflops == pytest.approx(
+        describe_model(full, input_size=(64, 128)).gflops / 4, rel=0.15)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"width": 16, "channels": [16, 32]}, "either width"),
+    ({"channels": [16]}, "channels"),
+    ({"channels": [16, 0]}, "channels"),
+    ({"stem_stride": 4}, "stem_stride"),
+])
+def test_unet_rejects_bad_channel_plans(registries, settings, message):
+    with pytest.raises(ValueError, match=message):
+        registries.models.get("unet").config(**settings)
+
+
 @pytest.mark.parametrize("name", ["deeplabv3plus", "deeplabv3"])
 def test_deeplab_sub_modules_can_be_given_their_own_learning_rates(models, name):
     model = models(name)

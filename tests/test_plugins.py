@@ -140,3 +140,18 @@ def test_a_plugin_failing_at_import_names_distribution_and_entry_point(tmp_path)
     assert "broken-dist" in result.stderr and "broken_module_xyz" in result.stderr and "needs libfoo" in result.stderr
     assert "Traceback" not in result.stderr
     assert "SEGBENCH_BLOCK_PLUGINS=broken" in result.stderr
+
+
+def test_example_plugin_transform_is_listed_and_usable_in_a_recipe(example_plugin_site, tmp_path):
+    listing = _segbench(example_plugin_site, "list", "transforms")
+    assert listing.returncode == 0, listing.stderr
+    assert any(line.split()[:2] == ["invert", "example"] for line in listing.stdout.splitlines())
+
+    from tests.conftest import MINIMAL_RECIPE
+
+    recipe = tmp_path / "inverted.yaml"
+    recipe.write_text(MINIMAL_RECIPE.replace("{name: unet, width: 8}", "{name: tiny_fcn, channels: 4}")
+                      .replace("- {name: hflip, p: 0.5}", "- {name: invert, p: 0.25}"))
+    shown = _segbench(example_plugin_site, "show", str(recipe), "--smoke")
+    assert shown.returncode == 0, shown.stderr
+    assert "name: invert" in shown.stdout and "channels: 2" in shown.stdout  # the plugin's smoke variant

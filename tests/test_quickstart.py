@@ -9,8 +9,9 @@ import pytest
 
 from tests.conftest import REPO
 
-# The quickstart's measured report mIoU is in the README; this floor only catches a quickstart that stopped learning.
-MIN_REPORT_MIOU = 0.55
+# The quickstart promises val mIoU >= 0.60 averaged over seeds 0, 1 and 2 with none below 0.58 (README); one run
+# of the recipe's seed must reach the per-seed floor, in whichever precision this CPU trains in.
+MIN_REPORT_MIOU = 0.58
 
 
 @pytest.mark.slow
@@ -29,6 +30,8 @@ def test_quickstart_generates_its_data_trains_and_reports(tmp_path):
     assert not results["selection_overlaps_report"]
     assert results["evaluation"]["flip"] is True
     assert len(results["per_class_iou"]) == 19
+    # what the arithmetic count (benchmarks/run_arithmetic.py) multiplies by
+    assert (results["train_images"], results["selection_images"]) == (384, 16)
     assert results["mIoU"] >= MIN_REPORT_MIOU, results["per_class_iou"]
     # The closing lines tell the user where everything is.
     assert str(run_dir) in completed.stdout

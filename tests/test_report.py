@@ -258,7 +258,7 @@ def test_inspection_commands_on_a_smoke_run(cli, tmp_path):
     with Image.open(tmp_path / "pred" / f"{stem}_panel.png") as panel, Image.open(image) as source:
         assert panel.size[0] == 3 * source.size[0] + 4 * PanelLayout.for_image(*source.size).margin
 
-    status, out, _ = cli("compare", runs)
+    status, out, _ = cli("compare", runs, "--include-smoke")
     assert status == 0 and f"{100 * results['mIoU']:.2f}%" in out
     status, out, _ = cli("plot", run_path)
     assert status == 0 and Path(out.strip()).is_file()

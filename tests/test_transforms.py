@@ -6,7 +6,18 @@ from torch.utils.data import DataLoader
 
 from segbench.data.transformed import SeededShuffleSampler, TransformedDataset, epoch_permutation
 from segbench.errors import ConfigError, DataError, SegbenchError
-from segbench.transforms import ColorJitterConfig, Pipeline, RandomScaleCropConfig, parse_pipeline
+from segbench.transforms import Pipeline
+from segbench.plugins import make_plugin_manager
+from segbench.registry import build_registries
+from segbench.transforms import parse_pipeline as parse_with
+
+# The built-in transforms, looked up as a recipe's lists are.
+TRANSFORMS = build_registries(make_plugin_manager(load_entry_points=False)).transforms
+
+
+def parse_pipeline(specs, *, path):
+    return parse_with(specs, path=path, transforms=TRANSFORMS)
+from segbench_plugins.transforms import ColorJitterConfig, RandomScaleCropConfig
 
 RECIPE = """
 train_transforms:

@@ -69,7 +69,13 @@ class _Loader:
 
 
 def data_loader(dataset, **kwargs) -> _Loader:
-    """``DataLoader(dataset, **kwargs)`` with worker errors reported as :class:`DataWorkerError`."""
+    """``DataLoader(dataset, **kwargs)`` with worker errors reported as :class:`DataWorkerError`.
+
+    Each loader draws its worker seeds from its own generator (default: seeded 0), never from torch's
+    global one: loading data, such as counting a class histogram on a cold cache, cannot shift the
+    random numbers of model initialisation or training.
+    """
+    kwargs.setdefault("generator", torch.Generator().manual_seed(0))
     combine = kwargs.pop("collate_fn", None) or (default_convert if kwargs.get("batch_size", 1) is None
                                                  else default_collate)
     return _Loader(DataLoader(_Reporting(dataset), collate_fn=_collating(combine), **kwargs))

@@ -1,12 +1,17 @@
 """Building a run's objects (data, model, loss, optimizer, scheduler) from a validated plan."""
 from __future__ import annotations
 
+import sys
+
 import attrs
 import torch
 
 from segbench.cache import cache_dir
+from segbench.engine.evaluate import check_evaluation_cost, evaluated_size
+from segbench.engine.model_contract import check_model_output
 from segbench.engine.param_groups import split_param_groups
 from segbench.engine.runtime import Runtime
+from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import schedule_length
 from segbench.records import ClassWeightsRecord, write_record
 from segbench.runs import RunDir
@@ -46,6 +51,10 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
 
     env, device = runtime.dist, runtime.device
     train_base, select_data, report_data = build_datasets(plan)
+    for split, data in (("selection", select_data), ("report", report_data)):
+        if len(data):  # before training, not after it: the size the evaluation sees, after eval_transforms
+            check_evaluation_cost(plan.evaluation, evaluated_size(data, plan.eval_transforms), split=split,
+                                  files=plan.recipe.files)
     info = train_base.info
     num_classes, ignore_index = len(info.class_names), info.ignore_index
     overlap = bool(_sample_keys(select_data) & _sample_keys(report_data))
@@ -62,18 +71,25 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
         if env.is_main:
             write_record(run.path / "class_weights.json", class_weights)
 
+    seed_global_generators(plan.seed, "model-init")  # whatever ran before (data generation, counting) drew from it
     raw_model = plan.model.build(num_classes=num_classes)
+    check_model_output(raw_model, plan.model, num_classes=num_classes)
     model = runtime.model(raw_model)
     if env.enabled:
-        if plan.trainer.sync_batchnorm:
+        if plan.trainer.sync_batchnorm and device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             raw_model = model
+        elif plan.trainer.sync_batchnorm and env.is_main:
+            # torch's SyncBatchNorm runs on GPUs only; a --smoke check on a CPU node should still run.
+            print(f"segbench: note: trainer.sync_batchnorm needs CUDA; this {device.type} run normalises each"
+                  " process's batch on its own (plain batch-norm)", file=sys.stderr, flush=True)
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     criterion = plan.loss.build(ignore_index=ignore_index,
                                 class_weights=None if weights_tensor is None else weights_tensor.to(device))
-    groups = split_param_groups(raw_model, getattr(plan.optimizer.config, "groups", {}) or {})
+    groups = split_param_groups(raw_model, plan.optimizer.entry.groups(plan.optimizer.config),
+                                path=plan.optimizer.path)
     optimizer = plan.optimizer.build(param_groups=groups)
 
     length = schedule_length(len(train_base), plan.trainer, env)

@@ -1,11 +1,31 @@
-"""Device and numeric precision choices."""
+"""Device, numeric precision and memory format: the choices ``auto`` makes, in one place.
+
+The rule (measured per CPU class by ``benchmarks/bench_numerics.py``, results in
+``benchmarks/results/numerics_*.md``):
+
+* CUDA: bf16 autocast where the GPU supports it, else fp16 (with a gradient scaler); channels-last.
+* A CPU with native bf16 (``avx512_bf16`` or ``amx_bf16`` in its flags, and torch running its AVX-512
+  kernels): bf16 autocast, channels-last. bf16 convolutions run ~2x fp32 there, and channels-last
+  pays off only together with bf16.
+* Every other CPU (AVX2-only, AVX-512 without bf16, ARM): fp32 with contiguous memory. bf16 is
+  emulated there (many times slower than fp32), and fp32 channels-last convolutions were no faster.
+
+``trainer.precision`` and ``trainer.channels_last`` in a recipe override ``auto``.
+"""
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+import platform
+from pathlib import Path
 
+import attrs
 import torch
 
 from segbench.errors import SegbenchError
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -26,22 +46,97 @@ def pick_device(requested: str = "auto") -> torch.device:
     return device
 
 
-def cpu_supports_fast_bf16() -> bool:
+@attrs.frozen
+class CpuClass:
+    """What the CPU offers torch: its model, the kernels torch dispatches to, native bf16 or not."""
+
+    model: str
+    capability: str  # torch.backends.cpu.get_cpu_capability(): AVX2, AVX512, DEFAULT (ARM), ...
+    flags: tuple[str, ...]  # the CPU flags among avx2, avx512f, avx512_bf16, amx_bf16
+    native_bf16: bool
+
+    @property
+    def name(self) -> str:
+        """A short class name for reports: ``AVX-512 + bf16``, ``AVX-512``, ``AVX2``, ..."""
+        if self.capability.startswith("AVX512"):
+            return "AVX-512 + bf16" if self.native_bf16 else "AVX-512 (no bf16)"
+        return self.capability
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    """The CPU model name and flags from /proc/cpuinfo (Linux); elsewhere the platform's processor name."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), set()
+    model, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not model:
+            model = value.strip()
+        elif key.strip() in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return model or platform.machine(), flags
+
+
+def native_bf16(capability: str, flags: set[str], env: dict | None = None) -> bool:
+    """bf16 runs in hardware: the CPU has a bf16 instruction set and torch and oneDNN may use AVX-512.
+
+    ``ATEN_CPU_CAPABILITY=avx2`` / ``ONEDNN_MAX_CPU_ISA=AVX2`` (how an AVX2 machine is emulated) turn it off.
+    """
+    env = os.environ if env is None else env
+    onednn_isa = env.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    onednn_allows = onednn_isa == "ALL" or onednn_isa.startswith(("AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX10"))
+    return capability.startswith("AVX512") and onednn_allows and any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+@functools.lru_cache(maxsize=1)
+def describe_cpu() -> CpuClass:
+    model, flags = _cpuinfo()
     capability = torch.backends.cpu.get_cpu_capability()
-    return "AVX512" in capability and torch.backends.mkldnn.is_available() and \
-        bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+    shown = tuple(f for f in ("avx2", "avx512f", *BF16_CPU_FLAGS) if f in flags)
+    return CpuClass(model=model, capability=capability, flags=shown, native_bf16=native_bf16(capability, flags))
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """``auto``: bf16 where the hardware runs it fast (recent GPUs, AVX-512 CPUs), else fp32."""
+def cpu_supports_fast_bf16() -> bool:
+    return describe_cpu().native_bf16
+
+
+@attrs.frozen
+class Numerics:
+    """How a run computes: ``precision`` (fp32, bf16 or fp16 autocast) and the memory format."""
+
+    precision: str
+    channels_last: bool
+
+
+def resolve_precision(requested: str, device: torch.device, *, cpu: CpuClass | None = None) -> str:
+    """``auto``: bf16 where the hardware runs it fast (recent GPUs, CPUs with native bf16), else fp16 on
+    older GPUs and fp32 on other CPUs."""
     if requested == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if cpu_supports_fast_bf16() else "fp32"
+        return "bf16" if (cpu or describe_cpu()).native_bf16 else "fp32"
     if requested == "fp16" and device.type != "cuda":
         raise SegbenchError("trainer.precision fp16 needs a CUDA device (it uses a gradient scaler); on the CPU"
                             " use bf16 or fp32")
     return requested
+
+
+def choose_numerics(precision: str, channels_last: bool | None, device: torch.device, *,
+                    cpu: CpuClass | None = None) -> Numerics:
+    """The recipe's ``trainer.precision`` and ``trainer.channels_last`` (``None``: automatic), resolved.
+
+    Channels-last goes with reduced precision: on CPUs it paid off only with bf16 (fp32 convolutions
+    were as fast or faster contiguous), and on GPUs the bf16/fp16 tensor-core kernels want it.
+    """
+    resolved = resolve_precision(precision, device, cpu=cpu)
+    return Numerics(resolved, channels_last_default(channels_last, resolved))
+
+
+def channels_last_default(requested: bool | None, precision: str) -> bool:
+    """``trainer.channels_last``, or when unset: on with reduced precision, where it pays off."""
+    return precision != "fp32" if requested is None else requested
 
 
 def autocast(device: torch.device, precision: str):

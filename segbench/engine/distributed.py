@@ -14,6 +14,8 @@ class DistEnv:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # Started by torchrun: joins a process group even alone, so one GPU can try the DDP/nccl path.
+    torchrun: bool = attrs.field(default=False, eq=False)
 
     @property
     def is_main(self) -> bool:
@@ -21,7 +23,7 @@ class DistEnv:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.torchrun
 
 
 def first_host(nodelist: str) -> str:
@@ -39,7 +41,8 @@ def first_host(nodelist: str) -> str:
 def env_from_environment(environ=None) -> DistEnv:
     environ = os.environ if environ is None else environ
     if "WORLD_SIZE" in environ and "RANK" in environ:  # torchrun
-        return DistEnv(int(environ["RANK"]), int(environ["WORLD_SIZE"]), int(environ.get("LOCAL_RANK", 0)))
+        return DistEnv(int(environ["RANK"]), int(environ["WORLD_SIZE"]), int(environ.get("LOCAL_RANK", 0)),
+                       torchrun=True)
     if int(environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in environ:  # srun --ntasks=N
         return DistEnv(int(environ["SLURM_PROCID"]), int(environ["SLURM_NTASKS"]),
                        int(environ.get("SLURM_LOCALID", 0)))

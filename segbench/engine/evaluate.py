@@ -9,8 +9,9 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from segbench.data.loader import data_loader
-from segbench.engine.distributed import all_reduce_sum, unwrap_for_evaluation
+from segbench.engine.distributed import all_reduce_sum, any_rank, unwrap_for_evaluation
 from segbench.engine.runtime import Runtime
+from segbench.errors import ConfigError
 from segbench.functional.metrics import confusion_matrix
 from segbench.records import EvaluationSettings
 
@@ -21,20 +22,61 @@ def _forward(model, images, runtime: Runtime):
         return model(images).float()
 
 
-def slide_logits(model, images, *, window, stride, num_classes, runtime: Runtime):
-    """Sliding-window logits ``(N, C, H, W)`` averaged over overlapping ``window`` tiles."""
-    n, _, height, width = images.shape
+# One forward pass per window: more windows than this per image make a single evaluation batch take minutes
+# (a 2x2 window on a 1024x2048 image is half a million passes). Typical settings use 2 to 21.
+MAX_WINDOWS_PER_IMAGE = 256
+
+
+class EvaluationStopped(Exception):
+    """The ``stop`` callback of an evaluation said to stop (a preemption signal arrived)."""
+
+
+def window_grid(height: int, width: int, window, stride) -> tuple[int, int]:
+    """Rows and columns of sliding windows over a ``height`` x ``width`` image."""
     win_h, win_w = min(window[0], height), min(window[1], width)
     step_h, step_w = stride
     if step_h > win_h and height > win_h or step_w > win_w and width > win_w:
         raise ValueError(f"sliding-window stride {tuple(stride)} exceeds the window {(win_h, win_w)}:"
                          " pixels between windows would get no prediction")
-    rows = max(math.ceil((height - win_h) / step_h), 0) + 1
-    cols = max(math.ceil((width - win_w) / step_w), 0) + 1
+    return max(math.ceil((height - win_h) / step_h), 0) + 1, max(math.ceil((width - win_w) / step_w), 0) + 1
+
+
+def _window_and_stride(config, image_size):
+    window = config.window or tuple(image_size)
+    stride = config.stride or (max(1, window[0] * 2 // 3), max(1, window[1] * 2 // 3))
+    return window, stride
+
+
+def check_evaluation_cost(config, image_size, *, split: str, files=()) -> None:
+    """Refuse sliding-window settings that cut each ``image_size`` image into too many windows."""
+    if config.mode != "slide":
+        return
+    window, stride = _window_and_stride(config, image_size)
+    rows, cols = window_grid(*image_size, window, stride)
+    if rows * cols > MAX_WINDOWS_PER_IMAGE:
+        raise ConfigError([("evaluation.window", (
+            f"window {list(window)} with stride {list(stride)} cuts each {image_size[0]}x{image_size[1]} {split}"
+            f" image into {rows}x{cols} = {rows * cols} windows, one forward pass each (at most"
+            f" {MAX_WINDOWS_PER_IMAGE}): one evaluation batch would take minutes, longer than a cluster's"
+            " preemption warning. Use a larger window (e.g. the training crop) or stride, or evaluation.mode: whole"))],
+            files=files)
+
+
+def slide_logits(model, images, *, window, stride, num_classes, runtime: Runtime, stop=None):
+    """Sliding-window logits ``(N, C, H, W)`` averaged over overlapping ``window`` tiles.
+
+    ``stop()`` is asked before each window; when it says so, :class:`EvaluationStopped` is raised.
+    """
+    n, _, height, width = images.shape
+    win_h, win_w = min(window[0], height), min(window[1], width)
+    step_h, step_w = stride
+    rows, cols = window_grid(height, width, window, stride)
     logits = torch.zeros((n, num_classes, height, width), device=runtime.device)
     counts = torch.zeros((1, 1, height, width), device=runtime.device)
     for row in range(rows):
         for col in range(cols):
+            if stop is not None and stop():
+                raise EvaluationStopped
             top = min(row * step_h, height - win_h)
             left = min(col * step_w, width - win_w)
             tile = images[:, :, top:top + win_h, left:left + win_w]
@@ -43,12 +85,11 @@ def slide_logits(model, images, *, window, stride, num_classes, runtime: Runtime
     return logits / counts
 
 
-def _logits(model, images, *, config, num_classes, runtime: Runtime):
+def _logits(model, images, *, config, num_classes, runtime: Runtime, stop=None):
     if config.mode == "slide":
-        window = config.window or tuple(images.shape[-2:])
-        stride = config.stride or (max(1, window[0] * 2 // 3), max(1, window[1] * 2 // 3))
+        window, stride = _window_and_stride(config, images.shape[-2:])
         return slide_logits(model, images, window=window, stride=stride, num_classes=num_classes,
-                            runtime=runtime)
+                            runtime=runtime, stop=stop)
     return _forward(model, images, runtime)
 
 
@@ -63,16 +104,18 @@ def evaluation_settings(config) -> EvaluationSettings:
     return EvaluationSettings(mode=config.mode, flip=config.flip, batch_size=config.batch_size)
 
 
-def predict(model, images, *, label_size, config, num_classes, runtime: Runtime):
+def predict(model, images, *, label_size, config, num_classes, runtime: Runtime, stop=None):
     """Predicted train ids ``(N, H, W)`` at ``label_size``: logits are up-sampled before the argmax.
 
     With ``config.flip`` the class probabilities of the image and of its mirror image (mirrored back)
     are averaged, as in the flip test-time augmentation of mmsegmentation.
     """
-    run = dict(config=config, num_classes=num_classes, runtime=runtime)
+    run = dict(config=config, num_classes=num_classes, runtime=runtime, stop=stop)
     logits = _at_size(_logits(model, images, **run), label_size)
     if not config.flip:
         return logits.argmax(dim=1)
+    if stop is not None and stop():
+        raise EvaluationStopped
     mirrored = _at_size(_logits(model, images.flip(-1), **run), label_size).flip(-1)
     return (logits.softmax(dim=1) + mirrored.softmax(dim=1)).argmax(dim=1)
 
@@ -93,14 +136,23 @@ class _EvalItems(torch.utils.data.Dataset):
         return image_t, mask
 
 
+def evaluated_size(dataset, pipeline) -> tuple[int, int]:
+    """The (H, W) the model sees for the first item of ``dataset`` after the eval pipeline (only its mask is read)."""
+    mask = dataset.read_mask(0)
+    image = torch.zeros((3, *mask.shape[-2:]), dtype=torch.uint8)
+    return tuple(pipeline(image, mask, torch.Generator().manual_seed(0))[0].shape[-2:])
+
+
 @torch.no_grad()
 def evaluate_per_image(model, dataset, pipeline, *, config, num_classes, ignore_index, runtime: Runtime,
-                       num_workers=0, progress=True, desc="evaluate") -> torch.Tensor:
+                       num_workers=0, progress=True, desc="evaluate", stop=None) -> torch.Tensor:
     """One ``(C, C + 1)`` confusion matrix per image of ``dataset``: ``(I, C, C + 1)`` int64, in dataset
     order (rows: ground truth; see metrics). Their sum is the global matrix of the official rule.
 
     Under distributed runs each rank scores every ``world_size``-th image (no padding, so no image
     is counted twice) and fills its rows; the stacks are summed across ranks: the result is exact.
+    ``stop()`` (a preemption signal arrived) is asked between sliding windows and before every batch;
+    ranks agree after each batch, and all raise :class:`EvaluationStopped` together.
     """
     env = runtime.dist
     model = unwrap_for_evaluation(model, env)
@@ -108,19 +160,36 @@ def evaluate_per_image(model, dataset, pipeline, *, config, num_classes, ignore_
     model.eval()
     indices = list(range(env.rank, len(dataset), env.world_size))
     loader = data_loader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
-                        num_workers=num_workers, shuffle=False)
+                         num_workers=num_workers, shuffle=False)
+    # Rank 0 has the most images: every rank takes part in as many stop votes as it has batches.
+    steps = math.ceil(len(range(0, len(dataset), env.world_size)) / config.batch_size)
     matrices = torch.zeros((len(dataset), num_classes, num_classes + 1), dtype=torch.int64)
-    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")
+    bar = tqdm(total=len(loader), desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")
+    batches = iter(loader)
     position = 0
-    for images, masks in bar:
-        preds = predict(model, images, label_size=tuple(masks.shape[-2:]), config=config,
-                        num_classes=num_classes, runtime=runtime)
-        preds = preds.to(torch.uint8).cpu() if num_classes < 255 else preds.cpu()
-        for pred, mask in zip(preds, masks):
-            matrices[indices[position]] = confusion_matrix(pred, mask, num_classes=num_classes,
-                                                           ignore_index=ignore_index)
-            position += 1
-    model.train(was_training)
+    try:
+        for _ in range(steps):
+            stopping = stop is not None and stop()
+            batch = None if stopping else next(batches, None)
+            if batch is not None:
+                images, masks = batch
+                try:
+                    preds = predict(model, images, label_size=tuple(masks.shape[-2:]), config=config,
+                                    num_classes=num_classes, runtime=runtime, stop=stop)
+                    preds = preds.to(torch.uint8).cpu() if num_classes < 255 else preds.cpu()
+                    for pred, mask in zip(preds, masks):
+                        matrices[indices[position]] = confusion_matrix(pred, mask, num_classes=num_classes,
+                                                                       ignore_index=ignore_index)
+                        position += 1
+                except EvaluationStopped:
+                    stopping = True
+                bar.update(1)
+            if stop is not None and any_rank(stopping, env, runtime.device):
+                raise EvaluationStopped
+    finally:
+        bar.close()
+        del batches
+        model.train(was_training)
     return all_reduce_sum(matrices, env)
 
 

@@ -1,14 +1,18 @@
 """Splitting a model's parameters into the optimizer groups a recipe names."""
 from __future__ import annotations
 
+import attrs
+
 from segbench.errors import ConfigError
+from segbench.registry import GroupSettings
 
 
-def split_param_groups(model, groups: dict) -> list[dict]:
+def split_param_groups(model, groups: dict, *, path: str = "optimizer") -> list[dict]:
     """One group per named sub-module prefix (``backbone``, ``head.decoder`` ...) plus the rest.
 
-    ``groups`` maps a prefix to a config with optional ``lr`` / ``weight_decay``; unset values fall back
-    to the optimizer's own.
+    ``groups`` maps a prefix to a ``segbench.registry.GroupSettings`` (as the optimizer's
+    registration declares them); unset values fall back to the optimizer's own. ``path`` is the
+    optimizer's recipe section, for errors.
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     taken: set[str] = set()
@@ -18,14 +22,14 @@ def split_param_groups(model, groups: dict) -> list[dict]:
         taken.update(n for n, _ in named if n == prefix or n.startswith(prefix + "."))
         if not params:
             modules = sorted({n.split(".")[0] for n, _ in named})
-            raise ConfigError([(f"optimizer.groups.{prefix}",
-                                f"no parameters of the model are under {prefix!r}; top-level modules: "
+            raise ConfigError([(path, f"parameter group {prefix!r}: no parameters of the model are under"
+                                      f" {prefix!r}; top-level modules: "
                                 f"{', '.join(modules)}")])
         group = {"params": params, "name": prefix}
-        for key in ("lr", "weight_decay"):
-            value = getattr(settings, key, None)
+        for field in attrs.fields(GroupSettings):  # torch's group keys are the field names
+            value = getattr(settings, field.name, None)
             if value is not None:
-                group[key] = value
+                group[field.name] = value
         result.append(group)
     rest = [p for n, p in named if n not in taken]
     if rest:

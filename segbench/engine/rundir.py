@@ -1,13 +1,73 @@
-"""The lock that gives one process a run directory (the layout itself is :mod:`segbench.runs`)."""
+"""The lock that gives one process a run directory, and ``--restart``'s keeping of the previous attempt (the layout
+itself is :mod:`segbench.runs`)."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import shutil
 import socket
+from pathlib import Path
 
 from segbench.errors import RunLockedError, SegbenchError
 from segbench.runs import RunDir  # noqa: F401  (RunLock locks one; tests and plugins import it from here)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+class PreviousAttempt:
+    """``--restart`` without losing the previous attempt when the new one fails before its first checkpoint.
+
+    Call with the run lock held. :meth:`set_aside` moves the run's files (all but the lock) into
+    ``<run>/.previous`` by renames, checkpoints first; :meth:`discard` deletes them once the new attempt
+    has written a checkpoint; :meth:`restore` puts them back (replacing what the new attempt wrote).
+    A process killed in between is settled by the next one (:meth:`settle`).
+    """
+
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.folder = run.path / ".previous"
+
+    def set_aside(self) -> bool:
+        keep = {self.run.lock_file.name, self.folder.name}
+        entries = sorted((p for p in self.run.path.iterdir() if p.name not in keep),
+                         key=lambda p: p != self.run.checkpoints)  # checkpoints first: see settle()
+        if not entries:
+            return False
+        self.folder.mkdir()
+        for entry in entries:
+            os.rename(entry, self.folder / entry.name)
+        return True
+
+    def restore(self) -> None:
+        if not self.folder.is_dir():
+            return
+        for entry in self.folder.iterdir():
+            target = self.run.path / entry.name
+            if target.exists() or target.is_symlink():
+                _remove(target)  # the failed attempt's version
+            os.rename(entry, target)
+        self.folder.rmdir()
+
+    def discard(self) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+
+    def settle(self) -> str | None:
+        """After a restart that was killed: a checkpoint in the run means the new attempt got far enough
+        (discard the old files); none means it did not, or the kill came while setting aside (restore)."""
+        if not self.folder.is_dir():
+            return None
+        if self.run.last.exists() or self.run.best.exists():
+            self.discard()
+            return "discarded"
+        self.restore()
+        return "restored"
 
 
 def process_alive(pid: int) -> bool:

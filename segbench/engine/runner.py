@@ -1,7 +1,6 @@
 """``segbench run``: resolve a recipe, run upstream stages first, train, report, write results."""
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -11,12 +10,13 @@ import torch
 
 from segbench.engine.build import RunComponents, build_components
 from segbench.engine.checkpoint import load_model_weights
-from segbench.engine.distributed import init_distributed, shutdown
-from segbench.engine.evaluate import evaluate_per_image, evaluation_settings
+from segbench.engine.distributed import any_rank, barrier, init_distributed, shutdown
+from segbench.engine.evaluate import EvaluationStopped, evaluate_per_image, evaluation_settings
 from segbench.engine.image_scores import FILE_NAME as IMAGE_SCORES
 from segbench.engine.image_scores import sample_ids, save_image_scores
-from segbench.engine.rundir import RunDir, RunLock
+from segbench.engine.rundir import PreviousAttempt, RunDir, RunLock
 from segbench.engine.runtime import Runtime
+from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
 from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe
@@ -37,8 +37,8 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     from segbench.registry import build_registries
 
     overrides = [*overrides, *([f"trainer.device={device}"] if device is not None else [])]
-    variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke)
     registries = build_registries(make_plugin_manager())
+    variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke, registries=registries)
     runs = []
     try:
         for variant, recipe in variants:
@@ -84,33 +84,55 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
     env = runtime.dist
     lock = RunLock(run).acquire() if env.is_main else None
     # SIGTERM/SIGUSR1 are recorded, never fatal, for the whole stage: one during set-up stops training
-    # after its first step (last.pt, exit 75); one during the report lets the finished run complete.
+    # after its first step, one during training or an evaluation at the next step, window or batch
+    # (last.pt, exit 75).
     signals = SignalFlag().__enter__()
+    previous = PreviousAttempt(run)
+    set_aside = False
     try:
-        if restart and env.is_main:
-            for stale in (run.checkpoints, run.metrics, run.results):
-                if stale.is_dir():
-                    shutil.rmtree(stale)
-                elif stale.exists():
-                    stale.unlink()
         if env.is_main:
-            run.write_recipe(plan)
-        _configure_determinism(plan)
-        torch.manual_seed(plan.seed)
-        parts = build_components(plan, run, runtime, progress=progress)
-        init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
-        trainer = Trainer(plan, run, parts, runtime, progress=progress, log=_say if env.is_main else _quiet)
-        resumed = trainer.resume()
-        if env.is_main:
-            _say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
-                 f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
-        trainer.fit(signals)
-        _report(plan, run, parts, trainer, runtime, init_note=init_note, resumed=resumed, progress=progress)
+            if previous.settle() == "restored":
+                _say(f"run {run.path}: an earlier --restart stopped before its first checkpoint; the run it"
+                     " replaced is back in place")
+            # --restart deletes nothing yet: the old files wait in .previous until the new run's first checkpoint.
+            set_aside = restart and previous.set_aside()
+        if any_rank(env.is_main and not restart and run.is_complete(), env, runtime.device):
+            if env.is_main:
+                _say(f"stage {plan.recipe.name}: already complete in {run.path} (use --restart to train again)")
+                _print_summary(run)
+            return
+        barrier(env)  # no rank looks for last.pt before rank 0 has set the old one aside
+        _train_and_report(plan, run, runtime, strategy=strategy, upstream_run=upstream_run, signals=signals,
+                          after_first_checkpoint=previous.discard if set_aside else None, progress=progress)
+    except BaseException:
+        if set_aside and previous.settle() == "restored":
+            _say(f"segbench: --restart failed before the new run's first checkpoint; the previous run in {run.path}"
+                 " is back as it was")
+        raise
     finally:
         signals.__exit__(None, None, None)
         if lock is not None:
             lock.release()
         shutdown(env)
+
+
+def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, signals, after_first_checkpoint,
+                      progress):
+    if runtime.dist.is_main:
+        run.write_recipe(plan)
+    _configure_determinism(plan)
+    parts = build_components(plan, run, runtime, progress=progress)
+    init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
+    seed_global_generators(plan.seed, "training")  # a resumed run restores its state from last.pt instead
+    trainer = Trainer(plan, run, parts, runtime, progress=progress, log=_say if runtime.dist.is_main else _quiet,
+                      after_first_checkpoint=after_first_checkpoint)
+    resumed = trainer.resume()
+    if runtime.dist.is_main:
+        _say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
+             f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
+    trainer.fit(signals)
+    _report(plan, run, parts, trainer, runtime, init_note=init_note, resumed=resumed, progress=progress,
+            signals=signals)
 
 
 def _quiet(message):
@@ -125,13 +147,22 @@ def _configure_determinism(plan) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_note, resumed, progress):
-    """Score the chosen checkpoint on the report split and write ``results.json`` (last)."""
+def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_note, resumed, progress, signals):
+    """Score the chosen checkpoint on the report split and write ``results.json`` (last).
+
+    A signal stops the evaluation at the next window or batch: ``last.pt`` already holds the finished
+    training, so the resumed run goes straight to this evaluation.
+    """
     checkpoint = run.best if plan.trainer.report_checkpoint == "best" and run.best.exists() else run.last
     load_model_weights(parts.raw_model, checkpoint, expected_model=plan.model.name)
-    per_image = evaluate_per_image(parts.model, parts.report_data, plan.eval_transforms, config=plan.evaluation,
-                                   num_classes=parts.num_classes, ignore_index=parts.ignore_index, runtime=runtime,
-                                   num_workers=plan.trainer.num_workers, progress=progress, desc="report")
+    try:
+        per_image = evaluate_per_image(parts.model, parts.report_data, plan.eval_transforms,
+                                       config=plan.evaluation, num_classes=parts.num_classes,
+                                       ignore_index=parts.ignore_index, runtime=runtime,
+                                       num_workers=plan.trainer.num_workers, progress=progress, desc="report",
+                                       stop=lambda: signals.received is not None)
+    except EvaluationStopped:
+        raise Preempted(signals.received if signals.received is not None else "on another rank") from None
     if not runtime.dist.is_main:
         return
     matrix = per_image.sum(dim=0)  # the global matrix of the official rule
@@ -158,6 +189,8 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
         selection_split=data.get("select") if plan.trainer.select_on == "select" else data.get("report"),
         selection_overlaps_report=overlap,
         report_images=len(parts.report_data),
+        train_images=len(parts.train_data),
+        selection_images=len(parts.select_data) if parts.select_data is not None else 0,
         evaluation=evaluation_settings(plan.evaluation),
         checkpoint=str(checkpoint),
         best_selection_mIoU=trainer.state.best_metric,
@@ -170,6 +203,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
         precision=runtime.precision,
         wall_time_s=trainer.state.elapsed,
         resumed=resumed,
+        smoke=plan.recipe.smoke,  # `compare` leaves smoke runs out unless asked
         class_weights=parts.class_weights,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )

@@ -4,13 +4,10 @@ from __future__ import annotations
 import attrs
 import torch
 
-from segbench.engine.device import autocast, pick_device, resolve_precision
+from segbench.engine.device import autocast, channels_last_default, choose_numerics, pick_device
 from segbench.engine.distributed import DistEnv
 
-
-def channels_last_default(requested: bool | None, precision: str) -> bool:
-    """``trainer.channels_last``, or when unset: on with reduced precision, where it pays off."""
-    return precision != "fp32" if requested is None else requested
+__all__ = ["Runtime", "channels_last_default"]  # the memory-format rule itself lives in segbench.engine.device
 
 
 @attrs.frozen
@@ -26,8 +23,8 @@ class Runtime:
     def resolve(cls, trainer, *, dist: DistEnv = DistEnv()) -> "Runtime":
         """From a recipe's ``trainer`` section (``device``, ``precision``, ``channels_last``)."""
         device = pick_device(trainer.device)
-        precision = resolve_precision(trainer.precision, device)
-        return cls(device, precision, channels_last_default(trainer.channels_last, precision), dist)
+        numerics = choose_numerics(trainer.precision, trainer.channels_last, device)
+        return cls(device, numerics.precision, numerics.channels_last, dist)
 
     def images(self, images: torch.Tensor) -> torch.Tensor:
         """An input batch on this device, in this memory format."""
@@ -43,4 +40,6 @@ class Runtime:
         return autocast(self.device, self.precision)
 
     def describe(self) -> str:
-        return f"{self.device} ({self.precision}{', channels-last' if self.channels_last else ''})"
+        processes = f", {self.dist.world_size} process(es), {torch.distributed.get_backend()}" \
+            if self.dist.enabled and torch.distributed.is_initialized() else ""
+        return f"{self.device} ({self.precision}{', channels-last' if self.channels_last else ''}{processes})"

@@ -16,7 +16,7 @@ from segbench.data.loader import data_loader
 from segbench.data.transformed import epoch_permutation
 from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from segbench.engine.distributed import DistEnv, any_rank, barrier
-from segbench.engine.evaluate import evaluate_confusion
+from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.engine.runtime import Runtime
 from segbench.errors import CheckpointError, DataError, SegbenchError, TrainingDivergedError
@@ -42,6 +42,8 @@ class TrainState:
     best_epoch: int = -1
     elapsed: float = 0.0
     metrics_offset: int = 0
+    # The selection evaluation after epoch ``epoch`` is still to do (a signal stopped it): resume redoes it.
+    pending_selection: bool = False
 
 
 def epoch_batches(num_items: int, *, batch_size: int, seed: int, epoch: int, env: DistEnv) -> list[list[int]]:
@@ -103,13 +105,15 @@ class SignalFlag:
 class Trainer:
     """Trains ``parts`` (the objects :func:`segbench.engine.build.build_components` made) under ``runtime``."""
 
-    def __init__(self, plan, run: RunDir, parts: "RunComponents", runtime: Runtime, *, progress=True, log=print):
+    def __init__(self, plan, run: RunDir, parts: "RunComponents", runtime: Runtime, *, progress=True, log=print,
+                 after_first_checkpoint=None):
         self.plan, self.run, self.parts, self.runtime = plan, run, parts, runtime
         self.cfg = plan.trainer
         self.model, self.train_data, self.select_data = parts.model, parts.train_data, parts.select_data
         self.criterion, self.optimizer, self.scheduler = parts.criterion, parts.optimizer, parts.scheduler
         self.device, self.env = runtime.device, runtime.dist
         self.progress, self.log = progress, log
+        self.after_first_checkpoint = after_first_checkpoint  # called once, after the first checkpoint is written
         self.scaler = torch.amp.GradScaler("cuda", enabled=runtime.precision == "fp16")
         self.state = TrainState()
         length = schedule_length(len(self.train_data), self.cfg, self.env)
@@ -135,6 +139,9 @@ class Trainer:
     def save(self, path: Path) -> None:
         if self.env.is_main:
             save_checkpoint(path, self._checkpoint_state())
+            callback, self.after_first_checkpoint = self.after_first_checkpoint, None
+            if callback is not None:
+                callback()
 
     def resume(self) -> bool:
         """Continue from ``last.pt`` when present; a corrupt file is an error, never a silent restart."""
@@ -210,16 +217,26 @@ class Trainer:
     def fit(self, signals: SignalFlag) -> TrainState:
         cfg = self.cfg
         self.model.train()
+        if self.state.pending_selection:
+            self._select_and_checkpoint(signals)
         while self.state.epoch < self.epochs and self.state.iteration < self.total_iterations:
             self._train_epoch(signals)
             if self.state.iteration >= self.total_iterations or self.state.window_in_epoch == 0:
                 epoch_done = self.state.epoch  # already advanced by _train_epoch
                 if epoch_done % cfg.eval_every == 0 or epoch_done >= self.epochs or \
                         self.state.iteration >= self.total_iterations:
-                    self._select_and_checkpoint()
+                    self.state.pending_selection = True
+                    self._select_and_checkpoint(signals)
                 else:
                     self.save(self.run.last)
+                    barrier(self.env)
+                    self._stop_if_signalled(signals)
         return self.state
+
+    def _stop_if_signalled(self, signals: SignalFlag) -> None:
+        """At a point where ``last.pt`` is up to date: exit for a signal that any rank received."""
+        if any_rank(signals.received is not None, self.env, self.device):
+            raise Preempted(signals.received if signals.received is not None else "on another rank")
 
     def _train_epoch(self, signals: SignalFlag):
         cfg, state = self.cfg, self.state
@@ -279,17 +296,24 @@ class Trainer:
             barrier(self.env)  # no rank exits before rank 0's last.pt is written
             raise Preempted(signals.received if signals.received is not None else "on another rank")
 
-    def _select_and_checkpoint(self):
+    def _select_and_checkpoint(self, signals: SignalFlag):
         state = self.state
-        matrix = evaluate_confusion(self.model, self.select_data, self.plan.eval_transforms,
-                                    config=self.plan.evaluation, num_classes=self.parts.num_classes,
-                                    ignore_index=self.parts.ignore_index, runtime=self.runtime,
-                                    num_workers=self.cfg.num_workers, progress=self.progress, desc="select")
+        try:
+            matrix = evaluate_confusion(self.model, self.select_data, self.plan.eval_transforms,
+                                        config=self.plan.evaluation, num_classes=self.parts.num_classes,
+                                        ignore_index=self.parts.ignore_index, runtime=self.runtime,
+                                        num_workers=self.cfg.num_workers, progress=self.progress, desc="select",
+                                        stop=lambda: signals.received is not None)
+        except EvaluationStopped:
+            self.save(self.run.last)  # with pending_selection: the resumed run starts with this evaluation
+            barrier(self.env)
+            raise Preempted(signals.received if signals.received is not None else "on another rank") from None
         miou = float(mean_iou(matrix))
         self.scheduler.step_epoch(miou)
         improved = miou > state.best_metric or state.best_epoch < 0
         if improved:
             state.best_metric, state.best_epoch = miou, state.epoch
+        state.pending_selection = False
         self._record(SelectionRecord(split="select", epoch=state.epoch, iteration=state.iteration, mIoU=miou,
                                      best_mIoU=state.best_metric, lr=self._lr()))
         self.log(f"epoch {state.epoch}/{self.epochs}  iteration {state.iteration}  selection mIoU {miou:.4f}"
@@ -298,4 +322,5 @@ class Trainer:
             self.save(self.run.best)
         self.save(self.run.last)
         barrier(self.env)
+        self._stop_if_signalled(signals)
 

@@ -146,10 +146,11 @@ def check_seeds(value: Any, where: str) -> tuple[int, ...]:
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool = False,
-                seed: int | None = None) -> ResolvedRecipe:
+                seed: int | None = None, registries=None) -> ResolvedRecipe:
     """Load ``path`` with its base chain merged, then apply ``key=value`` overrides.
 
-    ``smoke`` swaps in the tiny synthetic variant (see ``segbench.recipe.smoke``) before the overrides.
+    ``smoke`` validates that recipe against ``registries`` (default: the installed plugins') and
+    returns its ``--smoke`` variant (see ``segbench.recipe.smoke``).
     ``seeds:`` is taken out of the data (see :class:`ResolvedRecipe`); ``seed`` sets the run's ``seed:``
     (one replicate of the experiment).
     """
@@ -157,11 +158,6 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool 
     if path.is_dir():
         raise RecipeError(f"{path} is a folder; `segbench run` takes one recipe file (a .yaml).")
     data, chain = _load_chain(path, ())
-    if smoke:
-        from segbench.engine.smoke import standin_backbone_weights
-        from segbench.recipe.smoke import smoke_variant
-
-        data = smoke_variant(data, standin_weights=str(standin_backbone_weights()))
     data = apply_overrides(data, overrides, files=[str(p) for p in chain])
     seeds = None
     if "seeds" in data:
@@ -170,8 +166,18 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool 
         seeds = None if value is None else check_seeds(value, " <- ".join(str(p) for p in chain))
     if seed is not None:
         data = {**data, "seed": seed}
-    return ResolvedRecipe(path=path.resolve(), data=data, chain=chain, overrides=tuple(overrides), smoke=smoke,
-                          seeds=seeds, replicate_seed=seed)
+    recipe = ResolvedRecipe(path=path.resolve(), data=data, chain=chain, overrides=tuple(overrides),
+                            seeds=seeds, replicate_seed=seed)
+    if smoke:
+        from segbench.recipe.smoke import smoke_recipe
+
+        if registries is None:
+            from segbench.plugins import make_plugin_manager
+            from segbench.registry import build_registries
+
+            registries = build_registries(make_plugin_manager())
+        recipe = smoke_recipe(recipe, registries)
+    return recipe
 
 
 def dump_yaml(data: Any) -> str:

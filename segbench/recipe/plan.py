@@ -73,15 +73,25 @@ class Plan:
         return f"{self.recipe.name}-{self.hash[:8]}"
 
 
-def _pipeline(specs, path):
-    from segbench.transforms import parse_pipeline
+def _pipeline(specs, path, transforms):
+    from segbench.transforms import default_specs, parse_pipeline
 
-    if not isinstance(specs, list):
-        return None, [(path, f"expected a list of transforms like [{{name: hflip, p: 0.5}}], got {specs!r}")]
     try:
-        return parse_pipeline(specs, path=path), []
+        if not specs:
+            specs = default_specs(transforms, path=path)
+        if not isinstance(specs, list):
+            return None, [(path, f"expected a list of transforms like [{{name: hflip, p: 0.5}}], got {specs!r}")]
+        return parse_pipeline(specs, path=path, transforms=transforms), []
     except ConfigError as exc:
         return None, exc.problems
+
+
+def _section_or_default(data: dict, key: str, registry) -> Any:
+    """The recipe's section, or (when it leaves the section out) the component registered as the default."""
+    if key in data:
+        return data[key]
+    defaults = [entry.name for entry in registry.in_order() if entry.default]
+    return {"name": defaults[0]} if defaults else None
 
 
 class _Collector:
@@ -90,6 +100,10 @@ class _Collector:
 
     def component(self, registries: Registries, kind: str, section: Any, path: str,
                   shared: dict | None = None) -> Component | None:
+        if section is None and path in ("scheduler", "strategy"):
+            self.problems.append((path, f"missing section, and no {kind} is registered as the default; choose one"
+                                        f" of: {', '.join(registries[kind].names()) or '(none installed)'}"))
+            return None
         if not isinstance(section, dict):
             self.problems.append((path, f"expected a mapping with a `name:` key, got {section!r}"))
             return None
@@ -131,8 +145,10 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
     model = c.component(registries, "models", data["model"], "model") if "model" in data else None
     loss = c.component(registries, "losses", data["loss"], "loss") if "loss" in data else None
     optimizer = c.component(registries, "optimizers", data["optimizer"], "optimizer") if "optimizer" in data else None
-    scheduler = c.component(registries, "schedulers", data.get("scheduler", {"name": "constant"}), "scheduler")
-    strategy = c.component(registries, "strategies", data.get("strategy", {"name": "scratch"}), "strategy")
+    scheduler = c.component(registries, "schedulers", _section_or_default(data, "scheduler", registries.schedulers),
+                            "scheduler")
+    strategy = c.component(registries, "strategies", _section_or_default(data, "strategy", registries.strategies),
+                           "strategy")
     weighting = None
     if data.get("class_weighting") is not None:
         weighting = c.component(registries, "class_weightings", data["class_weighting"], "class_weighting")
@@ -157,12 +173,13 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
             component = c.component(registries, "datasets", data_section[role], f"data.{role}", shared)
             if component is not None:
                 datasets[role] = component
-        train_tf, problems = _pipeline(data_section.get("train_transforms") or [{"name": "normalize"}],
-                                       "data.train_transforms")
-        c.problems += problems
-        eval_tf, problems = _pipeline(data_section.get("eval_transforms") or [{"name": "normalize"}],
-                                      "data.eval_transforms")
-        c.problems += problems
+        for key in ("train_transforms", "eval_transforms"):
+            pipeline, problems = _pipeline(data_section.get(key), f"data.{key}", registries.transforms)
+            c.problems += problems
+            if key == "train_transforms":
+                train_tf = pipeline
+            else:
+                eval_tf = pipeline
     elif data_section is not None:
         c.problems.append(("data", f"expected a mapping, got {data_section!r}"))
 

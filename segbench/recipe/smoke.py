@@ -1,53 +1,164 @@
-"""``--smoke``: the same recipe on a tiny synthetic city, a few iterations, small crops."""
+"""``--smoke``: the same recipe on tiny generated data, a few iterations.
+
+The recipe as written is validated first, so a recipe cannot pass ``--smoke`` and fail for real.
+Then each component's own smoke variant (declared in its registration, see ``segbench.hookspecs``)
+replaces its config, the core shortens training and evaluation, and the result is validated again.
+"""
 from __future__ import annotations
 
 import copy
 
-SMOKE_DATASET = {"name": "synthetic_city", "train": 8, "val": 4, "train_extra": 4, "size": [64, 128], "seed": 0}
-SMOKE_CROP = [64, 128]
-SMOKE_TRAINER = {"max_iterations": 2, "epochs": 1, "num_workers": 0, "log_every": 1, "eval_every": 1}
-SMOKE_SUBSET_CAP = 2
+import attrs
+
+from segbench.config import unstructure
+from segbench.errors import ConfigError, PluginError
+from segbench.recipe.load import ResolvedRecipe, apply_overrides
+from segbench.registry import Substitute
+
+SMOKE_TRAINER = {"max_iterations": 2, "epochs": 1, "num_workers": 0, "log_every": 1, "eval_every": 1,
+                 "batch_size": 2}
+SMOKE_ACCUMULATE = 2
+SMOKE_WINDOW, SMOKE_STRIDE = [64, 128], [32, 64]  # fits the small images the dataset plugins' variants make
+# Command-line overrides of these sections are applied again on top of the smoke variant, so that
+# `run --smoke trainer.max_iterations=5` runs 5 iterations; the others are already in the components' configs.
+CORE_SECTIONS = ("seed", "trainer", "evaluation", "slurm", "description")
 
 
-def _shrink_subset(role: dict) -> None:
-    subset = role.get("subset")
-    if isinstance(subset, dict):
-        for key in ("first", "random"):
-            if isinstance(subset.get(key), int):
-                subset[key] = min(subset[key], SMOKE_SUBSET_CAP)
-        if subset.get("cities") is not None:  # real city names do not exist in the smoke tree
-            role["subset"] = {"first": SMOKE_SUBSET_CAP, "invert": bool(subset.get("invert", False))}
+def _plain(value):
+    """Config values as YAML data (tuples become lists)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
-def smoke_variant(data: dict, *, standin_weights: str) -> dict:
-    """Return a copy of a resolved recipe that runs in seconds on generated data.
+def _fields(config) -> dict:
+    return {field.name: getattr(config, field.name) for field in attrs.fields(type(config))}
 
-    ImageNet weights cannot be assumed present, so a ``pretrained: imagenet`` model loads
-    ``standin_weights`` (a ResNet50 state dict) instead: the loading path is exercised, not the accuracy.
-    """
-    data = copy.deepcopy(data)
-    section = data.setdefault("data", {})
-    if isinstance(section, dict):
-        section["dataset"] = dict(SMOKE_DATASET)
-        for role in ("train", "select", "report"):
-            if isinstance(section.get(role), dict):
-                _shrink_subset(section[role])
-        for key in ("train_transforms", "eval_transforms"):
-            for transform in section.get(key) or []:
-                if isinstance(transform, dict) and "size" in transform:
-                    transform["size"] = list(SMOKE_CROP)
-    trainer = data.setdefault("trainer", {})
-    if isinstance(trainer, dict):
-        trainer.update(SMOKE_TRAINER)
-        trainer["batch_size"] = 2
-        trainer["accumulate"] = min(int(trainer.get("accumulate", 1) or 1), 2)
+
+def _changes(old, new) -> dict:
+    return {name: _plain(unstructure(value)) for name, value in _fields(new).items()
+            if getattr(old, name) != value}
+
+
+def _non_default(config) -> dict:
+    return _changes(type(config)(), config) if _has_defaults(type(config)) else \
+        {name: _plain(unstructure(value)) for name, value in _fields(config).items()}
+
+
+def _has_defaults(cls) -> bool:
+    return all(field.default is not attrs.NOTHING for field in attrs.fields(cls))
+
+
+class _Variant:
+    """The smoke variant of one component: ``section`` to merge, or ``replacement`` for a substitute."""
+
+    def __init__(self, component, registries):
+        entry = component.entry
+        try:
+            result = entry.smoke_config(component.config)
+        except Exception as exc:
+            raise PluginError(f"{component.path}: the --smoke variant of {entry.kind[:-1]} {entry.name!r}"
+                              f" ({entry.origin}) failed: {type(exc).__name__}: {exc}") from exc
+        self.replacement = None
+        self.changes = {}
+        if isinstance(result, Substitute):
+            target = registries[entry.kind].get(result.name)
+            if not isinstance(result.config, target.config):
+                raise PluginError(f"{component.path}: the --smoke variant of {entry.name!r} ({entry.origin})"
+                                  f" substitutes {target.name!r} with a {type(result.config).__name__}, not its"
+                                  f" config class {target.config.__name__}")
+            self.replacement = {"name": target.name, **_non_default(result.config)}
+            self.config = result.config
+        elif isinstance(result, entry.config):
+            self.changes = _changes(component.config, result)
+            self.config = result
+        else:
+            raise PluginError(f"{component.path}: the --smoke variant of {entry.kind[:-1]} {entry.name!r}"
+                              f" ({entry.origin}) returned {result!r}; it must return a {entry.config.__name__}"
+                              " or a segbench.registry.Substitute")
+
+    def full_section(self, component) -> dict:
+        return self.replacement or {"name": component.name, **_non_default(self.config)}
+
+
+def _apply_section(data: dict, key: str, component, registries) -> None:
+    variant = _Variant(component, registries)
+    if variant.replacement is not None:
+        data[key] = variant.replacement
+    elif variant.changes:
+        section = data.get(key)
+        data[key] = {**(section if isinstance(section, dict) else {"name": component.name}), **variant.changes}
+
+
+def _apply_datasets(section: dict, plan, registries) -> None:
+    variants = {role: _Variant(component, registries) for role, component in plan.datasets.items()}
+    if any(v.replacement is not None for v in variants.values()):
+        section.pop("dataset", None)  # the shared keys belong to the replaced dataset
+        for role, variant in variants.items():
+            section[role] = variant.full_section(plan.datasets[role])
+        return
+    for role, variant in variants.items():
+        section[role] = {**section[role], **variant.changes}
+
+
+def _apply_transforms(section: dict, key: str, pipeline, registries) -> None:
+    specs = section.get(key)
+    if not isinstance(specs, list):
+        return
+    for index, step in enumerate(pipeline.steps):
+        entry = registries.transforms.get(step.name)
+        component = _StepComponent(entry, step.config, step.path)
+        variant = _Variant(component, registries)
+        specs[index] = variant.replacement or {**specs[index], **variant.changes}
+
+
+@attrs.frozen
+class _StepComponent:
+    entry: object
+    config: object
+    path: str
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+def _shorten_training(data: dict) -> None:
+    trainer = data.get("trainer")
+    trainer = dict(trainer) if isinstance(trainer, dict) else {}
+    accumulate = trainer.get("accumulate", 1)
+    trainer.update(SMOKE_TRAINER)
+    trainer["accumulate"] = min(accumulate if isinstance(accumulate, int) else 1, SMOKE_ACCUMULATE)
+    data["trainer"] = trainer
     evaluation = data.get("evaluation")
     if isinstance(evaluation, dict) and evaluation.get("window") is not None:
-        evaluation["window"], evaluation["stride"] = list(SMOKE_CROP), [32, 64]
-    scheduler = data.get("scheduler")
-    if isinstance(scheduler, dict) and scheduler.get("warmup_iterations"):
-        scheduler["warmup_iterations"] = 1  # warm-up must fit in the two smoke iterations
-    model = data.get("model")
-    if isinstance(model, dict) and model.get("pretrained") == "imagenet":
-        model["pretrained"] = standin_weights
-    return data
+        data["evaluation"] = {**evaluation, "window": list(SMOKE_WINDOW), "stride": list(SMOKE_STRIDE)}
+
+
+def smoke_recipe(recipe: ResolvedRecipe, registries) -> ResolvedRecipe:
+    """Validate ``recipe`` as written, then return its smoke variant (validated too)."""
+    from segbench.recipe.plan import build_plan
+
+    plan = build_plan(recipe, registries)  # the real recipe must be valid, whatever smoke changes
+    data = copy.deepcopy(recipe.data)
+    for key in ("model", "loss", "optimizer", "scheduler", "strategy", "class_weighting"):
+        component = getattr(plan, key)
+        if component is not None:
+            _apply_section(data, key, component, registries)
+    section = data["data"]
+    _apply_datasets(section, plan, registries)
+    _apply_transforms(section, "train_transforms", plan.train_transforms, registries)
+    _apply_transforms(section, "eval_transforms", plan.eval_transforms, registries)
+    _shorten_training(data)
+    core = [text for text in recipe.overrides if text.partition("=")[0].split(".")[0] in CORE_SECTIONS]
+    data = apply_overrides(data, core, files=recipe.files)
+    smoke = attrs.evolve(recipe, data=data, smoke=True)
+    try:
+        build_plan(smoke, registries)
+    except ConfigError as exc:
+        raise PluginError(f"the --smoke variant of {recipe.path} is invalid although the recipe itself is valid;"
+                          " the smoke variants declared by the plugins of its components produced:\n"
+                          f"{exc}") from exc
+    return smoke

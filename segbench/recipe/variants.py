@@ -101,14 +101,15 @@ def grid_points(axes: Sequence[GridAxis]) -> list[tuple[str, ...]]:
 
 
 def load_variants(path: str | Path, overrides: Sequence[str] = (), *, seeds: Sequence[int] | None = None,
-                  grid: Sequence[GridAxis] = (), smoke: bool = False) -> list[tuple[Variant, ResolvedRecipe]]:
+                  grid: Sequence[GridAxis] = (), smoke: bool = False,
+                  registries=None) -> list[tuple[Variant, ResolvedRecipe]]:
     """Every run of the experiment ``path`` (times the grid), in a stable order: grid point, then seed.
 
     The seeds are ``seeds`` (``--seeds``), else the recipe's ``seeds:``, else just the recipe's ``seed:``.
     """
     variants = []
     for point in grid_points(grid):
-        base = load_recipe(path, [*overrides, *point], smoke=smoke)
+        base = load_recipe(path, [*overrides, *point], smoke=smoke, registries=registries)
         chosen = tuple(seeds) if seeds else base.seeds
         if chosen and any(parse_override(text)[0] == "seed" for text in overrides):
             raise RecipeError(f"{path}: the override seed=... would be replaced by each of the seeds {list(chosen)};"
@@ -116,6 +117,7 @@ def load_variants(path: str | Path, overrides: Sequence[str] = (), *, seeds: Seq
                               " seeds=null.")
         for seed in chosen or (None,):
             variant = Variant(len(variants), seed, point)
-            recipe = base if seed is None else load_recipe(path, [*overrides, *point], smoke=smoke, seed=seed)
+            recipe = base if seed is None else load_recipe(path, [*overrides, *point], smoke=smoke, seed=seed,
+                                                                   registries=registries)
             variants.append((variant, recipe))
     return variants

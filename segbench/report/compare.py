@@ -29,6 +29,7 @@ from segbench.errors import SegbenchError
 from segbench.functional.merge import content_hash
 from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 from segbench.records import RecordError
+from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.report.loading import run_name
 
 MISSING = "–"
@@ -61,6 +62,7 @@ class RunRow:
     recipe_hash: str | None = None
     experiment_hash: str | None = None  # the same for the seeds of one experiment
     seed: int | None = None
+    smoke: bool = False  # a `run --smoke` check, not a result
 
     @property
     def name(self) -> str:
@@ -88,9 +90,9 @@ def _name_of(section, default=None):
 def _split_text(section) -> str | None:
     if not isinstance(section, dict):
         return None
-    text = str(section.get("split", "?"))
-    if section.get("subset"):
-        subset = section["subset"]
+    text = str(section.get(SPLIT_KEY, "?"))
+    if isinstance(section.get(SUBSET_KEY), dict) and section[SUBSET_KEY]:
+        subset = section[SUBSET_KEY]
         text += " subset " + ", ".join(f"{k}={v}" for k, v in subset.items() if v not in (None, False))
     return text
 
@@ -115,7 +117,7 @@ def read_run(path: Path) -> RunRow:
     run = RunDir(Path(path))
     recipe = _recipe_data(run)
     row = RunRow(run, recipe=run_name(run), model=_name_of(recipe.get("model")),
-                 strategy=_name_of(recipe.get("strategy"), "scratch" if recipe else None),
+                 strategy=_name_of(recipe.get("strategy")),
                  report_split=_split_text((recipe.get("data") or {}).get("report")),
                  seed=recipe.get("seed", 0) if recipe else None,
                  experiment_hash=content_hash(recipe, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
@@ -127,6 +129,7 @@ def read_run(path: Path) -> RunRow:
             row.status = f"results.json unreadable ({exc})"
             return row
         row.complete = True
+        row.smoke = results.smoke
         row.recipe = results.recipe
         row.recipe_hash = results.recipe_hash
         row.experiment_hash = results.experiment_hash or row.experiment_hash  # older runs: from recipe.yaml
@@ -140,7 +143,7 @@ def read_run(path: Path) -> RunRow:
         row.report_split = _split_text(results.report_split) or row.report_split
         row.report_images = results.report_images
         row.selection_overlaps_report = results.selection_overlaps_report
-        row.status = "complete"
+        row.status = "complete (smoke)" if row.smoke else "complete"
         return row
     row.epochs, row.iterations = _progress(run)
     if row.iterations is None:
@@ -160,16 +163,23 @@ def sort_rows(rows: list[RunRow]) -> list[RunRow]:
     return sorted(rows, key=key)
 
 
-def collect_runs(runs_dir: Path | None = None) -> list[RunRow]:
-    """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``)."""
+def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False) -> list[RunRow]:
+    """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``);
+    ``run --smoke`` runs only with ``include_smoke`` (a note on stderr says how many were left out)."""
     folder = default_runs_dir(runs_dir)
     if not folder.is_dir():
         raise SegbenchError(f"runs directory {folder} does not exist" + ("" if runs_dir else
                             " (the default: $SEGBENCH_RUNS, else ./runs)") + ". Give the folder that"
                             " `segbench run --runs-dir` wrote to, or train something first.")
     rows = [read_run(path) for path in sorted(folder.iterdir()) if _is_run(path)]
+    smoke = [row for row in rows if row.smoke]
+    if smoke and not include_smoke:
+        rows = [row for row in rows if not row.smoke]
+        print(f"compare: left out {len(smoke)} smoke run(s) ({', '.join(r.name for r in smoke[:5])}"
+              f"{', ...' if len(smoke) > 5 else ''}); --include-smoke lists them", file=sys.stderr)
     if not rows:
-        raise SegbenchError(f"no runs in {folder}: no subfolder holds a recipe.yaml, metrics.jsonl or"
+        left_out = " other than smoke runs (--include-smoke lists them)" if smoke else ""
+        raise SegbenchError(f"no runs in {folder}{left_out}: no subfolder holds a recipe.yaml, metrics.jsonl or"
                             " results.json. Train with `segbench run RECIPE --runs-dir " f"{folder}` first.")
     return sort_rows(rows)
 
@@ -328,7 +338,7 @@ def compare_command(args, *, registries=None) -> str:
         raise SegbenchError(f"compare takes a runs directory, or two experiments or runs A and B; got"
                             f" {len(targets)}: {' '.join(targets)}.")
     runs_dir = Path(targets[0]) if targets else args.runs_dir
-    rows = collect_runs(runs_dir)
+    rows = collect_runs(runs_dir, include_smoke=getattr(args, "include_smoke", False))
     if args.speed:
         add_speeds(rows, registries)
     if args.format == "csv":

@@ -25,6 +25,7 @@ from segbench.atomic import atomic_write_bytes
 from segbench.data.loader import data_loader
 from segbench.engine.evaluate import _EvalItems, evaluate_confusion, evaluation_settings, predict
 from segbench.errors import SegbenchError
+from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.functional.metrics import confusion_matrix, summarize
 from segbench.records import EvaluationRecord, LabelIdsExport, write_record
 from segbench.report.loading import (LoadedRun, default_registries, load_run, load_run_recipe, plan_for_run,
@@ -54,8 +55,8 @@ def split_choice(run, split: str) -> tuple[str, dict | None, str]:
     section = _role_section(recipe.data, "report")
     if section is None:
         raise SegbenchError(f"{run.recipe_file} has no data.report mapping to take the dataset from")
-    section.pop("subset", None)
-    section["split"] = split
+    section.pop(SUBSET_KEY, None)
+    section[SPLIT_KEY] = split
     return "report", {"report": section}, split
 
 
@@ -69,7 +70,7 @@ def train_to_label_lut(info) -> torch.Tensor:
         raise SegbenchError(
             f"--export-labelids: the dataset (classes {', '.join(info.class_names[:4])}, ...) declares no export"
             " ids (DatasetInfo.train_to_label_id), so there are no labelIds to write. Export works for"
-            " Cityscapes-format datasets (cityscapes, synthetic_city).")
+            " datasets whose plugin declares them (the Cityscapes-format ones).")
     lut = torch.tensor(info.train_to_label_id, dtype=torch.int64)
     if int(lut.min()) < 0 or int(lut.max()) > 255:
         raise SegbenchError(f"the dataset's export ids {list(info.train_to_label_id)} do not fit 8-bit PNGs")

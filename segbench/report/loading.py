@@ -52,16 +52,6 @@ def resolve_target(target: Path) -> tuple[RunDir, Path | None]:
                         " file (runs/<recipe>-<hash>/checkpoints/best.pt).")
 
 
-def _without_pretrained_download(data: dict) -> dict:
-    """A recipe whose model starts from random weights: the checkpoint overwrites every weight anyway,
-    and ImageNet weights need not be present where a trained run is inspected."""
-    model = data.get("model")
-    if isinstance(model, dict) and model.get("pretrained") not in (None, "none"):
-        data = copy.deepcopy(data)
-        data["model"]["pretrained"] = "none"
-    return data
-
-
 def load_run_recipe(run: RunDir) -> ResolvedRecipe:
     """The run's fully resolved recipe, read back from ``recipe.yaml``."""
     if not run.recipe_file.is_file():
@@ -84,11 +74,14 @@ def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None)
 
     recipe = load_run_recipe(run)
     _warn_if_edited(run, recipe, build_plan(recipe, registries))
-    data = _without_pretrained_download(recipe.data)
+    data = recipe.data
     if data_overrides:
         data = copy.deepcopy(data)
         data.setdefault("data", {}).update(data_overrides)
-    return build_plan(attrs.evolve(recipe, data=data), registries)
+    plan = build_plan(attrs.evolve(recipe, data=data), registries)
+    # The checkpoint supplies every weight: the model's registration says what it then needs not read.
+    model = attrs.evolve(plan.model, config=plan.model.entry.checkpoint_config(plan.model.config))
+    return attrs.evolve(plan, model=model)
 
 
 def choose_checkpoint(run: RunDir, which: str | None, *, default: str = "best") -> Path:

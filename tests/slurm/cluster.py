@@ -63,9 +63,15 @@ def _node_resources() -> tuple[int, int]:
     return cpus, max(512, int(memory * 0.9))
 
 
-def _config(root: Path, cpus: int, memory: int) -> str:
+def _config(root: Path, cpus: int, memory: int, gpus: int = 0) -> str:
+    # config_overrides: the node is what this file says, even with more CPUs (or GPUs) than it has, so jobs
+    # can ask for the resources a real cluster gives. Jobs get a share of the memory per node, which caps
+    # how many run at once (memory is not enforced without cgroups).
+    gres = f" Gres=gpu:{gpus}" if gpus else ""
     return f"""\
 ClusterName=segbenchtest
+SlurmdParameters=config_overrides
+{"GresTypes=gpu" if gpus else ""}
 SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
@@ -75,7 +81,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-DefMemPerCPU=1024
+DefMemPerNode={max(512, memory // 5)}
 SchedulerParameters=bf_interval=2,sched_interval=2
 MinJobAge=600
 JobCompType=jobcomp/filetxt
@@ -89,9 +95,20 @@ SlurmctldPidFile={root}/slurmctld.pid
 SlurmdPidFile={root}/slurmd.pid
 SlurmctldLogFile={root}/slurmctld.log
 SlurmdLogFile={root}/slurmd.log
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory}{gres} State=UNKNOWN
 PartitionName=local Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
+
+
+# Slurm counts a GPU per device file and wants character devices; these stand in (jobs that get them see
+# no CUDA device and train on the CPU).
+_STAND_IN_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random")
+
+
+def _gres_config(gpus: int) -> str:
+    if gpus > len(_STAND_IN_DEVICES):
+        raise RuntimeError(f"the test node can advertise at most {len(_STAND_IN_DEVICES)} GPUs, not {gpus}")
+    return f"NodeName=localhost Name=gpu File={','.join(_STAND_IN_DEVICES[:gpus])}\n"
 
 
 def _munge_works() -> bool:
@@ -124,6 +141,8 @@ def _stop(pid: int | None, timeout: float = 15.0) -> None:
 class LocalSlurm:
     root: Path
     conf: Path
+    cpus: int | None = None  # advertised CPUs: at least what the node has
+    gpus: int = 0  # advertised GPUs without devices: jobs that ask for them start and see no CUDA device
     pids: dict = attrs.Factory(dict)  # daemon -> PID, only for daemons this object started
 
     @property
@@ -188,7 +207,9 @@ class LocalSlurm:
         for folder in ("state", "spool"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         cpus, memory = _node_resources()
-        self.conf.write_text(_config(self.root, cpus, memory))
+        self.conf.write_text(_config(self.root, max(cpus, self.cpus or 0), memory, self.gpus))
+        if self.gpus:
+            (self.conf.parent / "gres.conf").write_text(_gres_config(self.gpus))
         self.run("slurmctld", "-c", "-f", self.conf)
         self.pids["slurmctld"] = self._wait_pid("slurmctld.pid")
         self.run("slurmd", "-N", "localhost", "-f", self.conf)
@@ -216,10 +237,10 @@ class LocalSlurm:
             _stop(self.pids.pop(daemon, None))
 
 
-def start_local_slurm(root: Path) -> LocalSlurm:
+def start_local_slurm(root: Path, *, cpus: int | None = None, gpus: int = 0) -> LocalSlurm:
     ensure_installed()
     root.mkdir(parents=True, exist_ok=True)
-    cluster = LocalSlurm(root=root, conf=root / "slurm.conf")
+    cluster = LocalSlurm(root=root, conf=root / "slurm.conf", cpus=cpus, gpus=gpus)
     try:
         return cluster.start()
     except BaseException:

@@ -1,7 +1,9 @@
 """How a ResNet50 backbone's weights start: random, ImageNet from the local torch hub cache, or a file.
 
 Nothing here downloads. ``"none"`` touches no file at all; ``"imagenet"`` reads torchvision's
-``ResNet50_Weights.IMAGENET1K_V1`` file only if it is already in the torch hub cache.
+``ResNet50_Weights.IMAGENET1K_V1`` file only if it is already in the torch hub cache. A ``--smoke``
+run, which cannot assume ImageNet weights are present, reads a random stand-in state dict instead
+(:func:`standin_weights`): the loading path is exercised, not the accuracy.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from segbench.atomic import atomic_write_bytes
 from segbench.errors import CheckpointError
 
 RANDOM = "none"
@@ -26,6 +29,22 @@ def imagenet_weights_path() -> Path:
 
     filename = os.path.basename(urlparse(ResNet50_Weights.IMAGENET1K_V1.url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def standin_weights() -> Path:
+    """A randomly initialised ResNet50 state dict in the cache, standing in for ImageNet weights."""
+    from segbench.cache import cache_dir
+
+    path = cache_dir() / "smoke" / "resnet50-standin.pth"
+    if not path.exists():
+        import torchvision
+
+        generator_state = torch.get_rng_state()
+        torch.manual_seed(0)
+        state = torchvision.models.resnet50(weights=None).state_dict()
+        torch.set_rng_state(generator_state)
+        atomic_write_bytes(path, lambda handle: torch.save(state, handle))
+    return path
 
 
 def init_backbone(backbone: nn.Module, pretrained: str) -> str:

@@ -1,0 +1,95 @@
+"""The arithmetic a finished run did: training and evaluation GFLOP, the same on every machine.
+
+Counted with ``torch.utils.flop_counter.FlopCounterMode`` on the meta device (nothing is computed):
+one training step (forward, loss, backward) of the run's model at its batch size and image size, and
+one evaluation forward per image at the label size; then multiplied by what the run's
+``results.json`` and ``metrics.jsonl`` say it did (images trained on, selection evaluations, report
+images, flip averaging doubling the forwards). Optimizer updates, the loss's own arithmetic and
+up-sampling are left out (well under 1% for convolutional models). The flop counter over-counts
+the weight gradient of grouped convolutions by the number of groups; the U-Net has none.
+
+    python benchmarks/run_arithmetic.py RUN_DIR [RUN_DIR ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+
+def _plan(run_dir: Path):
+    common.import_segbench()
+    from segbench.plugins import make_plugin_manager
+    from segbench.recipe.load import ResolvedRecipe, read_yaml_mapping
+    from segbench.recipe.plan import build_plan
+    from segbench.registry import build_registries
+
+    recipe = ResolvedRecipe(path=run_dir / "recipe.yaml", data=read_yaml_mapping(run_dir / "recipe.yaml"), chain=())
+    return build_plan(recipe, build_registries(make_plugin_manager()))
+
+
+def step_flops(model, *, batch: int, size: tuple[int, int], num_classes: int, train: bool) -> int:
+    """FLOPs of one forward (``train=False``) or forward + backward (``train=True``) on a batch."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.device("meta"):
+        images = torch.empty(batch, 3, *size)
+        masks = torch.zeros(batch, *size, dtype=torch.long)
+        model.train(train)
+        with counter, torch.set_grad_enabled(train):
+            logits = model(images)
+            if train:
+                torch.nn.functional.cross_entropy(logits, masks).backward()
+    return counter.get_total_flops()
+
+
+def run_arithmetic(run_dir: Path) -> dict:
+    """Training and evaluation FLOPs of the completed run in ``run_dir``."""
+    import torch
+
+    results = json.loads((run_dir / "results.json").read_text())
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    plan = _plan(run_dir)
+    size = tuple(plan.recipe.data["data"]["dataset"]["size"])
+    num_classes = len(results["per_class_iou"])
+    batch = plan.trainer.batch_size
+    with torch.device("meta"):
+        model = plan.model.build(num_classes=num_classes)
+    train_per_image = step_flops(model, batch=batch, size=size, num_classes=num_classes, train=True) / batch
+    eval_per_image = step_flops(model, batch=1, size=size, num_classes=num_classes, train=False)
+    images_trained = results["iterations"] * batch * plan.trainer.accumulate
+    if "train_images" in results:  # the last batch of an epoch may be partial
+        images_trained = min(images_trained, results["epochs"] * results["train_images"])
+    selections = sum(1 for e in events if e.get("type") == "eval" and e.get("split") == "select")
+    forwards_per_image = 2 if results["evaluation"]["flip"] else 1
+    eval_images = selections * results.get("selection_images", 0) + results["report_images"]
+    train_flops = train_per_image * images_trained
+    eval_flops = eval_per_image * forwards_per_image * eval_images
+    return {"train_gflop": train_flops / 1e9, "eval_gflop": eval_flops / 1e9,
+            "total_gflop": (train_flops + eval_flops) / 1e9,
+            "train_gflop_per_image": train_per_image / 1e9, "eval_gflop_per_forward": eval_per_image / 1e9,
+            "images_trained": images_trained, "selection_evaluations": selections,
+            "evaluated_images": eval_images, "forwards_per_evaluated_image": forwards_per_image,
+            "image_size": list(size), "params": results["params"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args()
+    for run_dir in args.runs:
+        count = run_arithmetic(run_dir)
+        print(f"{run_dir}: {count['total_gflop']:.0f} GFLOP (training {count['train_gflop']:.0f}:"
+              f" {count['images_trained']} images x {count['train_gflop_per_image']:.3f};"
+              f" evaluation {count['eval_gflop']:.0f}: {count['evaluated_images']} images x"
+              f" {count['forwards_per_evaluated_image']} x {count['eval_gflop_per_forward']:.3f})")
+
+
+if __name__ == "__main__":
+    main()
