@@ -3,13 +3,44 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
+import re
 import sys
 import traceback
 from pathlib import Path
 
 from segbench import __version__
 from segbench.errors import SegbenchError
+from segbench.limits import IMAGE_SIDE_MAX, SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
 from segbench.process import tune_process
+
+
+def _bounded_int(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse names the option in its error)."""
+    def integer(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (give {low} to {high})") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {low} to {high}")
+        return value
+    integer.numeric = True
+    return integer
+
+
+def _image_size(low: int, high: int):
+    """An argparse type: ``HEIGHTxWIDTH`` in pixels, each side from ``low`` to ``high``."""
+    def size(text: str) -> tuple[int, int]:
+        match = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text)
+        if match is None:
+            raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH in pixels, e.g. 512x1024")
+        height, width = int(match.group(1)), int(match.group(2))
+        if not (low <= height <= high and low <= width <= high):
+            raise argparse.ArgumentTypeError(f"{height}x{width}: each side must be from {low} to {high} pixels")
+        return height, width
+    size.numeric = True
+    return size
 
 
 def _registries():
@@ -24,6 +55,17 @@ def _add_overrides(parser):
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """``HxW`` as ``(H, W)`` (an argparse type: a bad value exits with status 2 and the usage)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH, e.g. 512x1024") from None
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: height and width must be positive")
+    return height, width
+
+
 def _add_experiment_options(parser):
     parser.add_argument("--seeds", default=None, metavar="0,1,2",
                         help="run these seeds (one run each) instead of the recipe's seeds:")
@@ -31,18 +73,17 @@ def _add_experiment_options(parser):
                         help="sweep a recipe key over values; repeat for a product (times the seeds)")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (e.g. 0.95)") from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.95), got {value}")
     return value
+
+
+_fraction.numeric = True
 
 
 def _add_runs_dir(parser):
@@ -71,7 +112,13 @@ def cmd_show(args) -> int:
     if recipe.seeds:
         print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
               " --seeds chooses others)")
-    print(dump_yaml(recipe.data), end="")
+    if args.defaults:
+        from segbench.recipe.resolved import resolved_data
+
+        print("# every component's settings with their defaults filled in")
+        print(dump_yaml(resolved_data(plan)), end="")
+    else:
+        print(dump_yaml(recipe.data), end="")
     return 0
 
 
@@ -87,8 +134,12 @@ def cmd_list(args) -> int:
         for entry in registries[kind]:
             aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
             print(f"  {entry.name:<24} {entry.plugin}{aliases}")
-            if args.verbose and kind == "models":
-                _print_model_info(entry)
+            if args.verbose:
+                from segbench.describe import describe_settings
+
+                print("\n".join(describe_settings(entry)))
+                if kind == "models":
+                    _print_model_info(entry)
     return 0
 
 
@@ -109,7 +160,7 @@ def cmd_models(args) -> int:
     from segbench.model_info import describe_entry
 
     registries = _registries()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
     print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
     print("|---|---|---:|---:|---:|")
     broken = 0
@@ -138,10 +189,7 @@ def cmd_plugins(args) -> int:
 def cmd_synth(args) -> int:
     from segbench.synth import generate_city
 
-    try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise SegbenchError(f"--size {args.size!r}: write HEIGHTxWIDTH, e.g. 128x256") from None
+    height, width = args.size
     kwargs = {k: v for k, v in (("train", args.train), ("val", args.val), ("train_extra", args.train_extra))
               if v is not None}
     report = generate_city(Path(args.dir), size=(height, width), seed=args.seed, progress=True, **kwargs)
@@ -156,10 +204,31 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from segbench.report.export import export_command
+
+    export_command(args)
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from segbench.report.latency import benchmark_command
+
+    benchmark_command(args)
+    return 0
+
+
 def cmd_compare(args) -> int:
     from segbench.report.compare import compare_command
 
     compare_command(args)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from segbench.report.html import report_command
+
+    report_command(args)
     return 0
 
 
@@ -206,16 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", type=Path)
     _add_overrides(p)
     p.add_argument("--smoke", action="store_true", help="show the --smoke variant")
+    p.add_argument("--defaults", action="store_true",
+                   help="fill in every key each component leaves at its default")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("list", help="registered components per kind, with their plugins")
     p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
-                                            " class_weightings, transforms")
-    p.add_argument("--verbose", "-v", action="store_true", help="for models: parameters, size and GFLOPs")
+                                            " class_weightings, transforms, loggers")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="each component's first doc line and config keys (type, default, allowed values);"
+                        " for models also parameters, size and GFLOPs")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
-    p.add_argument("--size", default="512x1024", help="input HxW for GFLOPs (default 512x1024)")
+    p.add_argument("--size", default=(512, 1024), type=_image_size(32, IMAGE_SIDE_MAX),
+                   help="input HxW for GFLOPs (default 512x1024)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("plugins", help="installed plugins and their distributions")
@@ -223,11 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic Cityscapes-format street-scene tree")
     p.add_argument("dir")
-    p.add_argument("--train", type=int, default=None)
-    p.add_argument("--val", type=int, default=None)
-    p.add_argument("--train-extra", type=int, default=None)
-    p.add_argument("--size", default="128x256", help="HEIGHTxWIDTH (default 128x256)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--val", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--train-extra", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--size", default=(128, 256), type=_image_size(SYNTH_MIN_SIZE[0], SYNTH_MAX_SIZE[1]),
+                   help="HEIGHTxWIDTH (default 128x256)")
+    p.add_argument("--seed", type=_bounded_int(0, SEED_MAX), default=0)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("evaluate", help="score a run or checkpoint with the official Cityscapes rule")
@@ -237,7 +312,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-labelids", type=Path, default=None, metavar="DIR",
                    help="write full-resolution labelId PNGs for the official tools")
     p.add_argument("--device", default=None)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="onnxruntime: score an exported ONNX file instead (see segbench export)")
+    p.add_argument("--onnx", type=Path, default=None, help="the ONNX file (default: the run's newest export)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write a run's model as an ONNX file that onnxruntime loads")
+    p.add_argument("run_dir", type=Path, help="a run directory or a checkpoint file")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--size", type=image_size, default=None, metavar="HxW",
+                       help="fixed input size (default: the report images' size)")
+    shape.add_argument("--dynamic", action="store_true", help="any batch size, height and width")
+    p.add_argument("--out", type=Path, default=None, help="default <run>/export/<model>-<HxW|dynamic>.onnx")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--checkpoint", default=None, help="best or last (default: the recipe's choice)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("benchmark", help="forward latency (p50/p90, images/s) as deployed; saved into the run")
+    p.add_argument("target", type=Path, metavar="RUN_DIR|RECIPE")
+    p.add_argument("--size", type=image_size, default=None, metavar="HxW",
+                   help="input size (default: the report images' full resolution)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current setting)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: the recipe's trainer.device)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repetitions (default: at least 20 and at least 2 s of timing)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: at least 3 and 0.5 s)")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("compare", help="results table of runs with statistics across seeds (Markdown or CSV);"
                                         " with two experiments or runs A B: B minus A with its interval")
@@ -246,28 +349,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs_dir(p)
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
-    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--resamples", type=_bounded_int(1, 1_000_000), default=2000,
+                   help="bootstrap resamples (default 2000)")
     p.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")
-    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
+    p.add_argument("--bootstrap-seed", type=_bounded_int(0, SEED_MAX), default=0,
+                   help="seed of the resampling (default 0)")
     p.add_argument("--forest", type=Path, default=None, metavar="PNG",
                    help="with A B: draw the per-class differences as a forest plot")
     p.add_argument("--include-smoke", action="store_true",
                    help="also list `run --smoke` runs (checks on tiny data, left out by default)")
+    p.add_argument("--columns", action="append", metavar="KEY[,KEY]",
+                   help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
+                        " (keys not at the top level are looked up under provenance)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
+    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p.add_argument("--out", type=Path, required=True, help="folder for index.html and its figures")
+    p.add_argument("--images", type=int, default=3,
+                   help="prediction panels per run: the report split's first N images (0: none)")
+    p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("images", nargs="+", type=Path, metavar="PATH", help="image files, folders (recursive), videos")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--labels", nargs="*", type=Path, default=None, help="labelIds PNGs, one per image")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("plot", help="training loss and validation mIoU curves")
-    p.add_argument("run_dirs", nargs="+", type=Path)
+    p = sub.add_parser("plot", help="training loss and validation mIoU curves; --pareto: mIoU vs latency")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--band", choices=("minmax", "std"), default="minmax",
                    help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
+    p.add_argument("--pareto", action="store_true",
+                   help="one runs folder: mIoU against benchmarked latency (log scale), each run labelled")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")
@@ -281,6 +399,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# File-system trouble with a path the user chose (runs directory, --out, cache, dataset): what to do.
+_PATH_TROUBLE = {
+    errno.EACCES: "you may not read or write there: fix its permissions, or choose another place (--runs-dir,"
+                  " --out, SEGBENCH_CACHE)",
+    errno.EPERM: "the operation is not permitted there: fix its permissions, or choose another place",
+    errno.EROFS: "that file system is read-only: choose a writable place (--runs-dir, --out, SEGBENCH_CACHE)",
+    errno.ENOTDIR: "a part of that path is a file where a folder is needed: choose another path, or move the file",
+    errno.EISDIR: "it is a folder where a file is needed: give a file path",
+    errno.EEXIST: "something already exists there: choose another path, or move it away",
+    errno.ENAMETOOLONG: "a name in that path is longer than the file system allows (255 bytes): shorten it",
+    errno.ELOOP: "it is a symbolic link that loops: fix or remove the link",
+    errno.ENOENT: "it does not exist: check the path",
+}
 
 
 def user_message(exc: BaseException) -> str | None:
@@ -293,6 +424,8 @@ def user_message(exc: BaseException) -> str | None:
         where = f"{exc.filename}: " if exc.filename else ""
         return (f"{where}{exc.strerror}. Free disk space (or raise the quota or file-size limit) and run the same"
                 " command again; an interrupted run resumes from its last checkpoint.")
+    if isinstance(exc, OSError) and exc.errno in _PATH_TROUBLE and exc.filename:
+        return f"{os.fsdecode(exc.filename)}: {exc.strerror}; {_PATH_TROUBLE[exc.errno]}."
     return str(exc) if isinstance(exc, SegbenchError) else None
 
 

@@ -61,7 +61,7 @@ def test_a_run_writes_its_directory_and_results(tmp_path, registries):
     assert set(results.per_class_iou) == {"dark", "mid", "bright"}
     assert results.report_images == 6 and results.checkpoint.endswith("best.pt")
     assert results.selection_overlaps_report is True  # both are the toy's val images
-    assert attrs.asdict(results.evaluation) == {"mode": "whole", "flip": False, "batch_size": 1}
+    assert attrs.asdict(results.evaluation) == {"mode": "whole", "flip": False, "batch_size": 1, "scales": (1.0,)}
     assert (run.path / "recipe.yaml").read_text().count("nobn") == 1
     kinds = [r["type"] for r in metric_records(run)]
     assert kinds.count("eval") == 3 and kinds.count("train") == 3 * 6

@@ -5,8 +5,8 @@ from typing import Any
 
 import attrs
 
-from segbench.config import structure_problems
-from segbench.errors import ConfigError, SegbenchError, UnknownNameError
+from segbench.config import SEED_MAX, structure_problems
+from segbench.errors import BlockedNameError, ConfigError, SegbenchError, UnknownNameError
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.resolved import experiment_hash, run_hash
 from segbench.recipe.schema import TOP_LEVEL_KEYS, EvaluationConfig, TrainerConfig
@@ -56,6 +56,7 @@ class Plan:
     strategy: Component
     trainer: TrainerConfig
     evaluation: EvaluationConfig
+    loggers: tuple = ()  # Components; the registered defaults when the recipe has no `logging:` list
 
     @property
     def hash(self) -> str:
@@ -114,11 +115,27 @@ class _Collector:
             return None
         try:
             entry = registries[kind].get(name)
-        except UnknownNameError as exc:
+        except (UnknownNameError, BlockedNameError) as exc:
             self.problems.append((f"{path}.name", str(exc)))
             return None
+        own = set(section)
+        inherited = {key for key in shared or {} if key not in own and key != "name"}
+        if inherited:  # keys from `data.dataset`: report their problems once, under data.dataset
+            valid = {field.name for field in attrs.fields(entry.config)}
+            unknown = sorted(inherited - valid)
+            if unknown:
+                problem = ("data.dataset", f"unknown key(s) {', '.join(unknown)} for dataset {name!r};"
+                                           f" valid keys: {', '.join(sorted(valid))}")
+                if problem not in self.problems:
+                    self.problems.append(problem)
+                merged = {key: value for key, value in merged.items() if key not in unknown}
         config, problems = structure_problems(entry.config, merged, path=path)
-        self.problems += problems
+        for where, message in problems:
+            key = where[len(path) + 1:].split(".")[0].split("[")[0] if where.startswith(f"{path}.") else None
+            if key in inherited:
+                where = "data.dataset" + where[len(path):]
+            if (where, message) not in self.problems:
+                self.problems.append((where, message))
         return Component(entry, config, path) if config is not None else None
 
     def config(self, cls, section, path):
@@ -139,8 +156,8 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
             c.problems.append((required, "missing section (add it, or inherit it with `base:`)"))
 
     seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        c.problems.append(("seed", f"must be a non-negative integer, got {seed!r}"))
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        c.problems.append(("seed", f"must be an integer from 0 to {SEED_MAX}, got {seed!r}"))
 
     model = c.component(registries, "models", data["model"], "model") if "model" in data else None
     loss = c.component(registries, "losses", data["loss"], "loss") if "loss" in data else None
@@ -152,6 +169,7 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
     weighting = None
     if data.get("class_weighting") is not None:
         weighting = c.component(registries, "class_weightings", data["class_weighting"], "class_weighting")
+    loggers = _loggers(c, registries, data.get("logging"))
     trainer = c.config(TrainerConfig, data.get("trainer"), "trainer")
     evaluation = c.config(EvaluationConfig, data.get("evaluation"), "evaluation")
 
@@ -191,4 +209,20 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
     if c.problems:
         raise ConfigError(c.problems, files=recipe.files)
     return Plan(recipe, seed, model, datasets, train_tf, eval_tf, loss, weighting, optimizer, scheduler,
-                strategy, trainer, evaluation)
+                strategy, trainer, evaluation, loggers)
+
+
+def _loggers(c: _Collector, registries: Registries, section) -> tuple:
+    """``logging: [{name: tensorboard}, {name: csv}]``; absent (or null): the loggers registered as defaults."""
+    if section is None:
+        return tuple(Component(entry, entry.default_config(), f"logging[{entry.name}]")
+                     for entry in registries["loggers"].defaults())
+    if not isinstance(section, list):
+        c.problems.append(("logging", f"expected a list of loggers like [{{name: jsonl}}, {{name: tensorboard}}],"
+                                      f" got {section!r}"))
+        return ()
+    chosen = [c.component(registries, "loggers", item, f"logging[{index}]") for index, item in enumerate(section)]
+    names = [component.name for component in chosen if component is not None]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        c.problems.append(("logging", f"logger {name!r} is listed twice; list each logger once"))
+    return tuple(component for component in chosen if component is not None)
