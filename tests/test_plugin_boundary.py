@@ -59,7 +59,8 @@ def _core_owned_names() -> set[str]:
                           if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)}
     # The core's own words: a results/evaluation record key and CLI option ("checkpoint"), and the
     # split names and parameters of the core's Cityscapes-layout generator (segbench.synth, `segbench synth`).
-    return owned | {"checkpoint", "val", "train_extra", "size"}
+    # "csv": the `--format csv` of compare and emit commands, which the csv logger's name shares.
+    return owned | {"checkpoint", "val", "train_extra", "size", "csv"}
 
 
 def _docstrings(tree) -> set[int]:
