@@ -60,6 +60,9 @@ def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, ou
     slurm_overrides, recipe_overrides = split_overrides(overrides)
     runs_dir = default_runs_dir(runs_dir).resolve()
     out_dir = (out_dir or DEFAULT_OUT).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SegbenchError(f"--out {out_dir} is a file; give a folder for the job scripts (it is created if"
+                            " missing), or move the file away.")
     recipe_paths: list[Path] = []
     for path in paths:
         recipe_paths += [p for p in find_recipes(Path(path)) if p not in recipe_paths]

@@ -11,10 +11,9 @@ import typing
 from typing import Any, Sequence
 
 import attrs
-from attrs.validators import ge, gt, le, optional
 
 from segbench.process import ALLOCATOR_ENV
-from segbench.config import structure_problems
+from segbench.config import in_range, structure_problems
 from segbench.errors import ConfigError, RecipeError
 from segbench.functional.merge import OverridePathError, set_path
 from segbench.recipe.load import parse_override
@@ -102,16 +101,16 @@ class SlurmConfig:
     qos: str | None = attrs.field(default=None, validator=_token)
     # A run longer than this continues in a requeued job from its last checkpoint.
     time: str | None = attrs.field(default="04:00:00", validator=_time)
-    nodes: int = attrs.field(default=1, validator=gt(0))
-    ntasks_per_node: int | None = attrs.field(default=None, validator=optional(gt(0)))  # None: one per GPU, or 1
-    gpus_per_node: int = attrs.field(default=0, validator=ge(0))  # 0: a CPU node rejects any GPU request
-    cpus_per_task: int | None = attrs.field(default=None, validator=optional(gt(0)))
+    nodes: int = attrs.field(default=1, validator=in_range(1, 10_000))
+    ntasks_per_node: int | None = attrs.field(default=None, validator=in_range(1, 1024))  # None: one per GPU, or 1
+    gpus_per_node: int = attrs.field(default=0, validator=in_range(0, 64))  # 0: a CPU node rejects any GPU request
+    cpus_per_task: int | None = attrs.field(default=None, validator=in_range(1, 1024))
     mem: str | None = attrs.field(default=None, validator=_mem)
     constraint: str | None = attrs.field(default=None, validator=_token)
     extra: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str, validator=_extra_lines)
     setup: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str, validator=_setup_lines)
     # Seconds before the time limit at which Slurm sends USR1: enough to finish a step and write last.pt.
-    signal_lead: int = attrs.field(default=300, validator=[gt(0), le(65535)])
+    signal_lead: int = attrs.field(default=300, validator=in_range(1, 65535))
     # Exported in the job before the setup lines; ``null`` drops one of the defaults (DEFAULT_ENV).
     env: dict[str, str | None] = attrs.field(factory=dict, validator=_env)
 

@@ -18,9 +18,10 @@ from typing import Literal, NamedTuple
 
 import attrs
 import torch
-from attrs.validators import gt, in_, optional
+from attrs.validators import in_
 
 from segbench import hookimpl
+from segbench.config import SEED_MAX, in_range
 from segbench.data.dataset import (
     CITYSCAPES_MAX_LABEL_ID,
     SegmentationDataset,
@@ -54,9 +55,9 @@ class Subset:
         train:  {split: train, subset: {random: 100, seed: 0, invert: true}}
     """
 
-    first: int | None = attrs.field(default=None, validator=optional(gt(0)))
-    random: int | None = attrs.field(default=None, validator=optional(gt(0)))
-    seed: int = 0
+    first: int | None = attrs.field(default=None, validator=in_range(1, 10**9))
+    random: int | None = attrs.field(default=None, validator=in_range(1, 10**9))
+    seed: int = attrs.field(default=0, validator=in_range(0, SEED_MAX))
     cities: tuple[str, ...] | None = None
     invert: bool = False
 
@@ -160,6 +161,16 @@ def _split_folder(root: Path, folder: str, split: str) -> Path:
                     f" Unzip {_archive(folder, split)} from {DOWNLOADS} into {root}, or choose another split.")
 
 
+def _check_name(path: str) -> None:
+    """Names that are not UTF-8 (undecodable bytes, kept by Python as surrogates) cannot be listed or logged."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+        raise DataError(f"the file name {shown} is not valid UTF-8 (written in another encoding, or damaged while"
+                        " copying): rename it, or move it out of the dataset folder") from None
+
+
 def _scan(folder: Path, suffix: str) -> dict[tuple[str, str], str]:
     """``{(city, sample_id): path relative to the root}`` for files ``<folder>/<city>/<id><suffix>``."""
     prefix = f"{folder.parent.name}/{folder.name}"
@@ -167,10 +178,12 @@ def _scan(folder: Path, suffix: str) -> dict[tuple[str, str], str]:
     try:
         with os.scandir(folder) as cities:
             for city in cities:
+                _check_name(city.path)
                 if not city.is_dir():
                     continue
                 with os.scandir(city.path) as files:
                     for entry in files:
+                        _check_name(entry.path)
                         if entry.name.endswith(suffix):
                             sample_id = entry.name[: -len(suffix)]
                             found[(city.name, sample_id)] = f"{prefix}/{city.name}/{entry.name}"

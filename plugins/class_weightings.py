@@ -4,16 +4,16 @@ from __future__ import annotations
 import functools
 
 import attrs
-from attrs.validators import gt
 
 from segbench import hookimpl
+from segbench.config import in_range
 from segbench.functional.class_weights import enet_weights, median_frequency_weights
 
 
 @attrs.frozen
 class ENetConfig:
     # c > 1 keeps ln(c + p) positive even for a class with no pixels (p = 0).
-    c: float = attrs.field(default=1.02, validator=gt(1.0))
+    c: float = attrs.field(default=1.02, validator=in_range(1.0, 100.0, low_open=True))
 
 
 @attrs.frozen

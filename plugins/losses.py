@@ -10,11 +10,11 @@ import math
 
 import attrs
 import torch
-from attrs.validators import and_, ge, gt, le, lt
 from torch import nn
 from torch.nn import functional as F
 
 from segbench import hookimpl
+from segbench.config import in_range
 
 
 def _weighted_mean(total: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -38,7 +38,7 @@ class _PixelLoss(nn.Module):
 
 @attrs.frozen
 class CrossEntropyConfig:
-    label_smoothing: float = attrs.field(default=0.0, validator=and_(ge(0.0), lt(1.0)))
+    label_smoothing: float = attrs.field(default=0.0, validator=in_range(0.0, 1.0, high_open=True))
 
 
 class CrossEntropyLoss(_PixelLoss):
@@ -60,8 +60,8 @@ class OhemConfig:
     """Keep the pixels whose true-class probability is below ``threshold``, and at least the
     ``min_kept`` hardest ones (or all labelled pixels if there are fewer)."""
 
-    threshold: float = attrs.field(default=0.7, validator=and_(gt(0.0), le(1.0)))
-    min_kept: int = attrs.field(default=100_000, validator=ge(0))
+    threshold: float = attrs.field(default=0.7, validator=in_range(0.0, 1.0, low_open=True))
+    min_kept: int = attrs.field(default=100_000, validator=in_range(0, 10**9))
 
 
 class OhemCrossEntropyLoss(_PixelLoss):

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import attrs
 import torch
-from attrs.validators import ge, gt, optional
-
 from segbench import hookimpl
+from segbench.config import in_range
 from segbench.registry import GroupSettings
+
+_LR = in_range(0, 100, low_open=True)
+_WEIGHT_DECAY = in_range(0, 10)
 
 
 @attrs.frozen
 class GroupConfig:
     """Settings for the parameters of one named sub-module (e.g. ``backbone``)."""
 
-    lr: float | None = attrs.field(default=None, validator=optional(gt(0)))
-    weight_decay: float | None = attrs.field(default=None, validator=optional(ge(0)))
+    lr: float | None = attrs.field(default=None, validator=_LR)
+    weight_decay: float | None = attrs.field(default=None, validator=_WEIGHT_DECAY)
 
 
 def _groups_field():
@@ -23,23 +25,19 @@ def _groups_field():
 
 @attrs.frozen
 class AdamConfig:
-    lr: float = attrs.field(default=1.0e-4, validator=gt(0))
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = attrs.field(default=0.0, validator=ge(0))
-    eps: float = attrs.field(default=1.0e-8, validator=gt(0))
+    lr: float = attrs.field(default=1.0e-4, validator=_LR)
+    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), validator=in_range(0, 1, high_open=True))
+    weight_decay: float = attrs.field(default=0.0, validator=_WEIGHT_DECAY)
+    eps: float = attrs.field(default=1.0e-8, validator=in_range(0, 1, low_open=True))
     groups: dict[str, GroupConfig] = _groups_field()
-
-    def __attrs_post_init__(self):
-        if not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be in [0, 1), got {list(self.betas)}")
 
 
 @attrs.frozen
 class SGDConfig:
-    lr: float = attrs.field(default=0.01, validator=gt(0))
-    momentum: float = attrs.field(default=0.9, validator=ge(0))
+    lr: float = attrs.field(default=0.01, validator=_LR)
+    momentum: float = attrs.field(default=0.9, validator=in_range(0, 1))
     nesterov: bool = False
-    weight_decay: float = attrs.field(default=5.0e-4, validator=ge(0))
+    weight_decay: float = attrs.field(default=5.0e-4, validator=_WEIGHT_DECAY)
     groups: dict[str, GroupConfig] = _groups_field()
 
 

@@ -12,36 +12,36 @@ from typing import Callable
 
 import attrs
 import torch
-from attrs.validators import ge, gt, lt
 
 from segbench import hookimpl
+from segbench.config import in_range
 from segbench.errors import CheckpointError, ConfigError
 from segbench.functional.lr import cosine_factor, poly_factor, warmup_factor
 
 
 @attrs.frozen
 class ConstantConfig:
-    warmup_iterations: int = attrs.field(default=0, validator=ge(0))
-    warmup_ratio: float = attrs.field(default=0.001, validator=[gt(0.0), lt(1.0)])
+    warmup_iterations: int = attrs.field(default=0, validator=in_range(0, 10**9))
+    warmup_ratio: float = attrs.field(default=0.001, validator=in_range(0.0, 1.0, low_open=True, high_open=True))
 
 
 @attrs.frozen
 class PolyConfig(ConstantConfig):
-    power: float = attrs.field(default=0.9, validator=gt(0.0))
-    min_lr: float = attrs.field(default=0.0, validator=ge(0.0))
+    power: float = attrs.field(default=0.9, validator=in_range(0.0, 100.0, low_open=True))
+    min_lr: float = attrs.field(default=0.0, validator=in_range(0.0, 100.0))
 
 
 @attrs.frozen
 class CosineConfig(ConstantConfig):
-    min_lr: float = attrs.field(default=0.0, validator=ge(0.0))
+    min_lr: float = attrs.field(default=0.0, validator=in_range(0.0, 100.0))
 
 
 @attrs.frozen
 class PlateauConfig(ConstantConfig):
-    patience: int = attrs.field(default=4, validator=ge(0))
-    factor: float = attrs.field(default=0.5, validator=[gt(0.0), lt(1.0)])
-    min_lr: float = attrs.field(default=0.0, validator=ge(0.0))
-    threshold: float = attrs.field(default=1.0e-4, validator=ge(0.0))
+    patience: int = attrs.field(default=4, validator=in_range(0, 10**9))
+    factor: float = attrs.field(default=0.5, validator=in_range(0.0, 1.0, low_open=True, high_open=True))
+    min_lr: float = attrs.field(default=0.0, validator=in_range(0.0, 100.0))
+    threshold: float = attrs.field(default=1.0e-4, validator=in_range(0.0, 100.0))
 
 
 def _base_lrs(optimizer) -> list[float]:

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
-from attrs.validators import ge, in_
+from attrs.validators import in_
 from filelock import FileLock
 
 from segbench import hookimpl
 from segbench.cache import cache_dir
+from segbench.config import in_range
 from segbench.errors import DataError
+from segbench.limits import SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
 from segbench.synth import GENERATOR_VERSION, generate_city, is_complete
 from segbench.registry import Substitute
 from segbench_plugins.cityscapes import (
@@ -42,8 +44,11 @@ _GENERATOR_DEFAULTS = {name: p.default for name, p in inspect.signature(generate
 
 
 def _check_size(instance, attribute, value):
-    if len(value) != 2 or min(value) < 1:
-        raise ValueError(f"size must be [height, width] in pixels, got {list(value)}")
+    bounds = zip(value, SYNTH_MIN_SIZE, SYNTH_MAX_SIZE)
+    if len(value) != 2 or not all(low <= side <= high for side, low, high in bounds):
+        raise ValueError(f"must be [height, width] in pixels, from {list(SYNTH_MIN_SIZE)} to"
+                         f" {list(SYNTH_MAX_SIZE)};"
+                         f" got {list(value)}")
 
 
 @attrs.frozen
@@ -59,11 +64,12 @@ class SyntheticCityConfig:
     annotation: Literal["fine", "coarse"] = attrs.field(default="fine", validator=in_(("fine", "coarse")))
     subset: Subset | None = None
     check_sizes: bool = True
-    train: int = attrs.field(default=_GENERATOR_DEFAULTS["train"], validator=ge(0))
-    val: int = attrs.field(default=_GENERATOR_DEFAULTS["val"], validator=ge(0))
-    train_extra: int = attrs.field(default=_GENERATOR_DEFAULTS["train_extra"], validator=ge(0))
+    train: int = attrs.field(default=_GENERATOR_DEFAULTS["train"], validator=in_range(0, SYNTH_MAX_IMAGES))
+    val: int = attrs.field(default=_GENERATOR_DEFAULTS["val"], validator=in_range(0, SYNTH_MAX_IMAGES))
+    train_extra: int = attrs.field(default=_GENERATOR_DEFAULTS["train_extra"],
+                                   validator=in_range(0, SYNTH_MAX_IMAGES))
     size: tuple[int, int] = attrs.field(default=tuple(_GENERATOR_DEFAULTS["size"]), validator=_check_size)
-    seed: int = attrs.field(default=_GENERATOR_DEFAULTS["seed"], validator=ge(0))
+    seed: int = attrs.field(default=_GENERATOR_DEFAULTS["seed"], validator=in_range(0, SEED_MAX))
     cache_dir: str | None = None
 
     def __attrs_post_init__(self):

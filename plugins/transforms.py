@@ -11,35 +11,39 @@ from functools import partial
 import attrs
 
 from segbench import hookimpl
+from segbench.config import IMAGE_SIDE_MAX, in_range
 from segbench.errors import ConfigError
 from segbench.functional import augment
 
 SMOKE_SIZE = (64, 128)
 
 
-_ranged = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))
+_ranged = in_range(0.0, 1.0)
 
 
 def _positive_pair(instance, attribute, value) -> None:
-    if len(value) != 2 or not all(v > 0 for v in value):
-        raise ValueError(f"must be two positive numbers [height, width], got {list(value)}")
+    if len(value) != 2 or not all(1 <= v <= IMAGE_SIDE_MAX for v in value):
+        raise ValueError(f"must be two sizes in pixels [height, width], each from 1 to {IMAGE_SIDE_MAX};"
+                         f" got {list(value)}")
 
 
 def _scale_range(instance, attribute, value) -> None:
     low, high = value
-    if not 0 < low <= high:
-        raise ValueError(f"must be [low, high] with 0 < low <= high, got {list(value)}")
+    if not 0 < low <= high <= 16:
+        raise ValueError(f"must be [low, high] with 0 < low <= high <= 16, got {list(value)}")
 
 
-def _unit_triple(instance, attribute, value) -> None:
-    if len(value) != 3:
-        raise ValueError(f"must hold one value per RGB channel, got {list(value)}")
+def _channel_means(instance, attribute, value) -> None:
+    # Images are scaled to [0, 1] before normalisation, so are their statistics.
+    if len(value) != 3 or not all(0.0 <= v <= 1.0 for v in value):
+        raise ValueError(f"must be three values (one per RGB channel) from 0 to 1, for images scaled to [0, 1];"
+                         f" got {list(value)}")
 
 
-def _positive_triple(instance, attribute, value) -> None:
-    _unit_triple(instance, attribute, value)
-    if not all(v > 0 for v in value):
-        raise ValueError(f"must be three positive numbers, got {list(value)}")
+def _channel_stds(instance, attribute, value) -> None:
+    if len(value) != 3 or not all(0.0 < v <= 1.0 for v in value):
+        raise ValueError(f"must be three values (one per RGB channel) greater than 0 and at most 1, for images"
+                         f" scaled to [0, 1] (a zero std divides by zero: the loss becomes NaN); got {list(value)}")
 
 
 @attrs.frozen
@@ -64,11 +68,10 @@ class ColorJitterConfig:
     """Random brightness, contrast and saturation factors in ``[1 - v, 1 + v]`` and a hue shift in
     ``[-hue, hue]`` (0 disables one; hue is slow on CPU), applied to the image in random order."""
 
-    brightness: float = attrs.field(default=0.25, validator=attrs.validators.ge(0.0))
-    contrast: float = attrs.field(default=0.25, validator=attrs.validators.ge(0.0))
-    saturation: float = attrs.field(default=0.25, validator=attrs.validators.ge(0.0))
-    hue: float = attrs.field(default=0.0, validator=attrs.validators.and_(attrs.validators.ge(0.0),
-                                                                          attrs.validators.le(0.5)))
+    brightness: float = attrs.field(default=0.25, validator=_ranged)
+    contrast: float = attrs.field(default=0.25, validator=_ranged)
+    saturation: float = attrs.field(default=0.25, validator=_ranged)
+    hue: float = attrs.field(default=0.0, validator=in_range(0.0, 0.5))
 
 
 @attrs.frozen
@@ -82,8 +85,8 @@ class ResizeConfig:
 class NormalizeConfig:
     """uint8 -> float32 ``(x / 255 - mean) / std`` per channel (ImageNet statistics by default)."""
 
-    mean: tuple[float, float, float] = attrs.field(default=augment.IMAGENET_MEAN, validator=_unit_triple)
-    std: tuple[float, float, float] = attrs.field(default=augment.IMAGENET_STD, validator=_positive_triple)
+    mean: tuple[float, float, float] = attrs.field(default=augment.IMAGENET_MEAN, validator=_channel_means)
+    std: tuple[float, float, float] = attrs.field(default=augment.IMAGENET_STD, validator=_channel_stds)
 
 
 def _random_scale_crop(config: RandomScaleCropConfig, image, mask, generator, ignore_index):

@@ -18,11 +18,12 @@ from typing import Literal
 
 import attrs
 import torch
-from attrs.validators import deep_iterable, gt, instance_of, max_len, min_len
+from attrs.validators import max_len, min_len
 from torch import nn
 from torch.nn import functional as F
 
 from segbench import hookimpl
+from segbench.config import in_range
 
 LEVELS = 5
 DEFAULT_WIDTH = 64
@@ -40,10 +41,10 @@ class UNetConfig:
     level's width (2 to 6 levels, e.g. [32, 48, 64, 96, 128]). ``stem_stride`` 2 halves the input in the
     first convolution and up-samples the logits: a quarter of the arithmetic."""
 
-    width: int = attrs.field(default=DEFAULT_WIDTH, validator=gt(0))
+    width: int = attrs.field(default=DEFAULT_WIDTH, validator=in_range(1, 1024))
     channels: tuple[int, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple),
-        validator=attrs.validators.optional([deep_iterable(gt(0)), min_len(2), max_len(6), _channels_or_width]))
+        validator=attrs.validators.optional([in_range(1, 4096), min_len(2), max_len(6), _channels_or_width]))
     stem_stride: Literal[1, 2] = attrs.field(default=1, validator=attrs.validators.in_((1, 2)))
 
     def level_channels(self) -> tuple[int, ...]:

@@ -3,13 +3,44 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
+import re
 import sys
 import traceback
 from pathlib import Path
 
 from segbench import __version__
 from segbench.errors import SegbenchError
+from segbench.limits import IMAGE_SIDE_MAX, SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
 from segbench.process import tune_process
+
+
+def _bounded_int(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse names the option in its error)."""
+    def integer(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (give {low} to {high})") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {low} to {high}")
+        return value
+    integer.numeric = True
+    return integer
+
+
+def _image_size(low: int, high: int):
+    """An argparse type: ``HEIGHTxWIDTH`` in pixels, each side from ``low`` to ``high``."""
+    def size(text: str) -> tuple[int, int]:
+        match = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text)
+        if match is None:
+            raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH in pixels, e.g. 512x1024")
+        height, width = int(match.group(1)), int(match.group(2))
+        if not (low <= height <= high and low <= width <= high):
+            raise argparse.ArgumentTypeError(f"{height}x{width}: each side must be from {low} to {high} pixels")
+        return height, width
+    size.numeric = True
+    return size
 
 
 def _registries():
@@ -31,18 +62,17 @@ def _add_experiment_options(parser):
                         help="sweep a recipe key over values; repeat for a product (times the seeds)")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (e.g. 0.95)") from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.95), got {value}")
     return value
+
+
+_fraction.numeric = True
 
 
 def _add_runs_dir(parser):
@@ -119,7 +149,7 @@ def cmd_models(args) -> int:
     from segbench.model_info import describe_entry
 
     registries = _registries()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
     print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
     print("|---|---|---:|---:|---:|")
     broken = 0
@@ -148,10 +178,7 @@ def cmd_plugins(args) -> int:
 def cmd_synth(args) -> int:
     from segbench.synth import generate_city
 
-    try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise SegbenchError(f"--size {args.size!r}: write HEIGHTxWIDTH, e.g. 128x256") from None
+    height, width = args.size
     kwargs = {k: v for k, v in (("train", args.train), ("val", args.val), ("train_extra", args.train_extra))
               if v is not None}
     report = generate_city(Path(args.dir), size=(height, width), seed=args.seed, progress=True, **kwargs)
@@ -236,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
-    p.add_argument("--size", default="512x1024", help="input HxW for GFLOPs (default 512x1024)")
+    p.add_argument("--size", default=(512, 1024), type=_image_size(32, IMAGE_SIDE_MAX),
+                   help="input HxW for GFLOPs (default 512x1024)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("plugins", help="installed plugins and their distributions")
@@ -244,11 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic Cityscapes-format street-scene tree")
     p.add_argument("dir")
-    p.add_argument("--train", type=int, default=None)
-    p.add_argument("--val", type=int, default=None)
-    p.add_argument("--train-extra", type=int, default=None)
-    p.add_argument("--size", default="128x256", help="HEIGHTxWIDTH (default 128x256)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--val", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--train-extra", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("--size", default=(128, 256), type=_image_size(SYNTH_MIN_SIZE[0], SYNTH_MAX_SIZE[1]),
+                   help="HEIGHTxWIDTH (default 128x256)")
+    p.add_argument("--seed", type=_bounded_int(0, SEED_MAX), default=0)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("evaluate", help="score a run or checkpoint with the official Cityscapes rule")
@@ -267,9 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs_dir(p)
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
-    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--resamples", type=_bounded_int(1, 1_000_000), default=2000,
+                   help="bootstrap resamples (default 2000)")
     p.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")
-    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
+    p.add_argument("--bootstrap-seed", type=_bounded_int(0, SEED_MAX), default=0,
+                   help="seed of the resampling (default 0)")
     p.add_argument("--forest", type=Path, default=None, metavar="PNG",
                    help="with A B: draw the per-class differences as a forest plot")
     p.add_argument("--include-smoke", action="store_true",
@@ -313,6 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# File-system trouble with a path the user chose (runs directory, --out, cache, dataset): what to do.
+_PATH_TROUBLE = {
+    errno.EACCES: "you may not read or write there: fix its permissions, or choose another place (--runs-dir,"
+                  " --out, SEGBENCH_CACHE)",
+    errno.EPERM: "the operation is not permitted there: fix its permissions, or choose another place",
+    errno.EROFS: "that file system is read-only: choose a writable place (--runs-dir, --out, SEGBENCH_CACHE)",
+    errno.ENOTDIR: "a part of that path is a file where a folder is needed: choose another path, or move the file",
+    errno.EISDIR: "it is a folder where a file is needed: give a file path",
+    errno.EEXIST: "something already exists there: choose another path, or move it away",
+    errno.ENAMETOOLONG: "a name in that path is longer than the file system allows (255 bytes): shorten it",
+    errno.ELOOP: "it is a symbolic link that loops: fix or remove the link",
+    errno.ENOENT: "it does not exist: check the path",
+}
 
 
 def user_message(exc: BaseException) -> str | None:
@@ -325,6 +369,8 @@ def user_message(exc: BaseException) -> str | None:
         where = f"{exc.filename}: " if exc.filename else ""
         return (f"{where}{exc.strerror}. Free disk space (or raise the quota or file-size limit) and run the same"
                 " command again; an interrupted run resumes from its last checkpoint.")
+    if isinstance(exc, OSError) and exc.errno in _PATH_TROUBLE and exc.filename:
+        return f"{os.fsdecode(exc.filename)}: {exc.strerror}; {_PATH_TROUBLE[exc.errno]}."
     return str(exc) if isinstance(exc, SegbenchError) else None
 
 

@@ -5,14 +5,21 @@ every problem in a section is collected and reported at once with its key path.
 """
 from __future__ import annotations
 
+import math
 import re
+import typing
 from typing import Any
 
 import attrs
 import cattrs
+import yaml
 from cattrs.errors import ForbiddenExtraKeysError
 
 from segbench.errors import ConfigError
+from segbench.limits import IMAGE_SIDE_MAX, SEED_MAX  # noqa: F401 - shared with config classes
+
+# No recipe value needs more: larger integers overflow torch, numpy and C on the way.
+INT_LIMIT = 2**63 - 1
 
 _NUMBER_LIKE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -23,26 +30,52 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _number_hint(value: Any) -> str:
-    if isinstance(value, str) and _NUMBER_LIKE.match(value.strip()):
-        mantissa, _, exponent = value.strip().lower().partition("e")
-        if exponent and "." not in mantissa:
-            return f" (YAML reads {value} as text: write {mantissa}.0e{exponent})"
-        return f" (remove the quotes around {value})"
-    return ""
+def _yaml_float_text(text: str) -> str:
+    """``text`` (a number YAML 1.1 reads as a string, like ``6e-5``) in the form it reads as a float: a dot in
+    the mantissa and a sign in the exponent (``6.0e-5``, ``1.0e+2``)."""
+    mantissa, _, exponent = text.lower().partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    elif mantissa.endswith("."):
+        mantissa += "0"
+    if exponent and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return f"{mantissa}e{exponent}" if exponent else mantissa
+
+
+def _number_hint(value: Any, *, integer: bool = False) -> str:
+    if not (isinstance(value, str) and _NUMBER_LIKE.match(value.strip())):
+        return ""
+    text = value.strip()
+    if integer:
+        number = float(text)
+        if number.is_integer() and abs(number) <= INT_LIMIT:
+            return f" (write {int(number)})"
+        return ""
+    if isinstance(yaml.safe_load(text), (int, float)):
+        return f" (remove the quotes around {text})"
+    return f" (YAML reads {text} as text: write {_yaml_float_text(text)})"
 
 
 def _structure_float(value, _type):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected a number, got {_describe(value)}{_number_hint(value)}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
 
 
 def _structure_int(value, _type):
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {_describe(value)}{_number_hint(value)}")
+        raise TypeError(f"expected an integer, got {_describe(value)}{_number_hint(value, integer=True)}")
+    if abs(value) > INT_LIMIT:
+        raise ValueError(f"{value} is out of range (an integer this large is never a sensible setting)")
     return value
 
 
@@ -58,13 +91,66 @@ def _structure_str(value, _type):
     return value
 
 
-def make_converter() -> cattrs.Converter:
+def _is_sequence_type(type_) -> bool:
+    return typing.get_origin(type_) in (tuple, list) or type_ in (tuple, list)
+
+
+def _refuse_text_for_sequences(converter: cattrs.Converter, plain: cattrs.Converter) -> None:
+    """A string where a list goes is an error, not a list of its letters (``cities: aachen``)."""
+    def factory(type_):
+        default = plain.get_structure_hook(type_)
+
+        def structure(value, _type):
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                raise TypeError(f"expected a list, got {_describe(value)}"
+                                + (f" (write [{value}])" if isinstance(value, str) else ""))
+            return default(value, _type)
+        return structure
+    converter.register_structure_hook_factory(_is_sequence_type, factory)
+
+
+def make_converter(*, sequences_refuse_text: bool = True) -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(str, _structure_str)
+    if sequences_refuse_text:
+        _refuse_text_for_sequences(converter, make_converter(sequences_refuse_text=False))
     return converter
+
+
+def _bound_text(low, high, low_open: bool, high_open: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'greater than' if low_open else 'at least'} {low}")
+    if high is not None:
+        parts.append(f"{'less than' if high_open else 'at most'} {high}")
+    return " and ".join(parts)
+
+
+def in_range(low=None, high=None, *, low_open: bool = False, high_open: bool = False):
+    """An attrs validator: a finite number within the bounds (``low_open``: ``> low`` instead of ``>=``).
+
+    ``None`` passes (optional fields); a tuple or list is checked element by element. Every numeric
+    config field declares its sane range with this, so nothing absurd reaches torch or the disk.
+    """
+    bounds = _bound_text(low, high, low_open, high_open)
+
+    def check(instance, attribute, value):
+        if value is None:
+            return
+        for number in (value if isinstance(value, (tuple, list)) else (value,)):
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+                raise ValueError(f"must be a finite number {bounds}, got {value!r}")
+            too_low = low is not None and (number <= low if low_open else number < low)
+            too_high = high is not None and (number >= high if high_open else number > high)
+            if too_low or too_high:
+                shown = list(value) if isinstance(value, tuple) else value
+                raise ValueError(f"must be {bounds}, got {shown}")
+    return check
+
+
 
 
 _CONVERTER = make_converter()
@@ -87,7 +173,12 @@ def _format_exception(exc: BaseException, type_) -> str:
     return f"invalid value for {getattr(type_, '__name__', type_)} ({type(exc).__name__}: {exc})"
 
 
+_MAPPING_KEY = re.compile(r"\['([A-Za-z_][A-Za-z0-9_-]*)'\]")
+
+
 def _clean_path(path: str) -> str:
+    """cattrs' ``$.optimizer.groups['backbone'].lr`` as a user writes it: ``optimizer.groups.backbone.lr``."""
+    path = _MAPPING_KEY.sub(r".\1", path)
     return path[2:] if path.startswith("$.") else path.lstrip("$")
 
 
@@ -108,6 +199,10 @@ def _validation_problems(instance, path: str) -> list[tuple[str, str]]:
             for index, item in enumerate(value):
                 if attrs.has(type(item)):
                     problems += _validation_problems(item, f"{key}[{index}]")
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                if attrs.has(type(item)):
+                    problems += _validation_problems(item, f"{key}.{name}")
     if not problems and hasattr(instance, "__attrs_post_init__"):
         try:
             instance.__attrs_post_init__()

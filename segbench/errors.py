@@ -50,6 +50,10 @@ class UnknownNameError(SegbenchError):
         self.kind, self.name, self.close_matches = kind, name, close
 
 
+class BlockedNameError(SegbenchError):
+    """A recipe names a component whose plugin SEGBENCH_BLOCK_PLUGINS blocks."""
+
+
 class DataError(SegbenchError):
     """A dataset file or folder is missing, unreadable or inconsistent."""
 

@@ -58,8 +58,10 @@ def make_plugin_manager(
     pm = pluggy.PluginManager("segbench")
     pm.add_hookspecs(hookspecs)
     pm.segbench_distributions = {}
+    pm.segbench_blocked = {}  # plugin name -> its module (built-ins) or None (entry points are not imported)
     for module_name in builtins:
         if module_name in blocked or module_name.rsplit(".", 1)[-1] in blocked:
+            pm.segbench_blocked[module_name] = importlib.import_module(module_name)
             continue
         pm.register(importlib.import_module(module_name), name=module_name)
         pm.segbench_distributions[module_name] = PluginInfo(module_name, "segbench (built-in)", _version())
@@ -68,6 +70,7 @@ def make_plugin_manager(
     if load_entry_points:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in blocked:
+                pm.segbench_blocked[ep.name] = None
                 continue
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"

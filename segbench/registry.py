@@ -1,11 +1,14 @@
 """Registries of named components, built from a plugin manager (never import-time globals)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Iterator, Mapping
 
 import attrs
 
-from segbench.errors import PluginError, UnknownNameError
+from segbench.errors import BlockedNameError, PluginError, UnknownNameError
+
+BLOCK_ENV = "SEGBENCH_BLOCK_PLUGINS"
 
 KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings",
          "transforms", "loggers")
@@ -97,6 +100,8 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
         self._lookup: dict[str, Entry] = {}
+        self.blocked: dict[str, str] = {}  # name -> the blocked plugin that provides it
+        self.blocked_plugins: tuple[str, ...] = ()  # every plugin SEGBENCH_BLOCK_PLUGINS blocks
 
     def add(self, entry: Entry) -> None:
         for key in (entry.name, *entry.aliases):
@@ -125,7 +130,19 @@ class Registry:
         try:
             return self._lookup[name]
         except (KeyError, TypeError):
-            raise UnknownNameError(self.kind, str(name), self._lookup) from None
+            pass
+        if isinstance(name, str) and name in self.blocked:
+            plugin = self.blocked[name]
+            raise BlockedNameError(
+                f"{self.kind} {name!r} comes from plugin {plugin!r}, which is blocked by SEGBENCH_BLOCK_PLUGINS"
+                f"={os.environ.get(BLOCK_ENV, '')!r}. Remove {plugin.rsplit('.', 1)[-1]!r} from"
+                f" SEGBENCH_BLOCK_PLUGINS to use it, or choose another {self.kind[:-1]}.")
+        unknown = UnknownNameError(self.kind, str(name), self._lookup)
+        unimported = [plugin for plugin in self.blocked_plugins if plugin not in self.blocked.values()]
+        if unimported:
+            unknown.args = (f"{unknown} SEGBENCH_BLOCK_PLUGINS blocks plugin(s) {', '.join(unimported)}, which may"
+                            f" provide it: remove them from SEGBENCH_BLOCK_PLUGINS to use them.",)
+        raise unknown
 
     def __contains__(self, name: str) -> bool:
         return name in self._lookup
@@ -188,7 +205,14 @@ def build_registries(plugin_manager) -> Registries:
 
     check_hook_names(plugin_manager)
     by_kind = {kind: Registry(kind) for kind in KINDS}
+    blocked = getattr(plugin_manager, "segbench_blocked", {})
     for kind in KINDS:
+        by_kind[kind].blocked_plugins = tuple(blocked)
+        for plugin_name, module in blocked.items():  # what blocked built-ins would register, for the message
+            hook = getattr(module, f"segbench_register_{kind}", None)
+            if hook is not None:
+                hook(register=lambda name, *_args, _plugin=plugin_name, _kind=kind, aliases=(), **_kwargs:
+                     by_kind[_kind].blocked.update(dict.fromkeys((name, *aliases), _plugin)))
         hook = getattr(plugin_manager.hook, f"segbench_register_{kind}")
         for impl in reversed(hook.get_hookimpls()):  # registration order: built-ins first
             plugin_name = plugin_manager.get_name(impl.plugin) or repr(impl.plugin)

@@ -9,10 +9,12 @@ from pathlib import Path
 import attrs
 
 from segbench.atomic import atomic_write_text
+from segbench.errors import SegbenchError
 from segbench.recipe.load import dump_yaml
 from segbench.records import MetricsRecord, ResultsRecord, read_metrics, read_results
 
 RUNS_ENV = "SEGBENCH_RUNS"
+MAX_NAME_BYTES = 255  # a file or folder name on Linux, macOS and Windows file systems
 
 
 def default_runs_dir(runs_dir: Path | None = None) -> Path:
@@ -28,7 +30,17 @@ class RunDir:
     @classmethod
     def for_plan(cls, plan, runs_dir: Path | None = None) -> "RunDir":
         """The directory of the run ``plan`` (a validated :class:`segbench.recipe.plan.Plan`) describes."""
-        return cls(default_runs_dir(runs_dir) / plan.run_name)
+        folder = default_runs_dir(runs_dir)
+        if folder.exists() and not folder.is_dir():
+            raise SegbenchError(f"runs directory {folder} is a file, not a folder. Give another --runs-dir (or"
+                                f" ${RUNS_ENV}), or move the file away.")
+        name_bytes = len(os.fsencode(plan.run_name))
+        if name_bytes > MAX_NAME_BYTES:
+            raise SegbenchError(f"the run folder name {plan.run_name[:40]}... would be {name_bytes} bytes, over the"
+                                f" {MAX_NAME_BYTES} bytes file systems allow in a name (it is the recipe file name"
+                                f" {plan.recipe.path.name!r} and a hash): give the recipe a shorter file name, at"
+                                f" most {MAX_NAME_BYTES - 9 - len('.yaml')} bytes before .yaml.")
+        return cls(folder / plan.run_name)
 
     @property
     def checkpoints(self) -> Path:

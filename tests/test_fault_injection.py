@@ -425,7 +425,7 @@ def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path, sit
     last = run / "checkpoints" / "last.pt"
     assert "the training loss became nan (iteration 9)" in result.stderr
     assert f"the last good checkpoint is runs/{run.name}/checkpoints/last.pt" in result.stderr
-    assert "Lower optimizer.lr" in result.stderr
+    assert "lower optimizer.lr" in result.stderr
     state = load_checkpoint(last)
     assert state["train_state"]["epoch"] == 1 and state["train_state"]["iteration"] == 6
     assert all(torch.isfinite(tensor).all() for tensor in state["model"].values())

@@ -21,7 +21,7 @@ def assert_user_error(result, *needles):
     ("base: _base/default.yaml\nmodel: {widht: 8}\n", ["model", "unknown key(s) widht", "valid keys"]),
     ("base: _base/default.yaml\nmodel: {name: unett}\n", ["model.name", "unknown models 'unett'", "'unet'"]),
     ("base: _base/default.yaml\ntrainer: {epochs: many}\n", ["trainer.epochs", "expected an integer"]),
-    ("base: _base/default.yaml\noptimizer: {lr: -1.0}\n", ["optimizer.lr", "must be > 0"]),
+    ("base: _base/default.yaml\noptimizer: {lr: -1.0}\n", ["optimizer.lr", "must be greater than 0"]),
     ("base: _base/default.yaml\noptimizer: {lr: 6e-5}\n", ["optimizer.lr", "write 6.0e-5"]),
     ("base: _base/missing.yaml\n", ["base recipe '_base/missing.yaml' not found", "child.yaml"]),
     ("base: _base/default.yaml\nmodel: {name: unet\ntrainer: 1\n", ["YAML syntax error", "child.yaml", "line 3"]),
@@ -92,3 +92,101 @@ def test_hash_is_stable_under_formatting(recipe_dir):
     b = write(recipe_dir, "b.yaml", "base: _base/default.yaml\n\ntrainer:\n  batch_size: 2\n  epochs:   2\n")
     assert load_recipe(a).hash == load_recipe(b).hash
     assert load_recipe(a).hash != load_recipe(a, ["trainer.epochs=3"]).hash
+
+
+# ---- messages point at what the user wrote --------------------------------------------------------
+
+def test_an_override_changing_a_component_name_replaces_its_options(cli, recipe_dir):
+    import yaml
+
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\nloss: {name: cross_entropy,"
+                                            " label_smoothing: 0.1}\n")
+    status, out, err = cli("show", path, "loss.name=ohem_cross_entropy", "loss.threshold=0.5")
+    assert status == 0, err
+    assert yaml.safe_load(out)["loss"] == {"name": "ohem_cross_entropy", "threshold": 0.5}
+    status, out, err = cli("show", path, "loss.name=cross_entropy")  # the same name: the options stay
+    assert status == 0, err
+    assert yaml.safe_load(out)["loss"] == {"name": "cross_entropy", "label_smoothing": 0.1}
+
+
+@pytest.mark.parametrize("written", ["6e-5", "1e2", "1E2", "1.5e3", "-2e-3", "+3e4", "7.5e1", "2.5E10"])
+def test_the_exponent_hint_is_yaml_that_reads_as_the_number(cli, recipe_dir, written):
+    import re
+
+    import yaml
+
+    path = write(recipe_dir, "child.yaml", f"base: _base/default.yaml\noptimizer: {{lr: {written}}}\n")
+    assert isinstance(yaml.safe_load(written), str)  # YAML 1.1 reads it as text
+    status, _out, err = cli("show", path)
+    assert status == 2, err
+    hint = re.search(r"write (\S+)\)", err).group(1)
+    assert yaml.safe_load(hint) == float(written), (written, hint)
+
+
+def test_an_exponent_for_an_integer_suggests_the_integer(cli, recipe_dir):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\ntrainer: {max_iterations: 1e3}\n")
+    assert_user_error(cli("show", path), "trainer.max_iterations", "write 1000")
+
+
+@pytest.mark.parametrize("base", [".", "..", "_base"])
+def test_a_base_that_names_a_folder_names_the_base_key(cli, recipe_dir, base):
+    path = write(recipe_dir, "child.yaml", f"base: {base}\n")
+    assert_user_error(cli("show", path), f"`base: {base}`", "is a folder", "child.yaml")
+
+
+def test_a_string_where_a_list_goes_is_refused_not_split_into_letters(cli, recipe_dir):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n"
+                                           "data: {train: {split: train, subset: {cities: aachen}}}\n")
+    assert_user_error(cli("show", path), "data.train.subset.cities", "expected a list", "write [aachen]")
+
+
+def test_a_shared_dataset_key_is_reported_once(cli, recipe_dir):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n"
+                                           "data: {dataset: {train: -4, colour: red}}\n")
+    status, _out, err = cli("show", path)
+    assert status == 2
+    assert err.count("data.dataset.train") == 1 and "data.train.train" not in err, err
+    assert err.count("colour") == 1 and "data.dataset" in err, err
+    assert "2 problem(s)" in err, err
+
+
+def test_a_component_of_a_blocked_plugin_says_so(cli, recipe_dir, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_BLOCK_PLUGINS", "unet")
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    assert_user_error(cli("show", path), "model.name", "'unet'", "segbench_plugins.unet", "blocked",
+                      "Remove 'unet' from SEGBENCH_BLOCK_PLUGINS")
+
+
+@pytest.mark.parametrize("text, needles", [
+    ("optimizer: {name: sgd, lr: 0.1}\noptimizer: {name: sgd, lr: 1000}\n",
+     ["duplicate key 'optimizer'", "line 3", "first given on line 2"]),
+    ("trainer: {epochs: 1, epochs: 2}\n", ["duplicate key 'epochs'", "line 2"]),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+     "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+     "description: *h\n", ["is refused", "expands to more than 100,000 values"]),
+    ("description: " + "[" * 100 + "]" * 100 + "\n", ["is refused", "nested more than 32 deep"]),
+    ("description: " + "{a: " * 2000 + "}" * 2000 + "\n", ["child.yaml"]),
+    ("description: |\n" + "  text\n" * 200_000, ["larger than 1,048,576 bytes"]),
+])
+def test_hostile_yaml_is_refused_quickly(cli, recipe_dir, text, needles):
+    import time
+
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n" + text)
+    started = time.process_time()
+    assert_user_error(cli("show", path), *needles)
+    assert time.process_time() - started < 10  # CPU time: a bound against exponential work, not a benchmark
+
+
+def test_hostile_yaml_in_an_override_is_refused(cli, recipe_dir):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    assert_user_error(cli("show", path, "description={a: 1, a: 2}"), "override", "duplicate key 'a'")
+    assert_user_error(cli("show", path, "description=" + "[" * 60 + "]" * 60), "override", "nested more than")
+
+
+def test_normalisation_statistics_must_be_finite_and_positive(cli, recipe_dir):
+    for std in ("[0.0, 0.2, 0.2]", "[.nan, 0.2, 0.2]", "[58.4, 57.1, 57.4]"):
+        path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n"
+                                               f"data: {{train_transforms: [{{name: normalize, std: {std}}}]}}\n")
+        assert_user_error(cli("show", path), "data.train_transforms[0].std")

@@ -92,6 +92,22 @@ def test_incomplete_progress_falls_back_to_last_checkpoint(runs, tmp_path):
     assert row.status.startswith("incomplete") and row.model == "nobn"
 
 
+@pytest.mark.parametrize("content", ["[1, 2, 3]", '"text"', '{"mIoU": "high"}', '{"per_class_iou": [0.5]}',
+                                     "{not json", '{"recipe": 5, "mIoU": 0.5}'])
+def test_compare_skips_a_results_file_that_is_not_the_expected_object(runs, tmp_path, capsys, content):
+    folder, first, *_ = runs
+    shutil.copytree(folder, tmp_path / "runs")
+    broken = RunDir(tmp_path / "runs" / first.path.name)
+    broken.results.write_text(content)
+    rows = {row.name: row for row in collect_runs(tmp_path / "runs")}
+    assert not rows[first.path.name].complete and rows[first.path.name].status == "results.json unusable"
+    assert sum(row.complete for row in rows.values()) == 1  # the other finished run is still listed
+    text = markdown_tables(list(rows.values()))
+    assert first.path.name in text
+    warning = capsys.readouterr().err
+    assert f"warning: skipping {broken.results}" in warning and "segbench evaluate" in warning
+
+
 def test_csv_parses_back_to_the_same_numbers(runs):
     folder, first, second, interrupted, _ = runs
     table = list(csv.DictReader(io.StringIO(csv_table(collect_runs(folder)))))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ def load_checkpoint(path: Path) -> dict:
             " Give a checkpoint that `segbench run` wrote; in a run directory, restore the file from a copy or"
             " start the run over with `segbench run --restart`."
         )
+    _check_content(state, path)
     if state["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} was written by a newer segbench (checkpoint format {state['format_version']}, this version"
@@ -65,18 +67,49 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+_FOREIGN = (" The file was not written by segbench, or was edited. In a run directory, restore it from a copy or"
+            " start the run over with `segbench run --restart`.")
+
+
+def _check_content(state: dict, path: Path) -> None:
+    """The types a segbench checkpoint has: a whole-number format version, weights as name -> tensor."""
+    version = state["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path}: its format_version is {version!r}, not a whole number." + _FOREIGN)
+    weights = state["model"]
+    if not isinstance(weights, Mapping):
+        raise CheckpointError(f"{path}: its 'model' entry is a {type(weights).__name__}, not a mapping of parameter"
+                              " names to tensors." + _FOREIGN)
+    wrong = [str(key) for key, value in weights.items() if not (isinstance(key, str) and torch.is_tensor(value))]
+    if wrong:
+        raise CheckpointError(f"{path}: its 'model' entry holds {', '.join(wrong[:5])}, which are not parameter"
+                              " names with tensors." + _FOREIGN)
+
+
+def load_weights(model: torch.nn.Module, weights: Mapping, path: Path, *, strict: bool = True):
+    """``model.load_state_dict(weights)`` with clear errors: integer tensors where the model has floating-point
+    weights (which torch would convert silently), other shapes, missing or unexpected names."""
+    own = model.state_dict()
+    integer = [key for key, value in weights.items()
+               if key in own and own[key].is_floating_point() and not value.is_floating_point()]
+    if integer:
+        raise CheckpointError(f"{path}: tensor(s) {', '.join(integer[:5])} hold integer values"
+                              f" ({weights[integer[0]].dtype}) where the model has floating-point weights." + _FOREIGN)
+    try:
+        return model.load_state_dict(weights, strict=strict)
+    except RuntimeError as exc:  # tensors of other shapes (strict=False does not skip those), or names
+        details = "; ".join(line.strip() for line in str(exc).splitlines()[1:4])
+        raise CheckpointError(
+            f"{path} does not fit this model ({details}). It was written for another model or configuration."
+        ) from None
+
+
 def load_model_weights(model: torch.nn.Module, path: Path, *, expected_model: str | None = None) -> dict:
     """Load a checkpoint's model weights into ``model``; mismatches are a clear error."""
     state = load_checkpoint(path)
     if expected_model is not None and state.get("model_name") not in (None, expected_model):
         raise CheckpointError(f"{path} holds weights of model {state['model_name']!r}, not {expected_model!r}.")
-    try:
-        result = model.load_state_dict(state["model"], strict=False)
-    except RuntimeError as exc:  # tensors of other shapes: strict=False does not skip those
-        details = "; ".join(line.strip() for line in str(exc).splitlines()[1:4])
-        raise CheckpointError(
-            f"{path} does not fit this model ({details}). It was written for another model or configuration."
-        ) from None
+    result = load_weights(model, state["model"], path, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
             f"{path} does not fit this model: missing keys {result.missing_keys[:8]}, unexpected keys"

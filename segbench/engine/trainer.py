@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from segbench.data.loader import data_loader
 from segbench.data.transformed import epoch_permutation
-from segbench.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from segbench.engine.checkpoint import (capture_rng_state, load_checkpoint, load_weights, restore_rng_state,
+                                       save_checkpoint)
 from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
@@ -157,13 +158,19 @@ class Trainer:
         if state.get("recipe_hash") != self.plan.hash:
             raise CheckpointError(f"{self.run.last} belongs to another recipe (hash {state.get('recipe_hash')});"
                                   " use --restart to start this run over.")
-        self._raw_model().load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        known = {field.name for field in attrs.fields(TrainState)}  # metrics_offset of older checkpoints
-        self.state = TrainState(**{k: v for k, v in state["train_state"].items() if k in known})
-        restore_rng_state(state["rng"])
+        load_weights(self._raw_model(), state["model"], self.run.last)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            known = {field.name for field in attrs.fields(TrainState)}  # metrics_offset of older checkpoints
+            self.state = TrainState(**{k: v for k, v in state["train_state"].items() if k in known})
+            restore_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{self.run.last} holds a training state this run cannot continue from ({type(exc).__name__}:"
+                f" {str(exc).splitlines()[0][:200] if str(exc) else exc!r}). Restore it from a copy, or start the"
+                " run over with `segbench run --restart`.") from None
         self._start_loggers(resumed=True)
         self.log(f"resuming from {self.run.last}: epoch {self.state.epoch}, iteration {self.state.iteration}")
         return True
@@ -207,10 +214,21 @@ class Trainer:
     def _check_finite(self, loss_sum: torch.Tensor, where: str) -> float:
         value = float(loss_sum)
         if not math.isfinite(value):
+            first = self.state.iteration <= 1
+            causes = [  # most likely first: a loss that is NaN before any update comes from the inputs
+                "the data: a dataset yielding NaN or infinite values, or the normalisation (data.*_transforms"
+                " normalize mean/std) of a custom transform or dataset",
+                "the learning rate: lower optimizer.lr (or lengthen the scheduler's warm-up) and enable"
+                " trainer.grad_clip",
+                "reduced precision overflowing: use trainer.precision=fp32 (or bf16 instead of fp16)",
+            ]
+            if not first:
+                causes[0], causes[1] = causes[1], causes[0]
+            listed = "; ".join(f"({n}) {cause}" for n, cause in enumerate(causes, 1))
             raise TrainingDivergedError(
                 f"the training loss became {value} ({where}). Stopped without saving; the last good checkpoint"
-                f" is {self.run.last if self.run.last.exists() else '(none yet)'}. Lower optimizer.lr, enable"
-                " trainer.grad_clip, or use trainer.precision=fp32."
+                f" is {self.run.last if self.run.last.exists() else '(none yet)'}. Likely causes, most likely"
+                f" first: {listed}."
             )
         return value
 

@@ -47,7 +47,8 @@ def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
     """Return a copy of ``tree`` with ``value`` merged at ``dotted_key`` (``a.b.c``).
 
     Every parent on the path must already be a mapping; the last key may be new (its validity is
-    checked when the section is structured against its config class).
+    checked when the section is structured against its config class). Setting a different ``name``
+    replaces the whole mapping, as in a recipe (``loss.name=ohem_cross_entropy`` drops the old loss's keys).
     """
     keys = dotted_key.split(".")
     if any(not k for k in keys):
@@ -65,6 +66,9 @@ def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
             )
         node = child
     last = keys[-1]
+    if last == "name" and "name" in node and node["name"] != value:
+        # Another component: its options replace the old one's, as a differing `name:` in a recipe does.
+        node.clear()
     node[last] = deep_merge(node[last], value) if last in node else _strip_markers(copy.deepcopy(value))
     return result
 

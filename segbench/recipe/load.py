@@ -9,7 +9,9 @@ import yaml
 
 from segbench.errors import RecipeError
 from segbench.functional.merge import OverridePathError, content_hash, deep_merge, set_path
+from segbench.limits import SEED_MAX
 from segbench.recipe.schema import TOP_LEVEL_KEYS
+from segbench.recipe.yaml_text import MAX_RECIPE_BYTES, YAMLShapeError, parse_yaml
 
 # Sections that describe where a run executes, not what it computes: they do not change the hash.
 UNHASHED_SECTIONS = ("slurm", "logging")  # where a run executes and where its metrics go: not what it computes
@@ -51,10 +53,22 @@ class ResolvedRecipe:
         return self.chain[1] if len(self.chain) > 1 else None
 
 
+def _read_text(path: Path) -> str:
+    """The file's text, reading at most one byte more than a recipe may hold (``/dev/zero`` never ends)."""
+    if path.is_dir():
+        raise RecipeError(f"{path} is a folder, not a recipe file: give the path of a .yaml file.")
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_RECIPE_BYTES + 1)
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"recipe file {path} is larger than {MAX_RECIPE_BYTES:,} bytes; a recipe is a few"
+                          " kilobytes of YAML. Check that the path names a recipe.")
+    return raw.decode("utf-8")
+
+
 def read_yaml_mapping(path: Path) -> dict:
     """Read one YAML file that must hold a mapping; errors name the file (and line)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         raise RecipeError(f"recipe file {path} does not exist. Check the path (it is relative to"
                           " the current directory, or to the recipe that names it in `base:`).") from None
@@ -62,9 +76,12 @@ def read_yaml_mapping(path: Path) -> dict:
         raise RecipeError(f"recipe file {path} is not UTF-8 text (byte {exc.start} cannot be decoded). A recipe"
                           " is a YAML text file: save it with UTF-8 encoding.") from None
     except OSError as exc:
-        raise RecipeError(f"cannot read recipe file {path}: {exc}") from None
+        raise RecipeError(f"cannot read recipe file {path}: {exc.strerror or exc}. Check that it exists and"
+                          " that you may read it.") from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
+    except YAMLShapeError as exc:
+        raise RecipeError(f"recipe file {path} is refused: {exc}.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -93,12 +110,15 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, tuple[Path, .
     base = data.pop("base", None)
     if base is None:
         return data, (path,)
-    if not isinstance(base, str):
+    if not isinstance(base, str) or not base.strip():
         raise RecipeError(f"{path}: `base:` must be a relative path to another recipe, got {base!r}.")
     base_path = (path.parent / base)
     if not base_path.exists():
         raise RecipeError(f"{path}: base recipe {base!r} not found (looked for {base_path.resolve()})."
                           " `base:` paths are relative to the recipe that names them.")
+    if not base_path.is_file():
+        raise RecipeError(f"{path}: `base: {base}` names {base_path.resolve()}, which is a folder, not a recipe"
+                          " file. `base:` takes the path of one .yaml file, relative to this recipe.")
     base_data, base_chain = _load_chain(base_path, (*seen, path))
     return deep_merge(base_data, data), (path, *base_chain)
 
@@ -111,7 +131,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise RecipeError(f"bad override {text!r}: write key.sub=value, e.g. optimizer.lr=1.0e-4"
                           " or trainer.epochs=2 (no spaces around '=').")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_yaml(raw) if raw.strip() else None
+    except YAMLShapeError as exc:
+        raise RecipeError(f"override {text!r}: the value is refused: {exc}.") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"override {text!r}: the value is not valid YAML ({exc}).") from None
     return key, value
@@ -132,14 +154,18 @@ def apply_overrides(data: dict, overrides: Sequence[str], *, files: Sequence[str
     return data
 
 
+MAX_SEEDS = 1000  # runs one `seeds:` list may ask for
+
+
 def check_seeds(value: Any, where: str) -> tuple[int, ...]:
     """A ``seeds:`` list: distinct non-negative integers, at least one."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
-    if not isinstance(value, list) or not value or \
-            any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value):
-        raise RecipeError(f"{where}: `seeds:` must be a list of non-negative integers such as [0, 1, 2],"
-                          f" got {value!r}.")
+    if not isinstance(value, list) or not value or len(value) > MAX_SEEDS or \
+            any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= SEED_MAX for s in value):
+        shown = repr(value) if len(repr(value)) < 200 else repr(value)[:200] + "..."
+        raise RecipeError(f"{where}: `seeds:` must be a list of up to {MAX_SEEDS} integers from 0 to {SEED_MAX}"
+                          f" such as [0, 1, 2], got {shown}.")
     if len(set(value)) != len(value):
         raise RecipeError(f"{where}: `seeds:` {value} names a seed twice; each seed is one run.")
     return tuple(value)

@@ -5,8 +5,8 @@ from typing import Any
 
 import attrs
 
-from segbench.config import structure_problems
-from segbench.errors import ConfigError, SegbenchError, UnknownNameError
+from segbench.config import SEED_MAX, structure_problems
+from segbench.errors import BlockedNameError, ConfigError, SegbenchError, UnknownNameError
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.resolved import experiment_hash, run_hash
 from segbench.recipe.schema import TOP_LEVEL_KEYS, EvaluationConfig, TrainerConfig
@@ -115,11 +115,27 @@ class _Collector:
             return None
         try:
             entry = registries[kind].get(name)
-        except UnknownNameError as exc:
+        except (UnknownNameError, BlockedNameError) as exc:
             self.problems.append((f"{path}.name", str(exc)))
             return None
+        own = set(section)
+        inherited = {key for key in shared or {} if key not in own and key != "name"}
+        if inherited:  # keys from `data.dataset`: report their problems once, under data.dataset
+            valid = {field.name for field in attrs.fields(entry.config)}
+            unknown = sorted(inherited - valid)
+            if unknown:
+                problem = ("data.dataset", f"unknown key(s) {', '.join(unknown)} for dataset {name!r};"
+                                           f" valid keys: {', '.join(sorted(valid))}")
+                if problem not in self.problems:
+                    self.problems.append(problem)
+                merged = {key: value for key, value in merged.items() if key not in unknown}
         config, problems = structure_problems(entry.config, merged, path=path)
-        self.problems += problems
+        for where, message in problems:
+            key = where[len(path) + 1:].split(".")[0].split("[")[0] if where.startswith(f"{path}.") else None
+            if key in inherited:
+                where = "data.dataset" + where[len(path):]
+            if (where, message) not in self.problems:
+                self.problems.append((where, message))
         return Component(entry, config, path) if config is not None else None
 
     def config(self, cls, section, path):
@@ -140,8 +156,8 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
             c.problems.append((required, "missing section (add it, or inherit it with `base:`)"))
 
     seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        c.problems.append(("seed", f"must be a non-negative integer, got {seed!r}"))
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        c.problems.append(("seed", f"must be an integer from 0 to {SEED_MAX}, got {seed!r}"))
 
     model = c.component(registries, "models", data["model"], "model") if "model" in data else None
     loss = c.component(registries, "losses", data["loss"], "loss") if "loss" in data else None

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Literal
 
 import attrs
-from attrs.validators import ge, gt, optional
+
+from segbench.config import IMAGE_SIDE_MAX, in_range
 
 TOP_LEVEL_KEYS = (
     "description", "seed", "seeds", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
@@ -16,19 +17,19 @@ TOP_LEVEL_KEYS = (
 class TrainerConfig:
     """How to train: length, batching, precision, device, validation and logging cadence."""
 
-    epochs: int = attrs.field(default=1, validator=ge(0))
-    max_iterations: int | None = attrs.field(default=None, validator=optional(gt(0)))
-    batch_size: int = attrs.field(default=8, validator=gt(0))
-    accumulate: int = attrs.field(default=1, validator=gt(0))
+    epochs: int = attrs.field(default=1, validator=in_range(0, 100_000))
+    max_iterations: int | None = attrs.field(default=None, validator=in_range(1, 10**9))
+    batch_size: int = attrs.field(default=8, validator=in_range(1, 4096))
+    accumulate: int = attrs.field(default=1, validator=in_range(1, 4096))
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool | None = None  # None: on when the precision is bf16/fp16
     device: str = "auto"
-    num_workers: int = attrs.field(default=2, validator=ge(0))
-    eval_every: int = attrs.field(default=1, validator=gt(0))  # epochs between selection evaluations
-    log_every: int = attrs.field(default=10, validator=gt(0))  # optimizer steps between log records
+    num_workers: int = attrs.field(default=2, validator=in_range(0, 256))
+    eval_every: int = attrs.field(default=1, validator=in_range(1, 100_000))  # epochs between selection evaluations
+    log_every: int = attrs.field(default=10, validator=in_range(1, 10**9))  # optimizer steps between log records
     select_on: Literal["select", "report"] = "select"
     report_checkpoint: Literal["best", "last"] = "best"
-    grad_clip: float | None = attrs.field(default=None, validator=optional(gt(0)))
+    grad_clip: float | None = attrs.field(default=None, validator=in_range(0, 1.0e6, low_open=True))
     sync_batchnorm: bool = False
     deterministic: bool = True
 
@@ -44,9 +45,11 @@ class EvaluationConfig:
     averaged with the horizontally mirrored image (``flip``; twice the inference cost)."""
 
     mode: Literal["whole", "slide"] = "whole"
-    window: tuple[int, int] | None = None  # (H, W); default: the training crop
-    stride: tuple[int, int] | None = None  # default: two thirds of the window
-    batch_size: int = attrs.field(default=1, validator=gt(0))
+    # (H, W); default: the training crop
+    window: tuple[int, int] | None = attrs.field(default=None, validator=in_range(1, IMAGE_SIDE_MAX))
+    # default: two thirds of the window
+    stride: tuple[int, int] | None = attrs.field(default=None, validator=in_range(1, IMAGE_SIDE_MAX))
+    batch_size: int = attrs.field(default=1, validator=in_range(1, 4096))
     flip: bool = False
 
     def __attrs_post_init__(self):

@@ -13,7 +13,8 @@ from typing import Sequence
 import attrs
 
 from segbench.errors import RecipeError
-from segbench.recipe.load import REPLICATE_KEYS, ResolvedRecipe, load_recipe, parse_override
+from segbench.limits import SEED_MAX
+from segbench.recipe.load import MAX_SEEDS, REPLICATE_KEYS, ResolvedRecipe, load_recipe, parse_override
 
 
 @attrs.frozen
@@ -44,9 +45,10 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         seeds = []
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise RecipeError(f"--seeds {text!r}: give distinct non-negative integers separated by commas,"
-                          " e.g. --seeds 0,1,2.")
+    if not seeds or any(not 0 <= s <= SEED_MAX for s in seeds) or len(set(seeds)) != len(seeds) or \
+            len(seeds) > MAX_SEEDS:
+        raise RecipeError(f"--seeds {text[:80]!r}: give up to {MAX_SEEDS} distinct integers from 0 to {SEED_MAX}"
+                          " separated by commas, e.g. --seeds 0,1,2.")
     return tuple(seeds)
 
 

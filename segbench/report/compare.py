@@ -129,7 +129,9 @@ def read_run(path: Path) -> RunRow:
         try:
             results = run.read_results()
         except RecordError as exc:
-            row.status = f"results.json unreadable ({exc})"
+            print(f"segbench: warning: skipping {run.results}: {exc}. Restore it from a copy, or evaluate the run"
+                  f" again with `segbench evaluate {run.path}`.", file=sys.stderr)
+            row.status = "results.json unusable"
             return row
         row.complete = True
         row.smoke = results.smoke

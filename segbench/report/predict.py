@@ -43,15 +43,45 @@ class PredictionFiles:
     summary: dict | None  # this image's mIoU / pixel accuracy when a label was given
 
 
-def read_image(path: Path) -> torch.Tensor:
+# 4x Cityscapes' 2048x1024 on each side: larger images are refused from their header, before decoding.
+MAX_IMAGE_PIXELS = 8192 * 4096
+
+
+def _open_checked(image: Image.Image, path: Path) -> Image.Image:
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(f"image {path} is {width}x{height} ({width * height:,} pixels), more than the"
+                        f" {MAX_IMAGE_PIXELS:,} pixels `segbench predict` decodes; downscale or crop it first")
+    return image
+
+
+def _open_header(path: Path) -> Image.Image:
+    """``Image.open`` (which reads only the header) with PIL's own pixel bound lifted: ``_open_checked``
+    applies a lower one and names the size."""
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def check_image(path: Path) -> None:
+    """Read only ``path``'s header: it must be an image of a sane size (the pixels are not decoded)."""
+    read_image(path, decode=False)
+
+
+def read_image(path: Path, *, decode: bool = True) -> torch.Tensor | None:
     """An image file as ``uint8`` RGB ``(3, H, W)``; any format PIL reads."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
     try:
-        with Image.open(path) as image:
+        with _open_header(path) as image:
+            _open_checked(image, path)
+            if not decode:
+                return None
             array = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DataError(f"image {path} cannot be read as an image ({exc}); give PNG or JPEG files") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
@@ -164,8 +194,7 @@ def predict_files(run_dir: Path, images: Sequence[Path], out: Path, *, labels: S
                             " labelIds PNG per image, in the same order (or none).")
     stems = {}
     for path in images:
-        if not path.is_file():
-            raise DataError(f"image {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+        check_image(path)
         previous = stems.setdefault(output_stem(path), path)
         if previous != path:
             raise SegbenchError(f"images {previous} and {path} would both be written as"

@@ -25,6 +25,7 @@ from PIL import Image
 
 from segbench.atomic import atomic_write_text
 from segbench.errors import SegbenchError
+from segbench.limits import SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
 from segbench.synth.coarse import coarsen
 from segbench.synth.labels import COLOR, NUM_LABEL_IDS, TRAIN_ID, TRAIN_NAMES
 from segbench.synth.scene import render_scene
@@ -48,7 +49,7 @@ CITIES: dict[str, tuple[str, ...]] = {
 }
 _STREAM = {"train": 1, "val": 2, "train_extra": 3}
 _FRAME = 19  # Cityscapes annotates the 20th frame of each 30-frame snippet
-_MIN_SIZE = (32, 64)
+MIN_SIZE, MAX_SIZE, MAX_IMAGES, MAX_SEED = SYNTH_MIN_SIZE, SYNTH_MAX_SIZE, SYNTH_MAX_IMAGES, SEED_MAX
 _PNG = {"format": "PNG", "compress_level": 1}  # fixed settings: same pixels, same bytes
 
 
@@ -182,18 +183,21 @@ def is_complete(root: Path, *, train: int = 120, val: int = 30, train_extra: int
 
 
 def _check_arguments(counts: dict[str, int], size, seed: int, workers: int) -> None:
-    problems = [f"--{split.replace('_', '-')} {n}: the number of images must be 0 or more"
-                for split, n in counts.items() if not isinstance(n, int) or n < 0]
+    problems = [f"--{split.replace('_', '-')} {n}: the number of images must be between 0 and {MAX_IMAGES}"
+                for split, n in counts.items() if not isinstance(n, int) or not 0 <= n <= MAX_IMAGES]
     try:
         height, width = (int(v) for v in size)
     except (TypeError, ValueError):
         problems.append(f"size {size!r}: give (height, width), e.g. (128, 256)")
     else:
-        if height < _MIN_SIZE[0] or width < _MIN_SIZE[1]:
-            problems.append(f"size {height}x{width}: images must be at least {_MIN_SIZE[0]}x{_MIN_SIZE[1]}"
+        if height < MIN_SIZE[0] or width < MIN_SIZE[1]:
+            problems.append(f"size {height}x{width}: images must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]}"
                             " (height x width); Cityscapes' aspect is 1:2, e.g. 128x256")
-    if not isinstance(seed, int) or seed < 0:
-        problems.append(f"seed {seed!r}: use a whole number >= 0")
+        elif height > MAX_SIZE[0] or width > MAX_SIZE[1]:
+            problems.append(f"size {height}x{width}: images can be at most {MAX_SIZE[0]}x{MAX_SIZE[1]}"
+                            " (height x width), e.g. 128x256 or 1024x2048")
+    if not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        problems.append(f"seed {seed!r}: use a whole number from 0 to {MAX_SEED}")
     if not isinstance(workers, int) or workers < 1:
         problems.append(f"workers {workers!r}: use 1 or more processes")
     if problems:

@@ -61,7 +61,7 @@ def run_case(world: World, case: Case, folder: Path) -> Outcome:
     args = case.setup(ctx)
     before = snapshot(folder)
     started = time.perf_counter()
-    result = run_cli(args, cwd=folder, env=cli_env(*ctx.sites, world.site), prefix=ctx.prefix)
+    result = run_cli(args, cwd=folder, env=cli_env(*ctx.sites, world.site, **ctx.env), prefix=ctx.prefix)
     seconds = time.perf_counter() - started
     return Outcome(ctx, result.returncode, result.stdout, result.stderr, before, snapshot(folder), seconds)
 
