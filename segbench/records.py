@@ -72,8 +72,6 @@ class ResultsRecord:
     selection_split: Optional[dict[str, Any]]
     selection_overlaps_report: bool
     report_images: int
-    train_images: int = 0  # what training and selection ran over (0 in results written before these were kept)
-    selection_images: int = 0
     evaluation: EvaluationSettings
     checkpoint: str
     best_selection_mIoU: float

@@ -145,7 +145,7 @@ def test_unet_stride_2_stem_predicts_at_the_input_size_for_a_quarter_of_the_work
 @pytest.mark.parametrize(("settings", "message"), [
     ({"width": 16, "channels": [16, 32]}, "either width"),
     ({"channels": [16]}, "channels"),
-    ({"channels": [16, 0]}, "channels"),
+    ({"channels": [16, 0]}, "at least 1"),
     ({"stem_stride": 4}, "stem_stride"),
 ])
 def test_unet_rejects_bad_channel_plans(registries, settings, message):
