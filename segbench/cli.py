@@ -137,9 +137,9 @@ def cmd_list(args) -> int:
             if args.verbose:
                 from segbench.describe import describe_settings
 
-                print("\n".join(describe_settings(entry)))
                 if kind == "models":
                     _print_model_info(entry)
+                print("\n".join(describe_settings(entry)))
     return 0
 
 

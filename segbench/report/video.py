@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from segbench.errors import DataError, SegbenchError
-from segbench.report.palette import colorize, overlay
+from segbench.palette import colorize, overlay
 
 CODECS = ("libx264", "mpeg4")
 
