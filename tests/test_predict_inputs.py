@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from segbench.report.loading import load_run
-from segbench.report.palette import colorize, overlay
+from segbench.palette import colorize, overlay
 from segbench.report.predict import predict_command, predict_files, predict_image, read_image
 from tests import engine_plugin
 
