@@ -129,3 +129,35 @@ def test_logger_drops_what_lies_beyond_the_step_it_restarts_from(name, tmp_path)
         logger.close()
     written = [p for p in tmp_path.iterdir() if p.is_file()]
     assert written, f"logger {name} wrote nothing to the run directory"
+
+
+@pytest.mark.parametrize("name", REGISTRIES.transforms.names())
+def test_transform_is_reproducible_and_keeps_labels(name):
+    entry = REGISTRIES.transforms.get(name)
+    step = entry.factory(entry.default_config())
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, 24, 40), dtype=torch.uint8, generator=generator)
+    mask = torch.tensor([0, 5, 255], dtype=torch.uint8)[torch.randint(3, (24, 40), generator=generator)]
+    first = step(image, mask, torch.Generator().manual_seed(1), 255)
+    again = step(image, mask, torch.Generator().manual_seed(1), 255)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    out_image, out_mask = first
+    assert out_image.shape[0] == 3 and out_image.shape[-2:] == out_mask.shape
+    assert out_image.dtype == (torch.float32 if entry.final else torch.uint8)
+    assert set(out_mask.unique().tolist()) <= {0, 5, 255}
+
+
+@pytest.mark.parametrize("kind_and_name", [(kind, entry.name) for kind, registry in REGISTRIES.by_kind.items()
+                                           for entry in registry if entry.smoke is not None],
+                         ids=lambda pair: "-".join(pair))
+def test_smoke_variant_gives_a_valid_config(kind_and_name):
+    from segbench.config import structure_config, unstructure
+    from segbench.registry import Substitute
+
+    kind, name = kind_and_name
+    entry = REGISTRIES[kind].get(name)
+    variant = entry.smoke_config(entry.default_config())
+    if isinstance(variant, Substitute):
+        entry, variant = REGISTRIES[kind].get(variant.name), variant.config
+    assert isinstance(variant, entry.config)
+    assert structure_config(entry.config, unstructure(variant), path=kind) == variant  # survives the recipe
