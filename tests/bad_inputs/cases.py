@@ -780,3 +780,63 @@ def checkpoint_with_a_text_format_version(ctx):
 def component_of_a_blocked_plugin(ctx):
     ctx.env["SEGBENCH_BLOCK_PLUGINS"] = "toy"
     return ["run", "toy.yaml", *RUN]
+
+
+_MISSPELLED_HOOK = """\
+import attrs
+from torch import nn
+from segbench import hookimpl
+
+@attrs.frozen
+class Config:
+    pass
+
+@hookimpl
+def segbench_register_model(register):
+    register("never", lambda config, *, num_classes: nn.Conv2d(3, num_classes, 1), config=Config)
+"""
+
+
+@case("plugin", "plugin 'typo' (distribution typo-dist 1.0) defines 'segbench_register_model'",
+      "not a segbench hook", "did you mean 'segbench_register_models'")
+def plugin_with_a_misspelled_hook(ctx):
+    ctx.plugin("typo-dist", "typo", "typo_module", _MISSPELLED_HOOK)
+    return ["list", "models"]
+
+
+_CONTRACT_BREAKING = """\
+import attrs
+from torch import nn
+from segbench import hookimpl
+
+@attrs.frozen
+class Config:
+    pass
+
+class DictModel(nn.Module):  # torchvision's segmentation models return {"out": logits}
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x):
+        return {"out": self.conv(x)}
+
+@hookimpl
+def segbench_register_models(register):
+    register("dict_model", lambda config, *, num_classes: DictModel(num_classes), config=Config)
+    register("extra_class", lambda config, *, num_classes: nn.Conv2d(3, num_classes + 1, 1), config=Config)
+"""
+
+
+@case("plugin", "model 'dict_model' (plugin 'tv' (distribution tv-dist 1.0))", "returned a dict with keys ['out']",
+      "model(x)['out']", "(N, num_classes, H, W)")
+def plugin_model_returning_a_dict(ctx):
+    ctx.plugin("tv-dist", "tv", "tv_module", _CONTRACT_BREAKING)
+    return ctx.child("model: {name: dict_model}\n")
+
+
+@case("plugin", "model 'extra_class' (plugin 'tv' (distribution tv-dist 1.0))", "returned 4 channels for 3 classes",
+      "num_classes", slow=True)
+def plugin_model_with_an_extra_class(ctx):
+    ctx.plugin("tv-dist", "tv", "tv_module", _CONTRACT_BREAKING)
+    return ctx.child("model: {name: extra_class}\n")
