@@ -101,7 +101,13 @@ def cmd_show(args) -> int:
     if recipe.seeds:
         print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
               " --seeds chooses others)")
-    print(dump_yaml(recipe.data), end="")
+    if args.defaults:
+        from segbench.recipe.resolved import resolved_data
+
+        print("# every component's settings with their defaults filled in")
+        print(dump_yaml(resolved_data(plan)), end="")
+    else:
+        print(dump_yaml(recipe.data), end="")
     return 0
 
 
@@ -117,8 +123,12 @@ def cmd_list(args) -> int:
         for entry in registries[kind]:
             aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
             print(f"  {entry.name:<24} {entry.plugin}{aliases}")
-            if args.verbose and kind == "models":
-                _print_model_info(entry)
+            if args.verbose:
+                from segbench.describe import describe_settings
+
+                print("\n".join(describe_settings(entry)))
+                if kind == "models":
+                    _print_model_info(entry)
     return 0
 
 
@@ -190,6 +200,13 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from segbench.report.html import report_command
+
+    report_command(args)
+    return 0
+
+
 def cmd_predict(args) -> int:
     from segbench.report.predict import predict_command
 
@@ -233,12 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", type=Path)
     _add_overrides(p)
     p.add_argument("--smoke", action="store_true", help="show the --smoke variant")
+    p.add_argument("--defaults", action="store_true",
+                   help="fill in every key each component leaves at its default")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("list", help="registered components per kind, with their plugins")
     p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
-                                            " class_weightings, transforms")
-    p.add_argument("--verbose", "-v", action="store_true", help="for models: parameters, size and GFLOPs")
+                                            " class_weightings, transforms, loggers")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="each component's first doc line and config keys (type, default, allowed values);"
+                        " for models also parameters, size and GFLOPs")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
@@ -284,7 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with A B: draw the per-class differences as a forest plot")
     p.add_argument("--include-smoke", action="store_true",
                    help="also list `run --smoke` runs (checks on tiny data, left out by default)")
+    p.add_argument("--columns", action="append", metavar="KEY[,KEY]",
+                   help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
+                        " (keys not at the top level are looked up under provenance)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
+    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
+    p.add_argument("--out", type=Path, required=True, help="folder for index.html and its figures")
+    p.add_argument("--images", type=int, default=3,
+                   help="prediction panels per run: the report split's first N images (0: none)")
+    p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
     p.add_argument("run_dir", type=Path)

@@ -149,3 +149,19 @@ def segbench_register_transforms(register):
     ``final=True``: it turns the image into the model's ``float32`` input (normalisation). A list
     that a recipe leaves out is the first-registered final step alone, with its defaults.
     """
+
+
+@hookspec
+def segbench_register_loggers(register):
+    """Register loggers (where a run's metrics go: files, TensorBoard, an experiment tracker).
+
+    ``factory(config, *, run_dir: pathlib.Path) -> segbench.engine.loggers.Logger``, called on the
+    main process only. The logger receives ``start(RunStart)`` (the resolved recipe, its flattened
+    hyper-parameters, the class names and the checkpoint step training continues from: drop anything
+    logged for a later step), ``train(TrainRecord)``, ``evaluate(EvalRecord, panels)`` (``panels``:
+    image | ground truth | prediction images, as many as its ``panels`` attribute asks for),
+    ``flush()`` before each checkpoint and ``close()``. A recipe chooses loggers with
+    ``logging: [{name: ...}, ...]``; without that list a run uses every logger registered with
+    ``default=True`` (``register(name, factory, config=..., default=True)``). An exception
+    in a logger switches it off with one warning; training goes on.
+    """

@@ -29,6 +29,8 @@ BUILTIN_PLUGINS = (
     "segbench_plugins.deeplab",
     "segbench_plugins.cityscapes",
     "segbench_plugins.synthetic_city",
+    "segbench_plugins.loggers",
+    "segbench_plugins.loggers_tensorboard",
 )
 
 

@@ -24,6 +24,7 @@ import cattrs
 
 from segbench.atomic import atomic_write_text
 from segbench.errors import SegbenchError
+from segbench.provenance import Provenance
 
 SCHEMA_VERSION = 1
 
@@ -91,6 +92,7 @@ class ResultsRecord:
     experiment_hash: Optional[str] = None  # the run hash without the seed
     per_image_confusion: Optional[str] = None  # per-image confusion matrices, next to results.json
     smoke: bool = False  # a `run --smoke` check on tiny data: `compare` leaves it out unless asked
+    provenance: Optional[Provenance] = None  # what produced the run (None in files written before it was kept)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
@@ -178,6 +180,7 @@ class SelectionRecord:
     mIoU: float
     best_mIoU: float
     lr: float
+    per_class_iou: Optional[dict[str, Optional[float]]] = None  # None in files written before it was kept
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

@@ -11,7 +11,7 @@ from segbench.errors import BlockedNameError, PluginError, UnknownNameError
 BLOCK_ENV = "SEGBENCH_BLOCK_PLUGINS"
 
 KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings",
-         "transforms")
+         "transforms", "loggers")
 
 # What a registration may declare beyond ``smoke`` and ``aliases``, per kind (see segbench.hookspecs).
 KIND_OPTIONS = {
@@ -20,6 +20,7 @@ KIND_OPTIONS = {
     "transforms": ("final",),
     "schedulers": ("default",),
     "strategies": ("default",),
+    "loggers": ("default",),  # several may be: a recipe without a `logging:` list uses all of them
 }
 
 # Keys of a dataset's config that the core itself reads, as the datasets hook documents:
@@ -159,12 +160,17 @@ class Registry:
         """Entries in registration order (built-ins first)."""
         return list(self._entries.values())
 
+    def defaults(self) -> list[Entry]:
+        """Entries registered with ``default=True``, in registration order."""
+        return [entry for entry in self._entries.values() if entry.default]
+
 
 @attrs.frozen
 class Registries:
     """All component registries, one per kind."""
 
     by_kind: dict[str, Registry]
+    plugins: tuple = ()  # segbench.plugins.PluginInfo of every plugin the manager loaded
 
     def __getattr__(self, kind: str) -> Registry:
         try:
@@ -221,4 +227,4 @@ def build_registries(plugin_manager) -> Registries:
                     f" {type(exc).__name__}: {exc}. Fix or uninstall that plugin, or block it with"
                     f" SEGBENCH_BLOCK_PLUGINS={plugin_name}."
                 ) from exc
-    return Registries(by_kind)
+    return Registries(by_kind, tuple(getattr(plugin_manager, "segbench_distributions", {}).values()))

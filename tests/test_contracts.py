@@ -99,3 +99,31 @@ def test_strategy_has_the_two_stage_methods(name):
     entry = REGISTRIES.strategies.get(name)
     strategy = entry.factory(entry.default_config())
     assert callable(strategy.upstream) and callable(strategy.prepare)
+
+
+@pytest.mark.parametrize("name", REGISTRIES.loggers.names())
+def test_logger_drops_what_lies_beyond_the_step_it_restarts_from(name, tmp_path):
+    """Every logger takes the records of a run, and a restart at a checkpoint's step keeps the steps up to
+    it and drops later ones (the files it writes stay in the run directory)."""
+    import numpy as np
+
+    from segbench.engine.loggers import Logger, PredictionPanel, RunStart
+    from segbench.records import SelectionRecord, TrainStepRecord
+
+    entry = REGISTRIES.loggers.get(name)
+    start = RunStart(tmp_path, "toy", "seed: 0\n", {"seed": 0, "optimizer.lr": 0.1}, ("a", "b"), 0, False)
+    panel = PredictionPanel("x", np.zeros((8, 24, 3), dtype=np.uint8))
+    for attempt, (first, last) in enumerate([(1, 6), (5, 8)]):
+        logger = entry.factory(entry.default_config(), run_dir=tmp_path)
+        assert isinstance(logger, Logger)
+        logger.start(start if attempt == 0 else attrs.evolve(start, iteration=4, resumed=True))
+        for step in range(first, last + 1):
+            logger.train(TrainStepRecord(epoch=0, iteration=step, loss=1.0 / step, lr=0.1, images_per_s=10.0))
+            if step % 2 == 0:
+                logger.evaluate(SelectionRecord(split="select", epoch=0, iteration=step, mIoU=0.5, best_mIoU=0.5,
+                                                lr=0.1, per_class_iou={"a": 0.4, "b": None}),
+                                [panel] * logger.panels)
+            logger.flush()
+        logger.close()
+    written = [p for p in tmp_path.iterdir() if p.is_file()]
+    assert written, f"logger {name} wrote nothing to the run directory"

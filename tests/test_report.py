@@ -277,3 +277,65 @@ def test_inspection_commands_on_a_smoke_run(cli, tmp_path):
     assert status == 0 and f"{100 * results['mIoU']:.2f}%" in out
     status, out, _ = cli("plot", run_path)
     assert status == 0 and Path(out.strip()).is_file()
+
+
+# ---- provenance -------------------------------------------------------------------------------------
+
+def test_results_record_what_produced_the_run(runs):
+    import socket
+    import subprocess
+
+    import torch
+
+    from segbench import __version__
+
+    _, first, _, _, _ = runs
+    origin = first.read_results()["provenance"]
+    assert origin["segbench_version"] == __version__
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[1], capture_output=True,
+                          text=True).stdout.strip()
+    assert origin["git_commit"] == head and isinstance(origin["git_dirty"], bool)
+    assert {"name": "segbench_plugins.losses", "distribution": "segbench (built-in)",
+            "version": __version__} in origin["plugins"]
+    assert origin["torch"] == torch.__version__ and origin["cuda"] == torch.version.cuda
+    assert origin["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and origin["cpu_model"]
+    assert origin["host"] == socket.gethostname() and origin["command"]
+    assert origin["started_at"] <= origin["finished_at"]  # ISO 8601 in UTC: text order is time order
+
+
+def test_git_state_of_a_checkout_clean_dirty_and_foreign(tmp_path):
+    import subprocess
+
+    from segbench.provenance import git_state
+
+    package = tmp_path / "project" / "segbench"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=package.parent, check=True)
+    subprocess.run([*git, "add", "."], cwd=package.parent, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=package.parent, check=True)
+    commit, dirty = git_state(package)
+    assert len(commit) == 40 and dirty is False
+    (package / "__init__.py").write_text("changed = True\n")
+    assert git_state(package) == (commit, True)
+    nested = package / "vendored" / "segbench"  # a copy of segbench inside someone else's repository
+    nested.mkdir(parents=True)
+    assert git_state(nested) == (None, None)
+
+
+def test_compare_shows_provenance_fields_as_columns(runs, cli):
+    folder, first, _, _, _ = runs
+    origin = first.read_results()["provenance"]
+    status, out, err = cli("compare", folder, "--columns", "git_commit,torch", "--columns", "provenance.host")
+    assert status == 0, err
+    assert out.splitlines()[0].endswith("| git_commit | torch | provenance.host |")
+    row = _markdown_row(out, first.read_results()["recipe"])
+    assert row.endswith(f"| {origin['git_commit']} | {origin['torch']} | {origin['host']} |")
+    status, out, _ = cli("compare", folder, "--format", "csv", "--columns", "cpu_capability,plugins")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    finished = [r for r in rows if r["complete"] == "True"]
+    assert all(r["cpu_capability"] == origin["cpu_capability"] for r in finished)
+    assert "segbench_plugins.losses (segbench (built-in)" in finished[0]["plugins"]
+    status, _, err = cli("compare", folder, "--columns", "torhc")
+    assert status == 2 and "torhc" in err and "provenance.torch" in err

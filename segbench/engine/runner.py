@@ -8,12 +8,14 @@ from pathlib import Path
 import attrs
 import torch
 
+from segbench import provenance
 from segbench.engine.build import RunComponents, build_components
 from segbench.engine.checkpoint import load_model_weights
 from segbench.engine.distributed import any_rank, barrier, init_distributed, shutdown
 from segbench.engine.evaluate import EvaluationStopped, evaluate_per_image, evaluation_settings
 from segbench.engine.image_scores import FILE_NAME as IMAGE_SCORES
 from segbench.engine.image_scores import sample_ids, save_image_scores
+from segbench.engine.loggers import build_run_loggers
 from segbench.engine.rundir import PreviousAttempt, RunDir, RunLock
 from segbench.engine.runtime import Runtime
 from segbench.engine.seeding import seed_global_generators
@@ -74,11 +76,11 @@ def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=Fals
             _say(f"stage {stage.recipe.name}: not complete yet, running it first")
         upstream_run = RunDir.for_plan(stage.upstream, runs_dir) if stage.upstream is not None else None
         train_stage(stage.plan, run, strategy=stage.strategy, upstream_run=upstream_run,
-                    restart=restart and requested, progress=progress)
+                    restart=restart and requested, progress=progress, plugins=registries.plugins)
     return run
 
 
-def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, progress=True) -> None:
+def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, progress=True, plugins=()) -> None:
     runtime = Runtime.resolve(plan.trainer)
     runtime = attrs.evolve(runtime, dist=init_distributed(runtime.device.type))
     env = runtime.dist
@@ -103,7 +105,8 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
             return
         barrier(env)  # no rank looks for last.pt before rank 0 has set the old one aside
         _train_and_report(plan, run, runtime, strategy=strategy, upstream_run=upstream_run, signals=signals,
-                          after_first_checkpoint=previous.discard if set_aside else None, progress=progress)
+                          after_first_checkpoint=previous.discard if set_aside else None, progress=progress,
+                          plugins=plugins)
     except BaseException:
         if set_aside and previous.settle() == "restored":
             _say(f"segbench: --restart failed before the new run's first checkpoint; the previous run in {run.path}"
@@ -117,22 +120,27 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
 
 
 def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, signals, after_first_checkpoint,
-                      progress):
+                      progress, plugins=()):
+    origin = provenance.collect(plugins, device=runtime.device)
     if runtime.dist.is_main:
         run.write_recipe(plan)
     _configure_determinism(plan)
     parts = build_components(plan, run, runtime, progress=progress)
     init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
     seed_global_generators(plan.seed, "training")  # a resumed run restores its state from last.pt instead
-    trainer = Trainer(plan, run, parts, runtime, progress=progress, log=_say if runtime.dist.is_main else _quiet,
-                      after_first_checkpoint=after_first_checkpoint)
-    resumed = trainer.resume()
-    if runtime.dist.is_main:
-        _say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
-             f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
-    trainer.fit(signals)
+    loggers = build_run_loggers(plan.loggers, run.path, is_main=runtime.dist.is_main, warn=_say)
+    try:
+        trainer = Trainer(plan, run, parts, runtime, progress=progress, log=_say if runtime.dist.is_main else _quiet,
+                          after_first_checkpoint=after_first_checkpoint, loggers=loggers)
+        resumed = trainer.resume()
+        if runtime.dist.is_main:
+            _say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
+                 f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
+        trainer.fit(signals)
+    finally:
+        loggers.close()
     _report(plan, run, parts, trainer, runtime, init_note=init_note, resumed=resumed, progress=progress,
-            signals=signals)
+            signals=signals, origin=origin)
 
 
 def _quiet(message):
@@ -147,7 +155,8 @@ def _configure_determinism(plan) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_note, resumed, progress, signals):
+def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_note, resumed, progress, signals,
+            origin):
     """Score the chosen checkpoint on the report split and write ``results.json`` (last).
 
     A signal stops the evaluation at the next window or batch: ``last.pt`` already holds the finished
@@ -206,6 +215,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
         smoke=plan.recipe.smoke,  # `compare` leaves smoke runs out unless asked
         class_weights=parts.class_weights,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        provenance=origin.finished(),
     )
     write_record(run.results, results)
     _print_summary(run)

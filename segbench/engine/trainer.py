@@ -20,9 +20,10 @@ from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.engine.runtime import Runtime
-from segbench.errors import CheckpointError, DataError, SegbenchError, TrainingDivergedError
-from segbench.functional.metrics import mean_iou
-from segbench.records import MetricsRecord, SelectionRecord, TrainStepRecord, metrics_line
+from segbench.engine.loggers import RunLoggers, RunStart, flatten
+from segbench.errors import CheckpointError, DataError, TrainingDivergedError
+from segbench.functional.metrics import iou_per_class, mean_iou
+from segbench.records import SelectionRecord, TrainStepRecord
 
 if TYPE_CHECKING:
     from segbench.engine.build import RunComponents
@@ -42,7 +43,6 @@ class TrainState:
     best_metric: float = -math.inf
     best_epoch: int = -1
     elapsed: float = 0.0
-    metrics_offset: int = 0
     # The selection evaluation after epoch ``epoch`` is still to do (a signal stopped it): resume redoes it.
     pending_selection: bool = False
 
@@ -107,13 +107,14 @@ class Trainer:
     """Trains ``parts`` (the objects :func:`segbench.engine.build.build_components` made) under ``runtime``."""
 
     def __init__(self, plan, run: RunDir, parts: "RunComponents", runtime: Runtime, *, progress=True, log=print,
-                 after_first_checkpoint=None):
+                 after_first_checkpoint=None, loggers: RunLoggers | None = None):
         self.plan, self.run, self.parts, self.runtime = plan, run, parts, runtime
         self.cfg = plan.trainer
         self.model, self.train_data, self.select_data = parts.model, parts.train_data, parts.select_data
         self.criterion, self.optimizer, self.scheduler = parts.criterion, parts.optimizer, parts.scheduler
         self.device, self.env = runtime.device, runtime.dist
         self.progress, self.log = progress, log
+        self.loggers = loggers if loggers is not None else RunLoggers()  # the main process's; none elsewhere
         self.after_first_checkpoint = after_first_checkpoint  # called once, after the first checkpoint is written
         self.scaler = torch.amp.GradScaler("cuda", enabled=runtime.precision == "fp16")
         self.state = TrainState()
@@ -139,6 +140,7 @@ class Trainer:
 
     def save(self, path: Path) -> None:
         if self.env.is_main:
+            self.loggers.flush()  # everything logged up to this step is kept when a resume starts here
             save_checkpoint(path, self._checkpoint_state())
             callback, self.after_first_checkpoint = self.after_first_checkpoint, None
             if callback is not None:
@@ -150,7 +152,7 @@ class Trainer:
             for partial in self.run.checkpoints.glob(".*.pt.*.tmp"):
                 partial.unlink(missing_ok=True)  # a checkpoint write cut short by a crash (we hold the run lock)
         if not self.run.last.exists():
-            self._truncate_metrics(0)  # records of an attempt that died before its first checkpoint
+            self._start_loggers(resumed=False)  # records of an attempt that died before its first checkpoint go
             return False
         state = load_checkpoint(self.run.last)
         if state.get("recipe_hash") != self.plan.hash:
@@ -161,33 +163,31 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
-            self.state = TrainState(**state["train_state"])
+            known = {field.name for field in attrs.fields(TrainState)}  # metrics_offset of older checkpoints
+            self.state = TrainState(**{k: v for k, v in state["train_state"].items() if k in known})
             restore_rng_state(state["rng"])
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
             raise CheckpointError(
                 f"{self.run.last} holds a training state this run cannot continue from ({type(exc).__name__}:"
                 f" {str(exc).splitlines()[0][:200] if str(exc) else exc!r}). Restore it from a copy, or start the"
                 " run over with `segbench run --restart`.") from None
-        self._truncate_metrics(self.state.metrics_offset)
+        self._start_loggers(resumed=True)
         self.log(f"resuming from {self.run.last}: epoch {self.state.epoch}, iteration {self.state.iteration}")
         return True
 
     # -- logging -----------------------------------------------------------------------------------
-    def _record(self, record: MetricsRecord) -> None:
-        if not self.env.is_main:
-            return
-        try:
-            with open(self.run.metrics, "a", encoding="utf-8") as handle:
-                handle.write(metrics_line(record))
-        except OSError as exc:
-            raise SegbenchError(f"could not append to {self.run.metrics}: {exc.strerror or exc}. Free disk space"
-                                " and run the same command again to resume from the last checkpoint.") from None
-        self.state.metrics_offset = self.run.metrics.stat().st_size
+    def _start_loggers(self, *, resumed: bool) -> None:
+        from segbench.recipe.load import dump_yaml
 
-    def _truncate_metrics(self, offset: int) -> None:
-        if self.env.is_main and self.run.metrics.exists():
-            with open(self.run.metrics, "r+b") as handle:
-                handle.truncate(offset)
+        recipe = self.plan.recipe
+        self.loggers.start(RunStart(self.run.path, recipe.name, dump_yaml(recipe.data), flatten(recipe.data),
+                                    tuple(self.parts.class_names), self.state.iteration if resumed else 0, resumed))
+
+    def _panels(self, count: int):
+        from segbench.engine.panels import prediction_panels
+
+        return prediction_panels(self._raw_model(), self.select_data, self.plan.eval_transforms, count=count,
+                                 config=self.plan.evaluation, runtime=self.runtime)
 
     def _lr(self) -> float:
         return self.optimizer.param_groups[-1]["lr"]
@@ -293,8 +293,8 @@ class Trainer:
                 loss = self._check_finite(loss_sum, f"iteration {state.iteration}") / logged_steps
                 rate = images_seen / max(time.perf_counter() - log_started, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._lr():.2e}", img_s=f"{rate:.1f}")
-                self._record(TrainStepRecord(epoch=state.epoch, iteration=state.iteration, loss=loss,
-                                             lr=self._lr(), images_per_s=rate))
+                self.loggers.train(TrainStepRecord(epoch=state.epoch, iteration=state.iteration, loss=loss,
+                                                   lr=self._lr(), images_per_s=rate))
                 loss_sum.zero_()
                 logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
             # Ranks agree on stopping: one that stopped alone would leave the others in a collective.
@@ -332,8 +332,10 @@ class Trainer:
         if improved:
             state.best_metric, state.best_epoch = miou, state.epoch
         state.pending_selection = False
-        self._record(SelectionRecord(split="select", epoch=state.epoch, iteration=state.iteration, mIoU=miou,
-                                     best_mIoU=state.best_metric, lr=self._lr()))
+        ious = [None if math.isnan(v) else v for v in iou_per_class(matrix).tolist()]
+        self.loggers.evaluate(SelectionRecord(split="select", epoch=state.epoch, iteration=state.iteration, mIoU=miou,
+                                              best_mIoU=state.best_metric, lr=self._lr(),
+                                              per_class_iou=dict(zip(self.parts.class_names, ious))), self._panels)
         self.log(f"epoch {state.epoch}/{self.epochs}  iteration {state.iteration}  selection mIoU {miou:.4f}"
                  f"  best {state.best_metric:.4f} (epoch {state.best_epoch})  lr {self._lr():.2e}")
         if improved:

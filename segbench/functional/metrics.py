@@ -152,6 +152,13 @@ def iou_per_class(cm: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator > 0, tp / denominator.clamp(min=1), math.nan)
 
 
+def row_normalized(cm: torch.Tensor) -> torch.Tensor:
+    """Each row of a ``(C, C)`` or ``(C, C + 1)`` matrix divided by its total (float64): row ``c`` is where
+    the pixels of ground-truth class ``c`` went. A class without pixels keeps a row of zeros."""
+    cm = cm.to(torch.float64)
+    return cm / cm.sum(dim=1, keepdim=True).clamp(min=1)
+
+
 def mean_iou(cm: torch.Tensor) -> float:
     """Mean of the non-NaN class IoUs; NaN when every class is NaN (nothing scored)."""
     iou = iou_per_class(cm)

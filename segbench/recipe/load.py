@@ -14,7 +14,7 @@ from segbench.recipe.schema import TOP_LEVEL_KEYS
 from segbench.recipe.yaml_text import MAX_RECIPE_BYTES, YAMLShapeError, parse_yaml
 
 # Sections that describe where a run executes, not what it computes: they do not change the hash.
-UNHASHED_SECTIONS = ("slurm",)
+UNHASHED_SECTIONS = ("slurm", "logging")  # where a run executes and where its metrics go: not what it computes
 # Runs whose recipes differ only in these keys are replicates of one experiment.
 REPLICATE_KEYS = ("seed",)
 

@@ -56,6 +56,7 @@ class Plan:
     strategy: Component
     trainer: TrainerConfig
     evaluation: EvaluationConfig
+    loggers: tuple = ()  # Components; the registered defaults when the recipe has no `logging:` list
 
     @property
     def hash(self) -> str:
@@ -168,6 +169,7 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
     weighting = None
     if data.get("class_weighting") is not None:
         weighting = c.component(registries, "class_weightings", data["class_weighting"], "class_weighting")
+    loggers = _loggers(c, registries, data.get("logging"))
     trainer = c.config(TrainerConfig, data.get("trainer"), "trainer")
     evaluation = c.config(EvaluationConfig, data.get("evaluation"), "evaluation")
 
@@ -207,4 +209,20 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
     if c.problems:
         raise ConfigError(c.problems, files=recipe.files)
     return Plan(recipe, seed, model, datasets, train_tf, eval_tf, loss, weighting, optimizer, scheduler,
-                strategy, trainer, evaluation)
+                strategy, trainer, evaluation, loggers)
+
+
+def _loggers(c: _Collector, registries: Registries, section) -> tuple:
+    """``logging: [{name: tensorboard}, {name: csv}]``; absent (or null): the loggers registered as defaults."""
+    if section is None:
+        return tuple(Component(entry, entry.default_config(), f"logging[{entry.name}]")
+                     for entry in registries["loggers"].defaults())
+    if not isinstance(section, list):
+        c.problems.append(("logging", f"expected a list of loggers like [{{name: jsonl}}, {{name: tensorboard}}],"
+                                      f" got {section!r}"))
+        return ()
+    chosen = [c.component(registries, "loggers", item, f"logging[{index}]") for index, item in enumerate(section)]
+    names = [component.name for component in chosen if component is not None]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        c.problems.append(("logging", f"logger {name!r} is listed twice; list each logger once"))
+    return tuple(component for component in chosen if component is not None)

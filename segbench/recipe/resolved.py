@@ -44,6 +44,7 @@ def resolved_data(plan) -> dict:
                     "eval_transforms": _pipeline(plan.eval_transforms)}
     data["trainer"] = _plain(unstructure(plan.trainer))
     data["evaluation"] = _plain(unstructure(plan.evaluation))
+    data["logging"] = [_component(component) for component in plan.loggers]  # not hashed (UNHASHED_SECTIONS)
     return data
 
 

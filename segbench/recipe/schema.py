@@ -9,7 +9,7 @@ from segbench.config import IMAGE_SIDE_MAX, in_range
 
 TOP_LEVEL_KEYS = (
     "description", "seed", "seeds", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
-    "strategy", "trainer", "evaluation", "slurm",
+    "strategy", "trainer", "evaluation", "logging", "slurm",
 )
 
 

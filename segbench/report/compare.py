@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 import sys
 import time
@@ -30,6 +31,7 @@ from segbench.functional.merge import content_hash
 from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 from segbench.records import RecordError
 from segbench.registry import SPLIT_KEY, SUBSET_KEY
+from segbench.report.columns import cell_text, known_columns, lookup, parse_columns
 from segbench.report.loading import run_name
 
 MISSING = "–"
@@ -63,6 +65,7 @@ class RunRow:
     experiment_hash: str | None = None  # the same for the seeds of one experiment
     seed: int | None = None
     smoke: bool = False  # a `run --smoke` check, not a result
+    results: dict = attrs.field(factory=dict, repr=False)  # results.json as read, for --columns
 
     @property
     def name(self) -> str:
@@ -132,6 +135,7 @@ def read_run(path: Path) -> RunRow:
             return row
         row.complete = True
         row.smoke = results.smoke
+        row.results = json.loads(results.to_json())  # every field by its key path, for --columns
         row.recipe = results.recipe
         row.recipe_hash = results.recipe_hash
         row.experiment_hash = results.experiment_hash or row.experiment_hash  # older runs: from recipe.yaml
@@ -243,7 +247,7 @@ def _speed(row: RunRow) -> str:
     return f"{row.images_per_s:.2f}{size}"
 
 
-def _display_names(rows: list[RunRow]) -> list[str]:
+def display_names(rows: list[RunRow]) -> list[str]:
     """Recipe names, with the run's hash where two runs share a recipe name."""
     counts = {}
     for row in rows:
@@ -263,13 +267,13 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def markdown_tables(rows: list[RunRow]) -> str:
-    names = _display_names(rows)
+def markdown_tables(rows: list[RunRow], columns=()) -> str:
+    names = display_names(rows)
     devices = sorted({row.speed_device for row in rows if row.speed_device})
     speed_header = f"img/s ({', '.join(devices)})" if devices else "img/s"
     lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header}"
-             " | report split | status |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+             " | report split | status |" + "".join(f" {_cell(c)} |" for c in columns),
+             "|---|---|---|---:|---:|---:|---:|---:|---|---|" + "---|" * len(columns)]
     any_overlap = False
     for name, row in zip(names, rows):
         split = row.report_split or MISSING
@@ -285,6 +289,7 @@ def markdown_tables(rows: list[RunRow]) -> str:
                  MISSING if row.params is None else f"{row.params:,}",
                  _megabytes(row.checkpoint_mb),
                  _speed(row), split, status]
+        cells += [MISSING if (v := cell_text(lookup(row.results, c))) is None else v for c in columns]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if any_overlap:
         lines += ["", "† the best checkpoint was chosen on the report split itself: these numbers are optimistic."]
@@ -309,12 +314,12 @@ CSV_COLUMNS = ("run", "recipe", "recipe_hash", "experiment_hash", "seed", "model
                "report_images", "selection_overlaps_report")
 
 
-def csv_table(rows: list[RunRow]) -> str:
+def csv_table(rows: list[RunRow], columns=()) -> str:
     """One row per run; numbers as ``results.json`` holds them (``repr``, so they parse back exactly)."""
     classes = class_names(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *(f"iou_{name}" for name in classes)])
+    writer.writerow([*CSV_COLUMNS, *columns, *(f"iou_{name}" for name in classes)])
     for row in rows:
         values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash,
                   "experiment_hash": row.experiment_hash, "seed": row.seed, "model": row.model,
@@ -325,9 +330,19 @@ def csv_table(rows: list[RunRow]) -> str:
                   "speed_size": None if row.speed_size is None else f"{row.speed_size[0]}x{row.speed_size[1]}",
                   "report_split": row.report_split,
                   "report_images": row.report_images, "selection_overlaps_report": row.selection_overlaps_report}
-        cells = [values[c] for c in CSV_COLUMNS] + [row.per_class_iou.get(name) for name in classes]
+        cells = [values[c] for c in CSV_COLUMNS] + [cell_text(lookup(row.results, c)) for c in columns] + \
+            [row.per_class_iou.get(name) for name in classes]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in cells])
     return buffer.getvalue()
+
+
+def _check_columns(rows: list[RunRow], columns) -> None:
+    """A column no finished run has is a typo: say which keys exist."""
+    finished = [row.results for row in rows if row.results]
+    for column in columns:
+        if finished and all(lookup(results, column) is None for results in finished):
+            raise SegbenchError(f"--columns {column!r}: no run's results.json has it. Available:"
+                                f" {', '.join(known_columns(finished[0]))}")
 
 
 def compare_command(args, *, registries=None) -> str:
@@ -341,12 +356,14 @@ def compare_command(args, *, registries=None) -> str:
                             f" {len(targets)}: {' '.join(targets)}.")
     runs_dir = Path(targets[0]) if targets else args.runs_dir
     rows = collect_runs(runs_dir, include_smoke=getattr(args, "include_smoke", False))
+    columns = parse_columns(getattr(args, "columns", None))
+    _check_columns(rows, columns)
     if args.speed:
         add_speeds(rows, registries)
     if args.format == "csv":
-        text = csv_table(rows)
+        text = csv_table(rows, columns)
     else:
-        text = markdown_tables(rows) + experiment_tables(rows, resamples=args.resamples,
+        text = markdown_tables(rows, columns) + experiment_tables(rows, resamples=args.resamples,
                                                          confidence=args.confidence, seed=args.bootstrap_seed)
     sys.stdout.write(text)
     return text
