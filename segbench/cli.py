@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
     p.add_argument("runs_dir", nargs="?", type=Path, default=None)
     p.add_argument("--out", type=Path, required=True, help="folder for index.html and its figures")
-    p.add_argument("--images", type=int, default=3,
+    p.add_argument("--images", type=_bounded_int(0, 1000), default=3,
                    help="prediction panels per run: the report split's first N images (0: none)")
     p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
     p.set_defaults(func=cmd_report)
