@@ -107,6 +107,19 @@ def segbench_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "segbench.cli"]
 
 
+def with_cache(cache: str, call):
+    """``call()`` with ``SEGBENCH_CACHE`` pointing at ``cache`` (where the run's data was generated)."""
+    before = os.environ.get("SEGBENCH_CACHE")
+    os.environ["SEGBENCH_CACHE"] = cache
+    try:
+        return call()
+    finally:
+        if before is None:
+            os.environ.pop("SEGBENCH_CACHE")
+        else:
+            os.environ["SEGBENCH_CACHE"] = before
+
+
 def measure_quickstart(log, *, seed: int | None = None) -> dict:
     """Wall time of ``segbench run recipes/quickstart.yaml`` from nothing (fresh cache and runs directory),
     its scores, its arithmetic (``run_arithmetic``) and the machine it ran on."""
@@ -125,7 +138,7 @@ def measure_quickstart(log, *, seed: int | None = None) -> dict:
             raise RuntimeError(f"the quickstart failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
         results_path = next((Path(tmp) / "runs").rglob("results.json"))
         results = json.loads(results_path.read_text())
-        arithmetic = run_arithmetic(results_path.parent)
+        arithmetic = with_cache(env["SEGBENCH_CACHE"], lambda: run_arithmetic(results_path.parent))
         shutil.rmtree(tmp, ignore_errors=True)
     log(f"quickstart{'' if seed is None else f' seed={seed}'}: {wall:.0f} s wall, val mIoU {results['mIoU']:.4f},"
         f" {arithmetic['total_gflop']:.0f} GFLOP")

@@ -106,6 +106,9 @@ def machine(device=None, *, gemm_size: int = 2048) -> dict:
                 "machine": platform.machine(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "allocator": allocator_note(), "device": str(device),
                 "date": time.strftime("%Y-%m-%d %H:%M")}
+        limits = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
+        if limits:  # a smaller instruction set emulated on a larger CPU: ratios carry over, not absolute times
+            info["emulated"] = limits
         if device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(device)
         peak = gemm_peak(device, size=gemm_size, repetitions=3)
@@ -121,7 +124,10 @@ def machine_line(info: dict) -> str:
     """One line naming the machine of a result, for Markdown reports."""
     gemm = info.get("gemm", {})
     rates = " / ".join(f"{v:.0f} {k}" for k, v in gemm.get("gflop_per_s", {}).items())
-    line = (f"{info.get('cpu_model', '?')} ({info.get('cpu_class', '?')}; torch kernels"
+    emulated = info.get("emulated")
+    cpu_class = info.get("cpu_class", "CPU class not recorded") + (
+        " emulated with " + " ".join(f"{k}={v}" for k, v in emulated.items()) if emulated else "")
+    line = (f"{info.get('cpu_model', info.get('machine', '?'))} ({cpu_class}; torch kernels"
             f" {info.get('cpu_capability', '?')}), {info.get('threads', '?')} threads of {info.get('cpus', '?')} CPUs,"
             f" torch {info.get('torch', '?')}, allocator: {info.get('allocator', '?')}")
     if "gpu" in info:

@@ -53,10 +53,11 @@ def cpu_class_of(report: dict | None) -> str:
     """The CPU class a result file names (older files only recorded torch's capability)."""
     machine = (report or {}).get("machine")
     if not isinstance(machine, dict):
-        return "?"
+        return "not recorded (the AVX-512 test machine)" if report else "?"
     if "gpu" in machine:
         return machine["gpu"]
-    return machine.get("cpu_class") or {"AVX512": "AVX-512", "AVX2": "AVX2"}.get(machine.get("cpu_capability"), "?")
+    name = machine.get("cpu_class") or {"AVX512": "AVX-512", "AVX2": "AVX2"}.get(machine.get("cpu_capability"), "?")
+    return f"emulated {name}" if machine.get("emulated") else name
 
 
 def numerics_rows() -> list[tuple]:

@@ -3,10 +3,11 @@
 Counted with ``torch.utils.flop_counter.FlopCounterMode`` on the meta device (nothing is computed):
 one training step (forward, loss, backward) of the run's model at its batch size and image size, and
 one evaluation forward per image at the label size; then multiplied by what the run's
-``results.json`` and ``metrics.jsonl`` say it did (images trained on, selection evaluations, report
-images, flip averaging doubling the forwards). Optimizer updates, the loss's own arithmetic and
-up-sampling are left out (well under 1% for convolutional models). The flop counter over-counts
-the weight gradient of grouped convolutions by the number of groups; the U-Net has none.
+``results.json`` and ``metrics.jsonl`` say it did (iterations, selection evaluations, report images, flip
+averaging doubling the forwards) and the sizes of its splits (read from the dataset cache). Optimizer
+updates, the loss's own arithmetic and up-sampling are left out (well under 1% for convolutional
+models). The flop counter over-counts the weight gradient of grouped convolutions by the number of
+groups; the U-Net has none.
 
     python benchmarks/run_arithmetic.py RUN_DIR [RUN_DIR ...]
 """
@@ -63,12 +64,14 @@ def run_arithmetic(run_dir: Path) -> dict:
         model = plan.model.build(num_classes=num_classes)
     train_per_image = step_flops(model, batch=batch, size=size, num_classes=num_classes, train=True) / batch
     eval_per_image = step_flops(model, batch=1, size=size, num_classes=num_classes, train=False)
+    from segbench.engine.build import build_datasets
+
+    train, select, _ = build_datasets(plan)  # the run's own splits (from the dataset cache)
     images_trained = results["iterations"] * batch * plan.trainer.accumulate
-    if "train_images" in results:  # the last batch of an epoch may be partial
-        images_trained = min(images_trained, results["epochs"] * results["train_images"])
+    images_trained = min(images_trained, results["epochs"] * len(train))  # an epoch's last batch may be partial
     selections = sum(1 for e in events if e.get("type") == "eval" and e.get("split") == "select")
     forwards_per_image = 2 if results["evaluation"]["flip"] else 1
-    eval_images = selections * results.get("selection_images", 0) + results["report_images"]
+    eval_images = selections * len(select) + results["report_images"]
     train_flops = train_per_image * images_trained
     eval_flops = eval_per_image * forwards_per_image * eval_images
     return {"train_gflop": train_flops / 1e9, "eval_gflop": eval_flops / 1e9,

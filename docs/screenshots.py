@@ -53,7 +53,7 @@ def tensorboard_shot(runs: Path, out: Path) -> Path:
                     raise RuntimeError("tensorboard did not start")
                 time.sleep(0.5)
         with Browser(size=(1500, 1100), timeout=120) as browser:
-            browser.open(f"http://127.0.0.1:{port}/?darkMode=false#timeseries")
+            browser.open(f"http://127.0.0.1:{port}/?darkMode=false#scalars&tagFilter=train%2F%7Cselect%2FmIoU")
             time.sleep(15)  # the dashboard fetches and draws its charts after the page has loaded
             browser.screenshot(out, full_page=False)
     finally:
@@ -68,9 +68,9 @@ def report_shot(runs: Path, out: Path) -> Path:
 
     with tempfile.TemporaryDirectory() as folder:
         page = build_report(runs, Path(folder) / "report", images=2)
-        with Browser(size=(1300, 1000)) as browser:
+        with Browser(size=(1300, 1250)) as browser:
             browser.open(page.as_uri())
-            browser.screenshot(out, full_page=True)
+            browser.screenshot(out, full_page=False)  # the tables; the figures follow below
     _shrink(out)
     return out
 

@@ -19,6 +19,7 @@ from segbench import hookimpl
 from segbench.config import in_range
 from segbench.engine.loggers import Logger, RunStart
 from segbench.records import SelectionRecord, TrainStepRecord
+from segbench.report.panel_image import panel_image
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 
@@ -80,7 +81,7 @@ class TensorBoardLogger(Logger):
             if iou is not None:
                 self.writer.add_scalar(f"{record.split}_iou/{name}", iou, step)
         for k, panel in enumerate(panels):
-            self.writer.add_image(f"predictions/{k}", panel.image, step, dataformats="HWC")
+            self.writer.add_image(f"predictions/{k}", panel_image(panel), step, dataformats="HWC")
 
     def flush(self) -> None:
         if self.writer is not None:

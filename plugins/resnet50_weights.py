@@ -1,9 +1,10 @@
-"""How a ResNet50 backbone's weights start: random, ImageNet from the local torch hub cache, or a file.
+"""How a backbone's weights start: random, ImageNet from the local torch hub cache, or a file.
 
 Nothing here downloads. ``"none"`` touches no file at all; ``"imagenet"`` reads torchvision's
-``ResNet50_Weights.IMAGENET1K_V1`` file only if it is already in the torch hub cache. A ``--smoke``
-run, which cannot assume ImageNet weights are present, reads a random stand-in state dict instead
-(:func:`standin_weights`): the loading path is exercised, not the accuracy.
+ImageNet weights file (``ResNet50_Weights.IMAGENET1K_V1`` unless a :class:`Backbone` names another)
+only if it is already in the torch hub cache. A ``--smoke`` run, which cannot assume ImageNet weights
+are present, reads a random stand-in ResNet50 state dict instead (:func:`standin_weights`): the
+loading path is exercised, not the accuracy.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pickle
 from pathlib import Path
 from urllib.parse import urlparse
 
+import attrs
 import torch
 from torch import nn
 
@@ -23,11 +25,38 @@ IMAGENET = "imagenet"
 MAX_LISTED = 10
 
 
-def imagenet_weights_path() -> Path:
-    """Where torchvision would cache the ResNet50 ImageNet weights: ``<torch hub>/checkpoints/<file>``."""
+def _resnet50_imagenet_url() -> str:
     from torchvision.models import ResNet50_Weights
 
-    filename = os.path.basename(urlparse(ResNet50_Weights.IMAGENET1K_V1.url).path)
+    return ResNet50_Weights.IMAGENET1K_V1.url
+
+
+@attrs.frozen
+class Backbone:
+    """What a backbone's weight files look like.
+
+    ``name``: how messages call it (``ResNet50``); ``builder``: torchvision's function, for messages
+    (``resnet50``); ``imagenet_url``: returns the URL torchvision downloads its ImageNet weights from
+    (the cache file is named after it); ``strip_prefixes``: key prefixes removed before matching
+    (``backbone.`` from segbench's own state dicts, ``features.`` from torchvision's MobileNets);
+    ``ignored_prefixes``: keys of the ImageNet classifier, which a segmentation backbone lacks;
+    ``example_keys``: what a fitting file's keys look like, for messages.
+    """
+
+    name: str
+    builder: str
+    imagenet_url: object  # () -> str
+    strip_prefixes: tuple[str, ...] = ("backbone.",)
+    ignored_prefixes: tuple[str, ...] = ("fc.",)
+    example_keys: str = "conv1.weight, layer1.0.conv1.weight"
+
+
+RESNET50 = Backbone("ResNet50", "resnet50", _resnet50_imagenet_url)
+
+
+def imagenet_weights_path(spec: Backbone = RESNET50) -> Path:
+    """Where torchvision would cache the ImageNet weights: ``<torch hub>/checkpoints/<file>``."""
+    filename = os.path.basename(urlparse(spec.imagenet_url()).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
@@ -47,53 +76,51 @@ def standin_weights() -> Path:
     return path
 
 
-def init_backbone(backbone: nn.Module, pretrained: str) -> str:
-    """Initialise ``backbone`` (a ResNet50 without ``fc``, e.g. an ``IntermediateLayerGetter``) in place.
+def init_backbone(backbone: nn.Module, pretrained: str, spec: Backbone = RESNET50) -> str:
+    """Initialise ``backbone`` (e.g. a ResNet50 without ``fc`` in an ``IntermediateLayerGetter``) in place.
 
     ``pretrained`` is ``"none"`` (keep the random initialisation), ``"imagenet"`` or a path to a
-    ResNet50 state dict. Returns the string to store as ``module.segbench_init``: ``"random"``,
-    ``"imagenet:<path>"`` or ``"file:<path>"``.
+    state dict of ``spec``'s network. Returns the string to store as ``module.segbench_init``:
+    ``"random"``, ``"imagenet:<path>"`` or ``"file:<path>"``.
     """
     if pretrained == RANDOM:
         return "random"
     if pretrained == IMAGENET:
-        path = imagenet_weights_path()
+        path = imagenet_weights_path(spec)
         if not path.is_file():
-            from torchvision.models import ResNet50_Weights
-
             raise CheckpointError(
-                f"model.pretrained: imagenet needs torchvision's ResNet50 ImageNet weights at {path}, which"
-                f" does not exist (segbench never downloads). Download {ResNet50_Weights.IMAGENET1K_V1.url}"
+                f"model.pretrained: imagenet needs torchvision's {spec.name} ImageNet weights at {path}, which"
+                f" does not exist (segbench never downloads). Download {spec.imagenet_url()}"
                 f" and place it at {path} (the torch hub cache; TORCH_HOME moves it), or set"
-                " model.pretrained to the path of a ResNet50 state dict."
+                f" model.pretrained to the path of a {spec.name} state dict."
             )
-        load_backbone_state(backbone, path)
+        load_backbone_state(backbone, path, spec)
         return f"imagenet:{path}"
     path = Path(pretrained).expanduser().resolve()
-    load_backbone_state(backbone, path)
+    load_backbone_state(backbone, path, spec)
     return f"file:{path}"
 
 
-def load_backbone_state(backbone: nn.Module, path: Path) -> None:
-    """Load a ResNet50 state dict from ``path`` into ``backbone``, strictly.
+def load_backbone_state(backbone: nn.Module, path: Path, spec: Backbone = RESNET50) -> None:
+    """Load a state dict of ``spec``'s network from ``path`` into ``backbone``, strictly.
 
-    Keys may carry a ``backbone.`` prefix; ``fc.*`` (the ImageNet classifier) is ignored. Missing
-    or unexpected keys and shape mismatches raise ``CheckpointError`` naming the file.
+    Keys may carry one of ``spec.strip_prefixes``; ``spec.ignored_prefixes`` (the ImageNet classifier)
+    are ignored. Missing or unexpected keys and shape mismatches raise ``CheckpointError`` naming the file.
     """
     if not path.is_file():
         problem = "is a folder" if path.is_dir() else "does not exist"
         raise CheckpointError(
-            f"model.pretrained: backbone weights file {path} {problem}. Give the path of a ResNet50"
-            " state dict (torch.save(resnet50.state_dict(), path)), or use `imagenet` or `none`."
+            f"model.pretrained: backbone weights file {path} {problem}. Give the path of a {spec.name}"
+            f" state dict (torch.save({spec.builder}.state_dict(), path)), or use `imagenet` or `none`."
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(
-            f"could not read backbone weights {path} ({_reason(exc)}). The file must be a ResNet50 state"
+            f"could not read backbone weights {path} ({_reason(exc)}). The file must be a {spec.name} state"
             " dict written by torch.save(model.state_dict(), path)."
         ) from exc
-    state = _backbone_entries(state, path)
+    state = _backbone_entries(state, path, spec)
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -105,19 +132,20 @@ def load_backbone_state(backbone: nn.Module, path: Path) -> None:
     if problems:
         details = "; ".join(f"{len(items)} {label}: {_first(items)}" for label, items in problems)
         raise CheckpointError(
-            f"backbone weights {path} do not fit a ResNet50 backbone ({details}). Give a state dict of"
-            " torchvision's resnet50 (keys like conv1.weight, layer1.0.conv1.weight; a backbone. prefix"
-            " is accepted, fc.* is ignored)."
+            f"backbone weights {path} do not fit a {spec.name} backbone ({details}). Give a state dict of"
+            f" torchvision's {spec.builder} (keys like {spec.example_keys};"
+            f" {', '.join(p for p in spec.strip_prefixes)} prefixes are accepted,"
+            f" {', '.join(p + '*' for p in spec.ignored_prefixes)} ignored)."
         )
     backbone.load_state_dict(state, strict=True)
 
 
-def _backbone_entries(state, path: Path) -> dict[str, torch.Tensor]:
+def _backbone_entries(state, path: Path, spec: Backbone) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not state:
         raise CheckpointError(
             f"backbone weights {path} hold {type(state).__name__}"
             f"{' (empty)' if isinstance(state, dict) else ''}, not a state dict of tensors."
-            " Save one with torch.save(resnet50.state_dict(), path)."
+            f" Save one with torch.save({spec.builder}.state_dict(), path)."
         )
     not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
@@ -128,8 +156,9 @@ def _backbone_entries(state, path: Path) -> dict[str, torch.Tensor]:
         )
     entries = {}
     for key, value in state.items():
-        key = key.removeprefix("backbone.")
-        if not key.startswith("fc."):
+        for prefix in spec.strip_prefixes:
+            key = key.removeprefix(prefix)
+        if not key.startswith(spec.ignored_prefixes):
             entries[key] = value
     return entries
 

@@ -55,6 +55,17 @@ def _add_overrides(parser):
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """``HxW`` as ``(H, W)`` (an argparse type: a bad value exits with status 2 and the usage)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH, e.g. 512x1024") from None
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: height and width must be positive")
+    return height, width
+
+
 def _add_experiment_options(parser):
     parser.add_argument("--seeds", default=None, metavar="0,1,2",
                         help="run these seeds (one run each) instead of the recipe's seeds:")
@@ -126,9 +137,9 @@ def cmd_list(args) -> int:
             if args.verbose:
                 from segbench.describe import describe_settings
 
-                print("\n".join(describe_settings(entry)))
                 if kind == "models":
                     _print_model_info(entry)
+                print("\n".join(describe_settings(entry)))
     return 0
 
 
@@ -190,6 +201,20 @@ def cmd_evaluate(args) -> int:
     from segbench.report.evaluate_cli import evaluate_command
 
     evaluate_command(args)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from segbench.report.export import export_command
+
+    export_command(args)
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from segbench.report.latency import benchmark_command
+
+    benchmark_command(args)
     return 0
 
 
@@ -287,7 +312,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-labelids", type=Path, default=None, metavar="DIR",
                    help="write full-resolution labelId PNGs for the official tools")
     p.add_argument("--device", default=None)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="onnxruntime: score an exported ONNX file instead (see segbench export)")
+    p.add_argument("--onnx", type=Path, default=None, help="the ONNX file (default: the run's newest export)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write a run's model as an ONNX file that onnxruntime loads")
+    p.add_argument("run_dir", type=Path, help="a run directory or a checkpoint file")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--size", type=image_size, default=None, metavar="HxW",
+                       help="fixed input size (default: the report images' size)")
+    shape.add_argument("--dynamic", action="store_true", help="any batch size, height and width")
+    p.add_argument("--out", type=Path, default=None, help="default <run>/export/<model>-<HxW|dynamic>.onnx")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--checkpoint", default=None, help="best or last (default: the recipe's choice)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("benchmark", help="forward latency (p50/p90, images/s) as deployed; saved into the run")
+    p.add_argument("target", type=Path, metavar="RUN_DIR|RECIPE")
+    p.add_argument("--size", type=image_size, default=None, metavar="HxW",
+                   help="input size (default: the report images' full resolution)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current setting)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: the recipe's trainer.device)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repetitions (default: at least 20 and at least 2 s of timing)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: at least 3 and 0.5 s)")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("compare", help="results table of runs with statistics across seeds (Markdown or CSV);"
                                         " with two experiments or runs A B: B minus A with its interval")
@@ -320,17 +373,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("images", nargs="+", type=Path, metavar="PATH", help="image files, folders (recursive), videos")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--labels", nargs="*", type=Path, default=None, help="labelIds PNGs, one per image")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("plot", help="training loss and validation mIoU curves")
-    p.add_argument("run_dirs", nargs="+", type=Path)
+    p = sub.add_parser("plot", help="training loss and validation mIoU curves; --pareto: mIoU vs latency")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--band", choices=("minmax", "std"), default="minmax",
                    help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
+    p.add_argument("--pareto", action="store_true",
+                   help="one runs folder: mIoU against benchmarked latency (log scale), each run labelled")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")

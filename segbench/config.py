@@ -148,6 +148,7 @@ def in_range(low=None, high=None, *, low_open: bool = False, high_open: bool = F
             if too_low or too_high:
                 shown = list(value) if isinstance(value, tuple) else value
                 raise ValueError(f"must be {bounds}, got {shown}")
+    check.bounds = bounds  # what `segbench list -v` shows as the allowed values
     return check
 
 

@@ -30,6 +30,8 @@ def _validator_text(validator) -> list[str]:
     """``>= 0``, ``< 1`` ... from attrs' built-in validators (and_, optional, in_, comparisons)."""
     if validator is None:
         return []
+    if isinstance(getattr(validator, "bounds", None), str):  # segbench.config.in_range
+        return [validator.bounds]
     if hasattr(validator, "compare_op"):
         return [f"{validator.compare_op} {validator.bound}"]
     if hasattr(validator, "_validators"):

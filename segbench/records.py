@@ -35,11 +35,13 @@ class RecordError(SegbenchError):
 
 @attrs.frozen(kw_only=True)
 class EvaluationSettings:
-    """How the scores were obtained: whole image or sliding window, flip averaging, batch size."""
+    """How the scores were obtained: whole image or sliding window, flip averaging, test-time scales
+    (``(1.0,)``: none; files written before scales existed read as that), batch size."""
 
     mode: str
     flip: bool
     batch_size: int
+    scales: tuple[float, ...] = (1.0,)
 
 
 @attrs.frozen(kw_only=True)
@@ -72,8 +74,6 @@ class ResultsRecord:
     selection_split: Optional[dict[str, Any]]
     selection_overlaps_report: bool
     report_images: int
-    train_images: int = 0  # what training and selection ran over (0 in results written before these were kept)
-    selection_images: int = 0
     evaluation: EvaluationSettings
     checkpoint: str
     best_selection_mIoU: float
@@ -135,11 +135,13 @@ class EvaluationRecord:
     labelids_export: Optional[LabelIdsExport]
     seconds: float
     evaluated_at: str
+    backend: str = "torch"  # or onnxruntime: an exported ONNX file was scored
+    onnx: Optional[str] = None  # that file
     schema_version: int = SCHEMA_VERSION
 
     @property
     def file_name(self) -> str:
-        return evaluation_file_name(self.split)
+        return evaluation_file_name(self.split, self.backend)
 
     def to_json(self) -> str:
         return _dumps(self)
@@ -195,13 +197,27 @@ MetricsRecord = Union[TrainStepRecord, SelectionRecord]
 METRICS_TYPES: dict[str, type] = {"train": TrainStepRecord, "eval": SelectionRecord}
 
 
-def evaluation_file_name(split: str) -> str:
-    return f"evaluation-{split}.json"
+def evaluation_file_name(split: str, backend: str = "torch") -> str:
+    """``evaluation-<split>.json``; ``evaluation-<split>-<backend>.json`` for another backend than torch."""
+    return f"evaluation-{split}{'' if backend == 'torch' else '-' + backend}.json"
 
 
 # ---- JSON ------------------------------------------------------------------------------------------
 
 _converter = cattrs.Converter()
+
+
+def _omit_defaults(cls, *names: str) -> None:
+    """Leave ``names`` out of ``cls``'s JSON while they hold their defaults: fields added later keep
+    the files of runs that do not use them exactly as they were."""
+    from cattrs.gen import make_dict_unstructure_fn, override
+
+    _converter.register_unstructure_hook(cls, make_dict_unstructure_fn(
+        cls, _converter, **{name: override(omit_if_default=True) for name in names}))
+
+
+_omit_defaults(EvaluationSettings, "scales")
+_omit_defaults(EvaluationRecord, "backend", "onnx")
 
 
 def _dumps(record, *, indent: int | None = 2) -> str:

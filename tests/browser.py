@@ -42,14 +42,16 @@ class Browser:
         def wire_fds():
             reading = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
             writing = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
-            os.dup2(reading, 3)
+            os.dup2(reading, 3)  # dup2 makes 3 and 4 inheritable; Python's own pipe ends are not
             os.dup2(writing, 4)
+            os.close(reading)
+            os.close(writing)
 
         self.process = subprocess.Popen(
             [self.executable, "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
              "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
              f"--user-data-dir={self._profile}", f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
-            preexec_fn=wire_fds, pass_fds=(3, 4), stdout=subprocess.DEVNULL,
+            preexec_fn=wire_fds, close_fds=False, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         os.close(to_browser_r)
         os.close(from_browser_w)

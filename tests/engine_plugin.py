@@ -123,4 +123,5 @@ loss: {name: cross_entropy}
 optimizer: {name: sgd, lr: 0.1, momentum: 0.0, weight_decay: 0.0}
 scheduler: {name: constant}
 trainer: {epochs: 3, batch_size: 2, num_workers: 0, precision: fp32, log_every: 1}
+logging: [{name: jsonl}]
 """

@@ -158,3 +158,47 @@ def test_files_that_are_not_state_dicts_are_rejected(registries, tmp_path, saved
     torch.save(saved, path)
     with pytest.raises(CheckpointError, match=expected):
         _build(registries, "deeplabv3plus", pretrained=str(path))
+
+
+# LR-ASPP's MobileNetV3-Large backbone takes `pretrained` exactly as the ResNet50 models do.
+MOBILENET_FILE = "mobilenet_v3_large-8738ca79.pth"
+
+
+@pytest.fixture(scope="module")
+def mobilenet_state():
+    torch.manual_seed(4321)
+    return torchvision.models.mobilenet_v3_large(weights=None).state_dict()
+
+
+def test_lraspp_random_init_reads_nothing(registries, monkeypatch, torch_home):
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("a random initialisation must not read weights"))
+    assert _build(registries, "lraspp_mobilenet_v3").segbench_init == "random"
+    assert list(torch_home.iterdir()) == []
+
+
+def test_lraspp_loads_torchvisions_mobilenet_v3_large_file(registries, tmp_path, torch_home, mobilenet_state):
+    from segbench_plugins.lraspp import MOBILENET_V3_LARGE
+
+    cached = imagenet_weights_path(MOBILENET_V3_LARGE)
+    assert cached == torch_home / "hub" / "checkpoints" / MOBILENET_FILE
+    with pytest.raises(CheckpointError) as error:
+        _build(registries, "lraspp_mobilenet_v3", pretrained="imagenet")
+    assert str(cached) in str(error.value) and "MobileNetV3-Large" in str(error.value)
+    assert torchvision.models.MobileNet_V3_Large_Weights.IMAGENET1K_V1.url in str(error.value)
+    assert not cached.exists()  # nothing was downloaded
+
+    path = tmp_path / "mobilenet.pth"
+    torch.save(mobilenet_state, path)
+    for pretrained in (str(path), "imagenet"):
+        if pretrained == "imagenet":
+            cached.parent.mkdir(parents=True)
+            cached.symlink_to(path)
+        model = _build(registries, "lraspp_mobilenet_v3", pretrained=pretrained)
+        loaded = model.backbone.state_dict()
+        assert [k for k in loaded if not torch.equal(loaded[k], mobilenet_state[f"features.{k}"])] == []
+    assert model.segbench_init == f"imagenet:{cached}"
+
+
+def test_lraspp_rejects_a_resnet50_file(registries, resnet50_file):
+    with pytest.raises(CheckpointError, match="do not fit a MobileNetV3-Large backbone"):
+        _build(registries, "lraspp_mobilenet_v3", pretrained=str(resnet50_file))

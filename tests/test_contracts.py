@@ -112,7 +112,9 @@ def test_logger_drops_what_lies_beyond_the_step_it_restarts_from(name, tmp_path)
 
     entry = REGISTRIES.loggers.get(name)
     start = RunStart(tmp_path, "toy", "seed: 0\n", {"seed": 0, "optimizer.lr": 0.1}, ("a", "b"), 0, False)
-    panel = PredictionPanel("x", np.zeros((8, 24, 3), dtype=np.uint8))
+    blank = np.zeros((8, 8), dtype=np.uint8)
+    panel = PredictionPanel("x", np.zeros((8, 8, 3), dtype=np.uint8), blank, blank, ("a", "b"),
+                            ((0, 0, 0), (255, 255, 255)), 255)
     for attempt, (first, last) in enumerate([(1, 6), (5, 8)]):
         logger = entry.factory(entry.default_config(), run_dir=tmp_path)
         assert isinstance(logger, Logger)

@@ -184,9 +184,14 @@ def test_every_shipped_recipe_runs_its_smoke_variant_as_two_gloo_processes(recip
     result = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+    from segbench.plugins import make_plugin_manager
     from segbench.recipe.load import load_recipe
-    recipe_data = load_recipe(recipe, smoke=True).data
-    name = load_recipe(recipe, smoke=True).run_name
+    from segbench.recipe.plan import build_plan
+    from segbench.registry import build_registries
+
+    registries = build_registries(make_plugin_manager(load_entry_points=False))
+    recipe_data = load_recipe(recipe, smoke=True, registries=registries).data
+    name = build_plan(load_recipe(recipe, smoke=True, registries=registries), registries).run_name
     results = json.loads((runs / name / "results.json").read_text())
     assert 0.0 <= results["mIoU"] <= 1.0
     assert result.stdout.count(f"results for {results['recipe']} ") == 1  # one run shared by the two ranks

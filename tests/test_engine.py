@@ -61,7 +61,7 @@ def test_a_run_writes_its_directory_and_results(tmp_path, registries):
     assert set(results.per_class_iou) == {"dark", "mid", "bright"}
     assert results.report_images == 6 and results.checkpoint.endswith("best.pt")
     assert results.selection_overlaps_report is True  # both are the toy's val images
-    assert attrs.asdict(results.evaluation) == {"mode": "whole", "flip": False, "batch_size": 1}
+    assert attrs.asdict(results.evaluation) == {"mode": "whole", "flip": False, "batch_size": 1, "scales": (1.0,)}
     assert (run.path / "recipe.yaml").read_text().count("nobn") == 1
     kinds = [r["type"] for r in metric_records(run)]
     assert kinds.count("eval") == 3 and kinds.count("train") == 3 * 6
@@ -112,11 +112,15 @@ def test_signal_mid_epoch_checkpoints_and_resume_is_bitwise_identical(tmp_path, 
     from tests.engine_plugin import Blobs
 
     original = Blobs.__getitem__
-    calls = {"n": 0}
+    seen = {"evaluation": False, "signalled": False}
 
     def interrupting(self, index):
-        calls["n"] += 1
-        if calls["n"] == 17:  # in the middle of the second epoch
+        # Evaluations (and their prediction panels) read under no_grad; the first training read after
+        # the first evaluation is in the first batch of the second epoch.
+        if not torch.is_grad_enabled():
+            seen["evaluation"] = True
+        elif seen["evaluation"] and not seen["signalled"]:
+            seen["signalled"] = True
             os.kill(os.getpid(), signal.SIGUSR1)
         return original(self, index)
 

@@ -83,9 +83,8 @@ def _fingerprint(run: Path) -> dict:
         state = load_checkpoint(run / "checkpoints" / f"{name}.pt")
         result[name] = state["model"]
         result[f"{name}_optimizer"] = state["optimizer"]["state"]
-        # elapsed is a timing; metrics_offset a byte count that depends on the images_per_s text
-        result[f"{name}_train_state"] = {k: v for k, v in state["train_state"].items()
-                                         if k not in ("elapsed", "metrics_offset")}
+        # elapsed is a timing
+        result[f"{name}_train_state"] = {k: v for k, v in state["train_state"].items() if k != "elapsed"}
     results = json.loads((run / "results.json").read_text())
     result["results"] = {k: results[k] for k in ("mIoU", "per_class_iou", "confusion_matrix", "best_epoch",
                                                  "best_selection_mIoU", "iterations")}

@@ -1,6 +1,7 @@
 """Inference modes: sliding windows stitch exactly, flip averaging makes predictions mirror-consistent."""
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,3 +90,54 @@ def test_without_flip_a_lopsided_model_is_not_mirror_consistent():
     with torch.no_grad():
         assert not torch.equal(_predict(model, images.flip(-1)), _predict(model, images).flip(-1))
 
+
+
+def _reference_probabilities(model, images, label_size, scale, mirrored):
+    """One test-time variant written out by hand: resize, (mirror,) logits, back to the label size."""
+    height, width = images.shape[-2:]
+    scaled = F.interpolate(images, size=(round(height * scale), round(width * scale)), mode="bilinear",
+                           align_corners=False) if scale != 1.0 else images
+    logits = model(scaled.flip(-1) if mirrored else scaled)
+    logits = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False)
+    return (logits.flip(-1) if mirrored else logits).softmax(dim=1)
+
+
+def test_a_single_scale_without_flip_is_the_plain_argmax_of_the_upsampled_logits():
+    images = torch.rand(2, 3, 9, 13, generator=torch.Generator().manual_seed(5))
+    model = _context_model()
+    with torch.no_grad():
+        expected = F.interpolate(model(images), size=(18, 26), mode="bilinear", align_corners=False).argmax(dim=1)
+        for config in (EvaluationConfig(), EvaluationConfig(scales=(1.0,), flip=False)):
+            pred = predict(model, images, label_size=(18, 26), config=config, num_classes=NUM_CLASSES,
+                           runtime=Runtime(CPU))
+            assert torch.equal(pred, expected)
+
+
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_multi_scale_flip_averages_the_softmax_of_every_variant(mode):
+    images = torch.rand(2, 3, 12, 16, generator=torch.Generator().manual_seed(7))
+    model = _context_model()
+    scales = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+    # a window as large as the largest image: sliding covers it in one tile, so the reference holds exactly
+    slide = {"mode": "slide", "window": (28, 28)} if mode == "slide" else {}
+    with torch.no_grad():
+        total = sum(_reference_probabilities(model, images, (12, 16), scale, mirrored)
+                    for scale in scales for mirrored in (False, True))
+        pred = _predict(model, images, scales=scales, flip=True, **slide)
+    assert torch.equal(pred, total.argmax(dim=1))
+    with torch.no_grad():  # and the scales do change the answer on these images
+        assert not torch.equal(pred, _predict(model, images, flip=True, **slide))
+
+
+def test_multi_scale_works_with_small_sliding_windows():
+    images = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        pred = _predict(_context_model(), images, mode="slide", window=(8, 8), stride=(5, 5), scales=(0.5, 1.5),
+                        flip=True)
+    assert pred.shape == (1, 16, 24)
+
+
+@pytest.mark.parametrize("scales", [(), (0.0, 1.0), (-1.0,)])
+def test_scales_must_be_positive(scales):
+    with pytest.raises(ValueError, match="evaluation.scales"):
+        EvaluationConfig(scales=scales)

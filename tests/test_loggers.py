@@ -22,7 +22,9 @@ from tests.bad_inputs.toy_plugin import AT_READ_ENV
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-LOGGED_RECIPE = ENGINE_RECIPE + """\
+ENGINE_LOGGING = "logging: [{name: jsonl}]\n"  # the toy recipe's: no panels, which read selection items
+WITHOUT_LOGGING = ENGINE_RECIPE.replace(ENGINE_LOGGING, "")
+LOGGED_RECIPE = WITHOUT_LOGGING + """\
 logging:
   - {name: jsonl}
   - {name: csv}
@@ -187,7 +189,7 @@ def _registries_with_toys():
 
 def _recipe(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "toy.yaml"
-    path.write_text(ENGINE_RECIPE + extra)
+    path.write_text(WITHOUT_LOGGING + extra)
     return path
 
 
@@ -228,6 +230,10 @@ def test_prediction_panels_show_image_truth_and_prediction(tmp_path):
     panels = prediction_panels(build_nobn(NoBNConfig(), num_classes=3), dataset, plan.eval_transforms, count=2,
                                config=EvaluationConfig(), runtime=Runtime(torch.device("cpu")))
     assert [p.sample_id for p in panels] == ["val_0000", "val_0001"]
-    image = panels[0].image
-    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[1] >= 3 * 16
-    assert isinstance(panels[0], PredictionPanel) and not math.isnan(float(image.mean()))
+    assert isinstance(panels[0], PredictionPanel) and panels[0].prediction.shape == panels[0].truth.shape == (16, 16)
+    assert np.array_equal(panels[0].truth, dataset[0][1].numpy())
+    from segbench.report.panel_image import panel_image
+
+    image = panel_image(panels[0])
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[1] >= 3 * 16  # three tiles side by side
+    assert not math.isnan(float(image.mean()))

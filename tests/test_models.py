@@ -49,7 +49,7 @@ def _params(model) -> int:
 
 
 def test_built_in_models_are_registered():
-    assert {"unet", "deeplabv3plus", "deeplabv3"} <= set(MODEL_NAMES)
+    assert {"unet", "deeplabv3plus", "deeplabv3", "lraspp_mobilenet_v3", "fast_scnn", "enet"} <= set(MODEL_NAMES)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -102,6 +102,9 @@ def test_describe_model_counts_parameters_and_flops(models, name):
     ("unet", {}, 31_044_691),
     ("deeplabv3plus", {}, 40_351_667),
     ("deeplabv3plus", {"output_stride": 8}, 40_351_667),
+    ("lraspp_mobilenet_v3", {}, 3_221_198),  # torchvision's table: 3,221,538 at 21 classes
+    ("fast_scnn", {}, 1_137_795),
+    ("enet", {}, 363_618),
 ])
 def test_exact_parameter_counts_for_19_classes(registries, name, settings, expected):
     assert _params(_build(registries, name, **settings)) == expected
@@ -145,7 +148,7 @@ def test_unet_stride_2_stem_predicts_at_the_input_size_for_a_quarter_of_the_work
 @pytest.mark.parametrize(("settings", "message"), [
     ({"width": 16, "channels": [16, 32]}, "either width"),
     ({"channels": [16]}, "channels"),
-    ({"channels": [16, 0]}, "channels"),
+    ({"channels": [16, 0]}, "at least 1"),
     ({"stem_stride": 4}, "stem_stride"),
 ])
 def test_unet_rejects_bad_channel_plans(registries, settings, message):
@@ -197,3 +200,47 @@ def test_describe_model_counts_flops_like_a_real_forward_pass(models):
     assert describe_model(model, input_size=(64, 96)).gflops * 1e9 == pytest.approx(counter.get_total_flops())
     assert describe_model(model, input_size=(128, 192)).gflops == pytest.approx(
         4 * describe_model(model, input_size=(64, 96)).gflops, rel=0.01)
+
+
+def test_lraspp_is_torchvisions_lraspp_mobilenet_v3_large(registries):
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    reference = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
+    assert _params(reference) == 3_221_538  # the count in torchvision's model table
+    ours = _build(registries, "lraspp_mobilenet_v3")
+    assert [tuple(p.shape) for p in ours.backbone.parameters()] == \
+        [tuple(p.shape) for p in reference.backbone.parameters()]
+
+
+@pytest.mark.parametrize(("name", "millions"), [("fast_scnn", 1.1), ("enet", 0.36)])
+def test_real_time_models_have_their_papers_sizes(registries, name, millions):
+    assert _params(_build(registries, name)) == pytest.approx(millions * 1e6, rel=0.05)
+
+
+def test_enet_unpooling_matches_max_unpool():
+    from segbench_plugins.enet import _unpool
+
+    values = torch.randn(2, 4, 10, 6)
+    pooled, indices = F.max_pool2d(values, 2, return_indices=True)
+    assert torch.equal(_unpool(pooled, indices), F.max_unpool2d(pooled, indices, 2))
+
+
+@pytest.mark.parametrize("size", [(7, 9), (32, 64), (2, 3), (1, 1)])
+def test_fast_scnn_pyramid_pooling_matches_adaptive_average_pooling(size):
+    from segbench_plugins.fast_scnn import PYRAMID_BINS, adaptive_avg_pool
+
+    features = torch.randn(2, 5, *size)
+    for bins in PYRAMID_BINS:
+        torch.testing.assert_close(adaptive_avg_pool(features, bins), F.adaptive_avg_pool2d(features, bins))
+
+
+def test_lraspp_batch_norm_momentum_is_torchvisions_unless_set(registries):
+    from torch import nn
+
+    def momenta(model):
+        return {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+
+    assert momenta(_build(registries, "lraspp_mobilenet_v3").backbone) == {0.01}
+    assert momenta(_build(registries, "lraspp_mobilenet_v3", bn_momentum=0.1)) == {0.1}
+    with pytest.raises(ValueError):
+        registries.models.get("lraspp_mobilenet_v3").config(bn_momentum=0.0)

@@ -30,8 +30,6 @@ def test_quickstart_generates_its_data_trains_and_reports(tmp_path):
     assert not results["selection_overlaps_report"]
     assert results["evaluation"]["flip"] is True
     assert len(results["per_class_iou"]) == 19
-    # what the arithmetic count (benchmarks/run_arithmetic.py) multiplies by
-    assert (results["train_images"], results["selection_images"]) == (384, 16)
     assert results["mIoU"] >= MIN_REPORT_MIOU, results["per_class_iou"]
     # The closing lines tell the user where everything is.
     assert str(run_dir) in completed.stdout

@@ -15,7 +15,7 @@ from segbench.engine.rundir import RunDir
 from segbench.errors import DataError, SegbenchError
 from segbench.report.compare import collect_runs, compare_command, csv_table, markdown_tables
 from segbench.report.loading import load_run
-from segbench.report.palette import PanelLayout
+from segbench.palette import PanelLayout
 from segbench.report.plot import plot_runs
 from segbench.report.predict import cityscapes_label_for, predict_files, predict_image, read_image
 from tests import engine_plugin
@@ -290,7 +290,7 @@ def test_results_record_what_produced_the_run(runs):
     from segbench import __version__
 
     _, first, _, _, _ = runs
-    origin = first.read_results()["provenance"]
+    origin = json.loads(first.results.read_text())["provenance"]
     assert origin["segbench_version"] == __version__
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[1], capture_output=True,
                           text=True).stdout.strip()
@@ -326,11 +326,11 @@ def test_git_state_of_a_checkout_clean_dirty_and_foreign(tmp_path):
 
 def test_compare_shows_provenance_fields_as_columns(runs, cli):
     folder, first, _, _, _ = runs
-    origin = first.read_results()["provenance"]
+    origin = json.loads(first.results.read_text())["provenance"]
     status, out, err = cli("compare", folder, "--columns", "git_commit,torch", "--columns", "provenance.host")
     assert status == 0, err
     assert out.splitlines()[0].endswith("| git_commit | torch | provenance.host |")
-    row = _markdown_row(out, first.read_results()["recipe"])
+    row = _markdown_row(out, first.read_results().recipe)
     assert row.endswith(f"| {origin['git_commit']} | {origin['torch']} | {origin['host']} |")
     status, out, _ = cli("compare", folder, "--format", "csv", "--columns", "cpu_capability,plugins")
     rows = list(csv.DictReader(io.StringIO(out)))

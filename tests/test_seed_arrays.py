@@ -55,7 +55,7 @@ def test_seed_k_of_a_fine_stage_starts_from_seed_k_of_its_upstream(seeded, regis
 
 @pytest.mark.parametrize("recipe, args, message", [
     ("seeds: [0, 0]\n", [], "names a seed twice"),
-    ("seeds: [a]\n", [], "list of non-negative integers"),
+    ("seeds: [a]\n", [], "`seeds:` must be a list of up to"),
     ("", ["--seeds", "1,x"], "--seeds '1,x'"),
     ("", ["--grid", "optimizer.lr="], "--grid key=value1,value2"),
     ("", ["--grid", "seed=1,2"], "use --seeds"),

@@ -101,23 +101,42 @@ def _at_size(logits, size):
 
 def evaluation_settings(config) -> EvaluationSettings:
     """What results files record about how the numbers were obtained."""
-    return EvaluationSettings(mode=config.mode, flip=config.flip, batch_size=config.batch_size)
+    return EvaluationSettings(mode=config.mode, flip=config.flip, batch_size=config.batch_size,
+                              scales=tuple(config.scales))
+
+
+def _rescaled(images, scale):
+    if scale == 1.0:
+        return images
+    height, width = images.shape[-2:]
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
 
 
 def predict(model, images, *, label_size, config, num_classes, runtime: Runtime, stop=None):
     """Predicted train ids ``(N, H, W)`` at ``label_size``: logits are up-sampled before the argmax.
 
-    With ``config.flip`` the class probabilities of the image and of its mirror image (mirrored back)
-    are averaged, as in the flip test-time augmentation of mmsegmentation.
+    Test-time augmentation as in mmsegmentation: for each of ``config.scales`` the image is resized
+    by that factor (bilinear; sliding windows keep their size in pixels), and with ``config.flip``
+    also mirrored; the class probabilities of every variant, brought back to ``label_size`` (and
+    mirrored back), are summed before the argmax. ``scales: [1.0]`` without flip is a plain argmax
+    of the logits.
     """
     run = dict(config=config, num_classes=num_classes, runtime=runtime, stop=stop)
-    logits = _at_size(_logits(model, images, **run), label_size)
-    if not config.flip:
-        return logits.argmax(dim=1)
-    if stop is not None and stop():
-        raise EvaluationStopped
-    mirrored = _at_size(_logits(model, images.flip(-1), **run), label_size).flip(-1)
-    return (logits.softmax(dim=1) + mirrored.softmax(dim=1)).argmax(dim=1)
+    scales = tuple(config.scales)
+    if scales == (1.0,) and not config.flip:
+        return _at_size(_logits(model, images, **run), label_size).argmax(dim=1)
+    total = None
+    for scale in scales:
+        scaled = _rescaled(images, scale)
+        variants = [(scaled, False)] + ([(scaled.flip(-1), True)] if config.flip else [])
+        for image, mirrored in variants:
+            if total is not None and stop is not None and stop():
+                raise EvaluationStopped
+            logits = _at_size(_logits(model, image, **run), label_size)
+            probabilities = (logits.flip(-1) if mirrored else logits).softmax(dim=1)
+            total = probabilities if total is None else total + probabilities
+    return total.argmax(dim=1)
 
 
 class _EvalItems(torch.utils.data.Dataset):

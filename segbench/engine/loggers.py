@@ -37,10 +37,18 @@ class RunStart:
 
 @attrs.frozen
 class PredictionPanel:
-    """image | ground truth | prediction of one evaluation image, ``(H, W, 3)`` uint8."""
+    """One evaluation image with its ground truth and the model's prediction, all at label resolution.
+
+    ``segbench.report.panel_image.panel_image(panel)`` draws it as image | ground truth | prediction.
+    """
 
     sample_id: str
-    image: np.ndarray = attrs.field(eq=False)
+    image: np.ndarray = attrs.field(eq=False)  # (H, W, 3) uint8
+    truth: np.ndarray = attrs.field(eq=False)  # (H, W) train ids, ``ignore_index`` where not scored
+    prediction: np.ndarray = attrs.field(eq=False)  # (H, W) train ids
+    class_names: tuple[str, ...] = ()
+    palette: tuple = ()  # one (R, G, B) per class
+    ignore_index: int = 255
 
 
 class Logger:

@@ -198,8 +198,6 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
         selection_split=data.get("select") if plan.trainer.select_on == "select" else data.get("report"),
         selection_overlaps_report=overlap,
         report_images=len(parts.report_data),
-        train_images=len(parts.train_data),
-        selection_images=len(parts.select_data) if parts.select_data is not None else 0,
         evaluation=evaluation_settings(plan.evaluation),
         checkpoint=str(checkpoint),
         best_selection_mIoU=trainer.state.best_metric,

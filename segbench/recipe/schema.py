@@ -42,7 +42,9 @@ class TrainerConfig:
 @attrs.frozen
 class EvaluationConfig:
     """How to score: whole-image or sliding-window inference at the label's full resolution, optionally
-    averaged with the horizontally mirrored image (``flip``; twice the inference cost)."""
+    averaged with the horizontally mirrored image (``flip``; twice the inference cost) and over rescaled
+    copies of the image (``scales``, e.g. ``[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]``: multi-scale test-time
+    augmentation; the cost grows with the sum of the squared scales)."""
 
     mode: Literal["whole", "slide"] = "whole"
     # (H, W); default: the training crop
@@ -51,8 +53,12 @@ class EvaluationConfig:
     stride: tuple[int, int] | None = attrs.field(default=None, validator=in_range(1, IMAGE_SIDE_MAX))
     batch_size: int = attrs.field(default=1, validator=in_range(1, 4096))
     flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
 
     def __attrs_post_init__(self):
+        if not self.scales or any(not scale > 0 for scale in self.scales):
+            raise ValueError(f"evaluation.scales must be a non-empty list of positive factors such as"
+                             f" [0.75, 1.0, 1.25], got {list(self.scales)}")
         for name in ("window", "stride"):
             value = getattr(self, name)
             if value is not None and min(value) <= 0:

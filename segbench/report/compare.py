@@ -10,6 +10,10 @@ Markdown adds statistics across seeds (``segbench.report.significance``). Finish
 Inference speed is images per second at batch 1 on the report split's image size (shown as
 ``@ HxW``), with the recipe's evaluation settings (whole image or sliding window, logits up-sampled,
 argmax). ``--speed`` measures it on this machine.
+
+Latency columns come from ``segbench benchmark`` (``<run>/benchmark-<backend>.json``), one pair per
+backend measured in any run: the median forward latency (model only / end to end, in ms) and the
+end-to-end images per second; the CPU or GPU, threads and input size are listed under the table.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 from segbench.records import RecordError
 from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.report.columns import cell_text, known_columns, lookup, parse_columns
+from segbench.report.latency_table import (LATENCY_COLUMNS, latency_backends, latency_cells, latency_notes,
+                                            latency_value)
 from segbench.report.loading import run_name
 
 MISSING = "–"
@@ -66,6 +72,7 @@ class RunRow:
     seed: int | None = None
     smoke: bool = False  # a `run --smoke` check, not a result
     results: dict = attrs.field(factory=dict, repr=False)  # results.json as read, for --columns
+    latency: dict = attrs.field(factory=dict)  # backend -> LatencyRecord from `segbench benchmark`
 
     @property
     def name(self) -> str:
@@ -117,6 +124,8 @@ def _progress(run: RunDir) -> tuple[int | None, int | None]:
 
 
 def read_run(path: Path) -> RunRow:
+    from segbench.report.latency import BACKENDS, read_latency
+
     run = RunDir(Path(path))
     recipe = _recipe_data(run)
     row = RunRow(run, recipe=run_name(run), model=_name_of(recipe.get("model")),
@@ -125,6 +134,7 @@ def read_run(path: Path) -> RunRow:
                  seed=recipe.get("seed", 0) if recipe else None,
                  experiment_hash=content_hash(recipe, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
                  if recipe else None)
+    row.latency = {backend: record for backend in BACKENDS if (record := read_latency(run.path, backend))}
     if run.results.is_file():
         try:
             results = run.read_results()
@@ -271,9 +281,12 @@ def markdown_tables(rows: list[RunRow], columns=()) -> str:
     names = display_names(rows)
     devices = sorted({row.speed_device for row in rows if row.speed_device})
     speed_header = f"img/s ({', '.join(devices)})" if devices else "img/s"
-    lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header}"
-             " | report split | status |" + "".join(f" {_cell(c)} |" for c in columns),
-             "|---|---|---|---:|---:|---:|---:|---:|---|---|" + "---|" * len(columns)]
+    backends = latency_backends(rows)
+    latency_header = "".join(f" {b} ms (model / e2e) | {b} FPS |" for b in backends)
+    lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header} |"
+             f"{latency_header} report split | status |" + "".join(f" {_cell(c)} |" for c in columns),
+             "|---|---|---|---:|---:|---:|---:|---:|" + "---:|---:|" * len(backends) + "---|---|"
+             + "---|" * len(columns)]
     any_overlap = False
     for name, row in zip(names, rows):
         split = row.report_split or MISSING
@@ -288,11 +301,12 @@ def markdown_tables(rows: list[RunRow], columns=()) -> str:
         cells = [name, row.model or MISSING, row.strategy or MISSING, _pct(row.miou), _pct(row.pixel_accuracy),
                  MISSING if row.params is None else f"{row.params:,}",
                  _megabytes(row.checkpoint_mb),
-                 _speed(row), split, status]
+                 _speed(row), *latency_cells(row, backends), split, status]
         cells += [MISSING if (v := cell_text(lookup(row.results, c))) is None else v for c in columns]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if any_overlap:
         lines += ["", "† the best checkpoint was chosen on the report split itself: these numbers are optimistic."]
+    lines += latency_notes(rows, backends)
 
     complete = [(name, row) for name, row in zip(names, rows) if row.complete]
     classes = class_names([row for _, row in complete])
@@ -317,9 +331,11 @@ CSV_COLUMNS = ("run", "recipe", "recipe_hash", "experiment_hash", "seed", "model
 def csv_table(rows: list[RunRow], columns=()) -> str:
     """One row per run; numbers as ``results.json`` holds them (``repr``, so they parse back exactly)."""
     classes = class_names(rows)
+    backends = latency_backends(rows)
+    latency_columns = [f"{b}_{c}" for b in backends for c in LATENCY_COLUMNS]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *columns, *(f"iou_{name}" for name in classes)])
+    writer.writerow([*CSV_COLUMNS, *latency_columns, *columns, *(f"iou_{name}" for name in classes)])
     for row in rows:
         values = {"run": row.name, "recipe": row.recipe, "recipe_hash": row.recipe_hash,
                   "experiment_hash": row.experiment_hash, "seed": row.seed, "model": row.model,
@@ -330,7 +346,8 @@ def csv_table(rows: list[RunRow], columns=()) -> str:
                   "speed_size": None if row.speed_size is None else f"{row.speed_size[0]}x{row.speed_size[1]}",
                   "report_split": row.report_split,
                   "report_images": row.report_images, "selection_overlaps_report": row.selection_overlaps_report}
-        cells = [values[c] for c in CSV_COLUMNS] + [cell_text(lookup(row.results, c)) for c in columns] + \
+        latency = [latency_value(row.latency.get(b), c) for b in backends for c in LATENCY_COLUMNS]
+        cells = [values[c] for c in CSV_COLUMNS] + latency + [cell_text(lookup(row.results, c)) for c in columns] + \
             [row.per_class_iou.get(name) for name in classes]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in cells])
     return buffer.getvalue()

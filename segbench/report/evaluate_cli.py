@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import numpy as np
 import torch
 from PIL import Image
@@ -32,6 +33,7 @@ from segbench.report.loading import (LoadedRun, default_registries, load_run, lo
                                      resolve_target)
 
 ROLES = ("report", "select")
+BACKENDS = ("torch", "onnxruntime")
 EXPORT_SUFFIX = "_pred_labelIds.png"
 
 
@@ -131,13 +133,36 @@ def format_table(record: EvaluationRecord, *, title: str) -> str:
     return "\n".join(lines)
 
 
+def onnx_backend(loaded: LoadedRun, onnx_file: Path | None) -> LoadedRun:
+    """``loaded`` with its model replaced by an exported ONNX file run by onnxruntime (fp32, CPU).
+
+    ``onnx_file`` defaults to the run's newest export (``<run>/export/*.onnx``)."""
+    from segbench.engine.runtime import Runtime
+    from segbench.report.onnx_runtime import OnnxModel
+
+    if onnx_file is None:
+        exported = sorted(loaded.run.path.glob("export/*.onnx"), key=lambda p: p.stat().st_mtime)
+        if not exported:
+            raise SegbenchError(f"--backend onnxruntime: {loaded.run.path}/export/ holds no .onnx file. Export the"
+                                f" model first (segbench export {loaded.run.path} --format onnx --dynamic) or give"
+                                " the file with --onnx.")
+        onnx_file = exported[-1]
+    return attrs.evolve(loaded, model=OnnxModel(onnx_file).eval(),
+                        inference=Runtime(torch.device("cpu"), "fp32", False))
+
+
 def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None = None,
                  export_labelids: Path | None = None, device: str | None = None, registries=None,
-                 progress: bool = True) -> EvaluationRecord:
+                 progress: bool = True, backend: str = "torch",
+                 onnx_file: Path | None = None) -> EvaluationRecord:
     """Score a run (directory or checkpoint file) and write ``evaluation-<split>.json`` into the run.
 
     Returns the written record (see :class:`segbench.records.EvaluationRecord`).
+    ``backend="onnxruntime"`` scores an exported ONNX file instead of the PyTorch model (same items,
+    same rule) and writes ``evaluation-<split>-onnxruntime.json``.
     """
+    if backend not in BACKENDS:
+        raise SegbenchError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     run, _ = resolve_target(target)
     role, override, label = split_choice(run, split)
     registries = registries if registries is not None else default_registries()
@@ -150,6 +175,8 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
         make_folder(Path(export_labelids), "--export-labelids")
     loaded, _ = load_run(target, registries, checkpoint=checkpoint, device=device, plan=plan,
                          report_dataset=dataset)
+    if backend == "onnxruntime":
+        loaded = onnx_backend(loaded, onnx_file)
     info, settings = loaded.info, loaded.inference
     started = time.perf_counter()
     files: list[Path] = []
@@ -177,6 +204,8 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
         confusion_matrix=matrix.tolist(),
         device=str(settings.device),
         precision=settings.precision,
+        backend=backend,
+        onnx=str(loaded.model.path) if backend == "onnxruntime" else None,
         evaluation=evaluation_settings(plan.evaluation),
         labelids_export=None if export_labelids is None else LabelIdsExport(folder=str(export_labelids),
                                                                             files=len(files)),
@@ -190,9 +219,10 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
 def evaluate_command(args, *, registries=None) -> EvaluationRecord:
     record = evaluate_run(args.target, split=args.split, checkpoint=args.checkpoint,
                           export_labelids=args.export_labelids, device=args.device, registries=registries,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), backend=args.backend, onnx_file=args.onnx)
     title = (f"{record.recipe} ({record.model}) on {record.split}: {record.images} images,"
-             f" checkpoint {Path(record.checkpoint).name}")
+             f" checkpoint {Path(record.checkpoint).name}"
+             + (f", onnxruntime on {Path(record.onnx).name}" if record.onnx else ""))
     print(format_table(record, title=title))
     print(f"  written to {Path(record.run) / record.file_name}")
     export = record.labelids_export

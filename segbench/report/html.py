@@ -54,21 +54,23 @@ def _recipe(row: RunRow) -> dict:
 
 def _panels(row: RunRow, folder: Path, relative: str, count: int, *, registries, device) -> tuple[str, ...]:
     """Panels of the report split's first ``count`` images, predicted by the run's chosen checkpoint."""
-    import torch
     from PIL import Image
 
-    from segbench.engine.panels import render_panel
+    from segbench.engine.loggers import PredictionPanel
     from segbench.report.loading import load_run
+    from segbench.report.panel_image import panel_image
     from segbench.report.predict import predict_image
 
     loaded, dataset = load_run(row.run.path, registries, device=device)
+    info = loaded.info
     written = []
     for index in range(min(count, len(dataset))):
         image, mask = dataset[index]
-        pred = torch.from_numpy(predict_image(loaded, image))
+        sample = PredictionPanel(str(dataset.sample_id(index)), image.permute(1, 2, 0).numpy(), mask.numpy(),
+                                 predict_image(loaded, image), tuple(info.class_names), tuple(info.palette),
+                                 info.ignore_index)
         name = f"panel_{index}.png"
-        header = f"{dataset.sample_id(index)} · "
-        panel = Image.fromarray(render_panel(image, mask, pred, loaded.info, header_prefix=header))
+        panel = Image.fromarray(panel_image(sample))
         atomic_write_bytes(folder / name, lambda handle: panel.save(handle, format="png"))
         written.append(f"{relative}/{name}")
     return tuple(written)

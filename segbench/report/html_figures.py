@@ -21,7 +21,7 @@ def confusion_png(matrix, class_names: Sequence[str], out: Path, *, title: str) 
     classes, columns = cm.shape
     labels = list(class_names)[:classes]
     column_labels = labels + ["void"] * (columns - classes)
-    side = max(3.4, 0.32 * columns + 2.2)
+    side = max(3.4, 0.2 * columns + 2.0)
     figure = Figure(figsize=(side + 0.8, side), dpi=DPI, layout="constrained")
     ax = figure.subplots()
     image = ax.imshow(cm.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")

@@ -149,6 +149,15 @@ def forest_plot(diff, class_names: Sequence[str], out: Path, *, title: str, dpi:
 
 
 def plot_command(args) -> Path:
+    if args.pareto:
+        from segbench.report.pareto import plot_pareto
+
+        if len(args.run_dirs) != 1:
+            raise SegbenchError(f"--pareto takes one runs directory (the folder holding the runs), got"
+                                f" {len(args.run_dirs)} paths")
+        out = plot_pareto(args.run_dirs[0], args.out)
+        print(out)
+        return out
     out = plot_runs(args.run_dirs, args.out, band=args.band)
     print(out)
     return out

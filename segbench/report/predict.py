@@ -1,4 +1,9 @@
-"""``segbench predict``: a run's predictions on image files, as PNGs a person wants to look at.
+"""``segbench predict``: a run's predictions on images and videos, as files a person wants to look at.
+
+Inputs are image files, folders (searched recursively for image and video files; the folder's tree
+is mirrored below ``--out``) and video files (``<stem>_overlay.mp4``: every frame with its coloured
+prediction blended in; needs PyAV, ``pip install 'segbench[video]'``). The command prints the
+images (frames) per second of the whole pass: reading, predicting and writing.
 
 For each input ``<stem>.png`` (a Cityscapes ``<id>_leftImg8bit.png`` gives ``<stem>`` = ``<id>``):
 
@@ -15,6 +20,7 @@ inside a Cityscapes tree, from its ``gtFine/<split>/<city>/<id>_gtFine_labelIds.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -26,8 +32,9 @@ from PIL import Image, UnidentifiedImageError
 from segbench.engine.evaluate import predict
 from segbench.errors import DataError, SegbenchError
 from segbench.functional.metrics import confusion_matrix, summarize
+from segbench.report.inputs import expand_inputs
 from segbench.report.loading import LoadedRun, load_run
-from segbench.report.palette import colorize, comparison_panel, overlay, palette_png
+from segbench.palette import colorize, comparison_panel, overlay, palette_png
 
 CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit"
 OVERLAY_ALPHA = 0.5
@@ -186,41 +193,78 @@ def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
 
 
 def predict_files(run_dir: Path, images: Sequence[Path], out: Path, *, labels: Sequence[Path] | None = None,
-                  device: str | None = None, registries=None, loaded: LoadedRun | None = None) -> list[PredictionFiles]:
-    """Predict each of ``images`` with the run's best checkpoint (else its last) and write the PNGs to ``out``."""
-    images = [Path(p) for p in images]
+                  device: str | None = None, registries=None, loaded: LoadedRun | None = None) -> list:
+    """Predict each image, video, or folder of them with the run's best checkpoint (else its last) and
+    write the files to ``out``: a :class:`PredictionFiles` per image, a ``VideoPrediction`` per video."""
     if labels and len(labels) != len(images):
         raise SegbenchError(f"--labels gives {len(labels)} label file(s) for {len(images)} image(s); give one"
                             " labelIds PNG per image, in the same order (or none).")
-    stems = {}
-    for path in images:
-        check_image(path)
-        previous = stems.setdefault(output_stem(path), path)
-        if previous != path:
-            raise SegbenchError(f"images {previous} and {path} would both be written as"
-                                f" {output_stem(path)}_*.png; predict them into different --out folders.")
-    label_paths = [Path(p) for p in labels] if labels else [cityscapes_label_for(p) for p in images]
+    inputs = expand_inputs(images)
+    if labels and (len(labels) != len(inputs) or any(i.kind != "image" or i.from_folder for i in inputs)):
+        raise SegbenchError(f"--labels gives {len(labels)} label file(s) for {len(inputs)} input(s); give one"
+                            " labelIds PNG per image file, in the same order (or none; not with folders or videos).")
+    outputs = {}
+    for item in inputs:
+        if item.kind == "image":
+            check_image(item.path)
+        key = (item.subfolder, output_stem(item.path))
+        previous = outputs.setdefault(key, item.path)
+        if previous != item.path:
+            raise SegbenchError(f"{previous} and {item.path} would both be written as"
+                                f" {item.subfolder / key[1]}_*; predict them into different --out folders.")
+    label_paths = [Path(p) for p in labels] if labels else \
+        [cityscapes_label_for(i.path) if i.kind == "image" else None for i in inputs]
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SegbenchError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    if any(i.kind == "video" for i in inputs):
+        from segbench.report.video import require_av
+
+        require_av()  # before the model loads
     if loaded is None:
         # a run directory: its best checkpoint (its last before any evaluation); a file: that checkpoint
         loaded, _ = load_run(run_dir, registries, checkpoint="best" if Path(run_dir).is_dir() else None,
                              device=device)
-    return [write_prediction(loaded, path, out, label_path=label) for path, label in zip(images, label_paths)]
+    results = []
+    for item, label in zip(inputs, label_paths):
+        folder = out / item.subfolder
+        folder.mkdir(parents=True, exist_ok=True)
+        if item.kind == "video":
+            from segbench.report.video import predict_video
+
+            target = folder / f"{output_stem(item.path)}_overlay.mp4"
+            results.append(predict_video(loaded, item.path, target, predict_frame=predict_image, alpha=OVERLAY_ALPHA))
+        else:
+            results.append(write_prediction(loaded, item.path, folder, label_path=label))
+    return results
 
 
-def predict_command(args, *, registries=None) -> list[PredictionFiles]:
-    results = predict_files(args.run_dir, args.images, args.out, labels=args.labels, device=args.device,
-                            registries=registries)
+def predict_command(args, *, registries=None) -> list:
+    expand_inputs(args.images)  # a missing file fails before the model loads
+    loaded, _ = load_run(args.run_dir, registries, checkpoint="best" if Path(args.run_dir).is_dir() else None,
+                         device=args.device)
+    started = time.perf_counter()
+    results = predict_files(args.run_dir, args.images, args.out, labels=args.labels, registries=registries,
+                            loaded=loaded)
+    seconds = time.perf_counter() - started
+    images = 0
     for files in results:
+        if not isinstance(files, PredictionFiles):
+            images += files.frames
+            print(f"{files.video}: {files.overlay.name} ({files.frames} frames, {files.size[1]}x{files.size[0]})")
+            continue
+        images += 1
         written = [files.pred, files.overlay] + ([files.panel] if files.panel else [])
         score = ""
         if files.summary is not None:
             score = (f"  (mIoU {_percent(files.summary['mIoU'])}, pixel accuracy"
                      f" {_percent(files.summary['pixel_accuracy'])} against {files.label.name})")
         print(f"{files.image}: {', '.join(p.name for p in written)}{score}")
-    print(f"wrote {sum(3 if f.panel else 2 for f in results)} PNG(s) to {args.out}", file=sys.stderr)
+    pngs = sum(3 if f.panel else 2 for f in results if isinstance(f, PredictionFiles))
+    videos = len(results) - sum(isinstance(f, PredictionFiles) for f in results)
+    print(f"wrote {pngs} PNG(s){f' and {videos} video(s)' if videos else ''} to {args.out};"
+          f" {images} image(s) in {seconds:.1f} s: {images / seconds:.2f} images/s (reading, predicting,"
+          " writing)", file=sys.stderr)
     return results

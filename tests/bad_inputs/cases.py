@@ -417,10 +417,17 @@ def last_checkpoint_that_is_a_bare_state_dict(ctx):
 
 @case("checkpoint", "last.pt belongs to another recipe", "use --restart")
 def last_checkpoint_of_another_recipe(ctx):
+    from segbench.plugins import make_plugin_manager
     from segbench.recipe.load import load_recipe
+    from segbench.recipe.plan import build_plan
+    from segbench.registry import build_registries
+    from tests.bad_inputs import toy_plugin
 
     args = ctx.child("trainer: {epochs: 4}\n", name="longer.yaml")
-    run = ctx.dir / "runs" / load_recipe(ctx.dir / "longer.yaml").run_name / "checkpoints"
+    manager = make_plugin_manager(load_entry_points=False)
+    manager.register(toy_plugin, name="toy")
+    plan = build_plan(load_recipe(ctx.dir / "longer.yaml"), build_registries(manager))
+    run = ctx.dir / "runs" / plan.run_name / "checkpoints"
     run.mkdir(parents=True)
     shutil.copy2(ctx.run_dir / "checkpoints" / "last.pt", run / "last.pt")
     return args

@@ -18,10 +18,8 @@ from tests.engine_plugin import RECIPE as ENGINE_RECIPE
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The engine tests' toy recipe, trained in a subprocess in about a second after start-up. It logs to
-# metrics.jsonl only: no TensorBoard start-up in every subprocess, and no prediction panels, which read
-# selection items and would shift the read counts the fault tests kill at.
-TOY_RECIPE = ENGINE_RECIPE + "logging: [{name: jsonl}]\n"
+# The engine tests' toy recipe, trained in a subprocess in about a second after start-up.
+TOY_RECIPE = ENGINE_RECIPE
 
 # The same model on a Cityscapes tree written by ``write_cityscapes_tree``; ``{root}`` is filled in.
 CITYSCAPES_RECIPE = """\

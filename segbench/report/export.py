@@ -1,0 +1,119 @@
+"""``segbench export``: a trained run's model as an ONNX file that onnxruntime loads.
+
+The graph is the model alone, in fp32: input ``image``, a float32 ``(N, 3, H, W)`` image already
+through the recipe's eval transforms (e.g. ``normalize``); output ``logits``, float32
+``(N, C, H, W)``. Up-sampling to the label size and the argmax stay outside, as in ``segbench
+evaluate``. ``--size HxW`` fixes the input size (default: the report split's image size after the
+eval transforms, the full resolution the model was scored at); ``--dynamic`` leaves batch, height
+and width free. The file goes to ``<run>/export/<model>-<HxW|dynamic>.onnx`` with a record of how
+it was made (``.json`` beside it: opset, size, checkpoint, versions), both written atomically.
+"""
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from pathlib import Path
+
+import attrs
+import torch
+
+from segbench.atomic import atomic_write_bytes, atomic_write_text
+from segbench.errors import SegbenchError
+from segbench.report.loading import load_run
+from segbench.report.onnx_runtime import INPUT_NAME, OUTPUT_NAME, open_session, require_onnx
+
+DEFAULT_OPSET = 17
+FORMATS = ("onnx",)
+
+
+@attrs.frozen
+class ExportRecord:
+    """What ``segbench export`` wrote and how; saved as JSON beside the ONNX file."""
+
+    file: str
+    format: str
+    opset: int
+    dynamic: bool
+    input_size: tuple[int, int] | None  # (H, W); None when dynamic
+    model: str
+    num_classes: int
+    checkpoint: str
+    input: str
+    output: str
+    torch_version: str
+    onnx_version: str
+    exported_at: str
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(attrs.asdict(self), indent=2) + "\n"
+
+
+def export_onnx(model: torch.nn.Module, path: Path, *, size: tuple[int, int], dynamic: bool = False,
+                opset: int = DEFAULT_OPSET) -> None:
+    """Write ``model`` (fp32, eval mode, CPU) to ``path`` as ONNX, traced on a ``size`` image, atomically."""
+    model = model.float().eval().to("cpu", memory_format=torch.contiguous_format)
+    example = torch.zeros(1, 3, *size)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # the TorchScript-based exporter: fast and exact for these convolutional graphs (the dynamo-based one
+        # takes ~4x as long and cannot write opsets below 18)
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          opset_version=opset, dynamo=False,
+                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None)
+    atomic_write_bytes(Path(path), lambda handle: handle.write(buffer.getvalue()))
+
+
+def default_export_path(run_path: Path, model_name: str, size, dynamic: bool) -> Path:
+    tag = "dynamic" if dynamic else f"{size[0]}x{size[1]}"
+    return Path(run_path) / "export" / f"{model_name}-{tag}.onnx"
+
+
+def report_input_size(loaded, dataset) -> tuple[int, int]:
+    """The (H, W) the model sees for the report split's first image (after the eval transforms)."""
+    image, mask = dataset[0]
+    image_t, _ = loaded.plan.eval_transforms(image, mask, torch.Generator().manual_seed(0))
+    return tuple(image_t.shape[-2:])
+
+
+def export_run(target: Path, *, fmt: str = "onnx", size: tuple[int, int] | None = None, dynamic: bool = False,
+               out: Path | None = None, opset: int = DEFAULT_OPSET, checkpoint: str | None = None,
+               registries=None) -> ExportRecord:
+    if fmt not in FORMATS:
+        raise SegbenchError(f"--format {fmt!r}: the formats are {', '.join(FORMATS)}")
+    if size is not None and dynamic:
+        raise SegbenchError("--size and --dynamic both set the input size; give one of them")
+    onnx, _ = require_onnx()
+    loaded, dataset = load_run(target, registries, checkpoint=checkpoint, device="cpu")
+    trace_size = size or report_input_size(loaded, dataset)
+    path = Path(out) if out is not None else default_export_path(loaded.run.path, loaded.plan.model.name,
+                                                                 trace_size, dynamic)
+    try:
+        export_onnx(loaded.model, path, size=trace_size, dynamic=dynamic, opset=opset)
+    except OSError as exc:
+        raise SegbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    onnx.checker.check_model(str(path))
+    open_session(path)  # onnxruntime loads it, or the user hears why now
+    record = ExportRecord(
+        file=str(path), format=fmt, opset=opset, dynamic=dynamic, input_size=None if dynamic else tuple(trace_size),
+        model=loaded.plan.model.name, num_classes=loaded.info.num_classes, checkpoint=str(loaded.checkpoint),
+        input=f"{INPUT_NAME}: float32 (N, 3, H, W) after the recipe's eval transforms",
+        output=f"{OUTPUT_NAME}: float32 (N, {loaded.info.num_classes}, H, W) logits at the input size",
+        torch_version=torch.__version__, onnx_version=onnx.__version__,
+        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    atomic_write_text(path.with_suffix(".json"), record.to_json())
+    return record
+
+
+def export_command(args, *, registries=None) -> ExportRecord:
+    record = export_run(args.run_dir, fmt=args.format, size=args.size, dynamic=args.dynamic, out=args.out,
+                        opset=args.opset, checkpoint=args.checkpoint, registries=registries)
+    shape = "dynamic batch, height and width" if record.dynamic else \
+        f"input 1x3x{record.input_size[0]}x{record.input_size[1]}"
+    print(f"wrote {record.file} (ONNX opset {record.opset}, {shape}, fp32; record in"
+          f" {Path(record.file).with_suffix('.json').name})")
+    return record

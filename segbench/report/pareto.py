@@ -1,0 +1,72 @@
+"""``segbench plot --pareto RUNS_DIR``: accuracy against speed, one labelled point per run.
+
+x: the median model-only forward latency that ``segbench benchmark`` saved into each run (ms, log
+scale), one marker shape per backend; y: the run's mIoU (``results.json``). The runs on the Pareto
+front (no other run is both faster and more accurate) are joined by a line. Runs without a
+benchmark record or without results are listed on stderr and left out.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from segbench.atomic import atomic_write_bytes
+from segbench.errors import SegbenchError
+from segbench.report.compare import collect_runs
+
+FIGURE_SIZE = (900, 600)
+DPI = 100
+MARKERS = {"torch": "o", "onnxruntime": "s"}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both axes (lower x, higher y), by increasing x."""
+    front, best = [], float("-inf")
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dpi=DPI) -> Path:
+    from matplotlib.figure import Figure
+
+    rows = collect_runs(runs_dir)
+    points = {}  # backend -> [(latency ms, mIoU %, label)]
+    skipped = []
+    for row in rows:
+        if not row.complete or row.miou is None or not row.latency:
+            skipped.append(row.name)
+            continue
+        for backend, record in row.latency.items():
+            points.setdefault(backend, []).append((record.model_only.p50_ms, 100 * row.miou, row.recipe))
+    if not points:
+        raise SegbenchError(f"no run in {runs_dir} has both results and a latency measurement; run"
+                            " `segbench benchmark RUN_DIR` on finished runs first")
+    if skipped:
+        print(f"left out (no results.json or no benchmark): {', '.join(skipped)}", file=sys.stderr)
+    machines = sorted({f"{r.gpu or r.cpu}, {r.threads} thread(s), {r.precision}, "
+                       f"{r.input_size[0]}x{r.input_size[1]}" for row in rows for r in row.latency.values()})
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
+    ax = figure.subplots()
+    for index, (backend, entries) in enumerate(sorted(points.items())):
+        colour = f"C{index}"
+        xs, ys, labels = zip(*entries)
+        ax.scatter(xs, ys, marker=MARKERS.get(backend, "^"), color=colour, label=backend, zorder=3)
+        offset = (5, 4) if index % 2 == 0 else (5, -11)  # backends' labels above / below their points
+        for x, y, label in entries:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize="small", color=colour)
+        front = pareto_front(list(zip(xs, ys)))
+        ax.plot(*zip(*front), color=colour, linestyle="--", linewidth=1, alpha=0.6, drawstyle="steps-post")
+    ax.set_xscale("log")
+    ax.set(xlabel="forward latency, model only, batch 1 (ms, log scale)", ylabel="mIoU (%)")
+    ax.set_title("accuracy vs latency (-- Pareto front)\n" + "; ".join(machines), fontsize="medium")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small", title="backend")
+    out = Path(out) if out is not None else Path(runs_dir) / "pareto.png"
+    try:
+        atomic_write_bytes(out, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
+    except OSError as exc:
+        raise SegbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out

@@ -1,0 +1,32 @@
+"""Every benchmark result says which machine it comes from (benchmarks/common.py)."""
+import json
+import sys
+
+import torch
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import common  # noqa: E402
+
+
+def test_machine_names_the_cpu_its_kernels_threads_and_gemm_throughput_measured_now():
+    info = common.machine(torch.device("cpu"), gemm_size=128)
+    assert info["cpu_model"] and info["cpu_class"]
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert info["threads"] == torch.get_num_threads()
+    rates = info["gemm"]["gflop_per_s"]
+    assert rates["fp32"] > 0
+    # bf16 is measured only where the hardware has it, and the file says so otherwise
+    assert ("bf16" in rates) == info["native_bf16"]
+    assert info["native_bf16"] or "no native bf16" in info["gemm"]["note"]
+    assert info["cpu_class"] in common.machine_line(info)
+
+
+def test_result_files_carry_the_machine_even_when_a_script_forgot_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setattr(common, "_MACHINES", {("cpu", 2048): common.machine(torch.device("cpu"), gemm_size=128)})
+    monkeypatch.setattr(common, "pick_device", lambda requested="auto": torch.device("cpu"))
+    common.write_results("example", {"figure": 1.0}, "# example\n")
+    written = json.loads((tmp_path / "example.json").read_text())
+    assert written["figure"] == 1.0 and written["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()

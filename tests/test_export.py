@@ -1,0 +1,138 @@
+"""ONNX export: every registered model exports, and onnxruntime computes what PyTorch computes.
+
+Tolerance: logits may differ by at most ``ATOL`` (fp32 kernels of two libraries summing in different
+orders), and the argmax must agree on at least 99.9% of the pixels of synthetic-city val images.
+"""
+import json
+
+import attrs
+import pytest
+import torch
+
+from segbench.functional.augment import normalize
+from segbench.plugins import make_plugin_manager
+from segbench.registry import build_registries
+
+pytest.importorskip("onnxruntime")
+
+from segbench.report.export import export_onnx  # noqa: E402
+from segbench.report.onnx_runtime import OnnxModel  # noqa: E402
+
+ATOL = 1e-3
+MIN_ARGMAX_AGREEMENT = 0.999
+REGISTRIES = build_registries(make_plugin_manager(load_entry_points=False))
+SMALL_SETTINGS = {"unet": {"width": 8}}
+FAST = {"fast_scnn"}  # one quick model in the default run; the others under .ci/run
+MODELS = [pytest.param(name, marks=() if name in FAST else pytest.mark.slow) for name in REGISTRIES.models.names()]
+
+
+@pytest.fixture(scope="module")
+def val_images():
+    """Two synthetic-city val images, normalised as the eval transforms do: ``(2, 3, 64, 128)``."""
+    entry = REGISTRIES.datasets.get("synthetic_city")
+    config = attrs.evolve(entry.default_config(), train=2, val=2, train_extra=0, size=(64, 128), split="val")
+    dataset = entry.factory(config)
+    return torch.stack([normalize(dataset[i][0]) for i in range(2)])
+
+
+def _model(name):
+    entry = REGISTRIES.models.get(name)
+    torch.manual_seed(0)
+    return entry.factory(attrs.evolve(entry.default_config(), **SMALL_SETTINGS.get(name, {})), num_classes=19).eval()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_onnxruntime_logits_match_pytorch(name, tmp_path, val_images):
+    model = _model(name)
+    path = tmp_path / f"{name}.onnx"
+    export_onnx(model, path, size=(64, 128), dynamic=True)
+    onnx_model = OnnxModel(path)
+    with torch.no_grad():
+        expected = model(val_images)
+        got = onnx_model(val_images)
+        assert got.shape == expected.shape
+        assert (got - expected).abs().max().item() <= ATOL
+        assert (got.argmax(1) == expected.argmax(1)).float().mean().item() >= MIN_ARGMAX_AGREEMENT
+        # dynamic axes: another size (not a multiple of the models' strides) runs as well
+        other = torch.nn.functional.interpolate(val_images[:1], size=(48, 80), mode="bilinear")
+        torch.testing.assert_close(onnx_model(other), model(other), atol=ATOL, rtol=0)
+
+
+def test_a_fixed_size_export_refuses_other_sizes(tmp_path, val_images):
+    from segbench.errors import SegbenchError
+
+    path = tmp_path / "fixed.onnx"
+    export_onnx(_model("unet"), path, size=(64, 128))
+    with pytest.raises(SegbenchError, match=r"exported for 64x128 images but gets 32x64.*--dynamic"):
+        OnnxModel(path)(val_images[:, :, :32, :64])
+
+
+@pytest.fixture(scope="module")
+def city_run(tmp_path_factory):
+    from tests.test_evaluate_cli import CITY_RECIPE, city_registries, train_toy
+
+    registries = city_registries()
+    return train_toy(tmp_path_factory.mktemp("city"), registries, CITY_RECIPE), registries
+
+
+def test_evaluate_with_onnxruntime_gives_pytorchs_miou(city_run):
+    from segbench.records import read_evaluation
+    from segbench.report.evaluate_cli import evaluate_run
+    from segbench.report.export import export_run
+
+    run, registries = city_run
+    record = export_run(run.path, dynamic=True, registries=registries)
+    assert record.opset == 17 and record.dynamic and record.input_size is None
+    saved = json.loads((run.path / "export" / "nobn-dynamic.json").read_text())
+    assert saved["opset"] == 17 and saved["file"] == str(run.path / "export" / "nobn-dynamic.onnx")
+    torch_scores = evaluate_run(run.path, registries=registries, progress=False)
+    onnx_scores = evaluate_run(run.path, registries=registries, progress=False, backend="onnxruntime")
+    assert onnx_scores.backend == "onnxruntime" and onnx_scores.onnx == record.file
+    assert torch_scores.backend == "torch" and torch_scores.onnx is None
+    saved = read_evaluation(run.path / "evaluation-report-onnxruntime.json")
+    assert saved == onnx_scores
+    assert "backend" not in json.loads((run.path / "evaluation-report.json").read_text())  # as before
+    assert abs(onnx_scores.mIoU - torch_scores.mIoU) <= 1e-4
+    assert abs(onnx_scores.pixel_accuracy - torch_scores.pixel_accuracy) <= 1e-4
+
+
+def test_export_defaults_to_the_report_images_size_and_evaluate_needs_an_export(city_run, tmp_path):
+    from segbench.report.evaluate_cli import evaluate_run
+    from segbench.errors import SegbenchError
+    from segbench.report.export import export_run
+
+    run, registries = city_run
+    record = export_run(run.path, out=tmp_path / "fixed.onnx", registries=registries)
+    assert record.input_size == (16, 16) and not record.dynamic  # the toy's report images
+    assert (tmp_path / "fixed.json").is_file()
+    empty = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(run.path, empty, ignore=shutil.ignore_patterns("export"))
+    with pytest.raises(SegbenchError, match="holds no .onnx file.*segbench export"):
+        evaluate_run(empty, registries=registries, progress=False, backend="onnxruntime")
+
+
+def test_missing_onnx_packages_are_named_with_the_extra_to_install(monkeypatch):
+    import builtins
+
+    from segbench.errors import SegbenchError
+    from segbench.report.onnx_runtime import require_onnx
+
+    real_import = builtins.__import__
+
+    def without_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'", name="onnxruntime")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_onnxruntime)
+    with pytest.raises(SegbenchError, match=r"onnxruntime is not installed.*pip install 'segbench\[export\]'"):
+        require_onnx()
+
+
+def test_export_command_line_rejects_size_with_dynamic(cli, tmp_path):
+    status, _, err = cli("export", tmp_path, "--size", "64x128", "--dynamic")
+    assert status == 2 and "not allowed with argument" in err
+    status, _, err = cli("export", tmp_path, "--size", "64by128")
+    assert status == 2 and "HEIGHTxWIDTH" in err

@@ -1,0 +1,113 @@
+"""``segbench predict`` on folders (recursively) and on videos (an overlay video per clip)."""
+import argparse
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segbench.report.loading import load_run
+from segbench.palette import colorize, overlay
+from segbench.report.predict import predict_command, predict_files, predict_image, read_image
+from tests import engine_plugin
+
+
+@pytest.fixture(scope="module")
+def city_run(tmp_path_factory):
+    from tests.test_evaluate_cli import CITY_RECIPE, city_registries, train_toy
+
+    registries = city_registries()
+    return train_toy(tmp_path_factory.mktemp("city"), registries, CITY_RECIPE), registries
+
+
+def _frames(count=6, size=(32, 48)):
+    """Moving bands of brightness: ``count`` RGB frames ``(H, W, 3)`` uint8."""
+    ramp = np.linspace(0, 255, size[1], dtype=np.float32)
+    return [np.repeat(np.roll(ramp, 4 * i)[None, :, None], size[0], 0).repeat(3, 2).astype(np.uint8)
+            for i in range(count)]
+
+
+def _write_clip(path, frames, rate=10):
+    av = pytest.importorskip("av")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=rate)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _read_clip(path):
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_a_folder_is_searched_recursively_and_its_tree_mirrored(city_run, tmp_path):
+    run, registries = city_run
+    dataset = engine_plugin.Blobs(engine_plugin.BlobsConfig(split="val", count=3, size=16))
+    folder = tmp_path / "drive"
+    paths = [folder / "a.png", folder / "day" / "a.png", folder / "day" / "night" / "b.jpg"]
+    for path, (image, _) in zip(paths, (dataset[i] for i in range(3))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(path, quality=95)
+    (folder / "notes.txt").write_text("not an image")
+    results = predict_files(run.path, [folder], tmp_path / "out", registries=registries)
+    assert [r.image for r in results] == sorted(paths)
+    loaded, _ = load_run(run.path, registries, checkpoint="best")
+    for path, result in zip(sorted(paths), results):
+        relative = path.parent.relative_to(folder)
+        assert result.pred == tmp_path / "out" / relative / f"{path.stem}_pred.png"
+        assert np.array_equal(np.array(Image.open(result.pred)), predict_image(loaded, read_image(path)))
+
+
+def test_a_video_gets_an_overlay_video_and_the_command_prints_images_per_second(city_run, tmp_path, capsys):
+    run, registries = city_run
+    frames = _frames()
+    clip = tmp_path / "clip.mp4"
+    _write_clip(clip, frames)
+    decoded = _read_clip(clip)  # what the model sees: the clip's frames after compression
+    args = argparse.Namespace(run_dir=run.path, images=[clip], out=tmp_path / "out", labels=None, device=None)
+    (result,) = predict_command(args, registries=registries)
+    assert result.overlay == tmp_path / "out" / "clip_overlay.mp4" and result.frames == len(frames)
+    written = _read_clip(result.overlay)
+    assert len(written) == len(frames) and written[0].shape == (32, 48, 3)
+    loaded, _ = load_run(run.path, registries, checkpoint="best")
+    for source, got in zip(decoded, written):
+        pred = predict_image(loaded, torch.from_numpy(source).permute(2, 0, 1).contiguous())
+        expected = overlay(source, colorize(pred, loaded.info.palette), alpha=0.5)
+        assert np.abs(got.astype(int) - expected.astype(int)).mean() < 12  # lossy re-encoding only
+    err = capsys.readouterr().err
+    assert "1 video(s)" in err and f"{len(frames)} image(s) in" in err and "images/s" in err
+
+
+def test_video_without_pyav_names_the_extra(city_run, tmp_path, monkeypatch):
+    import builtins
+
+    from segbench.errors import SegbenchError
+
+    run, registries = city_run
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    real_import = builtins.__import__
+
+    def without_av(name, *args, **kwargs):
+        if name == "av":
+            raise ImportError("No module named 'av'", name="av")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_av)
+    with pytest.raises(SegbenchError, match=r"pip install 'segbench\[video\]'"):
+        predict_files(run.path, [clip], tmp_path / "out", registries=registries)
+
+
+def test_an_empty_folder_is_an_error(city_run, tmp_path):
+    from segbench.errors import DataError
+
+    run, registries = city_run
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty holds no image or video files"):
+        predict_files(run.path, [tmp_path / "empty"], tmp_path / "out", registries=registries)
