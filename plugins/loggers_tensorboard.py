@@ -14,9 +14,9 @@ import importlib.util
 from pathlib import Path
 
 import attrs
-from attrs.validators import ge
 
 from segbench import hookimpl
+from segbench.config import in_range
 from segbench.engine.loggers import Logger, RunStart
 from segbench.records import SelectionRecord, TrainStepRecord
 from segbench.report.panel_image import panel_image
@@ -28,8 +28,8 @@ EVENT_FILE_PREFIX = "events.out.tfevents."
 class TensorBoardConfig:
     """Event files in the run directory; ``images``: prediction panels per evaluation."""
 
-    images: int = attrs.field(default=3, validator=ge(0))
-    flush_secs: int = attrs.field(default=30, validator=ge(1))
+    images: int = attrs.field(default=3, validator=in_range(0, 1000))
+    flush_secs: int = attrs.field(default=30, validator=in_range(1, 86_400))
 
 
 def _hparam_value(value):

@@ -55,15 +55,7 @@ def _add_overrides(parser):
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 
-def image_size(text: str) -> tuple[int, int]:
-    """``HxW`` as ``(H, W)`` (an argparse type: a bad value exits with status 2 and the usage)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH, e.g. 512x1024") from None
-    if height <= 0 or width <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: height and width must be positive")
-    return height, width
+image_size = _image_size(1, IMAGE_SIDE_MAX)  # ``HxW`` as ``(H, W)``
 
 
 def _add_experiment_options(parser):
@@ -325,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fixed input size (default: the report images' size)")
     shape.add_argument("--dynamic", action="store_true", help="any batch size, height and width")
     p.add_argument("--out", type=Path, default=None, help="default <run>/export/<model>-<HxW|dynamic>.onnx")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=_bounded_int(7, 30), default=17)
     p.add_argument("--checkpoint", default=None, help="best or last (default: the recipe's choice)")
     p.set_defaults(func=cmd_export)
 
@@ -333,13 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", type=Path, metavar="RUN_DIR|RECIPE")
     p.add_argument("--size", type=image_size, default=None, metavar="HxW",
                    help="input size (default: the report images' full resolution)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=_bounded_int(1, 4096), default=1)
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current setting)")
+    p.add_argument("--threads", type=_bounded_int(1, 1024), default=None,
+                   help="CPU threads (default: torch's current setting)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: the recipe's trainer.device)")
-    p.add_argument("--repeats", type=int, default=None,
+    p.add_argument("--repeats", type=_bounded_int(1, 100_000), default=None,
                    help="timed repetitions (default: at least 20 and at least 2 s of timing)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: at least 3 and 0.5 s)")
+    p.add_argument("--warmup", type=_bounded_int(0, 10_000), default=None,
+                   help="untimed runs first (default: at least 3 and 0.5 s)")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("compare", help="results table of runs with statistics across seeds (Markdown or CSV);"
@@ -366,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
     p.add_argument("runs_dir", nargs="?", type=Path, default=None)
     p.add_argument("--out", type=Path, required=True, help="folder for index.html and its figures")
-    p.add_argument("--images", type=int, default=3,
+    p.add_argument("--images", type=_bounded_int(0, 1000), default=3,
                    help="prediction panels per run: the report split's first N images (0: none)")
     p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
     p.set_defaults(func=cmd_report)

@@ -67,23 +67,23 @@ class TransformedDataset(torch.utils.data.Dataset):
         if info is not None and info.ignore_index != pipeline.ignore_index:
             pipeline = attrs.evolve(pipeline, ignore_index=info.ignore_index)
         self.base, self.pipeline, self.seed, self.epoch = base, pipeline, seed, 0
-        # Items batched together must share a size: compare each with item 0 (once per process).
-        self.same_size, self._reference_size = same_size, None
+        # Items batched together must share a size: compare each with the first one this process read.
+        self.same_size, self._reference = same_size, None  # (index, size)
 
     def _where(self, index: int) -> str:
         return str(self.base.image_path(index)) if hasattr(self.base, "image_path") else f"item {index}"
 
     def _check_size(self, index: int, image: torch.Tensor) -> None:
         size = tuple(image.shape[-2:])
-        if self._reference_size is None:
-            reference = image if index == 0 else self._transform(0)[0]
-            self._reference_size = tuple(reference.shape[-2:])
-        if size != self._reference_size:
+        if self._reference is None:
+            self._reference = (index, size)
+        first, expected = self._reference
+        if size != expected:
             raise DataError(
                 f"{self._where(index)} comes out of data.train_transforms as {size[0]}x{size[1]}, but"
-                f" {self._where(0)} as {self._reference_size[0]}x{self._reference_size[1]}: images batched"
-                " together must share a size. Add a random_scale_crop (or resize) step to data.train_transforms,"
-                " or set trainer.batch_size: 1.")
+                f" {self._where(first)} as {expected[0]}x{expected[1]}: images batched together must share a"
+                " size. Add a random_scale_crop (or resize) step to data.train_transforms, or set"
+                " trainer.batch_size: 1.")
 
     def _transform(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.base[index]

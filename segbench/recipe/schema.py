@@ -53,7 +53,7 @@ class EvaluationConfig:
     stride: tuple[int, int] | None = attrs.field(default=None, validator=in_range(1, IMAGE_SIDE_MAX))
     batch_size: int = attrs.field(default=1, validator=in_range(1, 4096))
     flip: bool = False
-    scales: tuple[float, ...] = (1.0,)
+    scales: tuple[float, ...] = attrs.field(default=(1.0,), validator=in_range(0, 8, low_open=True))
 
     def __attrs_post_init__(self):
         if not self.scales or any(not scale > 0 for scale in self.scales):

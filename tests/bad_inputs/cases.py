@@ -105,7 +105,7 @@ def yaml_syntax_error(ctx):
     return ctx.child("model: {name: nobn\ntrainer: 1\n")
 
 
-@case("recipe", "modle", "unknown top-level key", "valid keys: description, seed, model")
+@case("recipe", "modle", "unknown top-level key", "valid keys: description, seed, seeds, model")
 def unknown_top_level_key(ctx):
     return ctx.child("modle: {name: nobn}\n")
 

@@ -184,6 +184,10 @@ def field_cases(registries) -> list[FieldCase]:
         recipe = _set(BASE_RECIPE, ["data", "train_transforms"], steps)
         cases += _walk(config, recipe, ["data", "train_transforms", 0], "data.train_transforms[0]",
                        f"transforms:{name}", "show")
+    if "loggers" in registries.by_kind:  # a list of components, like the transforms
+        for entry in registries["loggers"]:
+            recipe = _set(BASE_RECIPE, ["logging"], [{"name": entry.name}])
+            cases += _walk(entry.config, recipe, ["logging", 0], "logging[0]", f"loggers:{entry.name}", "show")
     for section, config, command in (("trainer", TrainerConfig, "show"), ("evaluation", EvaluationConfig, "show"),
                                      ("slurm", SlurmConfig, "emit-slurm")):
         recipe = {**BASE_RECIPE, section: dict(BASE_RECIPE.get(section, {}))}

@@ -127,6 +127,16 @@ def _cli_option_cases():
     for value in HOSTILE_SIZES:
         cases.append(pytest.param(["synth", "{dir}/city", "--size", value], "--size", id=f"synth--size={value}"))
         cases.append(pytest.param(["models", "--size", value], "--size", id=f"models--size={value}"))
+    for value in HOSTILE_NUMBERS:
+        cases.append(pytest.param(["report", "{dir}", "--out", "{dir}/html", "--images", value], "--images",
+                                  id=f"report--images={value}"))
+    for command, option in (("benchmark", "--batch"), ("benchmark", "--threads"), ("benchmark", "--repeats"),
+                            ("benchmark", "--warmup"), ("export", "--opset")):
+        for value in HOSTILE_NUMBERS:
+            cases.append(pytest.param([command, "{dir}", option, value], option, id=f"{command}{option}={value}"))
+    for command in ("benchmark", "export"):
+        for value in HOSTILE_SIZES:
+            cases.append(pytest.param([command, "{dir}", "--size", value], "--size", id=f"{command}--size={value}"))
     for option in ("--resamples", "--bootstrap-seed", "--confidence"):
         for value in HOSTILE_NUMBERS:
             cases.append(pytest.param(["compare", "{dir}", option, value], option, id=f"compare{option}={value}"))
@@ -149,7 +159,9 @@ def test_every_numeric_option_of_every_subcommand_is_covered():
 
     covered = {("synth", "--train"), ("synth", "--val"), ("synth", "--train-extra"), ("synth", "--seed"),
                ("synth", "--size"), ("models", "--size"), ("compare", "--resamples"), ("compare", "--bootstrap-seed"),
-               ("compare", "--confidence"), ("run", "--seeds"), ("show", "--seeds"), ("emit-slurm", "--seeds")}
+               ("compare", "--confidence"), ("report", "--images"), ("benchmark", "--batch"),
+               ("benchmark", "--threads"), ("benchmark", "--repeats"), ("benchmark", "--warmup"), ("benchmark", "--size"),
+               ("export", "--opset"), ("export", "--size"), ("run", "--seeds"), ("show", "--seeds"), ("emit-slurm", "--seeds")}
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
     numeric = set()
