@@ -137,8 +137,10 @@ def build_synthetic_city(config: SyntheticCityConfig, *, progress: bool = True) 
                              check_sizes=config.check_sizes)
 
 
-# The tree of --smoke runs: a few small images (16 in all, generated in seconds, kept in the cache).
-SMOKE_TREE = {"train": 8, "val": 4, "train_extra": 4, "size": (64, 128), "seed": 0}
+# The tree of --smoke runs: small images, generated in seconds and kept in the cache. Enough training images
+# for the process layouts recipes declare (up to 8 processes with 2 images each, beside a held-out
+# selection subset), so a recipe's --smoke check runs under its own Slurm resources.
+SMOKE_TREE = {"train": 20, "val": 4, "train_extra": 20, "size": (64, 128), "seed": 0}
 
 
 def smoke_synthetic_city(config: SyntheticCityConfig) -> SyntheticCityConfig:
