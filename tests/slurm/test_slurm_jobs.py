@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from segbench_jobs.stages import find_recipes
+from segbench_plugins.synthetic_city import SMOKE_TREE
 from tests.conftest import MINIMAL_RECIPE, REPO
 
 pytestmark = pytest.mark.slurm
@@ -108,7 +109,8 @@ def test_a_two_task_job_trains_one_run_with_ddp(slurm, tmp_path):
     log = (tmp_path / "out" / f"{name}.log").read_text()
     # one run shared by two ranks: half the batches per epoch, one summary (two separate runs would print
     # two, and one of them would find the run directory locked)
-    assert "x 2 iteration(s)" in log and log.count("results for pair") == 1
+    per_rank_batches = SMOKE_TREE["train"] // 2 // 2  # 2 ranks, batch_size 2
+    assert f"x {per_rank_batches} iteration(s)" in log and log.count("results for pair") == 1
     records = [json.loads(line) for line in (tmp_path / "runs" / name / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records if r["type"] == "train"] == [1, 2, 3]
 
