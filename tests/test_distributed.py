@@ -184,20 +184,14 @@ def test_every_shipped_recipe_runs_its_smoke_variant_as_two_gloo_processes(recip
     result = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    from segbench.plugins import make_plugin_manager
-    from segbench.recipe.load import load_recipe
-    from segbench.recipe.plan import build_plan
-    from segbench.registry import build_registries
-
-    registries = build_registries(make_plugin_manager(load_entry_points=False))
-    recipe_data = load_recipe(recipe, smoke=True, registries=registries).data
-    name = build_plan(load_recipe(recipe, smoke=True, registries=registries), registries).run_name
-    results = json.loads((runs / name / "results.json").read_text())
-    assert 0.0 <= results["mIoU"] <= 1.0
-    assert result.stdout.count(f"results for {results['recipe']} ") == 1  # one run shared by the two ranks
-    if recipe_data.get("trainer", {}).get("sync_batchnorm"):
-        assert result.stderr.count("trainer.sync_batchnorm needs CUDA; this cpu run normalises each process's"
-                                   " batch on its own") == 1
+    complete = [run for run in runs.iterdir() if (run / "results.json").is_file()]  # every stage and seed
+    assert complete and all(0.0 <= json.loads((run / "results.json").read_text())["mIoU"] <= 1.0
+                            for run in complete)
+    assert result.stdout.count("results for ") == len(complete)  # each run shared by the two ranks, once
+    if "sync_batchnorm: true" in recipe.read_text():
+        notes = result.stderr.count("trainer.sync_batchnorm needs CUDA; this cpu run normalises each process's"
+                                    " batch on its own")
+        assert 1 <= notes <= len(complete)  # rank 0 says it, once per run
 
 
 def launch_run(recipe: Path, runs: Path, port: int, *overrides: str) -> list[subprocess.Popen]:

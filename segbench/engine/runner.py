@@ -11,7 +11,7 @@ import torch
 from segbench import provenance
 from segbench.engine.build import RunComponents, build_components
 from segbench.engine.checkpoint import load_model_weights
-from segbench.engine.distributed import any_rank, barrier, init_distributed, shutdown
+from segbench.engine.distributed import any_rank, barrier, env_from_environment, init_distributed, shutdown
 from segbench.engine.evaluate import EvaluationStopped, evaluate_per_image, evaluation_settings
 from segbench.engine.image_scores import FILE_NAME as IMAGE_SCORES
 from segbench.engine.image_scores import sample_ids, save_image_scores
@@ -50,6 +50,9 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     except Preempted as exc:
         _say(f"segbench: received signal {exc.args[0]}; checkpoint written. Run the same command to resume.")
         raise SystemExit(PREEMPTED_EXIT_CODE)
+    finally:
+        # One process group for all the stages and seeds this process runs: a second one would not join.
+        shutdown(env_from_environment())
     if len(runs) > 1:
         _say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
              f" segbench compare {runs[0].path.parent}")
@@ -116,7 +119,6 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         signals.__exit__(None, None, None)
         if lock is not None:
             lock.release()
-        shutdown(env)
 
 
 def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, signals, after_first_checkpoint,
