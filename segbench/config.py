@@ -142,16 +142,14 @@ def in_range(low=None, high=None, *, low_open: bool = False, high_open: bool = F
             return
         for number in (value if isinstance(value, (tuple, list)) else (value,)):
             if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-                raise ValueError(f"must be a finite number {bounds}, got {value!r}")
+                raise ValueError(f"{attribute.name} must be a finite number {bounds}, got {value!r}")
             too_low = low is not None and (number <= low if low_open else number < low)
             too_high = high is not None and (number >= high if high_open else number > high)
             if too_low or too_high:
                 shown = list(value) if isinstance(value, tuple) else value
-                raise ValueError(f"must be {bounds}, got {shown}")
+                raise ValueError(f"{attribute.name} must be {bounds}, got {shown}")
     check.bounds = bounds  # what `segbench list -v` shows as the allowed values
     return check
-
-
 
 
 _CONVERTER = make_converter()
@@ -193,7 +191,8 @@ def _validation_problems(instance, path: str) -> list[tuple[str, str]]:
             try:
                 field.validator(instance, field, value)
             except (TypeError, ValueError) as exc:
-                problems.append((key, str(exc)))
+                # The key path already names the field: "trainer.epochs: must be ...", not "epochs must be".
+                problems.append((key, str(exc).removeprefix(f"{field.name} ")))
         if attrs.has(type(value)):
             problems += _validation_problems(value, key)
         elif isinstance(value, (tuple, list)):

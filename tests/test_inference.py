@@ -139,5 +139,5 @@ def test_multi_scale_works_with_small_sliding_windows():
 
 @pytest.mark.parametrize("scales", [(), (0.0, 1.0), (-1.0,)])
 def test_scales_must_be_positive(scales):
-    with pytest.raises(ValueError, match="evaluation.scales"):
+    with pytest.raises(ValueError, match="scales"):
         EvaluationConfig(scales=scales)

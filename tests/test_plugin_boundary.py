@@ -60,8 +60,9 @@ def _core_owned_names() -> set[str]:
                           if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)}
     # The core's own words: a results/evaluation record key and CLI option ("checkpoint"), and the
     # split names and parameters of the core's Cityscapes-layout generator (segbench.synth, `segbench synth`),
-    # and the standard-deviation band of `segbench plot` across seeds.
-    return owned | {"checkpoint", "val", "train_extra", "size", "std"}
+    # the standard-deviation band of `segbench plot` across seeds, and "random", what results record as the
+    # initialisation of a model that declares none.
+    return owned | {"checkpoint", "val", "train_extra", "size", "std", "random"}
 
 
 def _docstrings(tree) -> set[int]:
