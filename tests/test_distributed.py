@@ -171,11 +171,13 @@ def test_two_process_run_trains_completes_and_only_rank_0_writes(tmp_path):
     assert result.stdout.count("results for tiny") == 1
 
 
-SHIPPED_RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+SHIPPED_RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml")
+                         if "_base" not in p.relative_to(REPO / "recipes").parts)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", SHIPPED_RECIPES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", SHIPPED_RECIPES,
+                         ids=lambda p: p.relative_to(REPO / "recipes").with_suffix("").as_posix())
 def test_every_shipped_recipe_runs_its_smoke_variant_as_two_gloo_processes(recipe, tmp_path):
     """As ``emit-slurm --smoke`` runs it on a CPU node: torchrun, 2 ranks, gloo; SyncBN falls back with a note."""
     runs = tmp_path / "runs"

@@ -132,6 +132,7 @@ def _assert_killed_then_resumed(folder, site, killed, reference):
     return resumed
 
 
+@pytest.mark.slow
 def test_kill_inside_a_checkpoint_write_keeps_the_previous_one_and_the_rerun_is_identical(tmp_path, site,
                                                                                          reference):
     folder = _folder(tmp_path)
@@ -223,8 +224,8 @@ EVALUATION_READS = {"selection": 30, "report": 50}  # 2nd of the 4 selection rea
 SIGNAL_TO_EXIT_LIMIT_S = 20.0
 
 
-@pytest.mark.parametrize("phase", [pytest.param(p, marks=[pytest.mark.slow] if p == "report" else [])
-                                   for p in EVALUATION_READS])
+@pytest.mark.slow  # the stopping logic itself is covered in-process by test_evaluation_stop.py
+@pytest.mark.parametrize("phase", EVALUATION_READS)
 def test_signal_during_an_evaluation_stops_it_at_the_next_batch_and_the_rerun_is_identical(tmp_path, site,
                                                                                           reference, phase):
     folder = _folder(tmp_path)
@@ -277,7 +278,7 @@ def _files(run: Path) -> dict:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("failure", [pytest.param(f, marks=[] if f == "checkpoint-write-fails" else [pytest.mark.slow])
+@pytest.mark.parametrize("failure", [pytest.param(f, marks=[] if f == "bad-recipe" else [pytest.mark.slow])
                                      for f in ("killed-in-set-up", "checkpoint-write-fails", "bad-recipe")])
 def test_a_restart_that_fails_before_its_first_checkpoint_leaves_the_completed_run_as_it_was(tmp_path, site,
                                                                                               failure):
@@ -450,6 +451,7 @@ def test_a_crash_in_a_dataloader_worker_names_the_file(tmp_path, site):
 
 # ---- two processes, one run directory -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_run_of_the_same_recipe_is_refused_while_the_first_holds_it(tmp_path, site, reference):
     folder = _folder(tmp_path)
     release = tmp_path / "release"

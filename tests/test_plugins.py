@@ -142,6 +142,7 @@ def test_a_plugin_failing_at_import_names_distribution_and_entry_point(tmp_path)
     assert "SEGBENCH_BLOCK_PLUGINS=broken" in result.stderr
 
 
+@pytest.mark.slow  # the same entry point is found by the default run; tests/test_plugin_boundary.py uses a transform
 def test_example_plugin_transform_is_listed_and_usable_in_a_recipe(example_plugin_site, tmp_path):
     listing = _segbench(example_plugin_site, "list", "transforms")
     assert listing.returncode == 0, listing.stderr

@@ -125,7 +125,7 @@ def wrong_type(ctx):
     return ctx.child("trainer: {epochs: many}\n")
 
 
-@case("recipe", "optimizer.lr", "write 6.0e-5")
+@case("recipe", "optimizer.lr", "write 6.0e-5", slow=True)
 def number_written_as_text(ctx):
     return ctx.child("optimizer: {lr: 6e-5}\n")
 
@@ -175,7 +175,7 @@ def fp16_on_the_cpu(ctx):
     return ctx.child("trainer: {precision: fp16, device: cpu}\n")
 
 
-@case("recipe", "12 images, fewer than one batch of 100", "lower trainer.batch_size")
+@case("recipe", "12 images, fewer than one batch of 100", "lower trainer.batch_size", slow=True)
 def batch_larger_than_the_dataset(ctx):
     return ctx.child("trainer: {batch_size: 100}\n")
 
@@ -248,7 +248,7 @@ def unknown_command(ctx):
     return ["trian", "toy.yaml"]
 
 
-@case("cli", "recipe file", "nope.yaml does not exist", "Check the path")
+@case("cli", "recipe file", "nope.yaml does not exist", "Check the path", slow=True)
 def missing_recipe_file(ctx):
     return ["run", "nope.yaml", *RUN]
 
@@ -290,7 +290,7 @@ def run_a_folder(ctx):
 
 # ---- data ---------------------------------------------------------------------------------------
 
-@case("data", "{root} does not exist", "the dataset's `root` key", "cityscapes-dataset.com", "synthetic_city")
+@case("data", "{root} does not exist", "the dataset's `root` key", "cityscapes-dataset.com", "synthetic_city", slow=True)
 def missing_dataset_folder(ctx):
     root = ctx.dir / "no-such-cityscapes"
     ctx.vars["root"] = str(root)
@@ -345,7 +345,7 @@ def _save_png(path: Path, array) -> None:
     Image.fromarray(array).save(path)
 
 
-@case("data", "{label} has 3 channels", "_color.png", "use the *_labelIds.png files")
+@case("data", "{label} has 3 channels", "_color.png", "use the *_labelIds.png files", slow=True)
 def rgb_label(ctx):
     ctx.tree()
     _save_png(Path(ctx.vars["label"]), np.zeros((*TREE_SIZE, 3), np.uint8))
@@ -415,7 +415,7 @@ def last_checkpoint_that_is_a_bare_state_dict(ctx):
     return ["run", "toy.yaml", *RUN]
 
 
-@case("checkpoint", "last.pt belongs to another recipe", "use --restart")
+@case("checkpoint", "last.pt belongs to another recipe", "use --restart", slow=True)
 def last_checkpoint_of_another_recipe(ctx):
     from segbench.plugins import make_plugin_manager
     from segbench.recipe.load import load_recipe
@@ -542,7 +542,7 @@ def segbench_register_models(register):
 
 
 @case("plugin", "models name 'unet' is registered twice", "segbench_plugins.unet", "'dup'",
-      "SEGBENCH_BLOCK_PLUGINS")
+      "SEGBENCH_BLOCK_PLUGINS", slow=True)
 def plugin_registering_a_taken_name(ctx):
     ctx.plugin("dup-dist", "dup", "dup_module", _DUPLICATE)
     return ["list", "models"]
@@ -634,7 +634,7 @@ def zero_normalisation_std(ctx):
     return ctx.child("data: {train_transforms: [{name: normalize, std: [0.0, 0.2, 0.2]}]}\n")
 
 
-@case("recipe", "`base: .`", "is a folder", "one .yaml file")
+@case("recipe", "`base: .`", "is a folder", "one .yaml file", slow=True)
 def base_that_is_a_folder(ctx):
     ctx.write("bad.yaml", "base: .\n")
     ctx.vars["recipe"] = "bad.yaml"
@@ -684,7 +684,7 @@ def read_only_runs_dir(ctx):
     return ["run", "toy.yaml", "--runs-dir", str(runs)]
 
 
-@case("cli", "--out", "jobs.sh", "is a file")
+@case("cli", "--out", "jobs.sh", "is a file", slow=True)
 def emit_slurm_out_that_is_a_file(ctx):
     ctx.write("jobs.sh", "#!/bin/sh\n")
     return ["emit-slurm", "toy.yaml", "--out", "jobs.sh"]
@@ -771,7 +771,7 @@ def checkpoint_with_integer_weights(ctx):
         {key: value.to(dtype=__import__("torch").int64) for key, value in state["model"].items()}))
 
 
-@case("checkpoint", "{last}", "format_version", "'1'")
+@case("checkpoint", "{last}", "format_version", "'1'", slow=True)
 def checkpoint_with_a_text_format_version(ctx):
     return _checkpoint_with(ctx, lambda state: state.update(format_version="1"))
 
