@@ -54,8 +54,9 @@ def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, ou
          workdir: Path | None = None, seeds: Sequence[int] | None = None, grid=()) -> Emitted:
     """Write the job scripts of every stage to run into ``out_dir`` and return the submit script.
 
-    Jobs run ``python -m segbench.cli`` (default: this interpreter) in ``workdir`` (default: the current
-    folder), with absolute paths, so they need no activated environment.
+    Jobs run the ``segbench`` command with ``python`` (default: this interpreter; see
+    :func:`segbench.process.command_invocation`) in ``workdir`` (default: the current folder), with absolute
+    paths, so they need no activated environment and no folder there shadows the installed package.
     """
     slurm_overrides, recipe_overrides = split_overrides(overrides)
     runs_dir = default_runs_dir(runs_dir).resolve()

@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Sequence
 
+from segbench.process import command_invocation
 from segbench_jobs.arrays import Job
 from segbench_jobs.slurm_config import SlurmConfig
 from segbench_jobs.stages import Stage
@@ -59,7 +60,7 @@ def sbatch_options(config: SlurmConfig, name: str) -> list[str]:
 def segbench_command(stage: Stage, *, python: str, runs_dir: Path) -> list[str]:
     """``segbench run`` of the stage alone, with the options and overrides that give the same recipe hash."""
     recipe = stage.recipe
-    command = [python, "-m", "segbench.cli", "run", "--runs-dir", str(runs_dir)]
+    command = [*command_invocation(python), "run", "--runs-dir", str(runs_dir)]
     if recipe.smoke:
         command.append("--smoke")
     command += [str(recipe.path), *recipe.overrides]

@@ -20,6 +20,17 @@ _SYS_PATH = "SEGBENCH_REEXEC_SYS_PATH"
 _ENTRY = ("import sys; del sys.path[0]; import json, os; sys.path[:] = json.loads(os.environ.pop(%r));"
           " sys.argv = sys.argv[1:]; from {module} import {function}; sys.exit({function}())" % _SYS_PATH)
 
+# What Slurm job scripts run instead of ``python -m segbench.cli``: the job starts in the submission folder,
+# which must not shadow the installed package either.
+_COMMAND_CODE = ("import os, sys; sys.path[:] = [p for p in sys.path if p not in ('', os.getcwd())];"
+                 " from segbench.cli import main; sys.exit(main())")
+
+
+def command_invocation(python: str) -> list[str]:
+    """The argv prefix that runs the ``segbench`` command with ``python`` from any working directory."""
+    return [python, "-c", _COMMAND_CODE]
+
+
 # How long an idle OpenMP thread spins before sleeping (libgomp, which torch's Linux wheels use).
 # Its default (300,000 spins) is the fastest for a run alone, but two runs sharing 2 cores with
 # data-loading workers took 2.6x as long as with passive waiting. Passive waiting costs every small

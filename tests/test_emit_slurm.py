@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segbench.cli import build_parser
+from segbench.process import command_invocation
 from segbench.errors import ConfigError, SegbenchError
 from segbench.recipe.load import load_recipe
 from segbench.recipe.plan import build_plan
@@ -263,7 +264,7 @@ def test_the_job_runs_segbench_with_the_same_recipe_hash(stages_dir, registries,
         assert run_job(job_file, env) == 0
         argv = read_argv(folder / "srun")
         start = argv.index(sys.executable)
-        assert argv[start:start + 3] == [sys.executable, "-m", "segbench.cli"]
+        assert argv[start:start + 3] == command_invocation(sys.executable)
         args = build_parser().parse_args(argv[start + 3:])
         assert args.smoke and args.runs_dir == (tmp_path / "runs").resolve()
         assert load_recipe(args.recipe, args.overrides, smoke=args.smoke).hash == stage.recipe.hash
@@ -333,7 +334,7 @@ def test_names_paths_and_values_pass_through_literally(registries, folder, name,
             assert run_job(job_file, env) == 0
             argv = read_argv(fake / "srun")
             assert argv[argv.index(sys.executable):] == [
-                sys.executable, "-m", "segbench.cli", "run", "--runs-dir", str((root / "runs").resolve()),
+                *command_invocation(sys.executable), "run", "--runs-dir", str((root / "runs").resolve()),
                 str(stage.recipe.path), override]
         assert not any(path.name == "pwned" for path in Path(tmp).rglob("*"))
         assert not (fake / "scontrol").exists()

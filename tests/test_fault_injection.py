@@ -295,7 +295,9 @@ def test_a_restart_that_fails_before_its_first_checkpoint_leaves_the_completed_r
         assert failed.returncode == 2 and "could not write checkpoint" in failed.stderr, failed.stderr[-3000:]
         assert "the previous run in" in failed.stderr and "is back as it was" in failed.stderr
     else:
-        (folder / "toy.yaml").write_text(TOY_RECIPE + "trainer: {epochs: -1}\n")
+        bad = TOY_RECIPE.replace("trainer: {epochs: 3,", "trainer: {epochs: -1,")
+        assert bad != TOY_RECIPE
+        (folder / "toy.yaml").write_text(bad)
         failed = _train(folder, site, "--restart")
         assert failed.returncode == 2 and "trainer.epochs" in failed.stderr, failed.stderr[-3000:]
         (folder / "toy.yaml").write_text(TOY_RECIPE)

@@ -56,6 +56,14 @@ def test_the_installed_command_works_from_a_folder_that_shadows_the_package(shad
         assert "Traceback" not in result.stderr
 
 
+def test_the_command_slurm_jobs_run_works_from_a_folder_that_shadows_the_package(shadowing_cwd):
+    from segbench.process import command_invocation
+
+    result = subprocess.run([*command_invocation(sys.executable), "--version"], cwd=shadowing_cwd,
+                            env=_fresh_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("segbench "), result.stderr
+
+
 PROBE = """\
 import json, os, sys
 from segbench.process import reexec_with_allocator_settings

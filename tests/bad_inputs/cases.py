@@ -130,7 +130,7 @@ def number_written_as_text(ctx):
     return ctx.child("optimizer: {lr: 6e-5}\n")
 
 
-@case("recipe", "2 problem(s)", "trainer.batch_size", "trainer.accumulate", "must be at least 1")
+@case("recipe", "2 problem(s)", "trainer.batch_size", "trainer.accumulate", "must be at least 1", slow=True)
 def batch_and_accumulation_zero(ctx):
     return ctx.child("trainer: {batch_size: 0, accumulate: 0}\n")
 
@@ -236,7 +236,7 @@ def _nothing_executed(ctx, result):
 
 
 @case("recipe", "{recipe} line 2", "python/object/apply:os.system", "Recipes are plain data", "remove the `!!` tag",
-      check=_nothing_executed)
+      check=_nothing_executed, slow=True)
 def python_tag_in_a_recipe(ctx):
     return ctx.child("seed: !!python/object/apply:os.system ['touch EXECUTED']\n")
 
@@ -290,14 +290,15 @@ def run_a_folder(ctx):
 
 # ---- data ---------------------------------------------------------------------------------------
 
-@case("data", "{root} does not exist", "the dataset's `root` key", "cityscapes-dataset.com", "synthetic_city", slow=True)
+@case("data", "{root} does not exist", "the dataset's `root` key", "cityscapes-dataset.com", "synthetic_city",
+      slow=True)
 def missing_dataset_folder(ctx):
     root = ctx.dir / "no-such-cityscapes"
     ctx.vars["root"] = str(root)
     return ctx.city_run(root=root)
 
 
-@case("data", "have no label file", "{image}", "gtFine_trainvaltest.zip")
+@case("data", "have no label file", "{image}", "gtFine_trainvaltest.zip", slow=True)
 def image_without_a_label(ctx):
     ctx.tree()
     Path(ctx.vars["label"]).unlink()
@@ -458,7 +459,8 @@ def evaluate_a_checkpoint_of_another_model(ctx):
     return _foreign_checkpoint(ctx, torch.nn.Conv2d(3, 3, 1), "tiny_unet")
 
 
-@case("checkpoint", "{best} does not fit this model", "size mismatch for 0.weight", "another model or configuration")
+@case("checkpoint", "{best} does not fit this model", "size mismatch for 0.weight", "another model or configuration",
+      slow=True)
 def evaluate_a_checkpoint_of_another_configuration(ctx):
     from tests.engine_plugin import NoBNConfig, build_nobn
 
@@ -629,7 +631,7 @@ def huge_seed(ctx):
     return ctx.child("seed: 99999999999999999999999\n")
 
 
-@case("recipe", "data.train_transforms[0].std", "NaN")
+@case("recipe", "data.train_transforms[0].std", "NaN", slow=True)
 def zero_normalisation_std(ctx):
     return ctx.child("data: {train_transforms: [{name: normalize, std: [0.0, 0.2, 0.2]}]}\n")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from segbench.process import command_invocation
 from segbench_jobs.stages import find_recipes
 from segbench_plugins.synthetic_city import SMOKE_TREE
 from tests.conftest import MINIMAL_RECIPE, REPO
@@ -28,7 +29,7 @@ SUBMITTED = re.compile(r"submitted (\S+) as job (\d+)(?: after job (\d+))?")
 
 def emit_and_submit(cluster, *args, cwd: Path) -> tuple[list[tuple[str, str, str | None]], str]:
     """Run ``segbench emit-slurm ARGS | bash``; returns ``[(stage, job id, upstream job id)]`` and stderr."""
-    segbench = shlex.join([sys.executable, "-m", "segbench.cli"])
+    segbench = shlex.join(command_invocation(sys.executable))
     pipeline = f"set -o pipefail; {segbench} emit-slurm {shlex.join(map(str, args))} | bash"
     result = subprocess.run(["bash", "-c", pipeline], env=cluster.env, cwd=cwd, capture_output=True, text=True,
                             timeout=300)
