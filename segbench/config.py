@@ -241,3 +241,16 @@ def structure_config(cls: type, data: Any, *, path: str, files=()):
 
 def unstructure(instance) -> Any:
     return _CONVERTER.unstructure(instance)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def unstructure_plain(instance) -> Any:
+    """A config (or any value) as YAML/JSON data: tuples become lists, recursively."""
+    return _plain(unstructure(instance))

@@ -2,7 +2,6 @@
 whether the data and class histogram were already cached or not, with any number of DataLoader workers,
 and after an interruption."""
 import json
-import os
 import signal
 import subprocess
 import time

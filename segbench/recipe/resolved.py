@@ -6,28 +6,18 @@ settings. Sections the core does not structure (``description``, ``slurm``, ...)
 """
 from __future__ import annotations
 
-from typing import Any
 
-from segbench.config import unstructure
+from segbench.config import unstructure_plain
 from segbench.functional.merge import content_hash
 from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: tuples as lists, recursively."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
 def _component(component) -> dict:
-    return {"name": component.name, **_plain(unstructure(component.config))}
+    return {"name": component.name, **unstructure_plain(component.config)}
 
 
 def _pipeline(pipeline) -> list[dict]:
-    return [{"name": step.name, **_plain(unstructure(step.config))} for step in pipeline.steps]
+    return [{"name": step.name, **unstructure_plain(step.config)} for step in pipeline.steps]
 
 
 def resolved_data(plan) -> dict:
@@ -42,8 +32,8 @@ def resolved_data(plan) -> dict:
     data["data"] = {**{role: _component(component) for role, component in plan.datasets.items()},
                     "train_transforms": _pipeline(plan.train_transforms),
                     "eval_transforms": _pipeline(plan.eval_transforms)}
-    data["trainer"] = _plain(unstructure(plan.trainer))
-    data["evaluation"] = _plain(unstructure(plan.evaluation))
+    data["trainer"] = unstructure_plain(plan.trainer)
+    data["evaluation"] = unstructure_plain(plan.evaluation)
     data["logging"] = [_component(component) for component in plan.loggers]  # not hashed (UNHASHED_SECTIONS)
     return data
 

@@ -10,7 +10,7 @@ import copy
 
 import attrs
 
-from segbench.config import unstructure
+from segbench.config import unstructure_plain
 from segbench.errors import ConfigError, PluginError
 from segbench.recipe.load import ResolvedRecipe, apply_overrides
 from segbench.registry import Substitute
@@ -24,27 +24,18 @@ SMOKE_WINDOW, SMOKE_STRIDE = [64, 128], [32, 64]  # fits the small images the da
 CORE_SECTIONS = ("seed", "trainer", "evaluation", "slurm", "description")
 
 
-def _plain(value):
-    """Config values as YAML data (tuples become lists)."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
 def _fields(config) -> dict:
     return {field.name: getattr(config, field.name) for field in attrs.fields(type(config))}
 
 
 def _changes(old, new) -> dict:
-    return {name: _plain(unstructure(value)) for name, value in _fields(new).items()
+    return {name: unstructure_plain(value) for name, value in _fields(new).items()
             if getattr(old, name) != value}
 
 
 def _non_default(config) -> dict:
     return _changes(type(config)(), config) if _has_defaults(type(config)) else \
-        {name: _plain(unstructure(value)) for name, value in _fields(config).items()}
+        {name: unstructure_plain(value) for name, value in _fields(config).items()}
 
 
 def _has_defaults(cls) -> bool:
