@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from segbench import __version__
+from segbench import __version__, commands
 from segbench.errors import SegbenchError
 from segbench.limits import IMAGE_SIDE_MAX, SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
 from segbench.process import tune_process
@@ -41,13 +41,6 @@ def _image_size(low: int, high: int):
         return height, width
     size.numeric = True
     return size
-
-
-def _registries():
-    from segbench.plugins import make_plugin_manager
-    from segbench.registry import build_registries
-
-    return build_registries(make_plugin_manager())
 
 
 def _add_overrides(parser):
@@ -83,168 +76,6 @@ def _add_runs_dir(parser):
                         help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
 
 
-def cmd_run(args) -> int:
-    from segbench.engine.runner import run_recipe_file
-    from segbench.recipe.variants import parse_grid, parse_seeds
-
-    run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
-                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds else None,
-                    grid=parse_grid(args.grid))
-    return 0
-
-
-def cmd_show(args) -> int:
-    from segbench.recipe.load import dump_yaml, load_recipe
-    from segbench.recipe.plan import build_plan
-    registries = _registries()
-    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
-    plan = build_plan(recipe, registries)  # validate before printing
-    print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
-    print(f"# hash {plan.hash}")
-    if recipe.seeds:
-        print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
-              " --seeds chooses others)")
-    if args.defaults:
-        from segbench.recipe.resolved import resolved_data
-
-        print("# every component's settings with their defaults filled in")
-        print(dump_yaml(resolved_data(plan)), end="")
-    else:
-        print(dump_yaml(recipe.data), end="")
-    return 0
-
-
-def cmd_list(args) -> int:
-    from segbench.registry import KINDS
-
-    registries = _registries()
-    kinds = [args.kind] if args.kind else list(KINDS)
-    for kind in kinds:
-        if kind not in KINDS:
-            raise SegbenchError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
-        print(f"{kind}:")
-        for entry in registries[kind]:
-            aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
-            print(f"  {entry.name:<24} {entry.plugin}{aliases}")
-            if args.verbose:
-                from segbench.describe import describe_settings
-
-                if kind == "models":
-                    _print_model_info(entry)
-                print("\n".join(describe_settings(entry)))
-    return 0
-
-
-def _print_model_info(entry, input_size=(512, 1024)) -> bool:
-    from segbench.model_info import describe_entry
-
-    described = describe_entry(entry, input_size=input_size)
-    if described.error is not None:
-        print(f"      error: {described.error}")
-        return False
-    info = described.info
-    print(f"      params {info.params:,}  size {info.size_mb:.1f} MB  {info.gflops:.1f} GFLOPs"
-          f" at {input_size[0]}x{input_size[1]}")
-    return True
-
-
-def cmd_models(args) -> int:
-    from segbench.model_info import describe_entry
-
-    registries = _registries()
-    size = args.size
-    print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
-    print("|---|---|---:|---:|---:|")
-    broken = 0
-    for entry in registries.models:
-        described = describe_entry(entry, input_size=size)
-        if described.error is not None:
-            broken += 1
-            print(f"| {entry.name} | {entry.plugin} | error: {described.error.replace('|', '/')} | | |")
-            continue
-        info = described.info
-        print(f"| {entry.name} | {entry.plugin} | {info.params:,} | {info.size_mb:.1f} | {info.gflops:.1f} |")
-    if broken:
-        print(f"segbench: {broken} model(s) could not be built with their default settings; see their rows",
-              file=sys.stderr)
-    return 0
-
-
-def cmd_plugins(args) -> int:
-    from segbench.plugins import make_plugin_manager, plugin_infos
-
-    for info in plugin_infos(make_plugin_manager()):
-        print(f"{info.name:<36} {info.distribution} {info.version}")
-    return 0
-
-
-def cmd_synth(args) -> int:
-    from segbench.synth import generate_city
-
-    height, width = args.size
-    kwargs = {k: v for k, v in (("train", args.train), ("val", args.val), ("train_extra", args.train_extra))
-              if v is not None}
-    report = generate_city(Path(args.dir), size=(height, width), seed=args.seed, progress=True, **kwargs)
-    print(f"wrote a Cityscapes tree to {args.dir}: {report}")
-    return 0
-
-
-def cmd_evaluate(args) -> int:
-    from segbench.report.evaluate_cli import evaluate_command
-
-    evaluate_command(args)
-    return 0
-
-
-def cmd_export(args) -> int:
-    from segbench.report.export import export_command
-
-    export_command(args)
-    return 0
-
-
-def cmd_benchmark(args) -> int:
-    from segbench.report.latency import benchmark_command
-
-    benchmark_command(args)
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from segbench.report.compare import compare_command
-
-    compare_command(args)
-    return 0
-
-
-def cmd_report(args) -> int:
-    from segbench.report.html import report_command
-
-    report_command(args)
-    return 0
-
-
-def cmd_predict(args) -> int:
-    from segbench.report.predict import predict_command
-
-    predict_command(args)
-    return 0
-
-
-def cmd_plot(args) -> int:
-    from segbench.report.plot import plot_command
-
-    plot_command(args)
-    return 0
-
-
-def cmd_emit_slurm(args) -> int:
-    from segbench_jobs.emit import emit_command
-
-    emit_command(args)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segbench", description=__doc__)
     parser.add_argument("--version", action="version", version=f"segbench {__version__}")
@@ -261,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same recipe on a tiny synthetic city, a few iterations, small crops")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the recipe's trainer.device)")
     _add_experiment_options(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("show", help="print the resolved recipe as YAML")
     p.add_argument("recipe", type=Path)
@@ -269,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="show the --smoke variant")
     p.add_argument("--defaults", action="store_true",
                    help="fill in every key each component leaves at its default")
-    p.set_defaults(func=cmd_show)
+    p.set_defaults(func=commands.cmd_show)
 
     p = sub.add_parser("list", help="registered components per kind, with their plugins")
     p.add_argument("kind", nargs="?", help="models, datasets, losses, schedulers, strategies, optimizers,"
@@ -277,15 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true",
                    help="each component's first doc line and config keys (type, default, allowed values);"
                         " for models also parameters, size and GFLOPs")
-    p.set_defaults(func=cmd_list)
+    p.set_defaults(func=commands.cmd_list)
 
     p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
     p.add_argument("--size", default=(512, 1024), type=_image_size(32, IMAGE_SIDE_MAX),
                    help="input HxW for GFLOPs (default 512x1024)")
-    p.set_defaults(func=cmd_models)
+    p.set_defaults(func=commands.cmd_models)
 
     p = sub.add_parser("plugins", help="installed plugins and their distributions")
-    p.set_defaults(func=cmd_plugins)
+    p.set_defaults(func=commands.cmd_plugins)
 
     p = sub.add_parser("synth", help="write a synthetic Cityscapes-format street-scene tree")
     p.add_argument("dir")
@@ -295,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default=(128, 256), type=_image_size(SYNTH_MIN_SIZE[0], SYNTH_MAX_SIZE[1]),
                    help="HEIGHTxWIDTH (default 128x256)")
     p.add_argument("--seed", type=_bounded_int(0, SEED_MAX), default=0)
-    p.set_defaults(func=cmd_synth)
+    p.set_defaults(func=commands.cmd_synth)
 
     p = sub.add_parser("evaluate", help="score a run or checkpoint with the official Cityscapes rule")
     p.add_argument("target", type=Path, help="a run directory or a checkpoint file")
@@ -307,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                    help="onnxruntime: score an exported ONNX file instead (see segbench export)")
     p.add_argument("--onnx", type=Path, default=None, help="the ONNX file (default: the run's newest export)")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=commands.cmd_evaluate)
 
     p = sub.add_parser("export", help="write a run's model as an ONNX file that onnxruntime loads")
     p.add_argument("run_dir", type=Path, help="a run directory or a checkpoint file")
@@ -319,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="default <run>/export/<model>-<HxW|dynamic>.onnx")
     p.add_argument("--opset", type=_bounded_int(7, 30), default=17)
     p.add_argument("--checkpoint", default=None, help="best or last (default: the recipe's choice)")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=commands.cmd_export)
 
     p = sub.add_parser("benchmark", help="forward latency (p50/p90, images/s) as deployed; saved into the run")
     p.add_argument("target", type=Path, metavar="RUN_DIR|RECIPE")
@@ -334,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed repetitions (default: at least 20 and at least 2 s of timing)")
     p.add_argument("--warmup", type=_bounded_int(0, 10_000), default=None,
                    help="untimed runs first (default: at least 3 and 0.5 s)")
-    p.set_defaults(func=cmd_benchmark)
+    p.set_defaults(func=commands.cmd_benchmark)
 
     p = sub.add_parser("compare", help="results table of runs with statistics across seeds (Markdown or CSV);"
                                         " with two experiments or runs A B: B minus A with its interval")
@@ -355,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", action="append", metavar="KEY[,KEY]",
                    help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
                         " (keys not at the top level are looked up under provenance)")
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
     p.add_argument("runs_dir", nargs="?", type=Path, default=None)
@@ -363,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=_bounded_int(0, 1000), default=3,
                    help="prediction panels per run: the report split's first N images (0: none)")
     p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
     p.add_argument("run_dir", type=Path)
@@ -371,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--labels", nargs="*", type=Path, default=None, help="labelIds PNGs, one per image")
     p.add_argument("--device", default=None)
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=commands.cmd_predict)
 
     p = sub.add_parser("plot", help="training loss and validation mIoU curves; --pareto: mIoU vs latency")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -380,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
     p.add_argument("--pareto", action="store_true",
                    help="one runs folder: mIoU against benchmarked latency (log scale), each run labelled")
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=commands.cmd_plot)
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")
     p.add_argument("paths", nargs="+", metavar="PATH", help="recipe files or folders, then key=value overrides")
@@ -388,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true")
     _add_runs_dir(p)
     _add_experiment_options(p)
-    p.set_defaults(func=cmd_emit_slurm)
+    p.set_defaults(func=commands.cmd_emit_slurm)
     return parser
 
 

@@ -172,7 +172,7 @@ def test_a_third_party_transform_is_usable_in_a_recipe(tmp_path):
 
 
 def test_list_transforms_shows_builtin_and_third_party_transforms(cli, monkeypatch):
-    monkeypatch.setattr("segbench.cli._registries", lambda: registries_with(thirdparty_plugin.ThirdParty()))
+    monkeypatch.setattr("segbench.commands._registries", lambda: registries_with(thirdparty_plugin.ThirdParty()))
     status, out, _ = cli("list", "transforms")
     assert status == 0
     assert "invert" in out and "thirdparty-thirdparty" in out
@@ -203,7 +203,7 @@ def test_a_model_breaking_the_contract_is_refused_before_training(tmp_path, mode
 
 def test_models_and_list_verbose_show_a_broken_factory_as_an_error_row(cli, monkeypatch):
     # the built-in models are left out: they are large to describe and not what is tested here
-    monkeypatch.setattr("segbench.cli._registries",
+    monkeypatch.setattr("segbench.commands._registries",
                         lambda: registries_with(thirdparty_plugin.BadModels(), block="unet,deeplab"))
     status, out, err = cli("models", "--size", "32x64")
     assert status == 0, err

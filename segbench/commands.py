@@ -1,0 +1,176 @@
+"""What each ``segbench`` subcommand does; :mod:`segbench.cli` parses the command line and calls these."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from segbench.errors import SegbenchError
+
+
+def _registries():
+    from segbench.plugins import make_plugin_manager
+    from segbench.registry import build_registries
+
+    return build_registries(make_plugin_manager())
+
+
+def cmd_run(args) -> int:
+    from segbench.engine.runner import run_recipe_file
+    from segbench.recipe.variants import parse_grid, parse_seeds
+
+    run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
+                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds else None,
+                    grid=parse_grid(args.grid))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from segbench.recipe.load import dump_yaml, load_recipe
+    from segbench.recipe.plan import build_plan
+    registries = _registries()
+    recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
+    plan = build_plan(recipe, registries)  # validate before printing
+    print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
+    print(f"# hash {plan.hash}")
+    if recipe.seeds:
+        print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
+              " --seeds chooses others)")
+    if args.defaults:
+        from segbench.recipe.resolved import resolved_data
+
+        print("# every component's settings with their defaults filled in")
+        print(dump_yaml(resolved_data(plan)), end="")
+    else:
+        print(dump_yaml(recipe.data), end="")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from segbench.registry import KINDS
+
+    registries = _registries()
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        if kind not in KINDS:
+            raise SegbenchError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+        print(f"{kind}:")
+        for entry in registries[kind]:
+            aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
+            print(f"  {entry.name:<24} {entry.plugin}{aliases}")
+            if args.verbose:
+                from segbench.describe import describe_settings
+
+                if kind == "models":
+                    _print_model_info(entry)
+                print("\n".join(describe_settings(entry)))
+    return 0
+
+
+def _print_model_info(entry, input_size=(512, 1024)) -> bool:
+    from segbench.model_info import describe_entry
+
+    described = describe_entry(entry, input_size=input_size)
+    if described.error is not None:
+        print(f"      error: {described.error}")
+        return False
+    info = described.info
+    print(f"      params {info.params:,}  size {info.size_mb:.1f} MB  {info.gflops:.1f} GFLOPs"
+          f" at {input_size[0]}x{input_size[1]}")
+    return True
+
+
+def cmd_models(args) -> int:
+    from segbench.model_info import describe_entry
+
+    registries = _registries()
+    size = args.size
+    print(f"| model | plugin | params | size MB | GFLOPs @ {size[0]}x{size[1]} |")
+    print("|---|---|---:|---:|---:|")
+    broken = 0
+    for entry in registries.models:
+        described = describe_entry(entry, input_size=size)
+        if described.error is not None:
+            broken += 1
+            print(f"| {entry.name} | {entry.plugin} | error: {described.error.replace('|', '/')} | | |")
+            continue
+        info = described.info
+        print(f"| {entry.name} | {entry.plugin} | {info.params:,} | {info.size_mb:.1f} | {info.gflops:.1f} |")
+    if broken:
+        print(f"segbench: {broken} model(s) could not be built with their default settings; see their rows",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from segbench.plugins import make_plugin_manager, plugin_infos
+
+    for info in plugin_infos(make_plugin_manager()):
+        print(f"{info.name:<36} {info.distribution} {info.version}")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from segbench.synth import generate_city
+
+    height, width = args.size
+    kwargs = {k: v for k, v in (("train", args.train), ("val", args.val), ("train_extra", args.train_extra))
+              if v is not None}
+    report = generate_city(Path(args.dir), size=(height, width), seed=args.seed, progress=True, **kwargs)
+    print(f"wrote a Cityscapes tree to {args.dir}: {report}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from segbench.report.evaluate_cli import evaluate_command
+
+    evaluate_command(args)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from segbench.report.export import export_command
+
+    export_command(args)
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from segbench.report.latency import benchmark_command
+
+    benchmark_command(args)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from segbench.report.compare import compare_command
+
+    compare_command(args)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from segbench.report.html import report_command
+
+    report_command(args)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from segbench.report.predict import predict_command
+
+    predict_command(args)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from segbench.report.plot import plot_command
+
+    plot_command(args)
+    return 0
+
+
+def cmd_emit_slurm(args) -> int:
+    from segbench_jobs.emit import emit_command
+
+    emit_command(args)
+    return 0
