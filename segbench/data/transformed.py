@@ -32,6 +32,30 @@ def epoch_permutation(n: int, *, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=generator).tolist()
 
 
+
+def item_path(dataset, index: int) -> str:
+    """How a message names item ``index``: its image file when the dataset knows it."""
+    return str(dataset.image_path(index)) if hasattr(dataset, "image_path") else f"item {index}"
+
+
+class SameSize:
+    """Refuses an item whose size differs from the first one this process read: items batched together
+    must share a size, and torch's own error would name neither file."""
+
+    def __init__(self, *, fix: str):
+        self.fix, self._reference = fix, None  # (index, size)
+
+    def check(self, dataset, index: int, produced: str, *tensors: torch.Tensor) -> None:
+        sizes = tuple(tuple(t.shape[-2:]) for t in tensors)
+        if self._reference is None:
+            self._reference = (index, sizes)
+        first, expected = self._reference
+        if sizes != expected:
+            shown = " and ".join(f"{h}x{w}" for h, w in sizes)
+            wanted = " and ".join(f"{h}x{w}" for h, w in expected)
+            raise DataError(f"{item_path(dataset, index)} {produced} {shown}, but {item_path(dataset, first)} as"
+                            f" {wanted}: images batched together must share a size. {self.fix}")
+
 class SeededShuffleSampler(torch.utils.data.Sampler[int]):
     """Yields all ``n`` indices in the order :func:`epoch_permutation` gives for the current epoch.
 
@@ -68,22 +92,11 @@ class TransformedDataset(torch.utils.data.Dataset):
             pipeline = attrs.evolve(pipeline, ignore_index=info.ignore_index)
         self.base, self.pipeline, self.seed, self.epoch = base, pipeline, seed, 0
         # Items batched together must share a size: compare each with the first one this process read.
-        self.same_size, self._reference = same_size, None  # (index, size)
+        self._sizes = SameSize(fix="Add a random_scale_crop (or resize) step to data.train_transforms, or set"
+                                   " trainer.batch_size: 1.") if same_size else None
 
     def _where(self, index: int) -> str:
-        return str(self.base.image_path(index)) if hasattr(self.base, "image_path") else f"item {index}"
-
-    def _check_size(self, index: int, image: torch.Tensor) -> None:
-        size = tuple(image.shape[-2:])
-        if self._reference is None:
-            self._reference = (index, size)
-        first, expected = self._reference
-        if size != expected:
-            raise DataError(
-                f"{self._where(index)} comes out of data.train_transforms as {size[0]}x{size[1]}, but"
-                f" {self._where(first)} as {expected[0]}x{expected[1]}: images batched together must share a"
-                " size. Add a random_scale_crop (or resize) step to data.train_transforms, or set"
-                " trainer.batch_size: 1.")
+        return item_path(self.base, index)
 
     def _transform(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.base[index]
@@ -100,6 +113,6 @@ class TransformedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self._transform(index)
-        if self.same_size:
-            self._check_size(index, image)
+        if self._sizes is not None:
+            self._sizes.check(self.base, index, "comes out of data.train_transforms as", image)
         return image, mask

@@ -9,6 +9,7 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from segbench.data.loader import data_loader
+from segbench.data.transformed import SameSize
 from segbench.engine.distributed import all_reduce_sum, any_rank, unwrap_for_evaluation
 from segbench.engine.runtime import Runtime
 from segbench.errors import ConfigError
@@ -142,8 +143,10 @@ def predict(model, images, *, label_size, config, num_classes, runtime: Runtime,
 class _EvalItems(torch.utils.data.Dataset):
     """Dataset items with the eval pipeline applied to the image; the label stays at full resolution."""
 
-    def __init__(self, dataset, pipeline):
+    def __init__(self, dataset, pipeline, *, batch_size: int = 1):
         self.dataset, self.pipeline = dataset, pipeline
+        self._sizes = SameSize(fix="Set evaluation.batch_size: 1 (labels are scored at their own size).") \
+            if batch_size > 1 else None
 
     def __len__(self):
         return len(self.dataset)
@@ -152,6 +155,9 @@ class _EvalItems(torch.utils.data.Dataset):
         image, mask = self.dataset[index]
         generator = torch.Generator().manual_seed(index)
         image_t, _ = self.pipeline(image, mask, generator)
+        if self._sizes is not None:
+            self._sizes.check(self.dataset, index, "is evaluated (image after data.eval_transforms, label) as",
+                              image_t, mask)
         return image_t, mask
 
 
@@ -178,7 +184,8 @@ def evaluate_per_image(model, dataset, pipeline, *, config, num_classes, ignore_
     was_training = model.training
     model.eval()
     indices = list(range(env.rank, len(dataset), env.world_size))
-    loader = data_loader(Subset(_EvalItems(dataset, pipeline), indices), batch_size=config.batch_size,
+    loader = data_loader(Subset(_EvalItems(dataset, pipeline, batch_size=config.batch_size), indices),
+                         batch_size=config.batch_size,
                          num_workers=num_workers, shuffle=False)
     # Rank 0 has the most images: every rank takes part in as many stop votes as it has batches.
     steps = math.ceil(len(range(0, len(dataset), env.world_size)) / config.batch_size)

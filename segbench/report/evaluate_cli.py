@@ -107,8 +107,9 @@ def evaluate_and_export(loaded: LoadedRun, dataset, folder: Path, *, num_workers
 
     info, plan, settings = loaded.info, loaded.plan, loaded.inference
     lut = train_to_label_lut(info)
-    loader = data_loader(_EvalItems(dataset, plan.eval_transforms), batch_size=plan.evaluation.batch_size,
-                        num_workers=num_workers, shuffle=False)
+    batch_size = plan.evaluation.batch_size
+    loader = data_loader(_EvalItems(dataset, plan.eval_transforms, batch_size=batch_size), batch_size=batch_size,
+                         num_workers=num_workers, shuffle=False)
     matrix = torch.zeros((info.num_classes, info.num_classes + 1), dtype=torch.int64)
     written, index = [], 0
     for images, masks in tqdm(loader, desc="evaluate+export", leave=False, disable=not progress, unit="batch"):

@@ -719,6 +719,18 @@ def images_of_different_sizes_in_one_batch(ctx):
     return ctx.city_run(root=Path(ctx.vars["root"]))
 
 
+@case("data", "must share a size", "{val_image}", "evaluation.batch_size: 1")
+def images_of_different_sizes_in_one_evaluation_batch(ctx):
+    root = ctx.tree()
+    image, label = tree_image(root, "val", "frankfurt"), tree_label(root, "val", "frankfurt")
+    ctx.vars["val_image"] = str(image)
+    rng = np.random.default_rng(0)
+    _save_png(image, rng.integers(0, 256, (TREE_SIZE[0] * 2, TREE_SIZE[1], 3), dtype=np.uint8))
+    _save_png(label, rng.integers(0, 34, (TREE_SIZE[0] * 2, TREE_SIZE[1]), dtype=np.uint8))
+    command = ctx.city_run(root=root)
+    return [*command[:2], "evaluation.batch_size=2", *command[2:]]
+
+
 @case("data", "{label}", "symbolic link", slow=True)
 def label_that_is_a_looping_link(ctx):
     ctx.tree()
