@@ -115,7 +115,7 @@ def unknown_key_in_a_section(ctx):
     return ctx.child("model: {channel: 4}\n")
 
 
-@case("recipe", "model.name", "unknown models 'nobm'", "Did you mean 'nobn'", "segbench list models")
+@case("recipe", "model.name", "unknown models 'nobm'", "Did you mean 'nobn'", "segbench list models", slow=True)
 def unknown_component_name(ctx):
     return ctx.child("model: {name: nobm}\n")
 
@@ -225,7 +225,7 @@ def recipe_that_is_not_text(ctx):
     return ["run", "bad.yaml", *RUN]
 
 
-@case("recipe", "plugins: unknown top-level key")
+@case("recipe", "plugins: unknown top-level key", slow=True)
 def plugins_key_in_a_recipe(ctx):
     ctx.write("evil_plugin.py", "open('IMPORTED', 'w').close()\n")
     return ctx.child("plugins: [evil_plugin]\n")
@@ -253,7 +253,7 @@ def missing_recipe_file(ctx):
     return ["run", "nope.yaml", *RUN]
 
 
-@case("cli", "bad override 'trainer.epochs'", "write key.sub=value")
+@case("cli", "bad override 'trainer.epochs'", "write key.sub=value", slow=True)
 def override_without_a_value(ctx):
     return ["run", "toy.yaml", "trainer.epochs", *RUN]
 
@@ -268,7 +268,7 @@ def override_that_is_not_yaml(ctx):
     return ["run", "toy.yaml", "model={name: nobn", *RUN]
 
 
-@case("cli", "unrecognized arguments: --epochs 3", "usage: segbench")
+@case("cli", "unrecognized arguments: --epochs 3", "usage: segbench", slow=True)
 def unknown_option(ctx):
     return ["run", "toy.yaml", "--epochs", "3", *RUN]
 
@@ -353,7 +353,7 @@ def rgb_label(ctx):
     return ctx.city_run(root=Path(ctx.vars["root"]))
 
 
-@case("data", "{label} holds value(s) 200", "not Cityscapes labelIds", "restore the original *_labelIds.png")
+@case("data", "{label} holds value(s) 200", "not Cityscapes labelIds", "restore the original *_labelIds.png", slow=True)
 def label_values_out_of_range(ctx):
     ctx.tree()
     _save_png(Path(ctx.vars["label"]), np.full(TREE_SIZE, 200, np.uint8))
@@ -467,7 +467,7 @@ def evaluate_a_checkpoint_of_another_configuration(ctx):
     return _foreign_checkpoint(ctx, build_nobn(NoBNConfig(channels=4), num_classes=3), "nobn")
 
 
-@case("checkpoint", "{best} was written by a newer segbench", "checkpoint format 99", "Upgrade segbench")
+@case("checkpoint", "{best} was written by a newer segbench", "checkpoint format 99", "Upgrade segbench", slow=True)
 def evaluate_a_checkpoint_of_a_newer_format(ctx):
     import torch
 
@@ -568,7 +568,7 @@ def segbench_register_models(register):
 
 
 @case("plugin", "model: model 'exploding' (plugin 'boom') failed to build", "ValueError",
-      "the exploding model cannot be built", "report the problem to the plugin's authors")
+      "the exploding model cannot be built", "report the problem to the plugin's authors", slow=True)
 def plugin_factory_raising(ctx):
     ctx.plugin("boom-dist", "boom", "boom_module", _EXPLODING)
     return ctx.child("model: {name: exploding}\n")
@@ -616,7 +616,7 @@ def duplicate_key(ctx):
     return ctx.child("optimizer: {name: sgd, lr: 0.1, momentum: 0.0}\noptimizer: {name: sgd, lr: 1000}\n")
 
 
-@case("recipe", "optimizer.lr", "finite")
+@case("recipe", "optimizer.lr", "finite", slow=True)
 def nan_learning_rate(ctx):
     return ctx.child("optimizer: {lr: .nan}\n")
 
@@ -697,7 +697,7 @@ def models_size_absurd(ctx):
     return ["models", "--size", "30000x30000"]
 
 
-@case("cli", "--size", "write HEIGHTxWIDTH")
+@case("cli", "--size", "write HEIGHTxWIDTH", slow=True)
 def synth_size_malformed(ctx):
     return ["synth", "city", "--size", "128by256"]
 

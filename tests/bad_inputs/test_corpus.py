@@ -19,7 +19,7 @@ from tests.bad_inputs.cases import CASES, Case, CaseContext, World
 from tests.bad_inputs.harness import (TOY_RECIPE, changes, cli_env, run_cli, snapshot, toy_site,
                                       write_cityscapes_tree)
 
-MIN_CASES = 30
+MIN_CASES = 25  # the default run keeps at least this many (several of each group); `-m slow` runs all
 GROUPS = ("recipe", "cli", "data", "checkpoint", "plugin")
 FORBIDDEN_NEW_FILES = ("results.json", ".pt", ".tmp", "run.lock")
 
