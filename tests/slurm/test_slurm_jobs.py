@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -150,8 +151,10 @@ def recipes_submitted(slurm, tmp_path_factory):
     jobs, stderr = emit_and_submit(slurm, REPO / "recipes", "--smoke", "--out", root / "out",
                                    "--runs-dir", root / "runs", cwd=REPO)
     states = slurm.wait_for([job for _, job, _ in jobs], timeout=3600)
-    return {"root": root, "jobs": jobs, "states": states, "stderr": stderr, "seconds": time.monotonic() - started,
-            "slurm": slurm}
+    yield {"root": root, "jobs": jobs, "states": states, "stderr": stderr, "seconds": time.monotonic() - started,
+           "slurm": slurm}
+    for checkpoints in (root / "runs").glob("*/checkpoints"):  # ~20 GB of ResNet50 smoke checkpoints
+        shutil.rmtree(checkpoints, ignore_errors=True)
 
 
 def test_every_recipe_is_submitted_and_completes(recipes_submitted):
