@@ -13,6 +13,7 @@ import attrs
 from segbench.config import unstructure_plain
 from segbench.errors import ConfigError, PluginError
 from segbench.recipe.load import ResolvedRecipe, apply_overrides
+from segbench.recipe.plan import Component, build_plan
 from segbench.registry import Substitute
 
 SMOKE_TRAINER = {"max_iterations": 2, "epochs": 1, "num_workers": 0, "log_every": 1, "eval_every": 1,
@@ -100,20 +101,9 @@ def _apply_transforms(section: dict, key: str, pipeline, registries) -> None:
         return
     for index, step in enumerate(pipeline.steps):
         entry = registries.transforms.get(step.name)
-        component = _StepComponent(entry, step.config, step.path)
+        component = Component(entry, step.config, step.path)
         variant = _Variant(component, registries)
         specs[index] = variant.replacement or {**specs[index], **variant.changes}
-
-
-@attrs.frozen
-class _StepComponent:
-    entry: object
-    config: object
-    path: str
-
-    @property
-    def name(self) -> str:
-        return self.entry.name
 
 
 def _shorten_training(data: dict) -> None:
@@ -130,7 +120,6 @@ def _shorten_training(data: dict) -> None:
 
 def smoke_recipe(recipe: ResolvedRecipe, registries) -> ResolvedRecipe:
     """Validate ``recipe`` as written, then return its smoke variant (validated too)."""
-    from segbench.recipe.plan import build_plan
 
     plan = build_plan(recipe, registries)  # the real recipe must be valid, whatever smoke changes
     data = copy.deepcopy(recipe.data)
