@@ -155,38 +155,40 @@ class LocalSlurm:
             raise RuntimeError(f"{' '.join(map(str, args))} failed ({result.returncode}): {result.stderr.strip()}")
         return result
 
-    def job(self, job_id: str | int) -> dict:
-        """``scontrol show job`` as a dict (JobState, ExitCode, StartTime, EndTime, Restarts, Reason ...)."""
-        text = self.run("scontrol", "show", "job", "-o", job_id).stdout
-        fields = {}
-        for token in re.findall(r"(\w[\w:/]*)=(\S*)", text):
-            fields.setdefault(token[0], token[1])
-        return fields
-
-    def array_tasks(self, job_id: str | int) -> dict[int, dict]:
-        """``scontrol show job`` of a job array: ``{array task id: fields}`` (one line per task)."""
-        tasks = {}
+    def _show(self, job_id: str | int) -> list[dict]:
+        """``scontrol show job -o``: one dict per line (a job array shows one line per task)."""
+        lines = []
         for line in self.run("scontrol", "show", "job", "-o", job_id).stdout.splitlines():
             fields = {}
             for key, value in re.findall(r"(\w[\w:/]*)=(\S*)", line):
                 fields.setdefault(key, value)
-            if fields.get("ArrayTaskId", "").isdigit():
-                tasks[int(fields["ArrayTaskId"])] = fields
-        return tasks
+            if fields:
+                lines.append(fields)
+        return lines
+
+    def job(self, job_id: str | int) -> dict:
+        """``scontrol show job`` as a dict (JobState, ExitCode, StartTime, EndTime, Restarts, Reason ...)."""
+        return self._show(job_id)[0]
+
+    def array_tasks(self, job_id: str | int) -> dict[int, dict]:
+        """``scontrol show job`` of a job array: ``{array task id: fields}`` (one line per task)."""
+        return {int(fields["ArrayTaskId"]): fields for fields in self._show(job_id)
+                if fields.get("ArrayTaskId", "").isdigit()}
 
     def wait_for(self, job_ids, *, timeout: float, done=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
                                                           "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")) -> dict:
-        """Poll until every job reached a final state; returns ``{id: fields}``."""
+        """Poll until every job (every task of an array) reached a final state; returns ``{id: fields}``."""
         deadline = time.monotonic() + timeout
         while True:
-            jobs = {job_id: self.job(job_id) for job_id in job_ids}
-            # a job array shows one line per task: every task must have finished
-            states = [f.group(1) for job_id in job_ids for f in re.finditer(
-                r"JobState=(\S+)", self.run("scontrol", "show", "job", "-o", job_id).stdout)]
-            if all(state in done for state in states):
-                return jobs
+            # one snapshot per poll: the states tested are the states returned
+            shown = {job_id: self._show(job_id) for job_id in job_ids}
+            if all(fields["JobState"] in done for lines in shown.values() for fields in lines):
+                # an array is as good as its worst task
+                return {job_id: next((f for f in lines if f["JobState"] != "COMPLETED"), lines[0])
+                        for job_id, lines in shown.items()}
             if time.monotonic() > deadline:
-                states = {job_id: (f.get("JobState"), f.get("Reason")) for job_id, f in jobs.items()}
+                states = {job_id: [(f.get("JobState"), f.get("Reason")) for f in lines]
+                          for job_id, lines in shown.items()}
                 raise TimeoutError(f"jobs did not finish within {timeout} s: {states}")
             time.sleep(1.0)
 
