@@ -151,6 +151,8 @@ def measure_quickstart(log, *, seed: int | None = None) -> dict:
 
 def markdown(report: dict) -> str:
     machine = report["machine"]
+    if not report["inference"]:
+        return _quickstart_markdown(report, ["# Quickstart wall time and scores", ""])
     lines = [
         "# Evaluation: whole-image inference at full resolution",
         "",
@@ -170,6 +172,10 @@ def markdown(report: dict) -> str:
             lines.append(f"| {model_name} | {precision} | {v['settings']} | {v['median_s']:.2f}"
                          f" | {v['images_per_s']:.2f} | {v['achieved_flops_per_s'] / 1e9:.0f} | {ratio}"
                          f" | {max(v['load_average']):.1f} |")
+    return _quickstart_markdown(report, lines)
+
+
+def _quickstart_markdown(report: dict, lines: list[str]) -> str:
     quick = report.get("quickstart")
     if quick:
         arithmetic = quick.get("arithmetic", {})
@@ -205,7 +211,7 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true",
                         help="with --no-quickstart: keep the quickstart figure already in results/eval.json")
     parser.add_argument("--quickstart-only", action="store_true",
-                        help="measure the quickstart only; keep the inference figures already in results/eval.json")
+                        help="measure the quickstart only; keep any inference figures already in results/eval.json")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0],
                         help="run the quickstart once per seed (default: the recipe's seed 0 only)")
     args = parser.parse_args()
@@ -218,10 +224,8 @@ def main() -> None:
 
     previous_path = common.RESULTS / "eval.json"
     previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
-    if args.quickstart_only:
-        if not previous:
-            parser.error(f"--quickstart-only keeps the inference figures of {previous_path}, which does not exist yet")
-        report = previous
+    if args.quickstart_only:  # keeps the inference figures already there, if any
+        report = previous or {"machine": common.machine(), "inference": {}}
     else:
         torch_device = common.pick_device(args.device)
         report = {"machine": {**common.machine(), "device": str(torch_device)}, "size": list(args.size),

@@ -106,7 +106,8 @@ def machine(device=None, *, gemm_size: int = 2048) -> dict:
                 "machine": platform.machine(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "allocator": allocator_note(), "device": str(device),
                 "date": time.strftime("%Y-%m-%d %H:%M")}
-        limits = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
+        limits = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+                  if k in os.environ}
         if limits:  # a smaller instruction set emulated on a larger CPU: ratios carry over, not absolute times
             info["emulated"] = limits
         if device.type == "cuda":

@@ -3,7 +3,8 @@
 In order, each as its own process (so each starts with the allocator settings it asks for):
 ``bench_train_step.py`` (training step, with a ``torch.profiler`` top-operator table),
 ``bench_scaling.py`` (crop and batch size), ``bench_eval.py`` (inference, quickstart),
-``bench_metrics.py`` (confusion-matrix update) and ``bench_data.py`` (decode + augmentation). The summary
+``bench_metrics.py`` (confusion-matrix update), ``bench_data.py`` (decode + augmentation),
+``bench_numerics.py`` (precision and memory format) and ``bench_allocator.py`` (allocator settings). The summary
 collects their JSON results; ``--summary-only`` rebuilds it from the results already on disk.
 Takes about 30 minutes on an idle 2-core CPU (50 with other jobs on the machine); ``--only`` picks
 parts. The benchmark-only packages are in ``benchmarks/requirements.txt``.
@@ -23,12 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("train_step", "scaling", "eval", "metrics", "data", "numerics")
+BENCHMARKS = ("train_step", "scaling", "eval", "metrics", "data", "numerics", "allocator")
 SCRIPTS = {"metrics": "bench_metrics.py", "data": "bench_data.py", "train_step": "bench_train_step.py",
-           "scaling": "bench_scaling.py", "eval": "bench_eval.py", "numerics": "bench_numerics.py"}
+           "scaling": "bench_scaling.py", "eval": "bench_eval.py", "numerics": "bench_numerics.py",
+           "allocator": "bench_allocator.py"}
 # The order they run in: DeepLabV3+ first, the two slowest models' training steps last.
 STAGES = (("train_step", ["--profile", "--models", "deeplabv3plus"]), ("scaling", []), ("eval", []),
-          ("metrics", []), ("data", []), ("numerics", []),
+          ("metrics", []), ("data", []), ("numerics", []), ("allocator", []),
           ("train_step", ["--profile", "--models", "unet", "deeplabv3", "--merge"]))
 
 
@@ -77,6 +79,20 @@ def numerics_rows() -> list[tuple]:
                 rows.append((cpu_class_of(report), f"training step, {name}, auto = {result['auto']}",
                              f"{auto['median_s']:.3f} s/step", f"fp32, contiguous {base['median_s']:.3f} s/step",
                              _ratio(base["median_s"], auto["median_s"])))
+    return rows
+
+
+def allocator_rows() -> list[tuple]:
+    """Per CPU class (an emulated class's results in a folder of their own): glibc defaults vs segbench's settings."""
+    rows = []
+    for path in sorted([common.RESULTS / "allocator.json", *common.RESULTS.glob("*/allocator.json")]):
+        if path.exists():
+            report = json.loads(path.read_text())
+            for name, result in report["workloads"].items():
+                times = result["median_s"]
+                rows.append((cpu_class_of(report), f"training step, {name}, allocator ({result['settings']})",
+                             f"{times['segbench settings']:.3f} s/step",
+                             f"glibc defaults {times['glibc defaults']:.3f} s/step", f"{result['speedup']:.2f}x"))
     return rows
 
 
@@ -133,7 +149,7 @@ def headline(results: dict) -> list[str]:
             rows.append((cpu, f"data, {stage.replace('_', ' ')} per core (2048x1024 -> 512x1024)",
                          f"{ours['median_seconds'] * 1e3:.0f} ms/img", f"{other} {theirs['median_seconds'] * 1e3:.0f}"
                          " ms/img", _ratio(theirs["median_seconds"], ours["median_seconds"])))
-    rows += numerics_rows()
+    rows += numerics_rows() + allocator_rows()
     lines = ["| CPU class | benchmark | segbench | compared with | segbench speed-up |", "|---|---|---|---|---:|"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     return lines
