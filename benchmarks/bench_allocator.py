@@ -32,7 +32,6 @@ VARIANTS = ("glibc defaults", "segbench settings")
 
 def child(name: str, warmup: int, steps: int) -> None:
     """In a fresh process: median seconds per training step of one workload, as a JSON line."""
-    common.import_segbench()
     section, batch, size = workloads()[name]
     step = SegbenchStep(section, batch=batch, crop=size, device="cpu")
     times = []

@@ -32,7 +32,6 @@ def epoch_permutation(n: int, *, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=generator).tolist()
 
 
-
 def item_path(dataset, index: int) -> str:
     """How a message names item ``index``: its image file when the dataset knows it."""
     return str(dataset.image_path(index)) if hasattr(dataset, "image_path") else f"item {index}"
@@ -55,6 +54,7 @@ class SameSize:
             wanted = " and ".join(f"{h}x{w}" for h, w in expected)
             raise DataError(f"{item_path(dataset, index)} {produced} {shown}, but {item_path(dataset, first)} as"
                             f" {wanted}: images batched together must share a size. {self.fix}")
+
 
 class SeededShuffleSampler(torch.utils.data.Sampler[int]):
     """Yields all ``n`` indices in the order :func:`epoch_permutation` gives for the current epoch.
@@ -95,15 +95,12 @@ class TransformedDataset(torch.utils.data.Dataset):
         self._sizes = SameSize(fix="Add a random_scale_crop (or resize) step to data.train_transforms, or set"
                                    " trainer.batch_size: 1.") if same_size else None
 
-    def _where(self, index: int) -> str:
-        return item_path(self.base, index)
-
     def _transform(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.base[index]
         try:
             return self.pipeline(image, mask, item_generator(self.seed, self.epoch, index))
         except DataError as exc:
-            raise DataError(f"{self._where(index)}: {exc}") from None
+            raise DataError(f"{item_path(self.base, index)}: {exc}") from None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
