@@ -37,8 +37,15 @@ def workloads() -> dict:
 
     quick = load_recipe(common.ROOT / "recipes" / "quickstart.yaml").data
     size = tuple(quick["data"]["dataset"]["size"])
-    return {"quickstart unet": (quick["model"], quick["trainer"]["batch_size"], size),
+    return {f"quickstart {model_label(quick['model'])}": (quick["model"], quick["trainer"]["batch_size"], size),
             "deeplabv3plus": ({"name": "deeplabv3plus"}, 2, (256, 512))}
+
+
+def model_label(model: dict) -> str:
+    """``unet 16-24-32-48-64, skip add``: which model a figure belongs to, as the recipe set it."""
+    options = [f"{key} {value}" for key, value in model.items() if key not in ("name", "channels")]
+    plan = "-".join(str(width) for width in model.get("channels") or ())
+    return ", ".join([f"{model['name']} {plan}".strip(), *options])
 
 
 def combinations(device) -> list[tuple[str, bool]]:

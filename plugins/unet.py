@@ -6,11 +6,13 @@ and ReLU, 2x2 max-pooling down, 2x2 stride-2 transposed convolutions up, and a 1
 The 3x3 convolutions keep their biases (redundant before batch-norm, but part of the reference
 parameter count; without them the model has 31,038,803).
 
-Two options make small U-Nets cheap where CPUs are slow. A 3x3 convolution costs in proportion to
+Three options make small U-Nets cheap where CPUs are slow. A 3x3 convolution costs in proportion to
 in x out channels x pixels, so the doubling plan spends the same arithmetic at every level;
 ``channels`` sets each level's width (e.g. 32-48-64-96-128 grows slower than it pools and costs far
 less at the deep levels). ``stem_stride: 2`` makes the first convolution stride 2, so every level
 works on a quarter of the pixels, and up-samples the logits bilinearly to the input size.
+``skip: add`` adds the up-sampled features to the skip connection instead of concatenating them
+(as LinkNet does), halving the input of each decoder level's first convolution.
 """
 from __future__ import annotations
 
@@ -39,13 +41,15 @@ def _channels_or_width(instance, attribute, value):
 class UNetConfig:
     """``width``: the first level's channels, doubled at each of the 5 levels; or ``channels``: every
     level's width (2 to 6 levels, e.g. [32, 48, 64, 96, 128]). ``stem_stride`` 2 halves the input in the
-    first convolution and up-samples the logits: a quarter of the arithmetic."""
+    first convolution and up-samples the logits: a quarter of the arithmetic. ``skip``: ``concat``
+    (the paper's) or ``add`` the encoder's features to the decoder's."""
 
     width: int = attrs.field(default=DEFAULT_WIDTH, validator=in_range(1, 1024))
     channels: tuple[int, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple),
         validator=attrs.validators.optional([in_range(1, 4096), min_len(2), max_len(6), _channels_or_width]))
     stem_stride: Literal[1, 2] = attrs.field(default=1, validator=attrs.validators.in_((1, 2)))
+    skip: Literal["concat", "add"] = attrs.field(default="concat", validator=attrs.validators.in_(("concat", "add")))
 
     def level_channels(self) -> tuple[int, ...]:
         return self.channels if self.channels is not None else tuple(self.width * 2**i for i in range(LEVELS))
@@ -70,33 +74,34 @@ class Down(nn.Sequential):
 
 class Up(nn.Module):
     """Upsample 2x to the skip connection's width, pad to its size (odd sizes lose a row at pooling),
-    concatenate, two convolutions."""
+    concatenate (or add), two convolutions."""
 
-    def __init__(self, deep_channels: int, skip_channels: int):
+    def __init__(self, deep_channels: int, skip_channels: int, add: bool = False):
         super().__init__()
+        self.add = add
         self.up = nn.ConvTranspose2d(deep_channels, skip_channels, kernel_size=2, stride=2)
-        self.conv = DoubleConv(2 * skip_channels, skip_channels)
+        self.conv = DoubleConv(skip_channels if add else 2 * skip_channels, skip_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
         dy, dx = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
         x = F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
-        return self.conv(torch.cat([skip, x], dim=1))
+        return self.conv(skip + x if self.add else torch.cat([skip, x], dim=1))
 
 
 class UNet(nn.Module):
     """``(N, 3, H, W)`` images to ``(N, num_classes, H, W)`` logits, for any H and W."""
 
     def __init__(self, num_classes: int, *, channels: tuple[int, ...] = UNetConfig().level_channels(),
-                 stem_stride: int = 1, in_channels: int = 3):
+                 stem_stride: int = 1, skip: str = "concat", in_channels: int = 3):
         super().__init__()
         self.stem_stride = stem_stride
         # The poolings (and the stem) must leave at least one pixel at the bottom level.
         self.min_side = 2 ** (len(channels) - 1) * stem_stride
         self.inc = DoubleConv(in_channels, channels[0], stride=stem_stride)
         self.downs = nn.ModuleList(Down(a, b) for a, b in zip(channels[:-1], channels[1:]))
-        self.ups = nn.ModuleList(Up(deep, skip) for deep, skip in zip(reversed(channels[1:]),
-                                                                     reversed(channels[:-1])))
+        self.ups = nn.ModuleList(Up(deep, s, add=skip == "add") for deep, s in zip(reversed(channels[1:]),
+                                                                                  reversed(channels[:-1])))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +122,8 @@ class UNet(nn.Module):
 
 
 def build_unet(config: UNetConfig, *, num_classes: int) -> UNet:
-    model = UNet(num_classes, channels=config.level_channels(), stem_stride=config.stem_stride)
+    model = UNet(num_classes, channels=config.level_channels(), stem_stride=config.stem_stride,
+                 skip=config.skip)
     model.segbench_init = "random"
     return model
 

@@ -145,8 +145,20 @@ def test_unet_stride_2_stem_predicts_at_the_input_size_for_a_quarter_of_the_work
         describe_model(full, input_size=(64, 128)).gflops / 4, rel=0.15)
 
 
+@pytest.mark.parametrize("size", [(64, 128), (33, 47), (5, 3)])
+def test_unet_added_skips_keep_the_output_size_and_halve_the_decoders_first_convolution(registries, size):
+    added = _build(registries, "unet", meta=False, channels=[8, 12, 16], skip="add").eval()
+    with torch.no_grad():
+        assert added(torch.randn(1, 3, *size)).shape == (1, NUM_CLASSES, *size)
+    concatenated = _build(registries, "unet", meta=False, channels=[8, 12, 16])
+    assert [up.conv[0].in_channels for up in added.ups] == [12, 8]
+    assert [up.conv[0].in_channels for up in concatenated.ups] == [24, 16]
+    assert describe_model(added, input_size=(64, 128)).gflops < describe_model(concatenated, input_size=(64, 128)).gflops
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"width": 16, "channels": [16, 32]}, "either width"),
+    ({"skip": "multiply"}, "skip"),
     ({"channels": [16]}, "channels"),
     ({"channels": [16, 0]}, "at least 1"),
     ({"stem_stride": 4}, "stem_stride"),

@@ -29,6 +29,7 @@ def test_quickstart_generates_its_data_trains_and_reports(tmp_path):
     assert results["report_split"]["split"] == "val" and results["report_images"] == 100
     assert not results["selection_overlaps_report"]
     assert results["evaluation"]["flip"] is True
+    assert Path(results["checkpoint"]).name == "last.pt"  # the schedule's end, not a noisy 16-image pick
     assert len(results["per_class_iou"]) == 19
     assert results["mIoU"] >= MIN_REPORT_MIOU, results["per_class_iou"]
     # The closing lines tell the user where everything is.
