@@ -30,15 +30,26 @@ from bench_train_step import SegbenchStep, benchmark_plan, forward_flops  # noqa
 TIE = 0.05  # medians closer than this are a tie on a shared machine
 
 
-def workloads() -> dict:
-    """name -> (model section, batch, (H, W)): the quickstart as its recipe says, and DeepLabV3+."""
+def _quickstart() -> dict:
     common.import_segbench()
     from segbench.recipe.load import load_recipe
 
-    quick = load_recipe(common.ROOT / "recipes" / "quickstart.yaml").data
+    return load_recipe(common.ROOT / "recipes" / "quickstart.yaml").data
+
+
+def workloads() -> dict:
+    """name -> (model section, batch, (H, W)): the quickstart as its recipe says, and DeepLabV3+."""
+    quick = _quickstart()
     size = tuple(quick["data"]["dataset"]["size"])
     return {f"quickstart {model_label(quick['model'])}": (quick["model"], quick["trainer"]["batch_size"], size),
             "deeplabv3plus": ({"name": "deeplabv3plus"}, 2, (256, 512))}
+
+
+def requested_numerics() -> dict:
+    """name -> the recipe's (trainer.precision, trainer.channels_last): the quickstart's, and automatic."""
+    trainer = _quickstart()["trainer"]
+    quick = (trainer.get("precision", "auto"), trainer.get("channels_last"))
+    return {name: quick if name.startswith("quickstart") else ("auto", None) for name in workloads()}
 
 
 def model_label(model: dict) -> str:
@@ -57,7 +68,9 @@ def label(precision: str, channels_last: bool) -> str:
     return f"{precision}, {'channels-last' if channels_last else 'contiguous'}"
 
 
-def measure(name: str, section: dict, batch: int, size, *, device, warmup: int, repetitions: int, log) -> dict:
+def measure(name: str, section: dict, batch: int, size, *, request: tuple[str, bool | None], device, warmup: int,
+            repetitions: int, log) -> dict:
+    """Every precision x memory format; ``auto``: what segbench runs the workload with (``request`` resolved)."""
     import torch
 
     from segbench.engine.device import choose_numerics
@@ -65,7 +78,7 @@ def measure(name: str, section: dict, batch: int, size, *, device, warmup: int, 
     steps = {label(p, c): SegbenchStep(section, batch=batch, crop=size, precision=p, channels_last=c)
              for p, c in combinations(device)}
     timings = common.interleaved(steps, device=device, warmup=warmup, repetitions=repetitions, log=log)
-    chosen = choose_numerics("auto", None, device)
+    chosen = choose_numerics(*request, device)
     fastest = min(timings, key=lambda key: timings[key]["median_s"])
     auto = label(chosen.precision, chosen.channels_last)
     auto_vs_fastest = timings[auto]["median_s"] / timings[fastest]["median_s"]
@@ -86,15 +99,18 @@ def markdown(report: dict) -> str:
     for name, result in report["workloads"].items():
         base = result["variants"][label("fp32", False)]["median_s"]
         for variant, timing in result["variants"].items():
-            marks = [m for m, on in (("fastest", variant == result["fastest"]), ("auto", variant == result["auto"]))
+            marks = [m for m, on in (("fastest", variant == result["fastest"]),
+                                     ("segbench's choice", variant == result["auto"]))
                      if on]
             lines.append(f"| {name} ({result['batch']} x {result['size'][0]}x{result['size'][1]}) | {variant}"
                          f" | {timing['median_s']:.3f} | {result['train_step_flops'] / timing['median_s'] / 1e9:.0f}"
                          f" | {base / timing['median_s']:.2f}x | {', '.join(marks)} |")
     agree = all(r["auto_is_fastest"] for r in report["workloads"].values())
-    lines += ["", f"`auto` picks the fastest combination (within {TIE:.0%}) on every workload." if agree else
-              "`auto` is not the fastest everywhere: " + "; ".join(
-                  f"{n}: auto {r['auto']} takes {r['auto_vs_fastest']:.2f}x the time of {r['fastest']}"
+    lines += ["", "segbench's choice: what the recipe's `trainer.precision` and `trainer.channels_last` resolve to"
+              " on this CPU (the quickstart's recipe sets `channels_last: true`; DeepLabV3+ leaves both to `auto`).",
+              "", f"segbench's choice is the fastest combination (within {TIE:.0%}) on every workload." if agree else
+              "segbench's choice is not the fastest everywhere: " + "; ".join(
+                  f"{n}: {r['auto']} takes {r['auto_vs_fastest']:.2f}x the time of {r['fastest']}"
                   for n, r in report["workloads"].items() if not r["auto_is_fastest"]), ""]
     return "\n".join(lines)
 
@@ -113,14 +129,16 @@ def main() -> None:
     if not machine["native_bf16"]:
         print(f"bf16 not measured: no native bf16 on this CPU ({machine['cpu_class']})", flush=True)
     chosen = {k: v for k, v in workloads().items() if args.workloads is None or k in args.workloads}
+    requests = requested_numerics()
     stem = "numerics_" + re.sub(r"[^a-z0-9]+", "_", machine["cpu_class"].lower()).strip("_")
     report = {"machine": machine, "warmup": args.warmup, "repetitions": args.repetitions, "workloads": {}}
     previous = common.RESULTS / f"{stem}.json"
     if args.merge and previous.exists():
         report["workloads"] = json.loads(previous.read_text())["workloads"]
     for name, (section, batch, size) in chosen.items():
-        report["workloads"][name] = measure(name, section, batch, size, device=device, warmup=args.warmup,
-                                            repetitions=args.repetitions, log=lambda m: print(m, flush=True))
+        report["workloads"][name] = measure(name, section, batch, size, request=requests[name], device=device,
+                                            warmup=args.warmup, repetitions=args.repetitions,
+                                            log=lambda m: print(m, flush=True))
         common.write_results(stem, report, markdown(report))  # partial results survive an interruption
     print(markdown(report))
 

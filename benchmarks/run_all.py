@@ -63,7 +63,7 @@ def cpu_class_of(report: dict | None) -> str:
 
 
 def numerics_rows() -> list[tuple]:
-    """Per CPU class: the training step in what ``auto`` picks vs fp32 with contiguous memory."""
+    """Per CPU class: the training step in what segbench runs it with vs fp32 with contiguous memory."""
     rows = []
     for path in sorted(common.RESULTS.glob("numerics_*.json")):
         report = json.loads(path.read_text())
@@ -71,12 +71,12 @@ def numerics_rows() -> list[tuple]:
             base, auto = result["variants"]["fp32, contiguous"], result["variants"][result["auto"]]
             if result["auto"] == "fp32, contiguous":
                 others = [k for k in result["variants"] if k != "fp32, contiguous"]
-                rows.append((cpu_class_of(report), f"training step, {name}, auto = {result['auto']}",
+                rows.append((cpu_class_of(report), f"training step, {name}, segbench runs {result['auto']}",
                              f"{base['median_s']:.3f} s/step",
                              "; ".join(f"{k} {result['variants'][k]['median_s']:.3f} s" for k in others),
                              _ratio(min(result["variants"][k]["median_s"] for k in others), base["median_s"])))
             else:
-                rows.append((cpu_class_of(report), f"training step, {name}, auto = {result['auto']}",
+                rows.append((cpu_class_of(report), f"training step, {name}, segbench runs {result['auto']}",
                              f"{auto['median_s']:.3f} s/step", f"fp32, contiguous {base['median_s']:.3f} s/step",
                              _ratio(base["median_s"], auto["median_s"])))
     return rows

@@ -49,7 +49,8 @@ class UNetConfig:
         default=None, converter=attrs.converters.optional(tuple),
         validator=attrs.validators.optional([in_range(1, 4096), min_len(2), max_len(6), _channels_or_width]))
     stem_stride: Literal[1, 2] = attrs.field(default=1, validator=attrs.validators.in_((1, 2)))
-    skip: Literal["concat", "add"] = attrs.field(default="concat", validator=attrs.validators.in_(("concat", "add")))
+    skip: Literal["concat", "add"] = attrs.field(default="concat",
+                                                 validator=attrs.validators.in_(("concat", "add")))
 
     def level_channels(self) -> tuple[int, ...]:
         return self.channels if self.channels is not None else tuple(self.width * 2**i for i in range(LEVELS))
@@ -100,8 +101,8 @@ class UNet(nn.Module):
         self.min_side = 2 ** (len(channels) - 1) * stem_stride
         self.inc = DoubleConv(in_channels, channels[0], stride=stem_stride)
         self.downs = nn.ModuleList(Down(a, b) for a, b in zip(channels[:-1], channels[1:]))
-        self.ups = nn.ModuleList(Up(deep, s, add=skip == "add") for deep, s in zip(reversed(channels[1:]),
-                                                                                  reversed(channels[:-1])))
+        self.ups = nn.ModuleList(Up(deep, width, add=skip == "add")
+                                 for deep, width in zip(reversed(channels[1:]), reversed(channels[:-1])))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
