@@ -8,7 +8,7 @@ quickstart on the synthetic city:
 B − A should exclude zero, A' − A should include it. Not a speed benchmark: it writes the two comparison
 tables to ``results/seed_significance.md`` (and the numbers to ``.json``). ``--scale`` shrinks the
 schedule: ``tiny`` (a test-sized run, ~seconds per seed; too short for the verdicts to mean anything),
-``small`` (default; 184 s for all 9 runs on 2 AVX-512 + bf16 cores) or ``full`` (the quickstart as written,
+``small`` (default; 105 s for all 9 runs on 2 AVX-512 + bf16 cores) or ``full`` (the quickstart as written,
 about 3 minutes per seed there).
 
     python benchmarks/bench_seed_significance.py [--scale tiny|small|full] [--runs-dir DIR]
@@ -30,7 +30,8 @@ WORSE = ["optimizer.lr=3.0e-5"]  # the quickstart's 3.0e-3 divided by 100
 SCALES = {
     "tiny": ["data.dataset.train=48", "data.dataset.val=24", "trainer.epochs=3", "trainer.eval_every=3",
              "data.train.subset.random=8", "data.select.subset.random=8", "evaluation.flip=false"],
-    "small": ["data.dataset.train=160", "data.dataset.val=50", "trainer.epochs=16", "trainer.eval_every=8"],
+    "small": ["data.dataset.train=160", "data.dataset.val=50", "trainer.epochs=10", "trainer.eval_every=5",
+              "trainer.batch_size=8", "trainer.report_checkpoint=best"],
     "full": [],
 }
 

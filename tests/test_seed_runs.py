@@ -40,7 +40,7 @@ def test_run_trains_each_seed_in_turn_and_resumes_the_incomplete_one(tmp_path, c
 
 
 def test_a_clearly_worse_setting_excludes_zero_and_other_seeds_include_it(tmp_path):
-    """The quickstart (small schedule: 160 scenes, 16 epochs) against a 100x smaller learning rate, and against
+    """The quickstart (small schedule: 160 scenes, 10 epochs of batch 8) against a 100x smaller learning rate, and against
     itself with other seeds, 3 seeds each."""
     spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / "bench_seed_significance.py")
     bench = importlib.util.module_from_spec(spec)
