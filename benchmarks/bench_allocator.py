@@ -32,8 +32,8 @@ VARIANTS = ("glibc defaults", "segbench settings")
 
 def child(name: str, warmup: int, steps: int) -> None:
     """In a fresh process: median seconds per training step of one workload, as a JSON line."""
-    section, batch, size = workloads()[name]
-    step = SegbenchStep(section, batch=batch, crop=size, device="cpu")
+    workload = workloads()[name]
+    step = SegbenchStep(workload.section, batch=workload.batch, crop=workload.size, device="cpu")
     times = []
     for index in range(warmup + steps):
         start = time.perf_counter()

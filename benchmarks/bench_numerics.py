@@ -21,6 +21,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -30,26 +31,28 @@ from bench_train_step import SegbenchStep, benchmark_plan, forward_flops  # noqa
 TIE = 0.05  # medians closer than this are a tie on a shared machine
 
 
-def _quickstart() -> dict:
+class Workload(NamedTuple):
+    """One model at one batch and image size, with what its recipe asks of ``trainer.precision`` and
+    ``trainer.channels_last`` (``None``: automatic)."""
+
+    section: dict
+    batch: int
+    size: tuple[int, int]
+    precision: str = "auto"
+    channels_last: bool | None = None
+
+
+def workloads() -> dict[str, Workload]:
+    """The quickstart as its recipe says (model, batch, image size, numerics), and DeepLabV3+ left to ``auto``."""
     common.import_segbench()
     from segbench.recipe.load import load_recipe
 
-    return load_recipe(common.ROOT / "recipes" / "quickstart.yaml").data
-
-
-def workloads() -> dict:
-    """name -> (model section, batch, (H, W)): the quickstart as its recipe says, and DeepLabV3+."""
-    quick = _quickstart()
-    size = tuple(quick["data"]["dataset"]["size"])
-    return {f"quickstart {model_label(quick['model'])}": (quick["model"], quick["trainer"]["batch_size"], size),
-            "deeplabv3plus": ({"name": "deeplabv3plus"}, 2, (256, 512))}
-
-
-def requested_numerics() -> dict:
-    """name -> the recipe's (trainer.precision, trainer.channels_last): the quickstart's, and automatic."""
-    trainer = _quickstart()["trainer"]
-    quick = (trainer.get("precision", "auto"), trainer.get("channels_last"))
-    return {name: quick if name.startswith("quickstart") else ("auto", None) for name in workloads()}
+    quick = load_recipe(common.ROOT / "recipes" / "quickstart.yaml").data
+    trainer = quick["trainer"]
+    return {f"quickstart {model_label(quick['model'])}": Workload(
+                quick["model"], trainer["batch_size"], tuple(quick["data"]["dataset"]["size"]),
+                trainer.get("precision", "auto"), trainer.get("channels_last")),
+            "deeplabv3plus": Workload({"name": "deeplabv3plus"}, 2, (256, 512))}
 
 
 def model_label(model: dict) -> str:
@@ -68,17 +71,18 @@ def label(precision: str, channels_last: bool) -> str:
     return f"{precision}, {'channels-last' if channels_last else 'contiguous'}"
 
 
-def measure(name: str, section: dict, batch: int, size, *, request: tuple[str, bool | None], device, warmup: int,
-            repetitions: int, log) -> dict:
-    """Every precision x memory format; ``auto``: what segbench runs the workload with (``request`` resolved)."""
+def measure(workload: Workload, *, device, warmup: int, repetitions: int, log) -> dict:
+    """Every precision x memory format; ``auto`` (the key older results use): what segbench runs the workload
+    with, its recipe's numerics resolved on this device."""
     import torch
 
     from segbench.engine.device import choose_numerics
 
+    section, batch, size = workload.section, workload.batch, workload.size
     steps = {label(p, c): SegbenchStep(section, batch=batch, crop=size, precision=p, channels_last=c)
              for p, c in combinations(device)}
     timings = common.interleaved(steps, device=device, warmup=warmup, repetitions=repetitions, log=log)
-    chosen = choose_numerics(*request, device)
+    chosen = choose_numerics(workload.precision, workload.channels_last, device)
     fastest = min(timings, key=lambda key: timings[key]["median_s"])
     auto = label(chosen.precision, chosen.channels_last)
     auto_vs_fastest = timings[auto]["median_s"] / timings[fastest]["median_s"]
@@ -86,6 +90,7 @@ def measure(name: str, section: dict, batch: int, size, *, request: tuple[str, b
         model = benchmark_plan(section, batch=batch, crop=size).model.build(num_classes=19)
     flops = 3 * forward_flops(model, batch, size)
     return {"batch": batch, "size": list(size), "train_step_flops": flops, "variants": timings,
+            "requested": {"precision": workload.precision, "channels_last": workload.channels_last},
             "fastest": fastest, "auto": auto, "auto_vs_fastest": auto_vs_fastest,
             "auto_is_fastest": auto_vs_fastest <= 1 + TIE}
 
@@ -106,8 +111,11 @@ def markdown(report: dict) -> str:
                          f" | {timing['median_s']:.3f} | {result['train_step_flops'] / timing['median_s'] / 1e9:.0f}"
                          f" | {base / timing['median_s']:.2f}x | {', '.join(marks)} |")
     agree = all(r["auto_is_fastest"] for r in report["workloads"].values())
+    asked = "; ".join(f"{n}: precision {r['requested']['precision']}, channels_last"
+                      f" {'auto' if r['requested']['channels_last'] is None else r['requested']['channels_last']}"
+                      for n, r in report["workloads"].items() if "requested" in r)
     lines += ["", "segbench's choice: what the recipe's `trainer.precision` and `trainer.channels_last` resolve to"
-              " on this CPU (the quickstart's recipe sets `channels_last: true`; DeepLabV3+ leaves both to `auto`).",
+              f" on this CPU{f' ({asked})' if asked else ''}.",
               "", f"segbench's choice is the fastest combination (within {TIE:.0%}) on every workload." if agree else
               "segbench's choice is not the fastest everywhere: " + "; ".join(
                   f"{n}: {r['auto']} takes {r['auto_vs_fastest']:.2f}x the time of {r['fastest']}"
@@ -129,16 +137,14 @@ def main() -> None:
     if not machine["native_bf16"]:
         print(f"bf16 not measured: no native bf16 on this CPU ({machine['cpu_class']})", flush=True)
     chosen = {k: v for k, v in workloads().items() if args.workloads is None or k in args.workloads}
-    requests = requested_numerics()
     stem = "numerics_" + re.sub(r"[^a-z0-9]+", "_", machine["cpu_class"].lower()).strip("_")
     report = {"machine": machine, "warmup": args.warmup, "repetitions": args.repetitions, "workloads": {}}
     previous = common.RESULTS / f"{stem}.json"
     if args.merge and previous.exists():
         report["workloads"] = json.loads(previous.read_text())["workloads"]
-    for name, (section, batch, size) in chosen.items():
-        report["workloads"][name] = measure(name, section, batch, size, request=requests[name], device=device,
-                                            warmup=args.warmup, repetitions=args.repetitions,
-                                            log=lambda m: print(m, flush=True))
+    for name, workload in chosen.items():
+        report["workloads"][name] = measure(workload, device=device, warmup=args.warmup,
+                                            repetitions=args.repetitions, log=lambda m: print(m, flush=True))
         common.write_results(stem, report, markdown(report))  # partial results survive an interruption
     print(markdown(report))
 
