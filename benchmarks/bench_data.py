@@ -358,9 +358,7 @@ def main() -> None:
               flush=True)
     report = {"machine": common.machine(), "repetitions": args.repetitions,
               "iterations": args.iterations, "albumentations": albumentations.__version__, "allocators": runs}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "data.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "data.md").write_text(markdown(report))
+    common.write_results("data", report, markdown(report))
     print((RESULTS / "data.md").read_text())
 
 

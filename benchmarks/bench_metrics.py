@@ -31,7 +31,6 @@ ALLOCATORS = {
     "plain": {},
     "glibc-tuned": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"},
 }
-RESULTS = common.RESULTS
 
 
 def make_labels(dtype):
@@ -186,10 +185,7 @@ def main() -> None:
         "repetitions": args.repetitions,
         "allocators": runs,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "metrics.md").write_text(markdown(report))
-    print(f"wrote {RESULTS / 'metrics.json'} and {RESULTS / 'metrics.md'}")
+    common.write_results("metrics", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ script draws that picture too. The 1-minute load average is recorded beside the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -68,7 +67,6 @@ def main() -> None:
             "measured_at": timed["torch"].measured_at,
         })
     machine = {**common.machine(), "cpu": cpu_model(), "load_average_1min": loads}
-    (common.RESULTS / "realtime.json").write_text(json.dumps({"machine": machine, "runs": results}, indent=2) + "\n")
     when = sorted(r["measured_at"] for r in results)
     load_note = (f"saved measurements taken {when[0]} to {when[-1]}" if args.saved else
                  f"1-minute load average {min(loads):.1f}-{max(loads):.1f} (shared machine)")
@@ -84,7 +82,7 @@ def main() -> None:
             f" {r['torch_model_only_p50_ms']:.1f} / {r['torch_end_to_end_p50_ms']:.1f} ({r['torch_precision']}) |"
             f" {r['onnxruntime_model_only_p50_ms']:.1f} / {r['onnxruntime_end_to_end_p50_ms']:.1f} (fp32) |"
             f" {r['torch_model_only_p50_ms'] / r['onnxruntime_model_only_p50_ms']:.2f}x |")
-    (common.RESULTS / "realtime.md").write_text("\n".join(lines) + "\n")
+    common.write_results("realtime", {"machine": machine, "runs": results}, "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(plot_pareto(args.runs_dir, args.plot))
 

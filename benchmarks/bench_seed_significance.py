@@ -16,15 +16,16 @@ about 3 minutes per seed there).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+ROOT = common.ROOT
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 WORSE = ["optimizer.lr=3.0e-5"]  # the quickstart's 3.0e-3 divided by 100
 SCALES = {
@@ -76,16 +77,16 @@ def main(argv=None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; do not update results/")
     args = parser.parse_args(argv)
     os.environ.setdefault("SEGBENCH_NO_REEXEC", "1")
+    machine = common.machine()  # measured before the runs, so its GEMM does not overlap them
     with tempfile.TemporaryDirectory() as tmp:
         record = experiments(args.scale, args.runs_dir or Path(tmp), progress=sys.stderr.isatty())
+    record["machine"] = machine
     header = (f"# Seed significance ({args.scale} scale: {' '.join(record['overrides']) or 'the quickstart as written'})\n\n"
-              f"Training all 9 runs took {record['train_seconds']} s on {os.cpu_count()} CPU core(s).\n\n")
+              f"Training all 9 runs took {record['train_seconds']} s. Machine: {common.machine_line(machine)}.\n\n")
     text = header + record.pop("text")
     print(text)
     if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "seed_significance.json").write_text(json.dumps(record, indent=2) + "\n")
-        (RESULTS / "seed_significance.md").write_text(text)
+        common.write_results("seed_significance", record, text)
     return 0
 
 

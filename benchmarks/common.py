@@ -250,12 +250,16 @@ def gemm_peak(device, *, size: int = 4096, repetitions: int = 5) -> dict:
 
 
 def write_results(stem: str, report: dict, markdown: str) -> None:
-    """Write ``results/STEM.json`` and ``.md``; the JSON always carries the machine description."""
+    """Write ``results/STEM.json`` and ``.md`` (each replaced whole, never left half-written); the JSON
+    always carries the machine description."""
+    import_segbench()
+    from segbench.atomic import atomic_write_text
+
     if not isinstance(report.get("machine"), dict):
         report["machine"] = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown)
+    atomic_write_text(RESULTS / f"{stem}.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(RESULTS / f"{stem}.md", markdown)
     print(f"wrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}", flush=True)
 
 

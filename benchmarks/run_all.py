@@ -222,13 +222,12 @@ def main() -> None:
             print(f"== {name}: {time.perf_counter() - step_start:.0f} s", flush=True)
         took = time.perf_counter() - start
     results = {name: load(name) for name in BENCHMARKS}
-    summary = {"started": started, "took_s": took, "load_average_at_end": common.load_average(), **results}
-    common.RESULTS.mkdir(exist_ok=True)
-    (common.RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # Each part keeps the machine it was measured on; the summary's own is where it was assembled.
+    summary = {"machine": common.machine(), "started": started, "took_s": took,
+               "load_average_at_end": common.load_average(), **results}
     text = summary_markdown(results, started=started, took_s=took)
-    (common.RESULTS / "summary.md").write_text(text)
     print(text)
-    print(f"wrote {common.RESULTS / 'summary.json'} and {common.RESULTS / 'summary.md'}")
+    common.write_results("summary", summary, text)
 
 
 if __name__ == "__main__":
