@@ -28,20 +28,72 @@ class Step:
     config: Any
     path: str
     apply: Callable = attrs.field(eq=False, repr=False)
+    origin: str = attrs.field(default="", eq=False, repr=False)  # its plugin, for messages about its output
+    final: bool = attrs.field(default=False, eq=False, repr=False)
 
     def __call__(self, image, mask, generator, ignore_index):
         return self.apply(image, mask, generator, ignore_index)
 
 
-def _check_inputs(image: torch.Tensor, mask: torch.Tensor) -> None:
+def _kind(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} {tuple(value.shape)}"
+    return f"a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def _check_inputs(image, mask) -> None:
+    if not isinstance(image, torch.Tensor) or not isinstance(mask, torch.Tensor):
+        raise DataError(f"expected torch tensors (image, mask), got {_kind(image)} and {_kind(mask)}; the dataset"
+                        " must return torch tensors (torch.from_numpy(array) converts a numpy array)")
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
         raise DataError(f"expected a uint8 RGB image of shape (3, H, W), got {image.dtype} {tuple(image.shape)};"
                         " the dataset must return images as decoded, before any normalisation")
     if mask.dtype != torch.uint8 or mask.ndim != 2:
-        raise DataError(f"expected a uint8 label of shape (H, W), got {mask.dtype} {tuple(mask.shape)}")
+        raise DataError(f"expected a uint8 label of shape (H, W), got {mask.dtype} {tuple(mask.shape)};"
+                        " the dataset must return train ids as uint8 (mask.to(torch.uint8))")
     if tuple(mask.shape) != tuple(image.shape[-2:]):
         raise DataError(f"image ({image.shape[-2]}x{image.shape[-1]}) and label ({mask.shape[0]}x{mask.shape[1]})"
                         " differ in size; check that each label file belongs to its image")
+
+
+def check_label_values(mask: torch.Tensor, *, num_classes: int, ignore_index: int) -> None:
+    """Refuse train ids that are neither a class nor ``ignore_index``: the loss would fail on them with an
+    index error, and the scores would count them nowhere (silently wrong)."""
+    stray = (mask >= num_classes) & (mask != ignore_index)
+    if bool(stray.any()):
+        values = sorted(set(mask[stray].tolist()))
+        raise DataError(f"the label holds train id(s) {', '.join(map(str, values[:10]))}, neither a class"
+                        f" (0..{num_classes - 1}) nor the dataset's ignore index {ignore_index} (its"
+                        " info.ignore_index); map unlabelled pixels to the ignore index and every other value to a"
+                        " class, or declare the ignore value the dataset uses in its DatasetInfo")
+
+
+def _check_step_output(step: Step, result, *, size: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contract of one step's output; a violation is the step's plugin's bug, named with its recipe path."""
+    who = f"{step.path}: transform {step.name!r}" + (f" ({step.origin})" if step.origin else "")
+    if not (isinstance(result, tuple) and len(result) == 2
+            and all(isinstance(part, torch.Tensor) for part in result)):
+        shown = _kind(result) if not isinstance(result, tuple) else f"a tuple of {len(result)}"
+        raise PluginError(f"{who} must return the pair (image, mask) of tensors, but returned {shown}."
+                          " Fix the plugin, or report this to its authors.")
+    image, mask = result
+    problem = None
+    if image.ndim != 3 or image.shape[0] != 3:
+        problem = f"an image of shape {tuple(image.shape)} (expected (3, H, W))"
+    elif mask.ndim != 2:
+        problem = f"a mask of shape {tuple(mask.shape)} (expected (H, W))"
+    elif tuple(mask.shape) != tuple(image.shape[-2:]):
+        problem = (f"an image of {image.shape[-2]}x{image.shape[-1]} with a mask of {mask.shape[0]}x{mask.shape[1]}"
+                   f" (from {size[0]}x{size[1]}): a step that changes the image's size must change the mask's"
+                   " the same way (nearest-neighbour for the mask)")
+    elif not step.final and image.dtype != torch.uint8:
+        problem = (f"a {image.dtype} image; steps before the list's final step work on uint8 images:"
+                   " keep the dtype (clamp and .to(torch.uint8))")
+    elif not step.final and mask.dtype != torch.uint8:
+        problem = f"a {mask.dtype} mask; masks stay uint8 train ids until the pipeline ends"
+    if problem is not None:
+        raise PluginError(f"{who} returned {problem}. Fix the plugin, or report this to its authors.")
+    return image, mask
 
 
 @attrs.frozen
@@ -53,6 +105,17 @@ class Pipeline:
 
     steps: tuple[Step, ...]
     ignore_index: int = attrs.field(default=255, validator=[attrs.validators.ge(0), attrs.validators.le(255)])
+    # When set, input masks must hold only train ids below it or ``ignore_index``.
+    num_classes: int | None = None
+
+    def for_dataset(self, dataset) -> "Pipeline":
+        """This pipeline checking ``dataset``'s masks against its ``info`` (classes and ignore index)."""
+        info = getattr(dataset, "info", None)
+        if info is None:
+            return self
+        names = getattr(info, "class_names", None)
+        return attrs.evolve(self, ignore_index=info.ignore_index,
+                            num_classes=len(names) if names is not None else self.num_classes)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -61,12 +124,16 @@ class Pipeline:
     def __call__(self, image: torch.Tensor, mask: torch.Tensor,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         _check_inputs(image, mask)
+        if self.num_classes is not None:
+            check_label_values(mask, num_classes=self.num_classes, ignore_index=self.ignore_index)
         for step in self.steps:
+            size = tuple(image.shape[-2:])
             try:
-                image, mask = step(image, mask, generator, self.ignore_index)
+                result = step(image, mask, generator, self.ignore_index)
             except ConfigError as exc:  # about one of the step's own keys
                 raise ConfigError([(f"{step.path}.{key}" if key else step.path, message)
                                    for key, message in exc.problems]) from exc
+            image, mask = _check_step_output(step, result, size=size)
         return image, mask.to(torch.int64)
 
 
@@ -128,7 +195,7 @@ def parse_pipeline(specs: list, *, path: str, transforms) -> Pipeline:
         except Exception as exc:
             raise PluginError(f"{where}: transform {entry.name!r} ({entry.origin}) failed to build:"
                               f" {type(exc).__name__}: {exc}") from exc
-        steps.append(Step(entry.name, config, where, apply))
+        steps.append(Step(entry.name, config, where, apply, origin=entry.origin, final=entry.final))
 
     last = len(specs) - 1
     for position in final_positions:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 
-import attrs
 import torch
 
 from segbench.errors import DataError
@@ -82,14 +81,13 @@ class TransformedDataset(torch.utils.data.Dataset):
     Item ``i`` of epoch ``e`` is a function of ``(seed, e, i)`` and ``base[i]`` alone. DataLoader
     workers copy the dataset when an iterator starts: call :meth:`set_epoch` before ``iter(loader)``,
     and do not use ``persistent_workers`` (their copies would keep the old epoch).
-    Padding uses ``base.info.ignore_index`` when the base dataset declares one. An item the
+    Padding uses ``base.info.ignore_index`` when the base dataset declares one, and masks holding other
+    values than its classes and that index are refused. An item the
     pipeline rejects raises ``DataError`` naming ``base.image_path(i)`` when the base has it.
     """
 
     def __init__(self, base, pipeline: Pipeline, *, seed: int, same_size: bool = False):
-        info = getattr(base, "info", None)
-        if info is not None and info.ignore_index != pipeline.ignore_index:
-            pipeline = attrs.evolve(pipeline, ignore_index=info.ignore_index)
+        pipeline = pipeline.for_dataset(base)
         self.base, self.pipeline, self.seed, self.epoch = base, pipeline, seed, 0
         # Items batched together must share a size: compare each with the first one this process read.
         self._sizes = SameSize(fix="Add a random_scale_crop (or resize) step to data.train_transforms, or set"

@@ -9,10 +9,10 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from segbench.data.loader import data_loader
-from segbench.data.transformed import SameSize
+from segbench.data.transformed import SameSize, item_path
 from segbench.engine.distributed import all_reduce_sum, any_rank, unwrap_for_evaluation
 from segbench.engine.runtime import Runtime
-from segbench.errors import ConfigError
+from segbench.errors import ConfigError, DataError
 from segbench.functional.metrics import confusion_matrix
 from segbench.records import EvaluationSettings
 
@@ -144,7 +144,7 @@ class _EvalItems(torch.utils.data.Dataset):
     """Dataset items with the eval pipeline applied to the image; the label stays at full resolution."""
 
     def __init__(self, dataset, pipeline, *, batch_size: int = 1):
-        self.dataset, self.pipeline = dataset, pipeline
+        self.dataset, self.pipeline = dataset, pipeline.for_dataset(dataset)
         self._sizes = SameSize(fix="Set evaluation.batch_size: 1 (labels are scored at their own size).") \
             if batch_size > 1 else None
 
@@ -154,7 +154,10 @@ class _EvalItems(torch.utils.data.Dataset):
     def __getitem__(self, index):
         image, mask = self.dataset[index]
         generator = torch.Generator().manual_seed(index)
-        image_t, _ = self.pipeline(image, mask, generator)
+        try:
+            image_t, _ = self.pipeline(image, mask, generator)
+        except DataError as exc:
+            raise DataError(f"{item_path(self.dataset, index)}: {exc}") from None
         if self._sizes is not None:
             self._sizes.check(self.dataset, index, "is evaluated (image after data.eval_transforms, label) as",
                               image_t, mask)
@@ -165,7 +168,10 @@ def evaluated_size(dataset, pipeline) -> tuple[int, int]:
     """The (H, W) the model sees for the first item of ``dataset`` after the eval pipeline (only its mask is read)."""
     mask = dataset.read_mask(0)
     image = torch.zeros((3, *mask.shape[-2:]), dtype=torch.uint8)
-    return tuple(pipeline(image, mask, torch.Generator().manual_seed(0))[0].shape[-2:])
+    try:
+        return tuple(pipeline.for_dataset(dataset)(image, mask, torch.Generator().manual_seed(0))[0].shape[-2:])
+    except DataError as exc:
+        raise DataError(f"{item_path(dataset, 0)} (its read_mask): {exc}") from None
 
 
 @torch.no_grad()

@@ -24,6 +24,9 @@ def _problem(output, expected: tuple[int, ...], num_classes: int) -> str | None:
     if not output.is_floating_point():
         return f"returned a {output.dtype} tensor; logits are floating point"
     if tuple(output.shape) == expected:
+        if not bool(torch.isfinite(output).all()):
+            return ("returned NaN or infinite logits for an all-zero image (at its initial weights); look for a"
+                    " division by zero, a log of zero or uninitialised parameters (torch.empty)")
         return None
     if output.ndim != 4:
         return f"returned shape {tuple(output.shape)}; logits have 4 dimensions (N, C, H, W)"
@@ -41,6 +44,10 @@ def check_model_output(model: torch.nn.Module, component, *, num_classes: int) -
     """
     entry = component.entry
     expected = (CHECK_BATCH[0], num_classes, *CHECK_BATCH[2:])
+    if not isinstance(model, torch.nn.Module):
+        raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}): its factory returned"
+                          f" {type(model).__name__}, not a torch.nn.Module; return the built model. Fix the plugin,"
+                          " or report this to its authors.")
     what = (f"{component.path}: model {entry.name!r} ({entry.origin}) must map a float image batch (N, 3, H, W)"
             f" to one tensor of logits (N, num_classes, H, W); for a {tuple(CHECK_BATCH)} batch and"
             f" {num_classes} classes that is {expected}")

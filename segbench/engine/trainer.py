@@ -20,6 +20,7 @@ from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.engine.runtime import Runtime
+from segbench.engine.step_contract import check_loss_value, check_training_logits
 from segbench.engine.loggers import RunLoggers, RunStart, flatten
 from segbench.errors import CheckpointError, DataError, TrainingDivergedError
 from segbench.functional.metrics import iou_per_class, mean_iou
@@ -198,7 +199,9 @@ class Trainer:
         masks = masks.to(self.device, non_blocking=True)
         with self.runtime.autocast():
             logits = self.model(images)
+        check_training_logits(logits, masks, self.plan.model, num_classes=self.parts.num_classes)
         loss = self.criterion(logits.float(), masks)
+        check_loss_value(loss, self.plan.loss)
         self.scaler.scale(loss * scale).backward()
         return loss.detach()
 
@@ -221,6 +224,8 @@ class Trainer:
                 "the learning rate: lower optimizer.lr (or lengthen the scheduler's warm-up) and enable"
                 " trainer.grad_clip",
                 "reduced precision overflowing: use trainer.precision=fp32 (or bf16 instead of fp16)",
+                f"the loss {self.plan.loss.name!r} ({self.plan.loss.entry.origin}) itself: a division by a count"
+                " that can be zero (a batch whose pixels are all ignored) or a log of zero",
             ]
             if not first:
                 causes[0], causes[1] = causes[1], causes[0]

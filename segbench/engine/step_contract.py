@@ -1,0 +1,52 @@
+"""What each training step checks of the plugins' outputs before backpropagating: the model's logits in
+training mode (the model contract is checked once in eval mode; a model may differ in training mode, as
+torchvision's return auxiliary outputs) and the loss value. A violation would otherwise surface as a torch
+traceback from inside the loss or ``backward`` naming no plugin. The checks read shapes and flags only."""
+from __future__ import annotations
+
+import torch
+
+from segbench.errors import PluginError
+
+_FIX = "Fix the plugin, or report this to its authors."
+
+
+def check_training_logits(logits, masks: torch.Tensor, component, *, num_classes: int) -> None:
+    """``logits`` from ``component``'s model in training mode must be ``(N, num_classes, H, W)`` for masks
+    ``(N, H, W)``."""
+    expected = (masks.shape[0], num_classes, *masks.shape[-2:])
+    if isinstance(logits, torch.Tensor) and logits.is_floating_point() and tuple(logits.shape) == expected:
+        return
+    entry = component.entry
+    if isinstance(logits, dict):
+        got = f"a dict with keys {sorted(map(str, logits))} (return the main logits tensor in training mode too)"
+    elif not isinstance(logits, torch.Tensor):
+        got = f"a {type(logits).__name__}"
+    elif not logits.is_floating_point():
+        got = f"a {logits.dtype} tensor"
+    else:
+        got = f"shape {tuple(logits.shape)}"
+    raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}) in training mode must return one"
+                      f" float tensor of logits {expected} for this batch (N, num_classes, H, W at the input"
+                      f" size), but it returned {got}. {_FIX}")
+
+
+def check_loss_value(loss, component) -> None:
+    """``loss`` from ``component`` must be a floating-point scalar tensor connected to the model's output."""
+    if (isinstance(loss, torch.Tensor) and loss.ndim == 0 and loss.is_floating_point()
+            and (loss.requires_grad or not torch.is_grad_enabled())):
+        return
+    entry = component.entry
+    if not isinstance(loss, torch.Tensor):
+        got = f"a {type(loss).__name__}"
+    elif loss.ndim != 0:
+        got = (f"a tensor of shape {tuple(loss.shape)} (reduce it, e.g. with .mean() over the pixels that are not"
+               " ignored)")
+    elif not loss.is_floating_point():
+        got = f"a {loss.dtype} tensor"
+    else:
+        got = ("a tensor without a gradient (computed outside autograd: .detach(), .item(), torch.no_grad() or a"
+               " new torch.tensor)")
+    raise PluginError(f"{component.path}: loss {entry.name!r} ({entry.origin}) must return a floating-point scalar"
+                      f" tensor computed from the logits, so that it can be backpropagated, but it returned {got}."
+                      f" {_FIX}")

@@ -1,0 +1,106 @@
+"""Plugin components that break their contracts the way third-party code does: a dataset with stray label
+values or numpy arrays, a transform that resizes the image but not the mask, a loss that is not a
+backpropagatable scalar, models whose factory returns nothing or whose output is wrong only in training."""
+import attrs
+import torch
+from torch import nn
+
+from segbench import hookimpl
+from tests.engine_plugin import Blobs, BlobsConfig
+
+
+@attrs.frozen
+class NoConfig:
+    pass
+
+
+@attrs.frozen
+class StrayLabelsConfig(BlobsConfig):
+    value: int = 250  # neither a class (0..2) nor the ignore index (255)
+    numpy: bool = False
+
+
+class StrayLabels(Blobs):
+    def __init__(self, config):
+        super().__init__(config)
+        self.value, self.numpy = config.value, config.numpy
+        self.masks = self.masks.clone()
+        self.masks[:, 0, 0] = config.value
+
+    def __getitem__(self, index):
+        image, mask = super().__getitem__(index)
+        return (image.numpy(), mask.numpy()) if self.numpy else (image, mask)
+
+
+def _half_image(image, mask, generator, ignore_index):
+    return image[:, ::2, ::2], mask  # the mask keeps its size
+
+
+def _returns_image_only(image, mask, generator, ignore_index):
+    return image
+
+
+def _floats_early(image, mask, generator, ignore_index):
+    return image.float() / 255, mask
+
+
+class _Loss(nn.Module):
+    def __init__(self, reduce):
+        super().__init__()
+        self.reduce = reduce
+
+    def forward(self, logits, target):
+        return self.reduce(nn.functional.cross_entropy(logits, target, ignore_index=255, reduction="none"))
+
+
+_LOSSES = {
+    "per_pixel_loss": lambda pixels: pixels,                       # forgot the reduction
+    "detached_loss": lambda pixels: pixels.mean().detach(),        # cut from the graph
+    "integer_loss": lambda pixels: torch.tensor(3),                # not computed from the logits at all
+}
+
+
+class TrainOnlyHalfSize(nn.Module):
+    """Right in eval mode (what the model contract runs), half-size logits in training mode."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x):
+        out = self.conv(x)
+        return out[:, :, ::2, ::2] if self.training else out
+
+
+class NanAtInit(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x):
+        return self.conv(x) / x.sum()  # 0 / 0 for an all-zero image
+
+
+class Misbehaving:
+    @hookimpl
+    def segbench_register_datasets(self, register):
+        register("stray_labels", StrayLabels, config=StrayLabelsConfig)
+
+    @hookimpl
+    def segbench_register_transforms(self, register):
+        register("half_image", lambda config: _half_image, config=NoConfig)
+        register("image_only", lambda config: _returns_image_only, config=NoConfig)
+        register("floats_early", lambda config: _floats_early, config=NoConfig)
+
+    @hookimpl
+    def segbench_register_losses(self, register):
+        for name, reduce in _LOSSES.items():
+            register(name, lambda config, *, ignore_index, class_weights, reduce=reduce: _Loss(reduce),
+                     config=NoConfig)
+
+    @hookimpl
+    def segbench_register_models(self, register):
+        register("returns_none", lambda config, *, num_classes: None, config=NoConfig)
+        register("train_only_half_size", lambda config, *, num_classes: TrainOnlyHalfSize(num_classes),
+                 config=NoConfig)
+        register("nan_at_init", lambda config, *, num_classes: NanAtInit(num_classes), config=NoConfig)

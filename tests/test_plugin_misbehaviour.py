@@ -1,0 +1,88 @@
+"""A plugin component that breaks its contract stops the run with a PluginError or DataError naming the
+component, its plugin and what to return, before a torch traceback or a silently wrong score."""
+import pytest
+
+from segbench.errors import DataError, PluginError
+from segbench.recipe.load import load_recipe
+from tests import engine_plugin, misbehaving_plugin
+from tests.test_plugin_boundary import registries_with, write_recipe
+
+PLUGIN = "plugin 'thirdparty-misbehaving'"
+
+
+def run(tmp_path, *replacements):
+    from segbench.engine.runner import run_stage
+
+    text = engine_plugin.RECIPE.replace("epochs: 3", "epochs: 1")
+    for old, new in replacements:
+        assert old in text
+        text = text.replace(old, new)
+    recipe = load_recipe(write_recipe(tmp_path, text))
+    registries = registries_with(misbehaving_plugin.Misbehaving())
+    return run_stage(recipe, registries, runs_dir=tmp_path / "runs", progress=False)
+
+
+def assert_nothing_saved(tmp_path):
+    assert not list((tmp_path / "runs").glob("*/checkpoints/*.pt"))
+    assert not list((tmp_path / "runs").glob("*/results.json"))
+
+
+@pytest.mark.parametrize("value", [250, 3])  # an ignore value other than the dataset's; one class too many
+def test_stray_label_values_are_refused_naming_the_file_and_the_values(tmp_path, value):
+    with pytest.raises(DataError) as info:
+        run(tmp_path, ("{name: blobs, count: 12, size: 16}", f"{{name: stray_labels, count: 12, size: 16,"
+                                                              f" value: {value}}}"))
+    message = str(info.value)
+    assert "/memory/" in message and f"train id(s) {value}" in message
+    assert "neither a class (0..2) nor the dataset's ignore index 255" in message
+    assert_nothing_saved(tmp_path)
+
+
+def test_a_dataset_returning_numpy_arrays_is_told_to_return_tensors(tmp_path):
+    with pytest.raises(DataError, match=r"/memory/train/\d+\.png: expected torch tensors \(image, mask\), got a"
+                                        r" numpy.ndarray.*torch.from_numpy"):
+        run(tmp_path, ("{name: blobs, count: 12, size: 16}",
+                       "{name: stray_labels, count: 12, size: 16, value: 1, numpy: true}"))
+
+
+@pytest.mark.parametrize(("step", "expected"), [
+    ("half_image", "returned an image of 8x8 with a mask of 16x16 (from 16x16): a step that changes the image's"
+                   " size must change the mask's the same way"),
+    ("image_only", "must return the pair (image, mask) of tensors, but returned torch.uint8 (3, 16, 16)"),
+    ("floats_early", "returned a torch.float32 image; steps before the list's final step work on uint8"),
+])
+def test_a_transform_breaking_its_contract_is_named_with_its_recipe_path(tmp_path, step, expected):
+    with pytest.raises(PluginError) as info:
+        run(tmp_path, ("{name: hflip, p: 0.5}", f"{{name: {step}}}"))
+    message = str(info.value)
+    assert message.startswith(f"data.train_transforms[0]: transform {step!r} ({PLUGIN}")
+    assert expected in message
+    assert_nothing_saved(tmp_path)
+
+
+@pytest.mark.parametrize(("loss", "expected"), [
+    ("per_pixel_loss", "a tensor of shape (2, 16, 16) (reduce it"),
+    ("detached_loss", "a tensor without a gradient"),
+    ("integer_loss", "a torch.int64 tensor"),
+])
+def test_a_loss_that_cannot_be_backpropagated_is_named(tmp_path, loss, expected):
+    with pytest.raises(PluginError) as info:
+        run(tmp_path, ("{name: cross_entropy}", f"{{name: {loss}}}"))
+    message = str(info.value)
+    assert message.startswith(f"loss: loss {loss!r} ({PLUGIN}")
+    assert "must return a floating-point scalar tensor" in message and expected in message
+    assert_nothing_saved(tmp_path)
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    ("returns_none", "its factory returned NoneType, not a torch.nn.Module"),
+    ("train_only_half_size", "in training mode must return one float tensor of logits (2, 3, 16, 16) for this"
+                             " batch (N, num_classes, H, W at the input size), but it returned shape (2, 3, 8, 8)"),
+    ("nan_at_init", "returned NaN or infinite logits for an all-zero image"),
+])
+def test_a_model_breaking_its_contract_outside_the_eval_check_is_named(tmp_path, model, expected):
+    with pytest.raises(PluginError) as info:
+        run(tmp_path, ("{name: nobn}", f"{{name: {model}}}"))
+    message = str(info.value)
+    assert message.startswith(f"model: model {model!r} ({PLUGIN}") and expected in message
+    assert_nothing_saved(tmp_path)
