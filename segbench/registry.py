@@ -93,6 +93,32 @@ class Entry:
         return dict(groups)
 
 
+def _default_problem(config: type) -> str | None:
+    """Why ``config``'s defaults fail its own validators (``None`` when they pass or cannot be checked alone)."""
+    fields = attrs.fields(config)
+    if all(field.default is not attrs.NOTHING for field in fields):
+        try:
+            config()
+        except (ValueError, TypeError) as exc:
+            return f"{config.__qualname__}() raises {type(exc).__name__}: {exc}"
+        return None
+    for field in fields:  # some keys are required: check each default against its own field's validator
+        default = field.default
+        if default is attrs.NOTHING or field.validator is None or field.converter is not None:
+            continue
+        if isinstance(default, attrs.Factory):
+            if default.takes_self:
+                continue
+            default = default.factory()
+        try:
+            field.validator(None, field, default)
+        except (ValueError, TypeError) as exc:
+            return f"field {field.name!r} defaults to {default!r}: {exc}"
+        except Exception:  # a validator that needs the other fields: checked when a recipe is structured
+            continue
+    return None
+
+
 class Registry:
     """Components of one kind, looked up by name or alias."""
 
@@ -107,21 +133,32 @@ class Registry:
         for key in (entry.name, *entry.aliases):
             if key in self._lookup:
                 other = self._lookup[key]
+                # suggest blocking the installed package's plugin before segbench's own
+                first, second = sorted((entry, other), key=lambda e: e.distribution.startswith("segbench (built-in)"))
+                first, second = first.plugin, second.plugin
                 raise PluginError(
-                    f"{self.kind} name {key!r} is registered twice: by plugin {other.plugin!r} and by"
-                    f" plugin {entry.plugin!r}. Rename one of them, or block one plugin with"
-                    " SEGBENCH_BLOCK_PLUGINS=<name>."
+                    f"{self.kind} name {key!r} is registered twice: by {other.origin} and by {entry.origin}."
+                    f" Rename one of them, or block one plugin with SEGBENCH_BLOCK_PLUGINS={first}"
+                    f" (or ={second})."
                 )
+        who = f"{entry.origin} registered {self.kind} {entry.name!r}"
+        if not callable(entry.factory):
+            raise PluginError(f"{who} with factory {entry.factory!r}, which is not callable; pass the function"
+                              " (or class) that builds the component.")
         if not attrs.has(entry.config):
-            raise PluginError(
-                f"plugin {entry.plugin!r} registered {self.kind} {entry.name!r} with config"
-                f" {entry.config!r}, which is not an attrs class; declare it with @attrs.frozen."
-            )
+            raise PluginError(f"{who} with config {entry.config!r}, which is not an attrs class; declare it with"
+                              " @attrs.frozen.")
         for label, value in (("smoke", entry.smoke), ("for_checkpoint", entry.for_checkpoint),
                              ("param_groups", entry.param_groups)):
             if value is not None and not callable(value):
-                raise PluginError(f"plugin {entry.plugin!r} registered {self.kind} {entry.name!r} with"
-                                  f" {label}={value!r}; it must be a function taking the component's config.")
+                raise PluginError(f"{who} with {label}={value!r}; it must be a function taking the component's"
+                                  " config.")
+        problem = _default_problem(entry.config)
+        if problem is not None:
+            raise PluginError(f"{who} with config class {entry.config.__qualname__}, whose defaults are invalid:"
+                              f" {problem}. A recipe that leaves the key out would be refused for a value it never"
+                              " wrote: fix the default in the plugin (or give the field no default, so recipes"
+                              " must set it).")
         self._entries[entry.name] = entry
         for key in (entry.name, *entry.aliases):
             self._lookup[key] = entry
@@ -189,7 +226,8 @@ def _make_register(registry: Registry, plugin: str, distribution: str):
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             valid = ", ".join(("config", "aliases", "smoke", *allowed))
-            raise PluginError(f"plugin {plugin!r} registered {registry.kind} {name!r} with unknown keyword(s)"
+            origin = f"plugin {plugin!r}" + (f" (distribution {distribution})" if distribution else "")
+            raise PluginError(f"{origin} registered {registry.kind} {name!r} with unknown keyword(s)"
                               f" {', '.join(unknown)}; a {registry.kind[:-1]} registration takes: {valid}.")
         if isinstance(aliases, str):
             aliases = (aliases,)
@@ -214,7 +252,7 @@ def build_registries(plugin_manager) -> Registries:
                 hook(register=lambda name, *_args, _plugin=plugin_name, _kind=kind, aliases=(), **_kwargs:
                      by_kind[_kind].blocked.update(dict.fromkeys((name, *aliases), _plugin)))
         hook = getattr(plugin_manager.hook, f"segbench_register_{kind}")
-        for impl in reversed(hook.get_hookimpls()):  # registration order: built-ins first
+        for impl in hook.get_hookimpls():  # registration order (pluggy calls hooks in reverse): built-ins first
             plugin_name = plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
             register = _make_register(by_kind[kind], plugin_name, distribution_of(plugin_manager, plugin_name))
             try:
@@ -222,8 +260,10 @@ def build_registries(plugin_manager) -> Registries:
             except PluginError:
                 raise
             except Exception as exc:
+                dist = distribution_of(plugin_manager, plugin_name)
                 raise PluginError(
-                    f"plugin {plugin_name!r} failed while registering {kind}:"
+                    f"plugin {plugin_name!r}" + (f" (distribution {dist})" if dist else "")
+                    + f" failed while registering {kind}:"
                     f" {type(exc).__name__}: {exc}. Fix or uninstall that plugin, or block it with"
                     f" SEGBENCH_BLOCK_PLUGINS={plugin_name}."
                 ) from exc

@@ -1,9 +1,12 @@
 """A plugin component that breaks its contract stops the run with a PluginError or DataError naming the
 component, its plugin and what to return, before a torch traceback or a silently wrong score."""
+import attrs
 import pytest
 
+from segbench import hookimpl
 from segbench.errors import DataError, PluginError
 from segbench.recipe.load import load_recipe
+from segbench.transforms import default_specs
 from tests import engine_plugin, misbehaving_plugin
 from tests.test_plugin_boundary import registries_with, write_recipe
 
@@ -86,3 +89,62 @@ def test_a_model_breaking_its_contract_outside_the_eval_check_is_named(tmp_path,
     message = str(info.value)
     assert message.startswith(f"model: model {model!r} ({PLUGIN}") and expected in message
     assert_nothing_saved(tmp_path)
+
+
+# ---- registrations ------------------------------------------------------------------------------
+
+@attrs.frozen
+class ZeroChannels:
+    channels: int = attrs.field(default=0, validator=attrs.validators.gt(0))  # its own default fails
+
+
+@attrs.frozen
+class RequiredAndBadDefault:
+    root: str
+    depth: int = attrs.field(default=-1, validator=attrs.validators.ge(0))
+
+
+@attrs.frozen
+class Fine:
+    pass
+
+
+def _registering(**registration):
+    class Plugin:
+        @hookimpl
+        def segbench_register_models(self, register):
+            register("mine", **registration)
+
+    return Plugin()
+
+
+@pytest.mark.parametrize(("registration", "expected"), [
+    (dict(factory=lambda config, *, num_classes: None, config=ZeroChannels),
+     "config class ZeroChannels, whose defaults are invalid: ZeroChannels() raises ValueError: 'channels' must be"
+     " > 0: 0"),
+    (dict(factory=lambda config, *, num_classes: None, config=RequiredAndBadDefault),
+     "whose defaults are invalid: field 'depth' defaults to -1"),
+    (dict(factory=42, config=Fine), "with factory 42, which is not callable"),
+])
+def test_a_registration_that_cannot_work_is_refused_naming_the_plugin(registration, expected):
+    with pytest.raises(PluginError) as info:
+        registries_with(_registering(**registration))
+    message = str(info.value)
+    assert message.startswith("plugin 'thirdparty-plugin' registered models 'mine'") and expected in message
+
+
+def test_built_ins_register_first_so_a_plugin_does_not_change_a_recipes_defaults():
+    class Plugin:  # a final transform and a default scheduler of its own, registered after the built-ins'
+        @hookimpl
+        def segbench_register_transforms(self, register):
+            register("to_float", lambda config: None, config=Fine, final=True)
+
+        @hookimpl
+        def segbench_register_schedulers(self, register):
+            register("mine", lambda config, **context: None, config=Fine, default=True)
+
+    registries = registries_with(Plugin())
+    builtin = registries_with()
+    assert default_specs(registries.transforms, path="t") == default_specs(builtin.transforms, path="t")
+    assert [e.name for e in registries.schedulers.defaults()][0] == builtin.schedulers.defaults()[0].name
+    assert registries.models.in_order()[-1].plugin == "engine-test-plugin"  # registered last, listed last
