@@ -281,6 +281,23 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("segbench: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        peer = _lost_peer(exc)
+        if peer is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"segbench: error: {peer}", file=sys.stderr)
+        return 1
+
+
+def _lost_peer(exc: BaseException) -> str | None:
+    """The message for a distributed run's process whose peer exited first (only once torch is loaded)."""
+    if "torch.distributed" not in sys.modules:
+        return None
+    from segbench.engine.distributed import lost_peer
+
+    return lost_peer(exc)
 
 
 if __name__ == "__main__":

@@ -148,3 +148,26 @@ def test_built_ins_register_first_so_a_plugin_does_not_change_a_recipes_defaults
     assert default_specs(registries.transforms, path="t") == default_specs(builtin.transforms, path="t")
     assert [e.name for e in registries.schedulers.defaults()][0] == builtin.schedulers.defaults()[0].name
     assert registries.models.in_order()[-1].plugin == "engine-test-plugin"  # registered last, listed last
+
+
+# ---- distributed runs ---------------------------------------------------------------------------
+
+def test_a_process_whose_peer_stopped_says_so_in_one_line(cli, monkeypatch):
+    """A bad item in one rank's shard stops that rank with its clear error; the other rank's collective then
+    fails with a backend traceback, which must not bury that error."""
+    def peer_gone(args):
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:54440. This is"
+                           " typically caused by a remote worker crashing.")
+
+    monkeypatch.setattr("segbench.commands.cmd_run", peer_gone)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    status, _, err = cli("run", "any.yaml")
+    assert status == 1 and "Traceback" not in err
+    assert err.strip() == ("segbench: error: process 1 of 2 stopped because another process of this distributed"
+                           " run exited (its own error, printed by that process, says why; fix that and run the"
+                           " same command again)")
+
+    monkeypatch.setenv("WORLD_SIZE", "1")  # alone, the same error is a real failure: not hidden
+    with pytest.raises(RuntimeError, match="Connection closed by peer"):
+        cli("run", "any.yaml")

@@ -107,3 +107,22 @@ def barrier(env: DistEnv) -> None:
 def shutdown(env: DistEnv) -> None:
     if env.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+# What gloo and NCCL say when a peer process has exited; the peer prints its own (real) error.
+_PEER_GONE = ("Connection closed by peer", "remote worker crashing", "Connection reset by peer",
+              "NCCL communicator was aborted", "Broken pipe")
+
+
+def lost_peer(exc: BaseException) -> str | None:
+    """A one-line message when ``exc`` only says that another process of this run has stopped, else ``None``.
+
+    A user mistake found on one rank (a bad item in its shard of the data) stops that rank with a clear error;
+    the others then fail inside a collective with a backend traceback that says nothing about the cause.
+    """
+    env = env_from_environment()  # the process group itself is already shut down when this is asked
+    if env.world_size < 2 or not isinstance(exc, RuntimeError) or not any(part in str(exc) for part in _PEER_GONE):
+        return None
+    return (f"process {env.rank} of {env.world_size} stopped because another process of this"
+            " distributed run exited (its own error, printed by that process, says why; fix that and run the"
+            " same command again)")
