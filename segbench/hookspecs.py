@@ -158,7 +158,8 @@ def segbench_register_loggers(register):
     ``factory(config, *, run_dir: pathlib.Path) -> segbench.engine.loggers.Logger``, called on the
     main process only. The logger receives ``start(RunStart)`` (the resolved recipe, its flattened
     hyper-parameters, the class names and the checkpoint step training continues from: drop anything
-    logged for a later step), ``train(TrainRecord)``, ``evaluate(EvalRecord, panels)`` (``panels``:
+    logged for a later step), ``train(segbench.records.TrainStepRecord)``,
+    ``evaluate(segbench.records.SelectionRecord, panels)`` (``panels``:
     image | ground truth | prediction images, as many as its ``panels`` attribute asks for),
     ``flush()`` before each checkpoint and ``close()``. A recipe chooses loggers with
     ``logging: [{name: ...}, ...]``; without that list a run uses every logger registered with
