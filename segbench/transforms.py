@@ -16,6 +16,7 @@ from typing import Any, Callable
 import attrs
 import torch
 
+from segbench.component_contract import check_built
 from segbench.config import structure_config
 from segbench.errors import ConfigError, DataError, PluginError
 
@@ -195,7 +196,8 @@ def parse_pipeline(specs: list, *, path: str, transforms) -> Pipeline:
         except Exception as exc:
             raise PluginError(f"{where}: transform {entry.name!r} ({entry.origin}) failed to build:"
                               f" {type(exc).__name__}: {exc}") from exc
-        steps.append(Step(entry.name, config, where, apply, origin=entry.origin, final=entry.final))
+        steps.append(Step(entry.name, config, where, check_built(entry, apply, path=where), origin=entry.origin,
+                          final=entry.final))
 
     last = len(specs) - 1
     for position in final_positions:

@@ -81,10 +81,31 @@ class NanAtInit(nn.Module):
         return self.conv(x) / x.sum()  # 0 / 0 for an all-zero image
 
 
+_WEIGHTS = {
+    "nan_weights": lambda histogram: torch.full(histogram.shape, float("nan")),
+    "one_weight_too_many": lambda histogram: torch.ones(len(histogram) + 1),
+    "list_weights": lambda histogram: [1.0] * len(histogram),
+}
+
+
 class Misbehaving:
     @hookimpl
     def segbench_register_datasets(self, register):
         register("stray_labels", StrayLabels, config=StrayLabelsConfig)
+        register("a_list", lambda config: [1, 2, 3], config=BlobsConfig)
+
+    @hookimpl
+    def segbench_register_optimizers(self, register):
+        register("forgot_return", lambda config, *, param_groups: None, config=NoConfig)
+
+    @hookimpl
+    def segbench_register_schedulers(self, register):
+        register("not_a_scheduler", lambda config, **context: object(), config=NoConfig)
+
+    @hookimpl
+    def segbench_register_class_weightings(self, register):
+        for name, weights in _WEIGHTS.items():
+            register(name, lambda config, weights=weights: weights, config=NoConfig)
 
     @hookimpl
     def segbench_register_transforms(self, register):

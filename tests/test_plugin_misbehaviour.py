@@ -78,7 +78,7 @@ def test_a_loss_that_cannot_be_backpropagated_is_named(tmp_path, loss, expected)
 
 
 @pytest.mark.parametrize(("model", "expected"), [
-    ("returns_none", "its factory returned NoneType, not a torch.nn.Module"),
+    ("returns_none", "its factory returned builtins.NoneType, not a torch.nn.Module"),
     ("train_only_half_size", "in training mode must return one float tensor of logits (2, 3, 16, 16) for this"
                              " batch (N, num_classes, H, W at the input size), but it returned shape (2, 3, 8, 8)"),
     ("nan_at_init", "returned NaN or infinite logits for an all-zero image"),
@@ -171,3 +171,40 @@ def test_a_process_whose_peer_stopped_says_so_in_one_line(cli, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")  # alone, the same error is a real failure: not hidden
     with pytest.raises(RuntimeError, match="Connection closed by peer"):
         cli("run", "any.yaml")
+
+
+# ---- factories returning the wrong object --------------------------------------------------------
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("{name: sgd, lr: 0.1, momentum: 0.0, weight_decay: 0.0}", "{name: forgot_return}",
+     "optimizer: optimizer 'forgot_return' (plugin 'thirdparty-misbehaving'): its factory returned"
+     " builtins.NoneType, not a torch.optim.Optimizer"),
+    ("{name: constant}", "{name: not_a_scheduler}",
+     "scheduler: scheduler 'not_a_scheduler' (plugin 'thirdparty-misbehaving'): its factory returned"
+     " builtins.object, not an object with step_iteration(), step_epoch(metric), state_dict() and"
+     " load_state_dict(state)"),
+    ("dataset: {name: blobs, count: 12, size: 16}", "dataset: {name: a_list}",
+     "data.train: dataset 'a_list' (plugin 'thirdparty-misbehaving'): its factory returned builtins.list, not a"
+     " segbench.data.SegmentationDataset"),
+])
+def test_a_factory_returning_the_wrong_object_is_named_before_training(tmp_path, old, new, expected):
+    with pytest.raises(PluginError) as info:
+        run(tmp_path, (old, new))
+    assert str(info.value).startswith(expected)
+    assert_nothing_saved(tmp_path)
+
+
+@pytest.mark.parametrize(("weighting", "expected"), [
+    ("nan_weights", "returned weights that are not finite and positive (nan, nan, nan)"),
+    ("one_weight_too_many", "returned a torch.float32 tensor of shape (4,)"),
+    ("list_weights", "returned a builtins.list"),
+])
+def test_class_weights_that_are_not_one_positive_weight_per_class_are_refused(tmp_path, weighting, expected):
+    with pytest.raises(PluginError) as info:
+        run(tmp_path, ("loss: {name: cross_entropy}", f"loss: {{name: cross_entropy}}\nclass_weighting: {{name:"
+                                                      f" {weighting}}}"))
+    message = str(info.value)
+    assert message.startswith(f"class_weighting: class weighting {weighting!r} ({PLUGIN})")
+    assert "must return a float tensor of 3 finite, positive weights (one per class)" in message
+    assert expected in message
+    assert_nothing_saved(tmp_path)

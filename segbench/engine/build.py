@@ -7,6 +7,7 @@ import attrs
 import torch
 
 from segbench.cache import cache_dir
+from segbench.component_contract import check_class_weights
 from segbench.engine.evaluate import check_evaluation_cost, evaluated_size
 from segbench.engine.model_contract import check_model_output
 from segbench.engine.param_groups import split_param_groups
@@ -63,7 +64,8 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
     if plan.class_weighting is not None:
         histogram = class_histogram(train_base, num_classes=num_classes, cache_dir=cache_dir() / "histograms",
                                     progress=progress and env.is_main, num_workers=plan.trainer.num_workers)
-        weights_tensor = plan.class_weighting.build()(histogram).to(torch.float32)
+        weights_tensor = check_class_weights(plan.class_weighting.entry, plan.class_weighting.build()(histogram),
+                                             num_classes=num_classes, path=plan.class_weighting.path)
         class_weights = ClassWeightsRecord(
             method=plan.class_weighting.name,
             weights=dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),

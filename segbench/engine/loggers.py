@@ -136,7 +136,8 @@ def build_run_loggers(components, run_dir: Path, *, is_main: bool, warn=None) ->
             try:
                 built.append((component.name, component.build(run_dir=Path(run_dir))))
             except Exception as exc:
-                warn(f"warning: logger {component.name!r} could not start: {exc}. Training goes on without it.")
+                warn(f"warning: logger {component.name!r} could not start: {str(exc).rstrip('.')}. Training goes on"
+                     " without it.")
     return RunLoggers(built, warn=warn)
 
 

@@ -44,10 +44,6 @@ def check_model_output(model: torch.nn.Module, component, *, num_classes: int) -
     """
     entry = component.entry
     expected = (CHECK_BATCH[0], num_classes, *CHECK_BATCH[2:])
-    if not isinstance(model, torch.nn.Module):
-        raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}): its factory returned"
-                          f" {type(model).__name__}, not a torch.nn.Module; return the built model. Fix the plugin,"
-                          " or report this to its authors.")
     what = (f"{component.path}: model {entry.name!r} ({entry.origin}) must map a float image batch (N, 3, H, W)"
             f" to one tensor of logits (N, num_classes, H, W); for a {tuple(CHECK_BATCH)} batch and"
             f" {num_classes} classes that is {expected}")

@@ -29,16 +29,19 @@ class Component:
         return self.entry.name
 
     def build(self, **context):
+        from segbench.component_contract import check_built
+
         try:
-            return self.entry.factory(self.config, **context)
+            built = self.entry.factory(self.config, **context)
         except SegbenchError:
             raise
         except Exception as exc:
             raise SegbenchError(
-                f"{self.path}: {self.entry.kind[:-1]} {self.entry.name!r} (plugin {self.entry.plugin!r})"
+                f"{self.path}: {self.entry.kind[:-1]} {self.entry.name!r} ({self.entry.origin})"
                 f" failed to build: {type(exc).__name__}: {exc}. Check the values under {self.path} or"
                 " report the problem to the plugin's authors."
             ) from exc
+        return check_built(self.entry, built, path=self.path)
 
 
 @attrs.frozen

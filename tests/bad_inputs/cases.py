@@ -567,7 +567,7 @@ def segbench_register_models(register):
 """
 
 
-@case("plugin", "model: model 'exploding' (plugin 'boom') failed to build", "ValueError",
+@case("plugin", "model: model 'exploding' (plugin 'boom' (distribution boom-dist", "failed to build", "ValueError",
       "the exploding model cannot be built", "report the problem to the plugin's authors", slow=True)
 def plugin_factory_raising(ctx):
     ctx.plugin("boom-dist", "boom", "boom_module", _EXPLODING)
