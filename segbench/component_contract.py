@@ -51,7 +51,7 @@ def check_built(entry, built, *, path: str):
     wanted, check = RETURNS.get(entry.kind, ("", lambda obj: True))
     if check(built):
         return built
-    raise PluginError(f"{path}: {entry.kind[:-1]} {entry.name!r} ({entry.origin}): its factory returned"
+    raise PluginError(f"{path}: {entry.noun} {entry.name!r} ({entry.origin}): its factory returned"
                       f" {type(built).__module__}.{type(built).__qualname__}, not {wanted}. Fix the plugin, or"
                       " report this to its authors.")
 

@@ -13,6 +13,13 @@ BLOCK_ENV = "SEGBENCH_BLOCK_PLUGINS"
 KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings",
          "transforms", "loggers")
 
+
+def singular(kind: str) -> str:
+    """``losses`` -> ``loss``, ``strategies`` -> ``strategy``, ``class_weightings`` -> ``class weighting``."""
+    noun = kind.replace("_", " ")
+    return noun[:-3] + "y" if noun.endswith("ies") else noun[:-2] if noun.endswith("sses") else noun[:-1]
+
+
 # What a registration may declare beyond ``smoke`` and ``aliases``, per kind (see segbench.hookspecs).
 KIND_OPTIONS = {
     "models": ("for_checkpoint",),
@@ -66,6 +73,11 @@ class Entry:
 
     def default_config(self):
         return self.config()
+
+    @property
+    def noun(self) -> str:
+        """The kind in the singular, for messages: ``loss``, ``class weighting``."""
+        return singular(self.kind)
 
     @property
     def origin(self) -> str:
@@ -173,7 +185,7 @@ class Registry:
             raise BlockedNameError(
                 f"{self.kind} {name!r} comes from plugin {plugin!r}, which is blocked by SEGBENCH_BLOCK_PLUGINS"
                 f"={os.environ.get(BLOCK_ENV, '')!r}. Remove {plugin.rsplit('.', 1)[-1]!r} from"
-                f" SEGBENCH_BLOCK_PLUGINS to use it, or choose another {self.kind[:-1]}.")
+                f" SEGBENCH_BLOCK_PLUGINS to use it, or choose another {singular(self.kind)}.")
         unknown = UnknownNameError(self.kind, str(name), self._lookup)
         unimported = [plugin for plugin in self.blocked_plugins if plugin not in self.blocked.values()]
         if unimported:
@@ -228,7 +240,7 @@ def _make_register(registry: Registry, plugin: str, distribution: str):
             valid = ", ".join(("config", "aliases", "smoke", *allowed))
             origin = f"plugin {plugin!r}" + (f" (distribution {distribution})" if distribution else "")
             raise PluginError(f"{origin} registered {registry.kind} {name!r} with unknown keyword(s)"
-                              f" {', '.join(unknown)}; a {registry.kind[:-1]} registration takes: {valid}.")
+                              f" {', '.join(unknown)}; a {singular(registry.kind)} registration takes: {valid}.")
         if isinstance(aliases, str):
             aliases = (aliases,)
         registry.add(Entry(registry.kind, name, factory, config, plugin, tuple(aliases), smoke=smoke,

@@ -18,7 +18,7 @@ import torch
 
 from segbench.component_contract import check_built
 from segbench.config import structure_config
-from segbench.errors import ConfigError, DataError, PluginError
+from segbench.errors import ConfigError, DataError, PluginError, SegbenchError
 
 
 @attrs.frozen
@@ -134,8 +134,19 @@ class Pipeline:
             except ConfigError as exc:  # about one of the step's own keys
                 raise ConfigError([(f"{step.path}.{key}" if key else step.path, message)
                                    for key, message in exc.problems]) from exc
+            except SegbenchError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"{step.path}: transform {step.name!r}" + (f" ({step.origin})" if step.origin else "")
+                                  + f" failed: {type(exc).__name__}: {exc}. Fix the plugin, or report this to its"
+                                  " authors (--debug shows where).") from exc
             image, mask = _check_step_output(step, result, size=size)
         return image, mask.to(torch.int64)
+
+
+def for_dataset(pipeline, dataset):
+    """``pipeline`` checking ``dataset``'s label values when it is a :class:`Pipeline` (any other callable as is)."""
+    return pipeline.for_dataset(dataset) if isinstance(pipeline, Pipeline) else pipeline
 
 
 def final_steps(registry) -> list[str]:

@@ -208,3 +208,18 @@ def test_class_weights_that_are_not_one_positive_weight_per_class_are_refused(tm
     assert "must return a float tensor of 3 finite, positive weights (one per class)" in message
     assert expected in message
     assert_nothing_saved(tmp_path)
+
+
+# ---- plugin code raising while a run trains ------------------------------------------------------
+
+def test_an_exception_inside_plugin_code_during_training_is_one_line_naming_the_plugin(tmp_path, cli, monkeypatch):
+    registries = registries_with(misbehaving_plugin.Misbehaving())
+    monkeypatch.setattr("segbench.registry.build_registries", lambda plugin_manager: registries)
+    text = engine_plugin.RECIPE.replace("epochs: 3", "epochs: 1").replace("{name: cross_entropy}",
+                                                                            "{name: raising_loss}")
+    status, _, err = cli("run", write_recipe(tmp_path, text), "--runs-dir", tmp_path / "runs")
+    assert status == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].split("segbench: error: ")[-1] == ("loss: loss 'raising_loss' (plugin 'thirdparty-misbehaving') failed"
+                           " computing the loss: IndexError: index 99 is out of bounds for dimension 2 with size 16."
+                           " Fix the plugin, or report this to its authors (--debug shows where).")
+    assert_nothing_saved(tmp_path)

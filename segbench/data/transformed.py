@@ -11,7 +11,7 @@ import hashlib
 import torch
 
 from segbench.errors import DataError
-from segbench.transforms import Pipeline
+from segbench.transforms import Pipeline, for_dataset
 
 
 def derived_seed(*parts: object) -> int:
@@ -87,7 +87,7 @@ class TransformedDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, base, pipeline: Pipeline, *, seed: int, same_size: bool = False):
-        pipeline = pipeline.for_dataset(base)
+        pipeline = for_dataset(pipeline, base)
         self.base, self.pipeline, self.seed, self.epoch = base, pipeline, seed, 0
         # Items batched together must share a size: compare each with the first one this process read.
         self._sizes = SameSize(fix="Add a random_scale_crop (or resize) step to data.train_transforms, or set"

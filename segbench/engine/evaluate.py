@@ -15,6 +15,7 @@ from segbench.engine.runtime import Runtime
 from segbench.errors import ConfigError, DataError
 from segbench.functional.metrics import confusion_matrix
 from segbench.records import EvaluationSettings
+from segbench.transforms import for_dataset
 
 
 def _forward(model, images, runtime: Runtime):
@@ -144,7 +145,7 @@ class _EvalItems(torch.utils.data.Dataset):
     """Dataset items with the eval pipeline applied to the image; the label stays at full resolution."""
 
     def __init__(self, dataset, pipeline, *, batch_size: int = 1):
-        self.dataset, self.pipeline = dataset, pipeline.for_dataset(dataset)
+        self.dataset, self.pipeline = dataset, for_dataset(pipeline, dataset)
         self._sizes = SameSize(fix="Set evaluation.batch_size: 1 (labels are scored at their own size).") \
             if batch_size > 1 else None
 
@@ -169,7 +170,7 @@ def evaluated_size(dataset, pipeline) -> tuple[int, int]:
     mask = dataset.read_mask(0)
     image = torch.zeros((3, *mask.shape[-2:]), dtype=torch.uint8)
     try:
-        return tuple(pipeline.for_dataset(dataset)(image, mask, torch.Generator().manual_seed(0))[0].shape[-2:])
+        return tuple(for_dataset(pipeline, dataset)(image, mask, torch.Generator().manual_seed(0))[0].shape[-2:])
     except DataError as exc:
         raise DataError(f"{item_path(dataset, 0)} (its read_mask): {exc}") from None
 

@@ -4,9 +4,11 @@ torchvision's return auxiliary outputs) and the loss value. A violation would ot
 traceback from inside the loss or ``backward`` naming no plugin. The checks read shapes and flags only."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
-from segbench.errors import PluginError
+from segbench.errors import PluginError, SegbenchError
 
 _FIX = "Fix the plugin, or report this to its authors."
 
@@ -50,3 +52,18 @@ def check_loss_value(loss, component) -> None:
     raise PluginError(f"{component.path}: loss {entry.name!r} ({entry.origin}) must return a floating-point scalar"
                       f" tensor computed from the logits, so that it can be backpropagated, but it returned {got}."
                       f" {_FIX}")
+
+
+@contextlib.contextmanager
+def blamed_on(component, doing: str):
+    """Report an exception raised inside ``component``'s code while ``doing`` as that plugin's error (one line;
+    ``--debug`` adds the traceback). segbench's own errors and running out of memory pass through unchanged."""
+    try:
+        yield
+    except (SegbenchError, torch.OutOfMemoryError):
+        raise
+    except Exception as exc:
+        entry = component.entry
+        raise PluginError(f"{component.path}: {entry.noun} {entry.name!r} ({entry.origin}) failed {doing}:"
+                          f" {type(exc).__name__}: {exc}. Fix the plugin, or report this to its authors"
+                          " (--debug shows where).") from exc

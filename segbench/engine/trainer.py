@@ -20,7 +20,7 @@ from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.engine.runtime import Runtime
-from segbench.engine.step_contract import check_loss_value, check_training_logits
+from segbench.engine.step_contract import blamed_on, check_loss_value, check_training_logits
 from segbench.engine.loggers import RunLoggers, RunStart, flatten
 from segbench.errors import CheckpointError, DataError, TrainingDivergedError
 from segbench.functional.metrics import iou_per_class, mean_iou
@@ -197,10 +197,11 @@ class Trainer:
     def _micro_step(self, images, masks, scale):
         images = self.runtime.images(images)
         masks = masks.to(self.device, non_blocking=True)
-        with self.runtime.autocast():
+        with self.runtime.autocast(), blamed_on(self.plan.model, "in its training forward pass"):
             logits = self.model(images)
         check_training_logits(logits, masks, self.plan.model, num_classes=self.parts.num_classes)
-        loss = self.criterion(logits.float(), masks)
+        with blamed_on(self.plan.loss, "computing the loss"):
+            loss = self.criterion(logits.float(), masks)
         check_loss_value(loss, self.plan.loss)
         self.scaler.scale(loss * scale).backward()
         return loss.detach()
@@ -212,7 +213,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step_iteration()
+        with blamed_on(self.plan.scheduler, "in step_iteration()"):
+            self.scheduler.step_iteration()
 
     def _check_finite(self, loss_sum: torch.Tensor, where: str) -> float:
         value = float(loss_sum)
@@ -332,7 +334,8 @@ class Trainer:
             barrier(self.env)
             raise Preempted(signals.received if signals.received is not None else "on another rank") from None
         miou = float(mean_iou(matrix))
-        self.scheduler.step_epoch(miou)
+        with blamed_on(self.plan.scheduler, "in step_epoch()"):
+            self.scheduler.step_epoch(miou)
         improved = miou > state.best_metric or state.best_epoch < 0
         if improved:
             state.best_metric, state.best_epoch = miou, state.epoch

@@ -37,7 +37,7 @@ class Component:
             raise
         except Exception as exc:
             raise SegbenchError(
-                f"{self.path}: {self.entry.kind[:-1]} {self.entry.name!r} ({self.entry.origin})"
+                f"{self.path}: {self.entry.noun} {self.entry.name!r} ({self.entry.origin})"
                 f" failed to build: {type(exc).__name__}: {exc}. Check the values under {self.path} or"
                 " report the problem to the plugin's authors."
             ) from exc

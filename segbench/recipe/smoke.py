@@ -51,7 +51,7 @@ class _Variant:
         try:
             result = entry.smoke_config(component.config)
         except Exception as exc:
-            raise PluginError(f"{component.path}: the --smoke variant of {entry.kind[:-1]} {entry.name!r}"
+            raise PluginError(f"{component.path}: the --smoke variant of {entry.noun} {entry.name!r}"
                               f" ({entry.origin}) failed: {type(exc).__name__}: {exc}") from exc
         self.replacement = None
         self.changes = {}
@@ -67,7 +67,7 @@ class _Variant:
             self.changes = _changes(component.config, result)
             self.config = result
         else:
-            raise PluginError(f"{component.path}: the --smoke variant of {entry.kind[:-1]} {entry.name!r}"
+            raise PluginError(f"{component.path}: the --smoke variant of {entry.noun} {entry.name!r}"
                               f" ({entry.origin}) returned {result!r}; it must return a {entry.config.__name__}"
                               " or a segbench.registry.Substitute")
 
