@@ -7,6 +7,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
+from segbench.component_contract import check_built
+from segbench.errors import PluginError
+
 
 @attrs.frozen
 class ModelInfo:
@@ -35,6 +38,14 @@ def describe_entry(entry, *, input_size: tuple[int, int] = (512, 1024), num_clas
     or to run is reported as an error (one line naming its plugin), not raised."""
     try:
         model = entry.factory(entry.default_config(), num_classes=num_classes)
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        return EntryInfo(None, f"{entry.origin} failed to build it: {type(exc).__name__}: {first_line}")
+    try:
+        check_built(entry, model, path="model")
+    except PluginError as exc:
+        return EntryInfo(None, str(exc).split(": ", 1)[-1])
+    try:
         return EntryInfo(describe_model(model, input_size=input_size))
     except Exception as exc:
         first_line = (str(exc).splitlines() or [""])[0][:300]

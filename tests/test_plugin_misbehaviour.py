@@ -223,3 +223,13 @@ def test_an_exception_inside_plugin_code_during_training_is_one_line_naming_the_
                            " computing the loss: IndexError: index 99 is out of bounds for dimension 2 with size 16."
                            " Fix the plugin, or report this to its authors (--debug shows where).")
     assert_nothing_saved(tmp_path)
+
+
+def test_models_shows_a_factory_returning_no_module_as_an_error_row(cli, monkeypatch):
+    monkeypatch.setattr("segbench.commands._registries",
+                        lambda: registries_with(misbehaving_plugin.Misbehaving(), block="unet,deeplab,lraspp,enet"))
+    status, out, err = cli("models", "--size", "32x64")
+    assert status == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("| returns_none |"))
+    assert ("error: model 'returns_none' (plugin 'thirdparty-misbehaving'): its factory returned builtins.NoneType,"
+            " not a torch.nn.Module") in row
