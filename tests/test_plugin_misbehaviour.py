@@ -233,3 +233,13 @@ def test_models_shows_a_factory_returning_no_module_as_an_error_row(cli, monkeyp
     row = next(line for line in out.splitlines() if line.startswith("| returns_none |"))
     assert ("error: model 'returns_none' (plugin 'thirdparty-misbehaving'): its factory returned builtins.NoneType,"
             " not a torch.nn.Module") in row
+
+
+def test_a_loss_that_is_nan_from_the_start_blames_the_inputs_first_and_names_the_loss(tmp_path):
+    from segbench.errors import TrainingDivergedError
+
+    with pytest.raises(TrainingDivergedError) as info:  # NaN at step 1, first seen at the first log (step 4)
+        run(tmp_path, ("{name: cross_entropy}", "{name: nan_after, step: 1}"), ("log_every: 1", "log_every: 4"))
+    message = str(info.value)
+    assert "became nan (iteration 4)" in message and "(1) the data:" in message and "(2) the learning rate" in message
+    assert "(4) the loss 'nan_after' (plugin 'engine-test-plugin') itself" in message

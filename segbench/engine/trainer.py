@@ -219,7 +219,7 @@ class Trainer:
     def _check_finite(self, loss_sum: torch.Tensor, where: str) -> float:
         value = float(loss_sum)
         if not math.isfinite(value):
-            first = self.state.iteration <= 1
+            first = self.state.iteration <= self.cfg.log_every  # within the first logged window
             causes = [  # most likely first: a loss that is NaN before any update comes from the inputs
                 "the data: a dataset yielding NaN or infinite values, or the normalisation (data.*_transforms"
                 " normalize mean/std) of a custom transform or dataset",
