@@ -567,7 +567,7 @@ def segbench_register_models(register):
 """
 
 
-@case("plugin", "model: model 'exploding' (plugin 'boom' (distribution boom-dist", "failed to build", "ValueError",
+@case("plugin", "model: model 'exploding' (plugin 'boom' (distribution boom-dist 1.0)) failed to build", "ValueError",
       "the exploding model cannot be built", "report the problem to the plugin's authors", slow=True)
 def plugin_factory_raising(ctx):
     ctx.plugin("boom-dist", "boom", "boom_module", _EXPLODING)
@@ -583,7 +583,8 @@ def segbench_register_losses(register):
 """
 
 
-@case("plugin", "plugin 'fire' failed while registering losses", "registry on fire", "SEGBENCH_BLOCK_PLUGINS=fire",
+@case("plugin", "plugin 'fire' (distribution fire-dist 1.0) failed while registering losses", "registry on fire",
+      "SEGBENCH_BLOCK_PLUGINS=fire",
       slow=True)
 def plugin_hook_raising(ctx):
     ctx.plugin("fire-dist", "fire", "fire_module", _RAISING_HOOK)
