@@ -109,10 +109,19 @@ def _default_problem(config: type) -> str | None:
     """Why ``config``'s defaults fail its own validators (``None`` when they pass or cannot be checked alone)."""
     fields = attrs.fields(config)
     if all(field.default is not attrs.NOTHING for field in fields):
+        from segbench.config import structure_config, unstructure_plain
+        from segbench.errors import ConfigError
+
         try:
-            config()
+            defaults = config()
         except (ValueError, TypeError) as exc:
             return f"{config.__qualname__}() raises {type(exc).__name__}: {exc}"
+        try:  # a default of another type than its field's (channels: int = "8") is used as is, unchecked
+            structure_config(config, unstructure_plain(defaults), path="")
+        except ConfigError as exc:
+            return "; ".join(f"field {key.lstrip('.')!r}: {message}" for key, message in exc.problems)
+        except Exception:  # a field type the recipe checker does not know: checked when a recipe sets it
+            return None
         return None
     for field in fields:  # some keys are required: check each default against its own field's validator
         default = field.default

@@ -105,6 +105,11 @@ class RequiredAndBadDefault:
 
 
 @attrs.frozen
+class TextForNumber:
+    channels: int = "8"  # would reach the factory as a string: recipes that set it must write a number
+
+
+@attrs.frozen
 class Fine:
     pass
 
@@ -124,6 +129,8 @@ def _registering(**registration):
      " > 0: 0"),
     (dict(factory=lambda config, *, num_classes: None, config=RequiredAndBadDefault),
      "whose defaults are invalid: field 'depth' defaults to -1"),
+    (dict(factory=lambda config, *, num_classes: None, config=TextForNumber),
+     "whose defaults are invalid: field 'channels': expected an integer, got the string '8'"),
     (dict(factory=42, config=Fine), "with factory 42, which is not callable"),
 ])
 def test_a_registration_that_cannot_work_is_refused_naming_the_plugin(registration, expected):
