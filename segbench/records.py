@@ -241,10 +241,27 @@ def from_data(cls, data, source: str):
         raise RecordError(f"{source} has schema_version {version!r}; this segbench reads versions up to"
                           f" {SCHEMA_VERSION}. Upgrade segbench to read it.")
     try:
-        return _converter.structure({**data, "schema_version": SCHEMA_VERSION}, cls)
+        record = _converter.structure({**data, "schema_version": SCHEMA_VERSION}, cls)
     except cattrs.BaseValidationError as exc:
         problems = "; ".join(cattrs.transform_error(exc, path=source))
         raise RecordError(f"{source} is not a {cls.__name__} record: {problems}") from None
+    if cls in (ResultsRecord, EvaluationRecord):
+        _check_scores(record, source)
+    return record
+
+
+def _check_scores(record, source: str) -> None:
+    """Scores are fractions in [0, 1] (``null`` where a class never occurs) and the confusion matrix counts
+    pixels: segbench never writes NaN or a negative count, so such a file was edited or damaged."""
+    scores = {"mIoU": record.mIoU, "pixel_accuracy": record.pixel_accuracy,
+              **{f"per_class_iou.{name}": value for name, value in record.per_class_iou.items()}}
+    problems = [f"{key} is {value!r}" for key, value in scores.items()
+                if value is not None and not 0.0 <= value <= 1.0]  # NaN fails both comparisons
+    if any(count < 0 for row in record.confusion_matrix for count in row):
+        problems.append("confusion_matrix holds a negative count")
+    if problems:
+        raise RecordError(f"{source} holds impossible scores ({'; '.join(problems[:5])}); scores are fractions"
+                          " from 0 to 1 and segbench never writes NaN")
 
 
 # ---- files -----------------------------------------------------------------------------------------
@@ -254,11 +271,20 @@ def write_record(path: Path, record) -> None:
     atomic_write_text(Path(path), record.to_json() + "\n")
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes()
     except OSError as exc:
         raise RecordError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_text(path: Path) -> str:
+    data = _read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded): it is damaged or"
+                          " not a file segbench wrote") from None
 
 
 def read_results(path) -> ResultsRecord:
@@ -282,7 +308,8 @@ def read_metrics(path) -> list[MetricsRecord]:
     if not path.is_file():
         return []
     records = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    # Damaged bytes spoil only their own lines, which are skipped like a line cut short.
+    for number, line in enumerate(_read_bytes(path).decode("utf-8", errors="replace").splitlines(), start=1):
         try:
             data = json.loads(line)
         except ValueError:
