@@ -21,8 +21,8 @@ def parse_columns(values) -> list[str]:
     return columns
 
 
-def lookup(results: dict, column: str):
-    """The value at ``column`` (dotted) in ``results``, trying ``provenance.<column>`` second; None if absent."""
+def _find(results: dict, column: str) -> tuple[bool, object]:
+    """(found, value) at ``column`` (dotted) in ``results``, trying ``provenance.<column>`` second."""
     for path in (column, f"{PROVENANCE}.{column}"):
         value, found = results, True
         for part in path.split("."):
@@ -32,8 +32,18 @@ def lookup(results: dict, column: str):
                 found = False
                 break
         if found:
-            return value
-    return None
+            return True, value
+    return False, None
+
+
+def lookup(results: dict, column: str):
+    """The value at ``column`` (dotted) in ``results``, trying ``provenance.<column>`` second; None if absent."""
+    return _find(results, column)[1]
+
+
+def has_key(results: dict, column: str) -> bool:
+    """Whether ``results`` has ``column`` at all (a ``null`` value counts: the run recorded that it has none)."""
+    return _find(results, column)[0]
 
 
 def cell_text(value) -> str | None:

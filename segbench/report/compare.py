@@ -35,7 +35,7 @@ from segbench.functional.merge import content_hash
 from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
 from segbench.records import RecordError
 from segbench.registry import SPLIT_KEY, SUBSET_KEY
-from segbench.report.columns import cell_text, known_columns, lookup, parse_columns
+from segbench.report.columns import cell_text, has_key, known_columns, lookup, parse_columns
 from segbench.report.latency_table import (LATENCY_COLUMNS, latency_backends, latency_cells, latency_notes,
                                             latency_value)
 from segbench.report.loading import run_name
@@ -79,16 +79,26 @@ class RunRow:
         return self.run.path.name
 
 
-def _is_run(path: Path) -> bool:
+def is_run(path: Path) -> bool:
     run = RunDir(path)
     return path.is_dir() and not path.name.startswith(".") and any(
         p.exists() for p in (run.recipe_file, run.results, run.metrics, run.checkpoints))
 
 
+def is_run_itself(path: Path) -> bool:
+    """A folder `segbench run` wrote (recipe.yaml or results.json in it), not a folder of runs."""
+    run = RunDir(path)
+    return run.recipe_file.is_file() or run.results.is_file()
+
+
 def _recipe_data(run: RunDir) -> dict:
+    if not run.recipe_file.is_file():
+        return {}
     try:
         data = yaml.safe_load(run.recipe_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+        print(f"segbench: warning: {run.recipe_file} is unreadable ({type(exc).__name__}); its row shows only"
+              " what results.json holds. Restore the file from a copy.", file=sys.stderr)
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -139,7 +149,8 @@ def read_run(path: Path) -> RunRow:
         try:
             results = run.read_results()
         except RecordError as exc:
-            print(f"segbench: warning: skipping {run.results}: {exc}. Restore it from a copy, or evaluate the run"
+            print(f"segbench: warning: skipping {run.results}: {str(exc).rstrip('.')}. Restore it from a copy, or"
+                  " evaluate the run"
                   f" again with `segbench evaluate {run.path}`.", file=sys.stderr)
             row.status = "results.json unusable"
             return row
@@ -187,7 +198,9 @@ def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False) -
         raise SegbenchError(f"runs directory {folder} does not exist" + ("" if runs_dir else
                             " (the default: $SEGBENCH_RUNS, else ./runs)") + ". Give the folder that"
                             " `segbench run --runs-dir` wrote to, or train something first.")
-    rows = [read_run(path) for path in sorted(folder.iterdir()) if _is_run(path)]
+    # A run directory given instead of the folder holding it: its one row (its own subfolders are no runs).
+    paths = [folder] if is_run_itself(folder) else sorted(folder.iterdir())
+    rows = [read_run(path) for path in paths if is_run(path)]
     smoke = [row for row in rows if row.smoke]
     if smoke and not include_smoke:
         rows = [row for row in rows if not row.smoke]
@@ -357,7 +370,7 @@ def _check_columns(rows: list[RunRow], columns) -> None:
     """A column no finished run has is a typo: say which keys exist."""
     finished = [row.results for row in rows if row.results]
     for column in columns:
-        if finished and all(lookup(results, column) is None for results in finished):
+        if finished and not any(has_key(results, column) for results in finished):
             raise SegbenchError(f"--columns {column!r}: no run's results.json has it. Available:"
                                 f" {', '.join(known_columns(finished[0]))}")
 
