@@ -7,6 +7,7 @@ seed). ``NAME:0,1,2`` selects some of its seeds.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import attrs
 import numpy as np
@@ -79,8 +80,10 @@ def class_names_of(experiment: Experiment) -> tuple[str, ...]:
     return load_image_scores(experiment.runs[0].run.path / FILE_NAME).class_names
 
 
-def resolve_experiment(target: str, runs_dir: Path | None) -> Experiment:
-    """A run directory (one run), or ``LABEL[:seeds]`` among the experiments of ``runs_dir``."""
+def resolve_experiment(target: str, runs_dir: Path | None = None, *,
+                       experiments: Callable[[], list[Experiment]] | None = None) -> Experiment:
+    """A run directory (one run), or ``LABEL[:seeds]`` among the experiments of ``runs_dir`` (or of
+    ``experiments()``, which lets two targets share one reading of the runs directory)."""
     path = Path(target)
     if path.is_dir() and (path / "recipe.yaml").is_file():
         row = read_run(path)
@@ -88,15 +91,15 @@ def resolve_experiment(target: str, runs_dir: Path | None) -> Experiment:
             raise SegbenchError(f"{path} is not complete (no results.json): {row.status}.")
         return Experiment(row.name, row.recipe, row.experiment_hash, (row,))
     label, _, seed_text = target.partition(":")
-    experiments = group_experiments(collect_runs(runs_dir))
-    for experiment in experiments:
+    found = experiments() if experiments is not None else group_experiments(collect_runs(runs_dir))
+    for experiment in found:
         if experiment.label == label:
             if not seed_text:
                 return experiment
             from segbench.recipe.variants import parse_seeds
 
             return experiment.select(parse_seeds(seed_text))
-    known = ", ".join(e.label for e in experiments) or "none"
+    known = ", ".join(e.label for e in found) or "none"
     raise SegbenchError(f"{target!r} is neither a run directory nor an experiment in the runs directory"
                         f" (experiments: {known}). Give a run directory, or an experiment label as"
                         " `segbench compare` lists it, optionally with seeds (NAME:0,1,2).")

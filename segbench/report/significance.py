@@ -10,7 +10,7 @@ import sys
 
 from segbench.errors import SegbenchError
 from segbench.functional import bootstrap
-from segbench.report.compare import MISSING, RunRow
+from segbench.report.compare import MISSING, RunRow, collect_runs
 from segbench.report.experiments import (Experiment, class_names_of, group_experiments, replicates,
                                          resolve_experiment)
 
@@ -68,12 +68,15 @@ def experiment_tables(rows: list[RunRow], *, resamples: int, confidence: float, 
         per_class.append((experiment, stats))
     lines += ["", *notes] if notes else []
     if per_class:
-        names = class_names_of(per_class[0][0])
+        # Experiments may score different class sets (other datasets): one row per class name, in order of
+        # first appearance, each experiment's cell found by name.
+        positions = [{name: index for index, name in enumerate(class_names_of(e))} for e, _ in per_class]
+        names = list(dict.fromkeys(name for position in positions for name in position))
         lines += ["", "Per-class IoU (%), mean ± standard deviation across seeds", "",
                   "| class | " + " | ".join(e.label for e, _ in per_class) + " |", "|---|" + "---:|" * len(per_class)]
-        for index, name in enumerate(names):
-            cells = [_spread(s.class_iou_mean[index], s.class_iou_std[index]) if index < len(s.class_iou_mean)
-                     else MISSING for _, s in per_class]
+        for name in names:
+            cells = [_spread(s.class_iou_mean[position[name]], s.class_iou_std[position[name]])
+                     if name in position else MISSING for position, (_, s) in zip(positions, per_class)]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -123,7 +126,14 @@ def difference_text(a: Experiment, b: Experiment, diff: bootstrap.Difference, cl
 
 
 def difference_command(args, target_a: str, target_b: str) -> str:
-    a, b = (resolve_experiment(t, args.runs_dir) for t in (target_a, target_b))
+    found: list = []
+
+    def experiments():  # the runs directory is read once, and only when a target is a label
+        if not found:
+            found.append(group_experiments(collect_runs(args.runs_dir)))
+        return found[0]
+
+    a, b = (resolve_experiment(t, experiments=experiments) for t in (target_a, target_b))
     names_a, names_b = class_names_of(a), class_names_of(b)
     if names_a != names_b:
         raise SegbenchError(f"{a.label} and {b.label} score different classes; they cannot be compared.")
