@@ -96,7 +96,9 @@ def draw_run(row: RunRow, display: str, out: Path, *, images: int, registries, d
         confusion_png(matrix, names, folder / "confusion.png", title=f"{display}: confusion (row-normalised)")
         confusion = f"{relative}/confusion.png"
     panels: tuple[str, ...] = ()
-    if images and row.complete and (row.run.best.is_file() or row.run.last.is_file()):
+    if images and row.complete and not (row.run.best.is_file() or row.run.last.is_file()):
+        notes.append(f"no prediction panels: {row.run.checkpoints} holds no best.pt or last.pt.")
+    elif images and row.complete:
         print(f"report: predicting {images} report image(s) with {row.name} ...", file=sys.stderr, flush=True)
         try:
             panels = _panels(row, folder, relative, images, registries=registries, device=device)

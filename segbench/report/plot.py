@@ -7,6 +7,7 @@ with a band: the range across seeds (``--band minmax``, default) or ± one stand
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -63,7 +64,8 @@ def _draw_experiment(loss_ax, miou_ax, name, curves, colour, band):
             continue
         steps, mean, low, high = drawn
         label = f"{name} (mean of {len(curves)} seeds)"
-        ax.plot(steps, mean * scale, color=colour, linewidth=1.4, label=label, marker="o" if ax is miou_ax else None,
+        marked = ax is miou_ax or len(steps) <= 3  # a line of one point is invisible without its marker
+        ax.plot(steps, mean * scale, color=colour, linewidth=1.4, label=label, marker="o" if marked else None,
                 markersize=3)
         ax.fill_between(steps, low * scale, high * scale, color=colour, alpha=0.2, linewidth=0)
 
@@ -158,6 +160,29 @@ def plot_command(args) -> Path:
         out = plot_pareto(args.run_dirs[0], args.out)
         print(out)
         return out
-    out = plot_runs(args.run_dirs, args.out, band=args.band)
+    run_dirs = [path for given in args.run_dirs for path in _runs_in(Path(given))]
+    out = args.out
+    if out is None and len(args.run_dirs) == 1 and run_dirs != [Path(args.run_dirs[0])]:
+        out = Path(args.run_dirs[0]) / "curves.png"  # a folder of runs: the figure of all of them beside them
+    out = plot_runs(run_dirs, out, band=args.band)
     print(out)
     return out
+
+
+def _runs_in(path: Path) -> list[Path]:
+    """``path`` itself when it is a run directory (or missing: the error names it); for a folder of runs, those
+    that have logged metrics (smoke runs left out, as `compare` does)."""
+    from segbench.report.compare import collect_runs, is_run, is_run_itself
+
+    run = RunDir(path)
+    if not path.is_dir() or is_run_itself(path) or run.metrics.exists() or not any(map(is_run, path.iterdir())):
+        return [path]
+    rows = collect_runs(path)
+    plotted = [row.run.path for row in rows if row.run.metrics.is_file()]
+    if not plotted:
+        raise SegbenchError(f"no run in {path} has logged training metrics yet (metrics.jsonl); plot a run after"
+                            " it has logged at least one step (trainer.log_every).")
+    skipped = [row.name for row in rows if not row.run.metrics.is_file()]
+    if skipped:
+        print(f"plot: left out (no metrics.jsonl): {', '.join(skipped)}", file=sys.stderr)
+    return plotted
