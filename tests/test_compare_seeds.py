@@ -19,7 +19,7 @@ from segbench.records import EvaluationSettings, ResultsRecord, write_record
 CLASSES = ("road", "car", "sky")
 
 
-def fake_run(runs, recipe: str, seed: int, matrices: np.ndarray, *, lr: float = 1.0e-3):
+def fake_run(runs, recipe: str, seed: int, matrices: np.ndarray, *, lr: float = 1.0e-3, classes=CLASSES):
     """A complete run directory as ``segbench run`` writes it: recipe.yaml, per-image matrices, results."""
     data = {"seed": seed, "model": {"name": "unet"}, "optimizer": {"name": "adamw", "lr": lr}}
     digest = content_hash(data)
@@ -27,11 +27,11 @@ def fake_run(runs, recipe: str, seed: int, matrices: np.ndarray, *, lr: float = 
     folder.mkdir(parents=True)
     (folder / "recipe.yaml").write_text(yaml.safe_dump(data))
     ids = [f"img{i:03d}" for i in range(len(matrices))]
-    save_image_scores(folder / FILE_NAME, torch.from_numpy(matrices), ids, CLASSES)
+    save_image_scores(folder / FILE_NAME, torch.from_numpy(matrices), ids, classes)
     total = torch.from_numpy(matrices.sum(axis=0))
     results = ResultsRecord(
         recipe=recipe, recipe_hash=digest, model="unet", strategy="scratch", initialisation="scratch",
-        model_init="random", **summarize(total, CLASSES), confusion_matrix=total.tolist(),
+        model_init="random", **summarize(total, classes), confusion_matrix=total.tolist(),
         report_split={"split": "val"}, selection_split={"split": "train"}, selection_overlaps_report=False,
         report_images=len(matrices), evaluation=EvaluationSettings(mode="whole", flip=False, batch_size=1),
         checkpoint=str(folder / "checkpoints" / "best.pt"), best_selection_mIoU=0.5, best_epoch=1, epochs=1,
