@@ -4,6 +4,7 @@ Tolerance: logits may differ by at most ``ATOL`` (fp32 kernels of two libraries 
 orders), and the argmax must agree on at least 99.9% of the pixels of synthetic-city val images.
 """
 import json
+from pathlib import Path
 
 import attrs
 import pytest
@@ -111,6 +112,29 @@ def test_export_defaults_to_the_report_images_size_and_evaluate_needs_an_export(
     shutil.copytree(run.path, empty, ignore=shutil.ignore_patterns("export"))
     with pytest.raises(SegbenchError, match="holds no .onnx file.*segbench export"):
         evaluate_run(empty, registries=registries, progress=False, backend="onnxruntime")
+
+
+def test_evaluate_refuses_an_onnx_file_of_another_run_or_model(city_run, tmp_path):
+    """The scores are written into the run's folder: another run's export must not land under its name."""
+    import shutil
+
+    from segbench.errors import SegbenchError
+    from segbench.report.evaluate_cli import evaluate_run
+    from segbench.report.export import export_run
+
+    run, registries = city_run
+    record = export_run(run.path, out=tmp_path / "theirs" / "nobn.onnx", dynamic=True, registries=registries)
+    other = tmp_path / "other-0123abcd"
+    shutil.copytree(run.path, other, ignore=shutil.ignore_patterns("export", "evaluation-*"))
+    with pytest.raises(SegbenchError, match=rf"does not belong to run .*exported from run {run.path.name}"):
+        evaluate_run(other, registries=registries, progress=False, backend="onnxruntime", onnx_file=record.file)
+    assert not list(other.glob("evaluation-*"))
+    (other / "export").mkdir()
+    shutil.copy(record.file, other / "export" / "nobn.onnx")
+    sidecar = json.loads(Path(record.file).with_suffix(".json").read_text())
+    (other / "export" / "nobn.json").write_text(json.dumps({**sidecar, "model": "enet"}))
+    with pytest.raises(SegbenchError, match="it holds model enet .* the run trains nobn"):
+        evaluate_run(other, registries=registries, progress=False, backend="onnxruntime")
 
 
 def test_missing_onnx_packages_are_named_with_the_extra_to_install(monkeypatch):

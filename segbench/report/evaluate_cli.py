@@ -13,6 +13,7 @@ names match; the benchmark server takes the same files.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -148,8 +149,35 @@ def onnx_backend(loaded: LoadedRun, onnx_file: Path | None) -> LoadedRun:
                                 f" model first (segbench export {loaded.run.path} --format onnx --dynamic) or give"
                                 " the file with --onnx.")
         onnx_file = exported[-1]
-    return attrs.evolve(loaded, model=OnnxModel(onnx_file).eval(),
-                        inference=Runtime(torch.device("cpu"), "fp32", False))
+    model = OnnxModel(onnx_file).eval()
+    _check_export_matches(loaded, Path(onnx_file), model)
+    return attrs.evolve(loaded, model=model, inference=Runtime(torch.device("cpu"), "fp32", False))
+
+
+def _check_export_matches(loaded: LoadedRun, onnx_file: Path, model) -> None:
+    """The scores go into this run's folder: an ONNX file of another model, class count or run would put
+    another model's numbers under this run's name. The export record beside the file says what it holds."""
+    problems = []
+    outputs = model.session.get_outputs()[0].shape
+    if len(outputs) == 4 and isinstance(outputs[1], int) and outputs[1] != loaded.info.num_classes:
+        problems.append(f"it outputs {outputs[1]} classes, the run's dataset has {loaded.info.num_classes}")
+    record_file = onnx_file.with_suffix(".json")
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else {}
+    except (OSError, ValueError):
+        record = {}
+    record = record if isinstance(record, dict) else {}
+    if record.get("model") not in (None, loaded.plan.model.name):
+        problems.append(f"it holds model {record['model']} ({record_file.name}), the run trains"
+                        f" {loaded.plan.model.name}")
+    source_run = Path(str(record.get("checkpoint", ""))).parent.parent.name
+    own_export = onnx_file.resolve().parent == (loaded.run.path / "export").resolve()
+    if source_run and not own_export and source_run != loaded.run.path.resolve().name:
+        problems.append(f"it was exported from run {source_run} ({record_file.name})")
+    if problems:
+        raise SegbenchError(f"--onnx {onnx_file} does not belong to run {loaded.run.path}: {'; '.join(problems)}."
+                            f" Evaluate it with its own run, or export this run with `segbench export"
+                            f" {loaded.run.path} --format onnx --dynamic`.")
 
 
 def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None = None,
