@@ -64,6 +64,19 @@ def test_a_folder_is_searched_recursively_and_its_tree_mirrored(city_run, tmp_pa
         assert np.array_equal(np.array(Image.open(result.pred)), predict_image(loaded, read_image(path)))
 
 
+def test_an_output_folder_inside_the_input_folder_is_not_predicted_again(city_run, tmp_path):
+    run, registries = city_run
+    dataset = engine_plugin.Blobs(engine_plugin.BlobsConfig(split="val", count=2, size=16))
+    folder = tmp_path / "drive"
+    folder.mkdir()
+    for index in range(2):
+        Image.fromarray(dataset[index][0].permute(1, 2, 0).numpy()).save(folder / f"{index}.png")
+    for _ in range(2):  # the second time, the first time's predictions lie in the input folder
+        results = predict_files(run.path, [folder], folder / "preds", registries=registries)
+        assert [r.image for r in results] == [folder / "0.png", folder / "1.png"]
+    assert not list((folder / "preds").rglob("*_pred_pred.png"))
+
+
 def test_a_video_gets_an_overlay_video_and_the_command_prints_images_per_second(city_run, tmp_path, capsys):
     run, registries = city_run
     frames = _frames()

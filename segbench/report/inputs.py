@@ -27,13 +27,21 @@ def kind_of(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
 
 
-def expand_inputs(paths: Sequence[Path]) -> list[InputFile]:
-    """Files as given; folders replaced by the image and video files below them, sorted by path."""
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and (path.resolve() == folder or folder in path.resolve().parents)
+
+
+def expand_inputs(paths: Sequence[Path], *, out: Path | None = None) -> list[InputFile]:
+    """Files as given; folders replaced by the image and video files below them, sorted by path.
+
+    Files under ``out`` (the output folder, when it lies inside an input folder) are left out: predicting
+    again must not predict the previous predictions."""
     found: list[InputFile] = []
+    out = Path(out).resolve() if out is not None else None
     for path in map(Path, paths):
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                           and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+                           and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not _inside(p, out))
             if not files:
                 raise DataError(f"folder {path} holds no image or video files (looked for"
                                 f" {', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))}, recursively)")

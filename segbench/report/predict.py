@@ -199,7 +199,7 @@ def predict_files(run_dir: Path, images: Sequence[Path], out: Path, *, labels: S
     if labels and len(labels) != len(images):
         raise SegbenchError(f"--labels gives {len(labels)} label file(s) for {len(images)} image(s); give one"
                             " labelIds PNG per image, in the same order (or none).")
-    inputs = expand_inputs(images)
+    inputs = expand_inputs(images, out=out)
     if labels and (len(labels) != len(inputs) or any(i.kind != "image" or i.from_folder for i in inputs)):
         raise SegbenchError(f"--labels gives {len(labels)} label file(s) for {len(inputs)} input(s); give one"
                             " labelIds PNG per image file, in the same order (or none; not with folders or videos).")
