@@ -80,6 +80,30 @@ def test_a_clearly_worse_experiment_excludes_zero(runs, cli):
     assert all(f"| {name} |" in out for name in CLASSES)
 
 
+def test_the_difference_as_csv_matches_the_markdown_table_and_the_runs(runs, cli):
+    import csv
+    import io
+
+    args = ("compare", "good:0,1,2", "worse", "--runs-dir", runs, "--resamples", "300")
+    status, out, err = cli(*args, "--format", "csv")
+    assert status == 0, err
+    rows = {row["metric"]: row for row in csv.DictReader(io.StringIO(out))}
+    assert set(rows) == {"mIoU", "pixel_accuracy", *(f"iou_{name}" for name in CLASSES)}
+    miou = rows["mIoU"]
+    assert (miou["a"], miou["b"], miou["a_seeds"], miou["b_seeds"]) == ("good:0,1,2", "worse", "0 1 2", "0 1 2")
+    records = [ResultsRecord.from_json(f.read_text()) for f in runs.glob("*/results.json")]
+    mean = {label: np.mean([r.mIoU for r in records if r.recipe == label and r.seed in (0, 1, 2)])
+            for label in ("good", "worse")}
+    assert float(miou["a_mean"]) == pytest.approx(mean["good"]) and float(miou["b_mean"]) == pytest.approx(mean["worse"])
+    assert float(miou["difference"]) == pytest.approx(mean["worse"] - mean["good"])
+    assert float(miou["low"]) <= float(miou["difference"]) <= float(miou["high"]) < 0 and miou["excludes_zero"] == "True"
+    markdown = cli(*args)[1]
+    line = next(line for line in markdown.splitlines() if line.startswith("| mIoU |"))
+    assert f"[{100 * float(miou['low']):+.2f}, {100 * float(miou['high']):+.2f}]" in line
+    status, _, err = cli("compare", "good", "worse", "--runs-dir", runs, "--columns", "torch")
+    assert status == 2 and "--columns" in err and "runs directory" in err
+
+
 def test_the_same_experiment_with_other_seeds_includes_zero(runs, cli, tmp_path):
     forest = tmp_path / "forest.png"
     status, out, _ = cli("compare", "good:0,1,2", "good:3,4,5", "--runs-dir", runs, "--resamples", "500",

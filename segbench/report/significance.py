@@ -125,7 +125,32 @@ def difference_text(a: Experiment, b: Experiment, diff: bootstrap.Difference, cl
     return "\n".join(lines) + "\n"
 
 
+def difference_csv(a: Experiment, b: Experiment, diff: bootstrap.Difference, class_names) -> str:
+    """One row per metric: A's and B's means, B − A with its interval, as fractions (as ``results.json``)."""
+    import csv
+    import io
+
+    stats_a, stats_b = (bootstrap.experiment_stats(replicates(e), resamples=1) for e in (a, b))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["metric", "a", "b", "a_seeds", "b_seeds", "a_mean", "b_mean", "difference", "low", "high",
+                     "confidence", "excludes_zero"])
+    rows = [("mIoU", stats_a.miou_mean, stats_b.miou_mean, diff.miou),
+            ("pixel_accuracy", stats_a.pixel_accuracy_mean, stats_b.pixel_accuracy_mean, diff.pixel_accuracy),
+            *((f"iou_{name}", stats_a.class_iou_mean[i], stats_b.class_iou_mean[i], diff.class_iou[i])
+              for i, name in enumerate(class_names))]
+    for metric, mean_a, mean_b, interval in rows:
+        cells = [mean_a, mean_b, interval.estimate, interval.low, interval.high]
+        writer.writerow([metric, a.label, b.label, " ".join(map(str, a.seeds)), " ".join(map(str, b.seeds)),
+                         *("" if math.isnan(v) else repr(float(v)) for v in cells), diff.confidence,
+                         "" if math.isnan(interval.low) else interval.excludes_zero])
+    return buffer.getvalue()
+
+
 def difference_command(args, target_a: str, target_b: str) -> str:
+    if getattr(args, "columns", None) or getattr(args, "speed", False):
+        raise SegbenchError("--columns and --speed add columns to the runs table; with A and B, compare prints the"
+                            " difference table only. Give a runs directory instead of A and B to use them.")
     found: list = []
 
     def experiments():  # the runs directory is read once, and only when a target is a label
@@ -143,7 +168,10 @@ def difference_command(args, target_a: str, target_b: str) -> str:
     except ValueError as exc:
         raise SegbenchError(f"cannot compare {a.label} with {b.label}: {exc}. Compare runs scored on the same"
                             " report split.") from None
-    text = difference_text(a, b, diff, names_a, args.bootstrap_seed)
+    if getattr(args, "format", "markdown") == "csv":
+        text = difference_csv(a, b, diff, names_a)
+    else:
+        text = difference_text(a, b, diff, names_a, args.bootstrap_seed)
     if getattr(args, "forest", None):
         from segbench.report.plot import forest_plot
 
