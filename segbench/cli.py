@@ -250,7 +250,9 @@ def user_message(exc: BaseException) -> str | None:
         return (f"{where}{exc.strerror}. Free disk space (or raise the quota or file-size limit) and run the same"
                 " command again; an interrupted run resumes from its last checkpoint.")
     if isinstance(exc, OSError) and exc.errno in _PATH_TROUBLE and exc.filename:
-        return f"{os.fsdecode(exc.filename)}: {exc.strerror}; {_PATH_TROUBLE[exc.errno]}."
+        # A rename (an atomic write's last step) names its temp file first; a folder in the way is the target.
+        target = exc.filename2 if exc.filename2 and exc.errno in (errno.EISDIR, errno.EEXIST) else exc.filename
+        return f"{os.fsdecode(target)}: {exc.strerror}; {_PATH_TROUBLE[exc.errno]}."
     return str(exc) if isinstance(exc, SegbenchError) else None
 
 

@@ -132,3 +132,11 @@ def test_report_says_why_a_finished_run_has_no_prediction_panels(two_runs, cli, 
     assert status == 0, err
     page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert f"no prediction panels: {good / 'checkpoints'} holds no best.pt or last.pt" in page
+
+
+def test_a_folder_where_the_page_goes_is_named_not_the_temp_file(two_runs, cli, tmp_path):
+    runs, *_ = two_runs
+    (tmp_path / "report" / "index.html").mkdir(parents=True)
+    status, _, err = cli("report", runs, "--out", tmp_path / "report", "--images", "0")
+    assert status == 2 and f"{tmp_path / 'report' / 'index.html'}: Is a directory" in err
+    assert ".tmp" not in err and "Traceback" not in err
