@@ -153,7 +153,11 @@ def test_runs_without_per_image_matrices_are_listed_without_an_interval(tmp_path
 
 def test_a_damaged_per_image_file_is_an_error_naming_it(tmp_path):
     (tmp_path / FILE_NAME).write_bytes(b"not a zip")
-    with pytest.raises(SegbenchError, match="not a readable per-image confusion file"):
+    with pytest.raises(SegbenchError, match=r"not a readable per-image confusion file \(not a NumPy .npz") as info:
+        load_image_scores(tmp_path / FILE_NAME)
+    assert "unsafely" not in str(info.value)  # NumPy's advice to load it as a pickle is not passed on
+    save_image_scores(tmp_path / FILE_NAME, -torch.ones(1, 3, 4, dtype=torch.int64), ["a"], CLASSES)
+    with pytest.raises(SegbenchError, match="negative pixel counts"):
         load_image_scores(tmp_path / FILE_NAME)
 
 

@@ -69,10 +69,15 @@ def load_image_scores(path: Path) -> ImageScores:
                             " so its images cannot be resampled. Train it again (`segbench run --restart`)"
                             " to include it in interval estimates.") from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise SegbenchError(f"{path} is not a readable per-image confusion file ({type(exc).__name__}: {exc})."
+        # NumPy takes any non-archive for a pickle and suggests loading it unsafely: not advice to pass on.
+        detail = "not a NumPy .npz archive" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
+        raise SegbenchError(f"{path} is not a readable per-image confusion file ({detail})."
                             " Delete it and train the run again (`segbench run --restart`).") from None
     if matrices.ndim != 3 or matrices.shape[0] != len(ids) or matrices.shape[1] != len(names) or \
             matrices.shape[2] != len(names) + 1:
         raise SegbenchError(f"{path}: matrices of shape {matrices.shape} do not fit {len(ids)} image(s) and"
                             f" {len(names)} class(es). Delete it and train the run again.")
+    if (matrices < 0).any():
+        raise SegbenchError(f"{path} holds negative pixel counts: it was damaged or edited. Delete it and train"
+                            " the run again.")
     return ImageScores(matrices, ids, names)
