@@ -33,6 +33,10 @@ class RecordError(SegbenchError):
     """A results, evaluation or metrics file cannot be read as its record."""
 
 
+class NewerRecordError(RecordError):
+    """The file is sound but was written by a newer segbench (a higher ``schema_version``)."""
+
+
 @attrs.frozen(kw_only=True)
 class EvaluationSettings:
     """How the scores were obtained: whole image or sliding window, flip averaging, test-time scales
@@ -238,7 +242,7 @@ def from_data(cls, data, source: str):
         raise RecordError(f"{source} holds {type(data).__name__}, not a JSON object")
     version = data.get("schema_version", 0)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise RecordError(f"{source} has schema_version {version!r}; this segbench reads versions up to"
+        raise NewerRecordError(f"{source} has schema_version {version!r}; this segbench reads versions up to"
                           f" {SCHEMA_VERSION}. Upgrade segbench to read it.")
     try:
         record = _converter.structure({**data, "schema_version": SCHEMA_VERSION}, cls)

@@ -11,7 +11,8 @@ import attrs
 from segbench.atomic import atomic_write_text
 from segbench.errors import SegbenchError
 from segbench.recipe.load import dump_yaml
-from segbench.records import MetricsRecord, ResultsRecord, read_metrics, read_results
+from segbench.records import (MetricsRecord, NewerRecordError, RecordError, ResultsRecord, read_metrics,
+                              read_results)
 
 RUNS_ENV = "SEGBENCH_RUNS"
 MAX_NAME_BYTES = 255  # a file or folder name on Linux, macOS and Windows file systems
@@ -74,7 +75,15 @@ class RunDir:
         return self.results.is_file()
 
     def read_results(self) -> ResultsRecord:
-        return read_results(self.results)
+        """The run's results; a damaged file's error says how to write it again."""
+        try:
+            return read_results(self.results)
+        except NewerRecordError:
+            raise
+        except RecordError as exc:
+            raise RecordError(f"{str(exc).rstrip('.')}. To write it again, move it away and run the same `segbench"
+                              " run` command: the training is complete, so only the report evaluation runs"
+                              " again.") from None
 
     def read_metrics(self) -> list[MetricsRecord]:
         return read_metrics(self.metrics)

@@ -45,7 +45,7 @@ def test_a_damaged_results_file_is_skipped_naming_it(two_runs, cli, damage):
     for args in (["compare", runs], ["compare", runs, "--format", "csv"]):
         status, out, err = cli(*args)
         assert status == 0, err
-        assert f"warning: skipping {good / 'results.json'}" in err and "Traceback" not in err
+        assert f"warning: skipping run {good}: {good / 'results.json'}" in err and "Traceback" not in err
         assert "results.json unusable" in out and "other" in out  # the good run is still in the table
         assert ".." not in err.replace(str(runs), "")
 
@@ -54,7 +54,7 @@ def test_damaged_results_do_not_stop_the_html_report(two_runs, cli, tmp_path):
     runs, good, other = two_runs
     (good / "results.json").write_bytes(b"\x89PNG\r\n\x1a\n")
     status, _, err = cli("report", runs, "--out", tmp_path / "report")
-    assert status == 0 and f"skipping {good / 'results.json'}" in err
+    assert status == 0 and f"skipping run {good}: {good / 'results.json'}" in err
     assert "other" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
 
 
@@ -140,3 +140,15 @@ def test_a_folder_where_the_page_goes_is_named_not_the_temp_file(two_runs, cli, 
     status, _, err = cli("report", runs, "--out", tmp_path / "report", "--images", "0")
     assert status == 2 and f"{tmp_path / 'report' / 'index.html'}: Is a directory" in err
     assert ".tmp" not in err and "Traceback" not in err
+
+
+def test_a_damaged_results_file_says_how_to_write_it_again_and_a_newer_one_does_not(two_runs, cli):
+    runs, good, other = two_runs
+    (good / "results.json").write_text("{cut sho")
+    _edit_results(other, schema_version=99)
+    status, _, err = cli("compare", runs)
+    assert status == 0
+    damaged = next(line for line in err.splitlines() if str(good) in line)
+    newer = next(line for line in err.splitlines() if str(other) in line)
+    assert "move it away and run the same `segbench run` command" in damaged
+    assert "Upgrade segbench" in newer and "move it away" not in newer

@@ -104,7 +104,8 @@ def test_compare_skips_a_results_file_that_is_not_the_expected_object(runs, tmp_
     assert sum(row.complete for row in rows.values()) == 1  # the other finished run is still listed
     assert "results.json unusable" in markdown_tables(list(rows.values()))
     warning = capsys.readouterr().err
-    assert f"warning: skipping {broken.results}" in warning and "segbench evaluate" in warning
+    assert f"warning: skipping run {broken.path}: {broken.results}" in warning
+    assert "move it away and run the same `segbench run` command" in warning
 
 
 def test_csv_parses_back_to_the_same_numbers(runs):

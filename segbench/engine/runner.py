@@ -221,10 +221,14 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
     _print_summary(run)
 
 
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"  # None: no class occurs in the report split
+
+
 def _print_summary(run: RunDir) -> None:
     results = run.read_results()
     lines = [f"results for {results.recipe} ({results.model}, {results.strategy}):",
-             f"  mIoU {results.mIoU:.4f}   pixel accuracy {results.pixel_accuracy:.4f}"
+             f"  mIoU {_fraction(results.mIoU)}   pixel accuracy {_fraction(results.pixel_accuracy)}"
              f"   ({results.report_images} report images, checkpoint {Path(results.checkpoint).name})"]
     for name, iou in results.per_class_iou.items():
         lines.append(f"    {name:<14} {'n/a' if iou is None else f'{iou:.4f}'}")

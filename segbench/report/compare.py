@@ -149,9 +149,7 @@ def read_run(path: Path) -> RunRow:
         try:
             results = run.read_results()
         except RecordError as exc:
-            print(f"segbench: warning: skipping {run.results}: {str(exc).rstrip('.')}. Restore it from a copy, or"
-                  " evaluate the run"
-                  f" again with `segbench evaluate {run.path}`.", file=sys.stderr)
+            print(f"segbench: warning: skipping run {run.path}: {exc}", file=sys.stderr)
             row.status = "results.json unusable"
             return row
         row.complete = True
