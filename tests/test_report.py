@@ -131,6 +131,21 @@ def test_speed_is_measured_on_request(runs, capsys):
     assert {row["speed_size"] for row in table} == {"16x16"}  # the report images' size
 
 
+def test_a_damaged_checkpoint_leaves_only_its_own_speed_blank(runs, tmp_path, capsys):
+    folder, first, second, *_, registries = runs
+    shutil.copytree(folder, tmp_path / "runs")
+    for name in ("best.pt", "last.pt"):
+        checkpoint = tmp_path / "runs" / first.path.name / "checkpoints" / name
+        if checkpoint.is_file():
+            checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    compare_command(parse(["compare", tmp_path / "runs", "--speed", "--format", "csv"]), registries=registries)
+    out, err = capsys.readouterr()
+    assert f"warning: no speed for {first.path.name}: checkpoint" in err and "Traceback" not in err
+    assert "high likelihood" not in err  # torch's advice after its first sentence is left out
+    speeds = {row["run"]: row["inference_images_per_s"] for row in csv.DictReader(io.StringIO(out))}
+    assert speeds[first.path.name] == "" and float(speeds[second.path.name]) > 0
+
+
 def test_missing_or_empty_runs_folder_is_a_clear_error(cli, tmp_path, monkeypatch):
     status, _, err = cli("compare", tmp_path / "absent")
     assert status == 2 and "absent does not exist" in err

@@ -38,6 +38,14 @@ def _os_error(error: BaseException | None) -> OSError | None:
     return error
 
 
+def _first_sentence(exc: Exception, limit: int = 200) -> str:
+    """The library's first sentence: its advice after that (torch's "there is a high likelihood that ...")
+    is for other situations, and a cut at a fixed length ends mid-sentence."""
+    text = (str(exc).splitlines() or [""])[0]
+    sentence = text.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[:limit] + " ..."
+
+
 def load_checkpoint(path: Path) -> dict:
     """Load a segbench checkpoint, with clear errors for missing, truncated or foreign files."""
     path = Path(path)
@@ -47,7 +55,7 @@ def load_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError ... for bad files
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). It is"
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {_first_sentence(exc)}). It is"
             " truncated, corrupt, or not a segbench checkpoint. Delete it to start that run over (`segbench run"
             " --restart`), or restore it from a copy."
         ) from None

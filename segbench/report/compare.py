@@ -245,7 +245,11 @@ def add_speeds(rows: list[RunRow], registries=None, *, device: str | None = None
         if not (row.run.best.is_file() or row.run.last.is_file()):
             continue
         print(f"measuring inference speed of {row.name} ...", file=sys.stderr, flush=True)
-        speed = measure_speed(row.run.path, registries, device=device)
+        try:
+            speed = measure_speed(row.run.path, registries, device=device)
+        except SegbenchError as exc:  # one damaged run leaves its speed blank, not the whole table unprinted
+            print(f"segbench: warning: no speed for {row.name}: {exc}", file=sys.stderr)
+            continue
         row.images_per_s, row.speed_device, row.speed_size = speed
 
 
