@@ -99,7 +99,8 @@ def draw_run(row: RunRow, display: str, out: Path, *, images: int, registries, d
     if images and row.complete and not (row.run.best.is_file() or row.run.last.is_file()):
         notes.append(f"no prediction panels: {row.run.checkpoints} holds no best.pt or last.pt.")
     elif images and row.complete:
-        print(f"report: predicting {images} report image(s) with {row.name} ...", file=sys.stderr, flush=True)
+        count = min(images, row.report_images or images)  # the split may hold fewer than --images
+        print(f"report: predicting {count} report image(s) with {row.name} ...", file=sys.stderr, flush=True)
         try:
             panels = _panels(row, folder, relative, images, registries=registries, device=device)
         except SegbenchError as exc:
