@@ -71,6 +71,21 @@ def test_runs_of_one_experiment_are_grouped_with_mean_std_and_interval(runs, cli
     assert "Per-class IoU (%), mean ± standard deviation across seeds" in table
 
 
+def test_a_one_seed_experiment_is_marked_as_image_sampling_only(runs, cli, tmp_path):
+    import shutil
+
+    shutil.copytree(runs, tmp_path / "runs")
+    for folder in (tmp_path / "runs").glob("worse-*"):
+        if '"seed": 0' not in (folder / "results.json").read_text():
+            shutil.rmtree(folder)
+    status, out, _ = cli("compare", tmp_path / "runs", "--resamples", "100")
+    table = out.split("Experiments:")[1]
+    worse = next(line for line in table.splitlines() if line.startswith("| worse |"))
+    good = next(line for line in table.splitlines() if line.startswith("| good |"))
+    assert status == 0 and "] ‡ |" in worse and "‡" not in good
+    assert "‡ one seed: the interval covers image sampling only" in table
+
+
 def test_a_clearly_worse_experiment_excludes_zero(runs, cli):
     status, out, _ = cli("compare", "good:0,1,2", "worse", "--runs-dir", runs, "--resamples", "500")
     assert status == 0
@@ -94,9 +109,11 @@ def test_the_difference_as_csv_matches_the_markdown_table_and_the_runs(runs, cli
     records = [ResultsRecord.from_json(f.read_text()) for f in runs.glob("*/results.json")]
     mean = {label: np.mean([r.mIoU for r in records if r.recipe == label and r.seed in (0, 1, 2)])
             for label in ("good", "worse")}
-    assert float(miou["a_mean"]) == pytest.approx(mean["good"]) and float(miou["b_mean"]) == pytest.approx(mean["worse"])
+    assert float(miou["a_mean"]) == pytest.approx(mean["good"])
+    assert float(miou["b_mean"]) == pytest.approx(mean["worse"])
     assert float(miou["difference"]) == pytest.approx(mean["worse"] - mean["good"])
-    assert float(miou["low"]) <= float(miou["difference"]) <= float(miou["high"]) < 0 and miou["excludes_zero"] == "True"
+    assert float(miou["low"]) <= float(miou["difference"]) <= float(miou["high"]) < 0
+    assert miou["excludes_zero"] == "True"
     markdown = cli(*args)[1]
     line = next(line for line in markdown.splitlines() if line.startswith("| mIoU |"))
     assert f"[{100 * float(miou['low']):+.2f}, {100 * float(miou['high']):+.2f}]" in line

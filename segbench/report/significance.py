@@ -63,9 +63,14 @@ def experiment_tables(rows: list[RunRow], *, resamples: int, confidence: float, 
             lines.append(f"| {experiment.label} | {seeds} | {_points(mean)} | {MISSING} † | {MISSING} |")
             notes.append(f"† {experiment.label}: {problem}")
             continue
+        single = " ‡" if len(experiment.runs) == 1 else ""
+        accuracy = _spread(stats.pixel_accuracy_mean, stats.pixel_accuracy_std)
         lines.append(f"| {experiment.label} | {seeds} | {_spread(stats.miou_mean, stats.miou_std)} |"
-                     f" {_interval(stats.miou)} | {_spread(stats.pixel_accuracy_mean, stats.pixel_accuracy_std)} |")
+                     f" {_interval(stats.miou)}{single} | {accuracy} |")
         per_class.append((experiment, stats))
+    if any(len(e.runs) == 1 for e, _ in per_class):
+        notes.append("‡ one seed: the interval covers image sampling only, not run-to-run variation; train more seeds"
+                     " (--seeds 0,1,2) before comparing it.")
     lines += ["", *notes] if notes else []
     if per_class:
         # Experiments may score different class sets (other datasets): one row per class name, in order of
