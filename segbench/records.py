@@ -16,6 +16,7 @@ This module imports no torch: a script that only reads results can use it on its
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -306,12 +307,14 @@ def metrics_line(record: MetricsRecord) -> str:
 def read_metrics(path) -> list[MetricsRecord]:
     """The records of a ``metrics.jsonl`` file, oldest first; none when it does not exist.
 
-    A line cut short by a crash, and lines of a type this version does not know, are skipped.
+    A line cut short by a crash, and lines of a type this version does not know, are skipped; so are lines
+    whose fields do not fit their record (edited or damaged), with one warning naming them: one bad line
+    must not hide a run's curves, or stop the tables that list every run.
     """
     path = Path(path)
     if not path.is_file():
         return []
-    records = []
+    records, damaged = [], []
     # Damaged bytes spoil only their own lines, which are skipped like a line cut short.
     for number, line in enumerate(_read_bytes(path).decode("utf-8", errors="replace").splitlines(), start=1):
         try:
@@ -320,5 +323,12 @@ def read_metrics(path) -> list[MetricsRecord]:
             continue
         cls = METRICS_TYPES.get(data.get("type")) if isinstance(data, dict) else None
         if cls is not None:
-            records.append(from_data(cls, data, f"{path}:{number}"))
+            try:
+                records.append(from_data(cls, data, f"{path}:{number}"))
+            except RecordError as exc:
+                damaged.append((number, exc))
+    if damaged:
+        lines = ", ".join(str(number) for number, _ in damaged[:10]) + (", ..." if len(damaged) > 10 else "")
+        print(f"segbench: warning: skipped {len(damaged)} damaged line(s) of {path} (line {lines}; first: "
+              f"{damaged[0][1]})", file=sys.stderr)
     return records

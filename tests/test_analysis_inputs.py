@@ -152,3 +152,18 @@ def test_a_damaged_results_file_says_how_to_write_it_again_and_a_newer_one_does_
     newer = next(line for line in err.splitlines() if str(other) in line)
     assert "move it away and run the same `segbench run` command" in damaged
     assert "Upgrade segbench" in newer and "move it away" not in newer
+
+
+def test_a_damaged_metrics_line_is_skipped_naming_it_and_the_tables_still_show(two_runs, cli, tmp_path):
+    runs, good, _ = two_runs
+    lines = [metrics_line(TrainStepRecord(epoch=0, iteration=step, loss=1.0, lr=0.1, images_per_s=1.0))
+             for step in (1, 2)]
+    lines.insert(1, '{"type": "train", "epoch": "x", "iteration": 5, "loss": 1, "lr": 1, "images_per_s": 1}\n')
+    (good / "metrics.jsonl").write_text("".join(lines))
+    (good / "results.json").unlink()  # an unfinished run: its progress comes from metrics.jsonl
+    status, out, err = cli("compare", runs)
+    assert status == 0, err
+    assert f"skipped 1 damaged line(s) of {good / 'metrics.jsonl'} (line 2;" in err
+    assert "incomplete (iteration 2, 0 epoch(s) done)" in out
+    status, _, err = cli("plot", good, "--out", tmp_path / "curves.png")
+    assert status == 0 and "damaged line" in err
