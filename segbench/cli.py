@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", action="append", metavar="KEY[,KEY]",
                    help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
                         " (keys not at the top level are looked up under provenance)")
+    p.add_argument("--experiments", action="store_true",
+                   help="only the table across seeds: one row per experiment (with --format csv: means, standard"
+                        " deviations and the mIoU interval as fractions)")
     p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")

@@ -71,6 +71,30 @@ def test_runs_of_one_experiment_are_grouped_with_mean_std_and_interval(runs, cli
     assert "Per-class IoU (%), mean ± standard deviation across seeds" in table
 
 
+def test_experiments_as_csv_match_the_runs_and_the_markdown_table(runs, cli):
+    import csv
+    import io
+
+    status, out, err = cli("compare", runs, "--experiments", "--format", "csv", "--resamples", "300")
+    assert status == 0, err
+    rows = {row["experiment"]: row for row in csv.DictReader(io.StringIO(out))}
+    assert set(rows) == {"good", "worse"} and rows["good"]["seeds"] == "0 1 2 3 4 5"
+    records = [ResultsRecord.from_json(f.read_text()) for f in runs.glob("*/results.json")]
+    for label, row in rows.items():
+        mious = [r.mIoU for r in records if r.recipe == label]
+        assert float(row["mIoU_mean"]) == pytest.approx(np.mean(mious))
+        assert float(row["mIoU_std"]) == pytest.approx(np.std(mious, ddof=1))
+        assert float(row["mIoU_low"]) <= float(row["mIoU_mean"]) <= float(row["mIoU_high"])
+        for index, name in enumerate(CLASSES):
+            ious = [r.per_class_iou[name] for r in records if r.recipe == label]
+            assert float(row[f"iou_{name}_mean"]) == pytest.approx(np.mean(ious))
+    status, markdown, _ = cli("compare", runs, "--experiments", "--resamples", "300")
+    good = next(line for line in markdown.splitlines() if line.startswith("| good |"))
+    assert status == 0 and markdown.lstrip().startswith("Experiments:")
+    low, high = (100 * float(rows["good"][key]) for key in ("mIoU_low", "mIoU_high"))
+    assert f"[{low:.2f}, {high:.2f}]" in good
+
+
 def test_a_one_seed_experiment_is_marked_as_image_sampling_only(runs, cli, tmp_path):
     import shutil
 

@@ -390,6 +390,14 @@ def compare_command(args, *, registries=None) -> str:
     rows = collect_runs(runs_dir, include_smoke=getattr(args, "include_smoke", False))
     columns = parse_columns(getattr(args, "columns", None))
     _check_columns(rows, columns)
+    if getattr(args, "experiments", False):
+        from segbench.report.significance import experiments_csv
+
+        options = dict(resamples=args.resamples, confidence=args.confidence, seed=args.bootstrap_seed)
+        text = experiments_csv(rows, **options) if args.format == "csv" else \
+            experiment_tables(rows, always=True, **options)
+        sys.stdout.write(text)
+        return text
     if args.speed:
         add_speeds(rows, registries)
     if args.format == "csv":

@@ -44,10 +44,47 @@ def _stats(experiment: Experiment, **options):
         return None, str(exc)
 
 
-def experiment_tables(rows: list[RunRow], *, resamples: int, confidence: float, seed: int) -> str:
-    """Mean ± standard deviation across seeds and the bootstrap interval of each experiment's mIoU."""
+def experiments_csv(rows: list[RunRow], *, resamples: int, confidence: float, seed: int) -> str:
+    """One row per experiment: seeds, mean and standard deviation across seeds of mIoU, pixel accuracy and each
+    class IoU, and the bootstrap interval of the mean mIoU; fractions, as ``results.json`` holds them."""
+    import csv
+    import io
+
     experiments = group_experiments(rows)
-    if not any(len(e.runs) > 1 for e in experiments):
+    found = [(e, *_stats(e, resamples=resamples, confidence=confidence, seed=seed)) for e in experiments]
+    names = list(dict.fromkeys(name for e, stats, _ in found if stats is not None for name in class_names_of(e)))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["experiment", "recipe", "experiment_hash", "seeds", "mIoU_mean", "mIoU_std", "mIoU_low",
+                     "mIoU_high", "confidence", "resamples", "pixel_accuracy_mean", "pixel_accuracy_std",
+                     *(f"iou_{name}_{part}" for name in names for part in ("mean", "std")), "problem"])
+
+    def number(value):
+        return "" if value is None or math.isnan(value) else repr(float(value))
+
+    for experiment, stats, problem in found:
+        start = [experiment.label, experiment.recipe, experiment.experiment_hash or "",
+                 " ".join(str(s) for s in experiment.seeds)]
+        if stats is None:  # no per-image matrices: the mean of the runs' own mIoU, nothing resampled
+            mious = [row.miou for row in experiment.runs if row.miou is not None]
+            mean = sum(mious) / len(mious) if mious else None
+            writer.writerow([*start, number(mean), *[""] * (7 + 2 * len(names)), problem])
+            continue
+        index = {name: i for i, name in enumerate(class_names_of(experiment))}
+        classes = [number(values[index[name]]) if name in index else "" for name in names
+                   for values in (stats.class_iou_mean, stats.class_iou_std)]
+        writer.writerow([*start, number(stats.miou_mean), number(stats.miou_std), number(stats.miou.low),
+                         number(stats.miou.high), confidence, resamples, number(stats.pixel_accuracy_mean),
+                         number(stats.pixel_accuracy_std), *classes, ""])
+    return buffer.getvalue()
+
+
+def experiment_tables(rows: list[RunRow], *, resamples: int, confidence: float, seed: int,
+                      always: bool = False) -> str:
+    """Mean ± standard deviation across seeds and the bootstrap interval of each experiment's mIoU
+    (nothing when every experiment has one run, unless ``always``)."""
+    experiments = group_experiments(rows)
+    if not always and not any(len(e.runs) > 1 for e in experiments):
         return ""  # one run per experiment: the run table says it all
     level = f"{100 * confidence:g}%"
     lines = ["", f"Experiments: mean ± standard deviation across seeds; {level} interval of the mean mIoU"
@@ -153,9 +190,10 @@ def difference_csv(a: Experiment, b: Experiment, diff: bootstrap.Difference, cla
 
 
 def difference_command(args, target_a: str, target_b: str) -> str:
-    if getattr(args, "columns", None) or getattr(args, "speed", False):
-        raise SegbenchError("--columns and --speed add columns to the runs table; with A and B, compare prints the"
-                            " difference table only. Give a runs directory instead of A and B to use them.")
+    if getattr(args, "columns", None) or getattr(args, "speed", False) or getattr(args, "experiments", False):
+        raise SegbenchError("--columns, --speed and --experiments choose what the tables of a runs directory show;"
+                            " with A and B, compare prints the difference table only. Give a runs directory instead"
+                            " of A and B to use them.")
     found: list = []
 
     def experiments():  # the runs directory is read once, and only when a target is a label
