@@ -57,7 +57,7 @@ def experiments_csv(rows: list[RunRow], *, resamples: int, confidence: float, se
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["experiment", "recipe", "experiment_hash", "seeds", "mIoU_mean", "mIoU_std", "mIoU_low",
                      "mIoU_high", "confidence", "resamples", "pixel_accuracy_mean", "pixel_accuracy_std",
-                     *(f"iou_{name}_{part}" for name in names for part in ("mean", "std")), "problem"])
+                     *(column for name in names for column in (f"iou_{name}_mean", f"iou_{name}_std")), "problem"])
 
     def number(value):
         return "" if value is None or math.isnan(value) else repr(float(value))
