@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import numpy as np
 import pytest
 
@@ -167,3 +168,23 @@ def test_a_damaged_metrics_line_is_skipped_naming_it_and_the_tables_still_show(t
     assert "incomplete (iteration 2, 0 epoch(s) done)" in out
     status, _, err = cli("plot", good, "--out", tmp_path / "curves.png")
     assert status == 0 and "damaged line" in err
+
+
+def test_report_shows_benchmarked_latency_like_compare(two_runs, cli, tmp_path):
+    from segbench.report.latency import LatencyRecord, result_file_name
+    from segbench.report.timing import Timing
+
+    runs, good, other = two_runs
+    timing = Timing(p50_ms=12.5, p90_ms=14.0, mean_ms=13.0, min_ms=12.0, repeats=20, images_per_s=80.0)
+    record = LatencyRecord(
+        target=str(good), model="unet", backend="onnxruntime", device="cpu", precision="fp32", channels_last=False,
+        batch=1, input_size=(4, 4), num_classes=3, threads=1, cpu="a CPU", instruction_set="AVX2", gpu=None,
+        warmup=3, model_only=timing, end_to_end=Timing(**{**attrs.asdict(timing), "images_per_s": 64.0}),
+        timed_model_only="", timed_end_to_end="", not_timed="", torch_version="", onnxruntime_version="",
+        measured_at="")
+    (good / result_file_name("onnxruntime")).write_text(json.dumps(record.to_dict()))
+    status, _, err = cli("report", runs, "--out", tmp_path / "report", "--images", "0")
+    assert status == 0, err
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "onnxruntime ms (model, p50)" in page and "onnxruntime FPS (end to end)" in page
+    assert '<td class="num" data-value="12.5">12.50</td><td class="num" data-value="64.0">64.0</td>' in page

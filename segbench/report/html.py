@@ -23,6 +23,7 @@ from segbench.engine.loggers import flatten
 from segbench.errors import SegbenchError
 from segbench.report.compare import MISSING, RunRow, class_names, collect_runs, display_names
 from segbench.report.html_assets import SCRIPT, STYLE
+from segbench.report.latency_table import latency_backends
 
 CURVES_SIZE = (760, 300)  # pixels
 
@@ -125,8 +126,24 @@ RESULT_HEADERS = (("run", False), ("model", False), ("strategy", False), ("mIoU 
                   ("iterations", True), ("train time s", True), ("status", False), ("commit", False))
 
 
+def _latency_cells(row: RunRow, backends: list[str]) -> list[str]:
+    """Per backend measured by `segbench benchmark`: model-only p50 latency (ms) and end-to-end FPS."""
+    cells = []
+    for backend in backends:
+        record = row.latency.get(backend)
+        model = record.model_only.p50_ms if record else None
+        fps = record.end_to_end.images_per_s if record else None
+        cells += [_number_cell(model, f"{model:.2f}" if model is not None else ""),
+                  _number_cell(fps, f"{fps:.1f}" if fps is not None else "")]
+    return cells
+
+
 def results_table(runs: list[RunFigures]) -> str:
-    head = "".join(f'<th class="{"num" if numeric else "text"}">{_esc(name)}</th>' for name, numeric in RESULT_HEADERS)
+    backends = latency_backends([item.row for item in runs])
+    headers = (*RESULT_HEADERS[:-2], *((name, True) for b in backends for name in (f"{b} ms (model, p50)",
+                                                                                   f"{b} FPS (end to end)")),
+               *RESULT_HEADERS[-2:])
+    head = "".join(f'<th class="{"num" if numeric else "text"}">{_esc(name)}</th>' for name, numeric in headers)
     body = []
     for item in runs:
         row, results = item.row, item.row.results
@@ -139,7 +156,8 @@ def results_table(runs: list[RunFigures]) -> str:
                  _number_cell(row.params, f"{row.params:,}" if row.params is not None else ""),
                  _number_cell(row.checkpoint_mb, f"{row.checkpoint_mb:.2f}" if row.checkpoint_mb is not None else ""),
                  _number_cell(row.epochs, str(row.epochs)), _number_cell(row.iterations, str(row.iterations)),
-                 _number_cell(wall, f"{wall:.1f}" if wall is not None else ""), f"<td>{_esc(row.status)}</td>",
+                 _number_cell(wall, f"{wall:.1f}" if wall is not None else ""), *_latency_cells(row, backends),
+                 f"<td>{_esc(row.status)}</td>",
                  f"<td>{_esc((commit or MISSING)[:10] + (' (dirty)' if dirty else ''))}</td>"]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table id="results" class="sortable"><thead><tr>{head}</tr></thead>'
