@@ -24,6 +24,24 @@ def default_runs_dir(runs_dir: Path | None = None) -> Path:
     return Path(os.environ.get(RUNS_ENV, "runs"))
 
 
+# What `segbench run` and the inspection commands keep in a run directory: an --out must not replace them.
+RUN_FILE_PATTERNS = ("recipe.yaml", "results.json", "metrics.jsonl", "metrics.csv", "confusion_per_image.npz",
+                     "class_weights.json", "run.lock", "evaluation-*.json", "benchmark-*.json", "events.out.tfevents.*")
+
+
+def refuse_run_file(path: Path, option: str = "--out") -> None:
+    """An output path that would overwrite a file a run directory keeps (its results, recipe, metrics, a
+    checkpoint ...) is an error: such a file is not re-created by writing a figure or an export over it."""
+    from fnmatch import fnmatch
+
+    path = Path(path).resolve()
+    in_run = (path.parent / "recipe.yaml").is_file() and any(fnmatch(path.name, p) for p in RUN_FILE_PATTERNS)
+    in_checkpoints = path.parent.name == "checkpoints" and (path.parent.parent / "recipe.yaml").is_file()
+    if in_run or in_checkpoints:
+        raise SegbenchError(f"{option} {path} would overwrite the run's own {path.name} in {path.parent}; choose"
+                            " another file name or folder.")
+
+
 @attrs.frozen
 class RunDir:
     path: Path

@@ -188,3 +188,19 @@ def test_report_shows_benchmarked_latency_like_compare(two_runs, cli, tmp_path):
     page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert "onnxruntime ms (model, p50)" in page and "onnxruntime FPS (end to end)" in page
     assert '<td class="num" data-value="12.5">12.50</td><td class="num" data-value="64.0">64.0</td>' in page
+
+
+def test_an_output_path_never_replaces_a_file_the_run_keeps(two_runs, cli, tmp_path):
+    runs, good, other = two_runs
+    kept = {name: (good / name).read_bytes() for name in ("results.json", "recipe.yaml")}
+    (good / "metrics.jsonl").write_text(metrics_line(TrainStepRecord(epoch=0, iteration=1, loss=1.0, lr=0.1,
+                                                                     images_per_s=1.0)))
+    for args in (["plot", good, "--out", good / "results.json"],
+                 ["plot", "--pareto", runs, "--out", good / "recipe.yaml"],
+                 ["compare", good, other, "--forest", good / "results.json"]):
+        status, out, err = cli(*args)
+        assert status == 2 and "would overwrite the run's own" in err and "choose another file name" in err, args
+        assert "B − A" not in out  # refused before the work, not after it
+    assert {name: (good / name).read_bytes() for name in kept} == kept
+    status, _, err = cli("plot", good, "--out", good / "my curves.png")  # a new file in the run folder is fine
+    assert status == 0, err

@@ -137,6 +137,18 @@ def test_evaluate_refuses_an_onnx_file_of_another_run_or_model(city_run, tmp_pat
         evaluate_run(other, registries=registries, progress=False, backend="onnxruntime")
 
 
+def test_export_never_writes_over_a_file_the_run_keeps(city_run):
+    from segbench.errors import SegbenchError
+    from segbench.report.export import export_run
+
+    run, registries = city_run
+    results = run.results.read_bytes()
+    for out in (run.path / "results.onnx", run.path / "checkpoints" / "best.pt"):  # results.onnx: its results.json
+        with pytest.raises(SegbenchError, match="would overwrite the run's own"):
+            export_run(run.path, out=out, registries=registries)
+    assert run.results.read_bytes() == results
+
+
 def test_missing_onnx_packages_are_named_with_the_extra_to_install(monkeypatch):
     import builtins
 

@@ -19,6 +19,7 @@ import attrs
 import torch
 
 from segbench.atomic import atomic_write_bytes, atomic_write_text
+from segbench.runs import refuse_run_file
 from segbench.errors import SegbenchError
 from segbench.report.loading import load_run
 from segbench.report.onnx_runtime import INPUT_NAME, OUTPUT_NAME, open_session, require_onnx
@@ -92,6 +93,8 @@ def export_run(target: Path, *, fmt: str = "onnx", size: tuple[int, int] | None 
     trace_size = size or report_input_size(loaded, dataset)
     path = Path(out) if out is not None else default_export_path(loaded.run.path, loaded.plan.model.name,
                                                                  trace_size, dynamic)
+    for written in (path, path.with_suffix(".json")):  # the ONNX file and its record beside it
+        refuse_run_file(written)
     try:
         export_onnx(loaded.model, path, size=trace_size, dynamic=dynamic, opset=opset)
     except OSError as exc:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from segbench.atomic import atomic_write_bytes
+from segbench.runs import refuse_run_file
 from segbench.errors import SegbenchError
 from segbench.report.compare import collect_runs
 
@@ -32,6 +33,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dpi=DPI) -> Path:
     from matplotlib.figure import Figure
 
+    refuse_run_file(out if out is not None else Path(runs_dir) / "pareto.png")
     rows = collect_runs(runs_dir)
     points = {}  # backend -> [(latency ms, mIoU %, label)]
     skipped = []

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from segbench.atomic import atomic_write_bytes
-from segbench.runs import RunDir
+from segbench.runs import RunDir, refuse_run_file
 from segbench.errors import SegbenchError
 from segbench.records import SelectionRecord, TrainStepRecord
 from segbench.report.loading import run_name
@@ -84,6 +84,7 @@ def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[
     runs = [RunDir(Path(p)) for p in run_dirs]
     curves = [_curves(run) for run in runs]
     out = Path(out) if out is not None else runs[0].path / "curves.png"
+    refuse_run_file(out)
 
     figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
     loss_ax, miou_ax = figure.subplots(1, 2)
@@ -143,6 +144,7 @@ def forest_plot(diff, class_names: Sequence[str], out: Path, *, title: str, dpi:
     ax.set(xlabel=f"B − A, IoU points ({100 * diff.confidence:g}% interval; red: excludes 0)", title=title)
     ax.grid(True, axis="x", alpha=0.3)
     out = Path(out)
+    refuse_run_file(out, "--forest")
     try:
         atomic_write_bytes(out, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
     except OSError as exc:

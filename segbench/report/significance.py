@@ -194,6 +194,10 @@ def difference_command(args, target_a: str, target_b: str) -> str:
         raise SegbenchError("--columns, --speed and --experiments choose what the tables of a runs directory show;"
                             " with A and B, compare prints the difference table only. Give a runs directory instead"
                             " of A and B to use them.")
+    if getattr(args, "forest", None):
+        from segbench.runs import refuse_run_file
+
+        refuse_run_file(args.forest, "--forest")  # before the resampling, not after it
     found: list = []
 
     def experiments():  # the runs directory is read once, and only when a target is a label
