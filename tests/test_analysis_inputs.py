@@ -204,3 +204,11 @@ def test_an_output_path_never_replaces_a_file_the_run_keeps(two_runs, cli, tmp_p
     assert {name: (good / name).read_bytes() for name in kept} == kept
     status, _, err = cli("plot", good, "--out", good / "my curves.png")  # a new file in the run folder is fine
     assert status == 0, err
+
+
+def test_a_folder_named_results_json_is_a_warning(two_runs, cli):
+    runs, good, _ = two_runs
+    (good / "results.json").unlink()
+    (good / "results.json").mkdir()
+    status, out, err = cli("compare", runs)
+    assert status == 0 and f"warning: {good / 'results.json'} is not a file" in err and "| other |" in out

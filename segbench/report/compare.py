@@ -170,6 +170,9 @@ def read_run(path: Path) -> RunRow:
         row.selection_overlaps_report = results.selection_overlaps_report
         row.status = "complete (smoke)" if row.smoke else "complete"
         return row
+    if run.results.exists():  # a folder (or other non-file) where results.json belongs
+        print(f"segbench: warning: {run.results} is not a file; the run is listed as unfinished. Move it away and"
+              " run the same `segbench run` command to write the results.", file=sys.stderr)
     row.epochs, row.iterations = _progress(run)
     if row.iterations is None:
         row.status = "incomplete (not started)"
