@@ -169,8 +169,9 @@ def _sexagesimal_hint(section: Any) -> list[tuple[str, str]]:
         for name in _TEXT_FIELDS:
             value = section.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
-                hint = (f"YAML reads an unquoted time like 10:00:00 as the base-60 number {value}; quote it,"
-                        " e.g. time: '10:00:00'" if name == "time" else "quote it to make it text")
+                hint = ("quote it: time: '30' is 30 minutes, time: '10:00:00' ten hours (YAML reads an unquoted"
+                        " 10:00:00 as the base-60 number 36000, so a number here cannot be trusted)"
+                        if name == "time" else "quote it to make it text")
                 problems.append((f"{SECTION}.{name}", f"expected text, got the number {value}: {hint}"))
     return problems
 

@@ -190,3 +190,70 @@ def test_normalisation_statistics_must_be_finite_and_positive(cli, recipe_dir):
         path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n"
                                                f"data: {{train_transforms: [{{name: normalize, std: {std}}}]}}\n")
         assert_user_error(cli("show", path), "data.train_transforms[0].std")
+
+
+# ---- YAML values and shapes that are not plain recipe data -----------------------------------------
+
+@pytest.mark.parametrize("text, needles", [
+    ("description: !!set {a, b}\n", ["line 2", "`!!set`", "not plain data"]),
+    ("description: !!binary aGVsbG8=\n", ["line 2", "`!!binary`", "not plain data"]),
+    ("description: !!omap [{a: 1}]\n", ["line 2", "`!!omap`"]),
+    ("trainer: {epochs: " + "9" * 5000 + "}\n", ["line 2", "5,000 characters", "no recipe value is that large"]),
+    ("? [a, b]\n: 1\n", ["line 2", "a key is a list or a mapping", "write the key as text"]),
+    ("data: null\n", ["data: expected a mapping with the keys dataset, train", "got None"]),
+    ("description: {a: 1}\n", ["description: expected text", "description: |"]),
+    ("trainer: {true: 2, a: 1}\n", ["trainer: unknown key(s) True, a", "valid keys: epochs"]),
+    ("optimizer: {groups: [backbone]}\n", ["optimizer.groups: expected a mapping of keys to values",
+                                           "list ['backbone']"]),
+    ("optimizer: {groups: {backbone: [1]}}\n", ["optimizer.groups.backbone: expected a mapping of keys to values"]),
+    ("trainer: {_replace_: yes please, epochs: 1}\n", ["child.yaml", "trainer._replace_ is 'yes please'",
+                                                       "takes true"]),
+    ("data: {train_transforms: [{name: normalize, _replace_: 1}]}\n", ["data.train_transforms[0]._replace_ is 1"]),
+])
+def test_values_that_are_not_plain_recipe_data_are_clear_errors(cli, recipe_dir, text, needles):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n" + text)
+    status, out, err = cli("show", path)
+    assert_user_error((status, out, err), *needles)
+    assert len(err) < 2000, err  # the message quotes the value, not all 5,000 digits of it
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("description=!!set {a}", ["override", "`!!set`"]),
+    ("trainer.epochs=" + "9" * 5000, ["override", "5,000 characters", "... (5,017 characters)"]),
+    ("data=null", ["data: expected a mapping"]),
+    ("trainer={_replace_: 1, epochs: 1}", ["trainer._replace_ is 1"]),
+    ("description=!!python/object/apply:os.system [true]", ["not valid YAML", "Write plain YAML after '='"]),
+])
+def test_hostile_override_values_are_clear_errors(cli, recipe_dir, override, needles):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    status, out, err = cli("show", path, override)
+    assert_user_error((status, out, err), *needles)
+    assert len(err) < 2000, err
+
+
+def test_a_date_is_text_in_a_recipe(cli, recipe_dir):
+    import yaml
+
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\ndescription: 2024-01-01\n")
+    status, out, err = cli("show", path)
+    assert status == 0, err
+    assert yaml.safe_load(out)["description"] == "2024-01-01"
+    status, _out, err = cli("show", path, "trainer.epochs=2024-01-01")
+    assert_user_error((status, _out, err), "trainer.epochs", "expected an integer, got the string '2024-01-01'")
+
+
+def test_a_replace_marker_in_a_recipe_without_base_is_applied_not_an_unknown_key(cli, recipe_dir):
+    import yaml
+
+    text = (recipe_dir / "_base" / "default.yaml").read_text().replace("trainer: {", "trainer: {_replace_: true, ")
+    assert "_replace_" in text
+    path = write(recipe_dir, "alone.yaml", text)
+    status, out, err = cli("show", path)
+    assert status == 0, err
+    assert yaml.safe_load(out)["trainer"] == {"epochs": 1, "batch_size": 2}  # the marker is gone
+
+
+@pytest.mark.parametrize("base, kind", [("/dev/null", "not a regular file"), (".", "a folder")])
+def test_a_base_that_is_not_a_file_says_what_it_is(cli, recipe_dir, base, kind):
+    path = write(recipe_dir, "child.yaml", f"base: {base}\n")
+    assert_user_error(cli("show", path), f"`base: {base}`", kind)
