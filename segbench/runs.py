@@ -20,7 +20,7 @@ MAX_NAME_BYTES = 255  # a file or folder name on Linux, macOS and Windows file s
 def default_runs_dir(runs_dir: Path | None = None) -> Path:
     if runs_dir is not None:
         return Path(runs_dir)
-    return Path(os.environ.get(RUNS_ENV, "runs"))
+    return Path(os.environ.get(RUNS_ENV) or "runs")  # set but empty: the default, not the current folder
 
 
 @attrs.frozen

@@ -257,3 +257,39 @@ def test_a_replace_marker_in_a_recipe_without_base_is_applied_not_an_unknown_key
 def test_a_base_that_is_not_a_file_says_what_it_is(cli, recipe_dir, base, kind):
     path = write(recipe_dir, "child.yaml", f"base: {base}\n")
     assert_user_error(cli("show", path), f"`base: {base}`", kind)
+
+
+# ---- the command line: experiments, paths ---------------------------------------------------------------
+
+@pytest.mark.parametrize("grid", ["trainer.batch_size=2,0", "trainer.precision=fp32,fp16",
+                                  "optimizer.lr=1.0e-3,-1.0"])
+def test_a_bad_grid_point_is_refused_before_any_run_trains(cli, recipe_dir, grid):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    fine = write(recipe_dir, "fine.yaml", "base: child.yaml\nstrategy: {name: finetune}\n")
+    for recipe in (path, fine):
+        status, out, err = cli("run", recipe, "--runs-dir", recipe_dir / "runs", "--grid", grid)
+        assert_user_error((status, out, err), grid.partition("=")[0].split(".")[-1])
+        assert "run 1 of 2" not in err  # nothing started: the first (valid) point did not train
+        assert not (recipe_dir / "runs").exists() or not any((recipe_dir / "runs").iterdir())
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--grid", "trainer.epochs=1,1"], ["--grid 'trainer.epochs=1,1' gives the value 1 twice"]),
+    (["--grid", "optimizer.lr=1.0e-3,0.001"], ["gives the value 0.001 twice"]),
+    (["--seeds", "0,,1"], ["--seeds '0,,1'", "separated by commas"]),
+    (["--seeds", "0,1,"], ["--seeds '0,1,'"]),
+    (["--runs-dir", ""], ["--runs-dir", "the path is empty"]),
+])
+def test_an_experiment_that_would_run_something_twice_or_somewhere_else_is_refused(cli, recipe_dir, args, needles):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    status, out, err = cli("run", path, *args)
+    assert_user_error((status, out, err), *needles)
+
+
+def test_an_empty_runs_variable_means_the_default_runs_folder(monkeypatch):
+    from pathlib import Path
+
+    from segbench.runs import default_runs_dir
+
+    monkeypatch.setenv("SEGBENCH_RUNS", "")  # not the current folder
+    assert default_runs_dir() == Path("runs")

@@ -41,6 +41,8 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     overrides = [*overrides, *([f"trainer.device={device}"] if device is not None else [])]
     registries = build_registries(make_plugin_manager())
     variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke, registries=registries)
+    if len(variants) > 1:
+        _check_all_runs(variants, registries)
     runs = []
     try:
         for variant, recipe in variants:
@@ -57,6 +59,14 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
         _say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
              f" segbench compare {runs[0].path.parent}")
     return runs
+
+
+def _check_all_runs(variants, registries) -> None:
+    """Validate every run of an experiment and the stages it starts from, and where each would compute, before
+    the first one trains: a bad grid value or seed is an error now, not after hours of training the others."""
+    for _variant, recipe in variants:
+        for stage in resolve_stages(recipe, registries):
+            Runtime.resolve(stage.plan.trainer)
 
 
 def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
