@@ -293,3 +293,23 @@ def test_an_empty_runs_variable_means_the_default_runs_folder(monkeypatch):
 
     monkeypatch.setenv("SEGBENCH_RUNS", "")  # not the current folder
     assert default_runs_dir() == Path("runs")
+
+
+@pytest.mark.parametrize("text, overrides, needles", [
+    ("slurm: {gpus: 1}\n", [], ["slurm: unknown key(s) gpus", "gpus_per_node"]),
+    ("slurm: gpu\n", [], ["slurm: expected a mapping"]),
+    ("slurm: {time: 10:00:00}\n", [], ["slurm.time", "base-60 number 36000", "quote it"]),
+    ("", ["slurm.time=abc"], ["slurm.time", "'abc' is not a Slurm time limit"]),
+])
+def test_show_checks_the_slurm_section_as_emit_slurm_reads_it(cli, recipe_dir, text, overrides, needles):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n" + text)
+    assert_user_error(cli("show", path, *overrides), *needles)
+
+
+def test_show_prints_a_slurm_override_as_emit_slurm_uses_it(cli, recipe_dir):
+    import yaml
+
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\nslurm: {gpus_per_node: 1}\n")
+    status, out, err = cli("show", path, "slurm.time=10:00:00")
+    assert status == 0, err
+    assert yaml.safe_load(out)["slurm"] == {"gpus_per_node": 1, "time": "10:00:00"}  # not the number 36000
