@@ -26,10 +26,12 @@ def cmd_run(args) -> int:
 
 def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
-    from segbench.recipe.plan import build_plan
+    from segbench.recipe.stages import resolve_stages
+
     registries = _registries()
     recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
-    plan = build_plan(recipe, registries)  # validate before printing
+    # validate before printing: this stage and those it starts from (a fine-tuning stage's source)
+    plan = resolve_stages(recipe, registries)[-1].plan
     slurm = _slurm_section(args.recipe, args.overrides)
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {plan.hash}")

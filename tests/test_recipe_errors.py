@@ -313,3 +313,27 @@ def test_show_prints_a_slurm_override_as_emit_slurm_uses_it(cli, recipe_dir):
     status, out, err = cli("show", path, "slurm.time=10:00:00")
     assert status == 0, err
     assert yaml.safe_load(out)["slurm"] == {"gpus_per_node": 1, "time": "10:00:00"}  # not the number 36000
+
+
+# ---- stages: what a fine-tuning stage starts from is checked by `show` and before anything trains --------
+
+@pytest.mark.parametrize("source, needles", [
+    ("nope.yaml", ["strategy.source 'nope.yaml'", "does not exist", "relative to this recipe"]),
+    (".", ["strategy.source '.'", "is a folder"]),
+    ("''", ["strategy.source '' is empty"]),
+    ("fine.yaml", ["stage cycle", "fine.yaml -> "]),
+    ("broken.yaml", ["broken.yaml holds a YAML list"]),
+])
+def test_show_checks_the_stage_a_fine_tuning_recipe_starts_from(cli, recipe_dir, source, needles):
+    write(recipe_dir, "broken.yaml", "- not a recipe\n")
+    path = write(recipe_dir, "fine.yaml", f"base: _base/default.yaml\nstrategy: {{name: finetune, source: {source}}}\n")
+    assert_user_error(cli("show", path), *needles)
+
+
+def test_fine_tuning_another_model_is_refused_before_the_upstream_stage_trains(cli, recipe_dir):
+    path = write(recipe_dir, "fine.yaml", "base: _base/default.yaml\nstrategy: {name: finetune}\n"
+                                          "model: {name: enet, _replace_: true}\n")
+    for command in (["show", path], ["run", path, "--runs-dir", recipe_dir / "runs"]):
+        assert_user_error(cli(*command), "fine.yaml", "starts from", "trains model 'unet'",
+                          "this recipe's model is 'enet'", "use strategy scratch")
+    assert not (recipe_dir / "runs").exists()  # the upstream stage did not train
