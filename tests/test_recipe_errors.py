@@ -337,3 +337,22 @@ def test_fine_tuning_another_model_is_refused_before_the_upstream_stage_trains(c
         assert_user_error(cli(*command), "fine.yaml", "starts from", "trains model 'unet'",
                           "this recipe's model is 'enet'", "use strategy scratch")
     assert not (recipe_dir / "runs").exists()  # the upstream stage did not train
+
+
+def test_a_runs_directory_that_is_a_file_is_called_a_file(cli, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    assert_user_error(cli("compare", tmp_path / "a_file"), "runs directory", "is a file, not a folder")
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_make_folder_names_the_option_and_what_is_there(tmp_path):
+    from segbench.atomic import make_folder
+    from segbench.errors import SegbenchError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SegbenchError, match="--export-labelids .* is a file; give a folder"):
+        make_folder(tmp_path / "f", "--export-labelids")
+    with pytest.raises(SegbenchError, match="--out .*cannot create the folder"):
+        make_folder(tmp_path / "f" / "sub", "--out")
+    make_folder(tmp_path / "new" / "sub", "--out")
+    assert (tmp_path / "new" / "sub").is_dir()
