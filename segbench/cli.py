@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs_dir(p)
     _add_experiment_options(p)
     p.set_defaults(func=commands.cmd_emit_slurm)
+    for command in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps one given before it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks for errors")
     return parser
 
 

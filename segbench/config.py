@@ -183,7 +183,7 @@ def _format_exception(exc: BaseException, type_) -> str:
         valid = [f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         # YAML reads `on:`, `yes:` or `1:` as a non-text key: show those as written by Python, sorted as text
         unknown = sorted(key if isinstance(key, str) else repr(key) for key in exc.extra_fields)
-        return f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
+        return f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid) or '(none: it has no settings)'}"
     if isinstance(exc, KeyError):
         return "required key is missing"
     text = str(exc)

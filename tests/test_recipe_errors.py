@@ -356,3 +356,19 @@ def test_make_folder_names_the_option_and_what_is_there(tmp_path):
         make_folder(tmp_path / "f" / "sub", "--out")
     make_folder(tmp_path / "new" / "sub", "--out")
     assert (tmp_path / "new" / "sub").is_dir()
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_given_before_or_after_the_command(cli, recipe_dir, where):
+    args = ["show", recipe_dir / "nope.yaml"]
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    status, _out, err = cli(*args)
+    assert status == 2 and "Traceback" in err and "nope.yaml does not exist" in err, err
+    status, _out, err = cli("show", recipe_dir / "nope.yaml")
+    assert status == 2 and "Traceback" not in err, err
+
+
+def test_a_component_without_settings_says_so_for_an_unknown_key(cli, recipe_dir):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    assert_user_error(cli("show", path, "model.name=enet", "model.width=8"),
+                      "model: unknown key(s) width; valid keys: (none: it has no settings)")
