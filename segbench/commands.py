@@ -72,7 +72,11 @@ def cmd_list(args) -> int:
     kinds = [args.kind] if args.kind else list(KINDS)
     for kind in kinds:
         if kind not in KINDS:
-            raise SegbenchError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+            import difflib
+
+            close = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SegbenchError(f"unknown kind {kind!r}{hint}; choose one of: {', '.join(KINDS)}")
         print(f"{kind}:")
         for entry in registries[kind]:
             aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""

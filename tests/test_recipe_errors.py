@@ -372,3 +372,7 @@ def test_a_component_without_settings_says_so_for_an_unknown_key(cli, recipe_dir
     path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
     assert_user_error(cli("show", path, "model.name=enet", "model.width=8"),
                       "model: unknown key(s) width; valid keys: (none: it has no settings)")
+
+
+def test_list_of_an_unknown_kind_suggests_the_close_one(cli):
+    assert_user_error(cli("list", "model"), "unknown kind 'model' (did you mean 'models'?)", "class_weightings")
