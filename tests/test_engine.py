@@ -202,3 +202,15 @@ def test_a_second_process_on_the_same_run_is_refused_and_stale_locks_are_taken_o
     run.lock_file.write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 12345}))
     train(tmp_path, registries)  # the dead owner's lock is taken over
     assert run.is_complete()
+
+
+@pytest.mark.parametrize("content", ["", "{not json", "[1, 2]", '{"host": "h", "pid": "abc"}', "\x00\xff"])
+def test_a_lock_file_that_names_no_process_is_a_clear_error(tmp_path, content):
+    from segbench.engine.rundir import RunLock
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.lock_file.write_text(content, errors="surrogateescape")
+    with pytest.raises(RunLockedError, match="names no process .* delete the lock file"):
+        RunLock(run).acquire()
+    assert run.lock_file.read_text(errors="surrogateescape") == content  # not taken over: the owner is unknown
