@@ -214,3 +214,13 @@ def test_a_lock_file_that_names_no_process_is_a_clear_error(tmp_path, content):
     with pytest.raises(RunLockedError, match="names no process .* delete the lock file"):
         RunLock(run).acquire()
     assert run.lock_file.read_text(errors="surrogateescape") == content  # not taken over: the owner is unknown
+
+
+def test_a_checkpoint_path_that_is_a_folder_is_called_a_folder(tmp_path):
+    from segbench.engine.checkpoint import load_checkpoint
+
+    (tmp_path / "last.pt").mkdir()
+    with pytest.raises(CheckpointError, match="last.pt is a folder, not a checkpoint file.*--restart"):
+        load_checkpoint(tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="best.pt does not exist"):
+        load_checkpoint(tmp_path / "best.pt")
