@@ -224,3 +224,19 @@ def test_a_checkpoint_path_that_is_a_folder_is_called_a_folder(tmp_path):
         load_checkpoint(tmp_path / "last.pt")
     with pytest.raises(CheckpointError, match="best.pt does not exist"):
         load_checkpoint(tmp_path / "best.pt")
+
+
+@pytest.mark.parametrize("damage", ["results.json/", "metrics.jsonl/", "checkpoints", "checkpoints/last.pt/"])
+def test_a_damaged_run_directory_is_refused_before_training_and_restart_repairs_it(tmp_path, registries, damage):
+    from segbench.errors import SegbenchError
+
+    write_recipe(tmp_path)
+    run = RunDir.for_plan(build_plan(load_recipe(tmp_path / "toy.yaml"), registries), tmp_path / "runs")
+    target = run.path / damage.rstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.mkdir() if damage.endswith("/") else target.write_text("x")
+    with pytest.raises(SegbenchError, match=f"is damaged: {target} is a (folder|file) where a (file|folder) belongs"):
+        train(tmp_path, registries)
+    assert not run.lock_file.exists() and not run.last.is_file()  # nothing trained, the lock released
+    recipe = load_recipe(tmp_path / "toy.yaml")
+    assert run_stage(recipe, registries, runs_dir=tmp_path / "runs", restart=True, progress=False).is_complete()

@@ -24,6 +24,7 @@ from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
 from segbench.recipe.variants import load_variants
+from segbench.errors import SegbenchError
 from segbench.records import ResultsRecord, write_record
 
 
@@ -98,6 +99,12 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
     runtime = attrs.evolve(runtime, dist=init_distributed(runtime.device.type))
     env = runtime.dist
     lock = RunLock(run).acquire() if env.is_main else None
+    if lock is not None and not restart:  # --restart sets the damaged files aside
+        try:
+            run.check_layout()
+        except SegbenchError:
+            lock.release()
+            raise
     # SIGTERM/SIGUSR1 are recorded, never fatal, for the whole stage: one during set-up stops training
     # after its first step, one during training or an evaluation at the next step, window or batch
     # (last.pt, exit 75).
