@@ -150,11 +150,12 @@ def test_a_shared_dataset_key_is_reported_once(cli, recipe_dir):
     assert "2 problem(s)" in err, err
 
 
-def test_a_component_of_a_blocked_plugin_says_so(cli, recipe_dir, monkeypatch):
-    monkeypatch.setenv("SEGBENCH_BLOCK_PLUGINS", "unet")
+@pytest.mark.parametrize("blocked", ["unet", "segbench_plugins.unet"])
+def test_a_component_of_a_blocked_plugin_says_so(cli, recipe_dir, monkeypatch, blocked):
+    monkeypatch.setenv("SEGBENCH_BLOCK_PLUGINS", f"other, {blocked}")
     path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
     assert_user_error(cli("show", path), "model.name", "'unet'", "segbench_plugins.unet", "blocked",
-                      "Remove 'unet' from SEGBENCH_BLOCK_PLUGINS")
+                      f"Remove {blocked!r} from SEGBENCH_BLOCK_PLUGINS")  # as the variable names it
 
 
 @pytest.mark.parametrize("text, needles", [
