@@ -86,3 +86,14 @@ def test_a_replace_marker_must_be_true_or_false_and_is_named_by_its_path():
         set_path(base, "optimizer", {"_replace_": 1})
     assert deep_merge(base, {"optimizer": {"_replace_": False, "lr": 1e-4}}) == {"optimizer": {"name": "adam",
                                                                                             "lr": 1e-4}}
+
+
+def test_an_override_into_a_list_says_to_give_the_whole_list():
+    import pytest
+
+    from segbench.functional.merge import OverridePathError
+
+    with pytest.raises(OverridePathError, match=r"'data.steps' is a list.*give the whole list, e.g. data.steps=\[\.\.\.\]"):
+        set_path({"data": {"steps": [{"name": "hflip"}]}}, "data.steps.0.p", 1)
+    with pytest.raises(OverridePathError, match="'seed' is a value, not a section"):
+        set_path({"seed": 0}, "seed.x", 1)

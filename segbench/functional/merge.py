@@ -78,10 +78,12 @@ def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
         if not isinstance(child, dict):
             where = ".".join(keys[: depth + 1])
             existing = ", ".join(sorted(map(str, node))) if isinstance(node, dict) else "(not a mapping)"
-            raise OverridePathError(
-                f"{where!r} is not a section of the recipe (keys there: {existing})"
-                if child is None else f"{where!r} is a value, not a section, so {dotted_key!r} cannot be set"
-            )
+            if child is None:
+                raise OverridePathError(f"{where!r} is not a section of the recipe (keys there: {existing})")
+            if isinstance(child, list):
+                raise OverridePathError(f"{where!r} is a list, whose items have no keys: give the whole list,"
+                                        f" e.g. {where}=[...]")
+            raise OverridePathError(f"{where!r} is a value, not a section, so {dotted_key!r} cannot be set")
         node = child
     last = keys[-1]
     if last == "name" and "name" in node and node["name"] != value:
