@@ -15,7 +15,7 @@ import attrs
 from segbench.process import ALLOCATOR_ENV
 from segbench.config import in_range, structure_problems
 from segbench.errors import ConfigError, RecipeError
-from segbench.functional.merge import OverridePathError, set_path
+from segbench.functional.merge import MergeMarkerError, OverridePathError, set_path
 from segbench.recipe.load import parse_override
 
 SECTION = "slurm"
@@ -169,22 +169,28 @@ def _sexagesimal_hint(section: Any) -> list[tuple[str, str]]:
         for name in _TEXT_FIELDS:
             value = section.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
-                hint = (f"YAML reads an unquoted time like 10:00:00 as the base-60 number {value}; quote it,"
-                        " e.g. time: '10:00:00'" if name == "time" else "quote it to make it text")
+                hint = ("quote it: time: '30' is 30 minutes, time: '10:00:00' ten hours (YAML reads an unquoted"
+                        " 10:00:00 as the base-60 number 36000, so a number here cannot be trusted)"
+                        if name == "time" else "quote it to make it text")
                 problems.append((f"{SECTION}.{name}", f"expected text, got the number {value}: {hint}"))
     return problems
 
 
-def slurm_config(recipe_data: dict, overrides: Sequence[str] = (), *, files: Sequence[str] = ()) -> SlurmConfig:
-    """The stage's ``SlurmConfig``: defaults, then the recipe's ``slurm:`` section, then ``slurm.*`` overrides."""
+def slurm_section(recipe_data: dict, overrides: Sequence[str] = ()) -> Any:
+    """The recipe's ``slurm:`` section with ``slurm.*`` overrides applied, text fields as typed."""
     tree = {SECTION: recipe_data.get(SECTION) or {}}
     for text in overrides:
         key, value = _parse_slurm_override(text)
         try:
             tree = set_path(tree, key, value)
-        except OverridePathError as exc:
+        except (OverridePathError, MergeMarkerError) as exc:
             raise RecipeError(f"override {text!r}: {exc}.") from None
-    section = tree[SECTION]
+    return tree[SECTION]
+
+
+def slurm_config(recipe_data: dict, overrides: Sequence[str] = (), *, files: Sequence[str] = ()) -> SlurmConfig:
+    """The stage's ``SlurmConfig``: defaults, then the recipe's ``slurm:`` section, then ``slurm.*`` overrides."""
+    section = slurm_section(recipe_data, overrides)
     if isinstance(section, dict) and isinstance(section.get("env"), dict):
         # Environment values are text; MALLOC_MMAP_MAX_: 0 means the text "0".
         section = {**section, "env": {name: str(value) if isinstance(value, (int, float)) and not

@@ -70,26 +70,43 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
     def complete(plan) -> bool:
         return RunDir.for_plan(plan, runs_dir).is_complete()
 
+    problems: list[RecipeError] = []
     for path in recipe_paths:
-        variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke,
-                                 registries=registries)
-        for variant, requested_recipe in variants:
-            # every stage of the chain takes the variant of the requested run: task k pairs with task k
-            chain = resolve_stages(requested_recipe, registries, is_complete=complete)
-            for position, link in enumerate(chain):
-                requested = position == len(chain) - 1
-                known = stages.get(link.name)
-                if known is not None:
-                    if requested and not known.requested:
-                        stages[link.name] = attrs.evolve(known, requested=True)
-                    continue
-                recipe, run = link.recipe, RunDir.for_plan(link.plan, runs_dir)
-                multi = len(variants) > 1
-                if link.complete:
-                    stages[link.name] = Stage(recipe, run, None, None, requested, variant, multi)
-                    continue
-                parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
-                config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
-                upstream = None if parent is None or parent.complete else parent.name
-                stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi)
+        try:
+            _add_stages(stages, path, registries, overrides=overrides, slurm_overrides=slurm_overrides, smoke=smoke,
+                        runs_dir=runs_dir, seeds=seeds, grid=grid, complete=complete)
+        except RecipeError as exc:  # every broken recipe of a folder at once, not one per attempt
+            if str(exc) not in map(str, problems):  # a broken stage that several recipes start from: once
+                problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise RecipeError(f"{len(problems)} recipes have problems; nothing was submitted:\n"
+                          + "\n".join(f"- {exc}" for exc in problems))
     return list(stages.values())
+
+
+def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overrides, smoke, runs_dir, seeds, grid,
+                complete) -> None:
+    """Add the stages of the recipe ``path`` (each of its runs and what they start from) to ``stages``."""
+    variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke,
+                             registries=registries)
+    for variant, requested_recipe in variants:
+        # every stage of the chain takes the variant of the requested run: task k pairs with task k
+        chain = resolve_stages(requested_recipe, registries, is_complete=complete)
+        for position, link in enumerate(chain):
+            requested = position == len(chain) - 1
+            known = stages.get(link.name)
+            if known is not None:
+                if requested and not known.requested:
+                    stages[link.name] = attrs.evolve(known, requested=True)
+                continue
+            recipe, run = link.recipe, RunDir.for_plan(link.plan, runs_dir)
+            multi = len(variants) > 1
+            if link.complete:
+                stages[link.name] = Stage(recipe, run, None, None, requested, variant, multi)
+                continue
+            parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
+            config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
+            upstream = None if parent is None or parent.complete else parent.name
+            stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi)

@@ -51,9 +51,25 @@ class Finetune:
             source = recipe.base_path
         else:
             source = (recipe.path.parent / self.config.source).resolve()
+            if not self.config.source.strip() or not source.is_file():
+                what = "is empty" if not self.config.source.strip() else \
+                    f"names {source}, which " + ("is a folder" if source.is_dir() else "is not a regular file"
+                                                 if source.exists() else "does not exist")
+                raise RecipeError(f"{recipe.path}: strategy.source {self.config.source!r} {what}. Give the recipe"
+                                  " of the stage to start from, relative to this recipe (e.g. source:"
+                                  " coarse.yaml), or `source: base` for this recipe's `base:`.")
         # The upstream stage sees the same command-line overrides, so smoke runs stay small end to end,
         # and seed k of a multi-seed experiment starts from seed k of its upstream stage.
         return load_recipe(source, recipe.overrides, smoke=recipe.smoke, seed=recipe.replicate_seed)
+
+    def check_upstream(self, plan, upstream_plan) -> None:
+        """The weights of another model would not load: say so before the upstream stage trains."""
+        if plan.model.name != upstream_plan.model.name:
+            raise RecipeError(
+                f"{plan.recipe.path}: strategy finetune starts from {upstream_plan.recipe.path}, which trains"
+                f" model {upstream_plan.model.name!r}, but this recipe's model is {plan.model.name!r}: its weights"
+                " would not load. Fine-tune the same model (remove `model:` here, or set the same name), or"
+                " use strategy scratch.")
 
     def prepare(self, model, *, upstream_run: Path | None):
         from segbench.engine.checkpoint import load_model_weights

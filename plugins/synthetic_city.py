@@ -116,6 +116,9 @@ def ensure_generated(root: Path, params: dict, *, progress: bool = True) -> Path
             return root
         if root.exists():  # an interrupted or foreign tree: never read it
             shutil.rmtree(root)
+        for stale in root.parent.glob(f"{root.name}.partial-*"):
+            # left by a generation that was killed: only the lock's holder generates this tree
+            shutil.rmtree(stale, ignore_errors=True)
         print(f"synthetic_city: generating {params} into {root}", file=sys.stderr, flush=True)
         partial = Path(tempfile.mkdtemp(dir=root.parent, prefix=f"{root.name}.partial-"))
         try:

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from segbench.errors import SegbenchError
+
 
 def atomic_write_bytes(path: Path, write) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``.
@@ -52,3 +54,15 @@ def _fsync_dir(folder: Path) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def make_folder(folder: Path, option: str) -> None:
+    """Create the output folder ``folder`` given with ``option`` (``--out``), or say why it cannot be."""
+    if folder.exists() and not folder.is_dir():
+        raise SegbenchError(f"{option} {folder} is a file; give a folder (it is created if missing), or move the"
+                            " file away.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SegbenchError(f"{option} {folder}: cannot create the folder ({exc.strerror or exc}); choose another"
+                            " place.") from None

@@ -43,6 +43,15 @@ def _image_size(low: int, high: int):
     return size
 
 
+def _path(text: str) -> Path:
+    """An argparse type: a path that is not empty (``Path("")`` is the current folder: an unset shell variable
+    in ``--runs-dir "$RUNS"`` would otherwise write into it)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty: give a file or folder (is a shell variable unset?)")
+    return Path(text)
+
+
+
 def _add_overrides(parser):
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
@@ -72,7 +81,7 @@ _fraction.numeric = True
 
 
 def _add_runs_dir(parser):
-    parser.add_argument("--runs-dir", type=Path, default=None,
+    parser.add_argument("--runs-dir", type=_path, default=None,
                         help="where run directories live (default: $SEGBENCH_RUNS or ./runs)")
 
 
@@ -84,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("run", help="train and evaluate a recipe (resumes an interrupted run)")
-    p.add_argument("recipe", type=Path)
+    p.add_argument("recipe", type=_path)
     _add_overrides(p)
     _add_runs_dir(p)
     p.add_argument("--restart", action="store_true", help="discard an existing unfinished run and start over")
@@ -95,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("show", help="print the resolved recipe as YAML")
-    p.add_argument("recipe", type=Path)
+    p.add_argument("recipe", type=_path)
     _add_overrides(p)
     p.add_argument("--smoke", action="store_true", help="show the --smoke variant")
     p.add_argument("--defaults", action="store_true",
@@ -129,31 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_synth)
 
     p = sub.add_parser("evaluate", help="score a run or checkpoint with the official Cityscapes rule")
-    p.add_argument("target", type=Path, help="a run directory or a checkpoint file")
+    p.add_argument("target", type=_path, help="a run directory or a checkpoint file")
     p.add_argument("--split", default="report", help="report (default), select, or a dataset split like val")
     p.add_argument("--checkpoint", default=None, help="best or last (default: the recipe's choice)")
-    p.add_argument("--export-labelids", type=Path, default=None, metavar="DIR",
+    p.add_argument("--export-labelids", type=_path, default=None, metavar="DIR",
                    help="write full-resolution labelId PNGs for the official tools")
     p.add_argument("--device", default=None)
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                    help="onnxruntime: score an exported ONNX file instead (see segbench export)")
-    p.add_argument("--onnx", type=Path, default=None, help="the ONNX file (default: the run's newest export)")
+    p.add_argument("--onnx", type=_path, default=None, help="the ONNX file (default: the run's newest export)")
     p.set_defaults(func=commands.cmd_evaluate)
 
     p = sub.add_parser("export", help="write a run's model as an ONNX file that onnxruntime loads")
-    p.add_argument("run_dir", type=Path, help="a run directory or a checkpoint file")
+    p.add_argument("run_dir", type=_path, help="a run directory or a checkpoint file")
     p.add_argument("--format", choices=("onnx",), default="onnx")
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--size", type=image_size, default=None, metavar="HxW",
                        help="fixed input size (default: the report images' size)")
     shape.add_argument("--dynamic", action="store_true", help="any batch size, height and width")
-    p.add_argument("--out", type=Path, default=None, help="default <run>/export/<model>-<HxW|dynamic>.onnx")
+    p.add_argument("--out", type=_path, default=None, help="default <run>/export/<model>-<HxW|dynamic>.onnx")
     p.add_argument("--opset", type=_bounded_int(7, 30), default=17)
     p.add_argument("--checkpoint", default=None, help="best or last (default: the recipe's choice)")
     p.set_defaults(func=commands.cmd_export)
 
     p = sub.add_parser("benchmark", help="forward latency (p50/p90, images/s) as deployed; saved into the run")
-    p.add_argument("target", type=Path, metavar="RUN_DIR|RECIPE")
+    p.add_argument("target", type=_path, metavar="RUN_DIR|RECIPE")
     p.add_argument("--size", type=image_size, default=None, metavar="HxW",
                    help="input size (default: the report images' full resolution)")
     p.add_argument("--batch", type=_bounded_int(1, 4096), default=1)
@@ -179,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--bootstrap-seed", type=_bounded_int(0, SEED_MAX), default=0,
                    help="seed of the resampling (default 0)")
-    p.add_argument("--forest", type=Path, default=None, metavar="PNG",
+    p.add_argument("--forest", type=_path, default=None, metavar="PNG",
                    help="with A B: draw the per-class differences as a forest plot")
     p.add_argument("--include-smoke", action="store_true",
                    help="also list `run --smoke` runs (checks on tiny data, left out by default)")
@@ -192,24 +201,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
-    p.add_argument("runs_dir", nargs="?", type=Path, default=None)
-    p.add_argument("--out", type=Path, required=True, help="folder for index.html and its figures")
+    p.add_argument("runs_dir", nargs="?", type=_path, default=None)
+    p.add_argument("--out", type=_path, required=True, help="folder for index.html and its figures")
     p.add_argument("--images", type=_bounded_int(0, 1000), default=3,
                    help="prediction panels per run: the report split's first N images (0: none)")
     p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
     p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("images", nargs="+", type=Path, metavar="PATH", help="image files, folders (recursive), videos")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--labels", nargs="*", type=Path, default=None, help="labelIds PNGs, one per image")
+    p.add_argument("run_dir", type=_path)
+    p.add_argument("images", nargs="+", type=_path, metavar="PATH", help="image files, folders (recursive), videos")
+    p.add_argument("--out", type=_path, required=True)
+    p.add_argument("--labels", nargs="*", type=_path, default=None, help="labelIds PNGs, one per image")
     p.add_argument("--device", default=None)
     p.set_defaults(func=commands.cmd_predict)
 
     p = sub.add_parser("plot", help="training loss and validation mIoU curves; --pareto: mIoU vs latency")
-    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("run_dirs", nargs="+", type=_path, metavar="RUN_DIR")
+    p.add_argument("--out", type=_path, default=None)
     p.add_argument("--band", choices=("minmax", "std"), default="minmax",
                    help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
     p.add_argument("--pareto", action="store_true",
@@ -218,11 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")
     p.add_argument("paths", nargs="+", metavar="PATH", help="recipe files or folders, then key=value overrides")
-    p.add_argument("--out", type=Path, default=None, help="where job scripts are written (default jobs/out)")
+    p.add_argument("--out", type=_path, default=None, help="where job scripts are written (default jobs/out)")
     p.add_argument("--smoke", action="store_true")
     _add_runs_dir(p)
     _add_experiment_options(p)
     p.set_defaults(func=commands.cmd_emit_slurm)
+    for command in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps one given before it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks for errors")
     return parser
 
 

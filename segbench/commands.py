@@ -26,10 +26,13 @@ def cmd_run(args) -> int:
 
 def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
-    from segbench.recipe.plan import build_plan
+    from segbench.recipe.stages import resolve_stages
+
     registries = _registries()
     recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
-    plan = build_plan(recipe, registries)  # validate before printing
+    # validate before printing: this stage and those it starts from (a fine-tuning stage's source)
+    plan = resolve_stages(recipe, registries)[-1].plan
+    slurm = _slurm_section(args.recipe, args.overrides)
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {plan.hash}")
     if recipe.seeds:
@@ -41,8 +44,25 @@ def cmd_show(args) -> int:
         print("# every component's settings with their defaults filled in")
         print(dump_yaml(resolved_data(plan)), end="")
     else:
-        print(dump_yaml(recipe.data), end="")
+        data = recipe.data if slurm is None else {**recipe.data, "slurm": slurm}
+        print(dump_yaml(data), end="")
     return 0
+
+
+def _slurm_section(path, overrides):
+    """The ``slurm:`` section as ``emit-slurm`` reads it (``slurm.*`` overrides as typed text), checked, so that
+    ``show`` reports a bad time limit or a misspelled key before anything is submitted; ``None`` when there is
+    none or job emission is not installed."""
+    try:
+        from segbench_jobs.slurm_config import slurm_config, slurm_section, split_overrides
+    except ImportError:
+        return None
+    from segbench.recipe.load import load_recipe
+
+    slurm_overrides, others = split_overrides(overrides)
+    recipe = load_recipe(path, others)
+    slurm_config(recipe.data, slurm_overrides, files=recipe.files)
+    return slurm_section(recipe.data, slurm_overrides) if "slurm" in recipe.data or slurm_overrides else None
 
 
 def cmd_list(args) -> int:
@@ -52,7 +72,11 @@ def cmd_list(args) -> int:
     kinds = [args.kind] if args.kind else list(KINDS)
     for kind in kinds:
         if kind not in KINDS:
-            raise SegbenchError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+            import difflib
+
+            close = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SegbenchError(f"unknown kind {kind!r}{hint}; choose one of: {', '.join(KINDS)}")
         print(f"{kind}:")
         for entry in registries[kind]:
             aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 import cattrs
+import cattrs.gen
 import yaml
 from cattrs.errors import ForbiddenExtraKeysError
 
@@ -109,6 +110,27 @@ def _refuse_text_for_sequences(converter: cattrs.Converter, plain: cattrs.Conver
     converter.register_structure_hook_factory(_is_sequence_type, factory)
 
 
+def _is_mapping_type(type_) -> bool:
+    return typing.get_origin(type_) is dict or type_ is dict
+
+
+def _refuse_non_mappings(converter: cattrs.Converter) -> None:
+    """A list or a text where a mapping or a config class goes (``groups: [backbone]``) is reported as such,
+    not as the ``AttributeError`` structuring it would raise."""
+    def guarded(make):
+        def factory(type_):
+            default = make(type_, converter)
+
+            def structure(value, _type):
+                if not isinstance(value, dict):
+                    raise TypeError(f"expected a mapping of keys to values, got {_describe(value)}")
+                return default(value, _type)
+            return structure
+        return factory
+    converter.register_structure_hook_factory(_is_mapping_type, guarded(cattrs.gen.make_mapping_structure_fn))
+    converter.register_structure_hook_factory(attrs.has, guarded(cattrs.gen.make_dict_structure_fn))
+
+
 def make_converter(*, sequences_refuse_text: bool = True) -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(float, _structure_float)
@@ -117,6 +139,7 @@ def make_converter(*, sequences_refuse_text: bool = True) -> cattrs.Converter:
     converter.register_structure_hook(str, _structure_str)
     if sequences_refuse_text:
         _refuse_text_for_sequences(converter, make_converter(sequences_refuse_text=False))
+        _refuse_non_mappings(converter)
     return converter
 
 
@@ -158,7 +181,9 @@ _CONVERTER = make_converter()
 def _format_exception(exc: BaseException, type_) -> str:
     if isinstance(exc, ForbiddenExtraKeysError):
         valid = [f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
-        return f"unknown key(s) {', '.join(sorted(exc.extra_fields))}; valid keys: {', '.join(valid)}"
+        # YAML reads `on:`, `yes:` or `1:` as a non-text key: show those as written by Python, sorted as text
+        unknown = sorted(key if isinstance(key, str) else repr(key) for key in exc.extra_fields)
+        return f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid) or '(none: it has no settings)'}"
     if isinstance(exc, KeyError):
         return "required key is missing"
     text = str(exc)

@@ -5,6 +5,12 @@ import difflib
 from typing import Iterable
 
 
+def shown(value, limit: int = 100) -> str:
+    """``repr(value)`` cut to about ``limit`` characters: a message quotes what the user gave, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 class SegbenchError(Exception):
     """A mistake in user input (recipe, data, command line, checkpoint, plugin).
 

@@ -101,6 +101,8 @@ def segbench_register_strategies(register):
     ``factory(config) -> segbench.engine.strategy.Strategy``: ``upstream(recipe)`` returns the
     resolved recipe of a stage that must complete first (or ``None``), and
     ``prepare(model, *, upstream_run)`` initialises the model, given that stage's run directory.
+    Optionally, ``check_upstream(plan, upstream_plan)`` raises ``segbench.errors.RecipeError`` when the stage
+    cannot start from that one; it is called before any stage trains, so the mistake costs no training.
 
     ``default=True`` (optional) makes it the strategy of recipes without a ``strategy:`` section
     (the first registered one wins).

@@ -191,10 +191,13 @@ class Registry:
             pass
         if isinstance(name, str) and name in self.blocked:
             plugin = self.blocked[name]
+            listed = [item.strip() for item in os.environ.get(BLOCK_ENV, "").split(",")]
+            given = next((item for item in listed if item in (plugin, plugin.rsplit(".", 1)[-1])),
+                         plugin.rsplit(".", 1)[-1])  # as the variable names it: short or full
             raise BlockedNameError(
                 f"{self.kind} {name!r} comes from plugin {plugin!r}, which is blocked by SEGBENCH_BLOCK_PLUGINS"
-                f"={os.environ.get(BLOCK_ENV, '')!r}. Remove {plugin.rsplit('.', 1)[-1]!r} from"
-                f" SEGBENCH_BLOCK_PLUGINS to use it, or choose another {singular(self.kind)}.")
+                f"={os.environ.get(BLOCK_ENV, '')!r}. Remove {given!r} from SEGBENCH_BLOCK_PLUGINS to use it,"
+                f" or choose another {singular(self.kind)}.")
         unknown = UnknownNameError(self.kind, str(name), self._lookup)
         unimported = [plugin for plugin in self.blocked_plugins if plugin not in self.blocked.values()]
         if unimported:

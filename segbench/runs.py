@@ -21,7 +21,7 @@ MAX_NAME_BYTES = 255  # a file or folder name on Linux, macOS and Windows file s
 def default_runs_dir(runs_dir: Path | None = None) -> Path:
     if runs_dir is not None:
         return Path(runs_dir)
-    return Path(os.environ.get(RUNS_ENV, "runs"))
+    return Path(os.environ.get(RUNS_ENV) or "runs")  # set but empty: the default, not the current folder
 
 
 # What `segbench run` and the inspection commands keep in a run directory: an --out must not replace them.
@@ -91,6 +91,18 @@ class RunDir:
 
     def is_complete(self) -> bool:
         return self.results.is_file()
+
+    def check_layout(self) -> None:
+        """Refuse a run directory whose folders are files or whose files are folders, before any training
+        (a folder named results.json would fail the run only after it trained, one named metrics.jsonl would
+        silence the metrics)."""
+        wrong = [f"{path} is a file where a folder belongs" for path in (self.checkpoints,)
+                 if path.exists() and not path.is_dir()]
+        wrong += [f"{path} is a folder where a file belongs"
+                  for path in (self.last, self.best, self.results, self.metrics, self.recipe_file) if path.is_dir()]
+        if wrong:
+            raise SegbenchError(f"run directory {self.path} is damaged: {'; '.join(wrong)}. Move it out of the way"
+                                " (or remove it) and run again; `segbench run --restart` starts the run over.")
 
     def read_results(self) -> ResultsRecord:
         """The run's results; a damaged file's error says how to write it again."""

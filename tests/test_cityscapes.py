@@ -492,3 +492,17 @@ def test_synthetic_city_config_errors():
                              ({"size": [0, 64]}, "data.train.size")):
         with pytest.raises(ConfigError, match=message):
             structure_config(SyntheticCityConfig, section, path="data.train")
+
+
+def test_a_killed_generation_leaves_no_partial_tree_behind_once_generation_succeeds(tmp_path):
+    """A generation killed mid-way (kill -9: no clean-up runs) leaves `<key>.partial-*`; the next one removes it."""
+    from segbench_plugins import synthetic_city
+
+    config = synthetic_city.SyntheticCityConfig(train=2, val=1, train_extra=0, size=(32, 64), cache_dir=str(tmp_path))
+    root = synthetic_city.tree_root(config)
+    stale = root.parent / f"{root.name}.partial-killed1"
+    (stale / "leftImg8bit").mkdir(parents=True)
+    other = root.parent / "0123456789abcdef.partial-x"  # another tree's: not this lock holder's to remove
+    other.mkdir()
+    assert len(synthetic_city.build_synthetic_city(config, progress=False)) == 2
+    assert sorted(p.name for p in root.parent.iterdir()) == sorted([root.name, f"{root.name}.lock", other.name])

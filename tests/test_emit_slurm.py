@@ -234,6 +234,19 @@ def test_cli_reports_a_bad_slurm_value_with_exit_2(stages_dir, tmp_path, cli):
     assert "slurm.partition" in err and "coarse.yaml" in err
 
 
+def test_every_broken_recipe_of_a_folder_is_reported_at_once_and_nothing_is_written(recipe_dir, tmp_path, cli):
+    write(recipe_dir / "good.yaml", "base: _base/default.yaml\n")
+    write(recipe_dir / "a.yaml", "base: _base/default.yaml\ntrainer: {epochs: many}\n")
+    write(recipe_dir / "b.yaml", "- not a mapping\n")
+    write(recipe_dir / "c.yaml", "base: a.yaml\nstrategy: {name: finetune}\n")  # starts from a broken stage
+    status, out, err = cli("emit-slurm", recipe_dir, "--out", tmp_path / "out", "--runs-dir", tmp_path / "runs")
+    assert status == 2 and out == "", err
+    assert "3 recipes have problems; nothing was submitted" in err, err
+    assert "a.yaml <- " in err and "b.yaml holds a YAML list" in err and "c.yaml <- " in err, err
+    assert err.count("expected an integer, got the string 'many'") == 2, err  # a's own, and c's upstream
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 def test_cli_prints_the_script_and_a_summary(stages_dir, tmp_path, cli):
     status, out, err = cli("emit-slurm", stages_dir, "trainer.epochs=2", "--out", tmp_path / "out",
                            "--runs-dir", tmp_path / "runs")

@@ -202,3 +202,41 @@ def test_a_second_process_on_the_same_run_is_refused_and_stale_locks_are_taken_o
     run.lock_file.write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 12345}))
     train(tmp_path, registries)  # the dead owner's lock is taken over
     assert run.is_complete()
+
+
+@pytest.mark.parametrize("content", ["", "{not json", "[1, 2]", '{"host": "h", "pid": "abc"}', "\x00\xff"])
+def test_a_lock_file_that_names_no_process_is_a_clear_error(tmp_path, content):
+    from segbench.engine.rundir import RunLock
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.lock_file.write_text(content, errors="surrogateescape")
+    with pytest.raises(RunLockedError, match="names no process .* delete the lock file"):
+        RunLock(run).acquire()
+    assert run.lock_file.read_text(errors="surrogateescape") == content  # not taken over: the owner is unknown
+
+
+def test_a_checkpoint_path_that_is_a_folder_is_called_a_folder(tmp_path):
+    from segbench.engine.checkpoint import load_checkpoint
+
+    (tmp_path / "last.pt").mkdir()
+    with pytest.raises(CheckpointError, match="last.pt is a folder, not a checkpoint file.*--restart"):
+        load_checkpoint(tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="best.pt does not exist"):
+        load_checkpoint(tmp_path / "best.pt")
+
+
+@pytest.mark.parametrize("damage", ["results.json/", "metrics.jsonl/", "checkpoints", "checkpoints/last.pt/"])
+def test_a_damaged_run_directory_is_refused_before_training_and_restart_repairs_it(tmp_path, registries, damage):
+    from segbench.errors import SegbenchError
+
+    write_recipe(tmp_path)
+    run = RunDir.for_plan(build_plan(load_recipe(tmp_path / "toy.yaml"), registries), tmp_path / "runs")
+    target = run.path / damage.rstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.mkdir() if damage.endswith("/") else target.write_text("x")
+    with pytest.raises(SegbenchError, match=f"is damaged: {target} is a (folder|file) where a (file|folder) belongs"):
+        train(tmp_path, registries)
+    assert not run.lock_file.exists() and not run.last.is_file()  # nothing trained, the lock released
+    recipe = load_recipe(tmp_path / "toy.yaml")
+    assert run_stage(recipe, registries, runs_dir=tmp_path / "runs", restart=True, progress=False).is_complete()

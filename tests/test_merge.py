@@ -72,3 +72,28 @@ def test_set_path_merges_and_requires_existing_parents():
         set_path(tree, "trainr.epochs", 2)
     with pytest.raises(OverridePathError, match="is a value, not a section"):
         set_path(tree, "trainer.epochs.x", 2)
+
+
+def test_a_replace_marker_must_be_true_or_false_and_is_named_by_its_path():
+    import pytest
+
+    from segbench.functional.merge import MergeMarkerError
+
+    base = {"optimizer": {"name": "adam", "lr": 1e-3}}
+    with pytest.raises(MergeMarkerError, match=r"optimizer\._replace_ is 'yes'"):
+        deep_merge(base, {"optimizer": {"_replace_": "yes", "lr": 1e-4}})
+    with pytest.raises(MergeMarkerError, match=r"optimizer\._replace_ is 1"):
+        set_path(base, "optimizer", {"_replace_": 1})
+    assert deep_merge(base, {"optimizer": {"_replace_": False, "lr": 1e-4}}) == {"optimizer": {"name": "adam",
+                                                                                            "lr": 1e-4}}
+
+
+def test_an_override_into_a_list_says_to_give_the_whole_list():
+    import pytest
+
+    from segbench.functional.merge import OverridePathError
+
+    with pytest.raises(OverridePathError, match=r"'data.steps' is a list.*give the whole list, e.g. data.steps=\[\.\.\.\]"):
+        set_path({"data": {"steps": [{"name": "hflip"}]}}, "data.steps.0.p", 1)
+    with pytest.raises(OverridePathError, match="'seed' is a value, not a section"):
+        set_path({"seed": 0}, "seed.x", 1)

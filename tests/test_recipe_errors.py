@@ -150,11 +150,12 @@ def test_a_shared_dataset_key_is_reported_once(cli, recipe_dir):
     assert "2 problem(s)" in err, err
 
 
-def test_a_component_of_a_blocked_plugin_says_so(cli, recipe_dir, monkeypatch):
-    monkeypatch.setenv("SEGBENCH_BLOCK_PLUGINS", "unet")
+@pytest.mark.parametrize("blocked", ["unet", "segbench_plugins.unet"])
+def test_a_component_of_a_blocked_plugin_says_so(cli, recipe_dir, monkeypatch, blocked):
+    monkeypatch.setenv("SEGBENCH_BLOCK_PLUGINS", f"other, {blocked}")
     path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
     assert_user_error(cli("show", path), "model.name", "'unet'", "segbench_plugins.unet", "blocked",
-                      "Remove 'unet' from SEGBENCH_BLOCK_PLUGINS")
+                      f"Remove {blocked!r} from SEGBENCH_BLOCK_PLUGINS")  # as the variable names it
 
 
 @pytest.mark.parametrize("text, needles", [
@@ -190,3 +191,189 @@ def test_normalisation_statistics_must_be_finite_and_positive(cli, recipe_dir):
         path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n"
                                                f"data: {{train_transforms: [{{name: normalize, std: {std}}}]}}\n")
         assert_user_error(cli("show", path), "data.train_transforms[0].std")
+
+
+# ---- YAML values and shapes that are not plain recipe data -----------------------------------------
+
+@pytest.mark.parametrize("text, needles", [
+    ("description: !!set {a, b}\n", ["line 2", "`!!set`", "not plain data"]),
+    ("description: !!binary aGVsbG8=\n", ["line 2", "`!!binary`", "not plain data"]),
+    ("description: !!omap [{a: 1}]\n", ["line 2", "`!!omap`"]),
+    ("trainer: {epochs: " + "9" * 5000 + "}\n", ["line 2", "5,000 characters", "no recipe value is that large"]),
+    ("? [a, b]\n: 1\n", ["line 2", "a key is a list or a mapping", "write the key as text"]),
+    ("data: null\n", ["data: expected a mapping with the keys dataset, train", "got None"]),
+    ("description: {a: 1}\n", ["description: expected text", "description: |"]),
+    ("trainer: {true: 2, a: 1}\n", ["trainer: unknown key(s) True, a", "valid keys: epochs"]),
+    ("optimizer: {groups: [backbone]}\n", ["optimizer.groups: expected a mapping of keys to values",
+                                           "list ['backbone']"]),
+    ("optimizer: {groups: {backbone: [1]}}\n", ["optimizer.groups.backbone: expected a mapping of keys to values"]),
+    ("trainer: {_replace_: yes please, epochs: 1}\n", ["child.yaml", "trainer._replace_ is 'yes please'",
+                                                       "takes true"]),
+    ("data: {train_transforms: [{name: normalize, _replace_: 1}]}\n", ["data.train_transforms[0]._replace_ is 1"]),
+])
+def test_values_that_are_not_plain_recipe_data_are_clear_errors(cli, recipe_dir, text, needles):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n" + text)
+    status, out, err = cli("show", path)
+    assert_user_error((status, out, err), *needles)
+    assert len(err) < 2000, err  # the message quotes the value, not all 5,000 digits of it
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("description=!!set {a}", ["override", "`!!set`"]),
+    ("trainer.epochs=" + "9" * 5000, ["override", "5,000 characters", "... (5,017 characters)"]),
+    ("data=null", ["data: expected a mapping"]),
+    ("trainer={_replace_: 1, epochs: 1}", ["trainer._replace_ is 1"]),
+    ("description=!!python/object/apply:os.system [true]", ["not valid YAML", "Write plain YAML after '='"]),
+])
+def test_hostile_override_values_are_clear_errors(cli, recipe_dir, override, needles):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    status, out, err = cli("show", path, override)
+    assert_user_error((status, out, err), *needles)
+    assert len(err) < 2000, err
+
+
+def test_a_date_is_text_in_a_recipe(cli, recipe_dir):
+    import yaml
+
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\ndescription: 2024-01-01\n")
+    status, out, err = cli("show", path)
+    assert status == 0, err
+    assert yaml.safe_load(out)["description"] == "2024-01-01"
+    status, _out, err = cli("show", path, "trainer.epochs=2024-01-01")
+    assert_user_error((status, _out, err), "trainer.epochs", "expected an integer, got the string '2024-01-01'")
+
+
+def test_a_replace_marker_in_a_recipe_without_base_is_applied_not_an_unknown_key(cli, recipe_dir):
+    import yaml
+
+    text = (recipe_dir / "_base" / "default.yaml").read_text().replace("trainer: {", "trainer: {_replace_: true, ")
+    assert "_replace_" in text
+    path = write(recipe_dir, "alone.yaml", text)
+    status, out, err = cli("show", path)
+    assert status == 0, err
+    assert yaml.safe_load(out)["trainer"] == {"epochs": 1, "batch_size": 2}  # the marker is gone
+
+
+@pytest.mark.parametrize("base, kind", [("/dev/null", "not a regular file"), (".", "a folder")])
+def test_a_base_that_is_not_a_file_says_what_it_is(cli, recipe_dir, base, kind):
+    path = write(recipe_dir, "child.yaml", f"base: {base}\n")
+    assert_user_error(cli("show", path), f"`base: {base}`", kind)
+
+
+# ---- the command line: experiments, paths ---------------------------------------------------------------
+
+@pytest.mark.parametrize("grid", ["trainer.batch_size=2,0", "trainer.precision=fp32,fp16",
+                                  "optimizer.lr=1.0e-3,-1.0"])
+def test_a_bad_grid_point_is_refused_before_any_run_trains(cli, recipe_dir, grid):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    fine = write(recipe_dir, "fine.yaml", "base: child.yaml\nstrategy: {name: finetune}\n")
+    for recipe in (path, fine):
+        status, out, err = cli("run", recipe, "--runs-dir", recipe_dir / "runs", "--grid", grid)
+        assert_user_error((status, out, err), grid.partition("=")[0].split(".")[-1])
+        assert "run 1 of 2" not in err  # nothing started: the first (valid) point did not train
+        assert not (recipe_dir / "runs").exists() or not any((recipe_dir / "runs").iterdir())
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--grid", "trainer.epochs=1,1"], ["--grid 'trainer.epochs=1,1' gives the value 1 twice"]),
+    (["--grid", "optimizer.lr=1.0e-3,0.001"], ["gives the value 0.001 twice"]),
+    (["--seeds", "0,,1"], ["--seeds '0,,1'", "separated by commas"]),
+    (["--seeds", "0,1,"], ["--seeds '0,1,'"]),
+    (["--runs-dir", ""], ["--runs-dir", "the path is empty"]),
+])
+def test_an_experiment_that_would_run_something_twice_or_somewhere_else_is_refused(cli, recipe_dir, args, needles):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    status, out, err = cli("run", path, *args)
+    assert_user_error((status, out, err), *needles)
+
+
+def test_an_empty_runs_variable_means_the_default_runs_folder(monkeypatch):
+    from pathlib import Path
+
+    from segbench.runs import default_runs_dir
+
+    monkeypatch.setenv("SEGBENCH_RUNS", "")  # not the current folder
+    assert default_runs_dir() == Path("runs")
+
+
+@pytest.mark.parametrize("text, overrides, needles", [
+    ("slurm: {gpus: 1}\n", [], ["slurm: unknown key(s) gpus", "gpus_per_node"]),
+    ("slurm: gpu\n", [], ["slurm: expected a mapping"]),
+    ("slurm: {time: 10:00:00}\n", [], ["slurm.time", "base-60 number 36000", "quote it"]),
+    ("", ["slurm.time=abc"], ["slurm.time", "'abc' is not a Slurm time limit"]),
+])
+def test_show_checks_the_slurm_section_as_emit_slurm_reads_it(cli, recipe_dir, text, overrides, needles):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n" + text)
+    assert_user_error(cli("show", path, *overrides), *needles)
+
+
+def test_show_prints_a_slurm_override_as_emit_slurm_uses_it(cli, recipe_dir):
+    import yaml
+
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\nslurm: {gpus_per_node: 1}\n")
+    status, out, err = cli("show", path, "slurm.time=10:00:00")
+    assert status == 0, err
+    assert yaml.safe_load(out)["slurm"] == {"gpus_per_node": 1, "time": "10:00:00"}  # not the number 36000
+
+
+# ---- stages: what a fine-tuning stage starts from is checked by `show` and before anything trains --------
+
+@pytest.mark.parametrize("source, needles", [
+    ("nope.yaml", ["strategy.source 'nope.yaml'", "does not exist", "relative to this recipe"]),
+    (".", ["strategy.source '.'", "is a folder"]),
+    ("''", ["strategy.source '' is empty"]),
+    ("fine.yaml", ["stage cycle", "fine.yaml -> "]),
+    ("broken.yaml", ["broken.yaml holds a YAML list"]),
+])
+def test_show_checks_the_stage_a_fine_tuning_recipe_starts_from(cli, recipe_dir, source, needles):
+    write(recipe_dir, "broken.yaml", "- not a recipe\n")
+    path = write(recipe_dir, "fine.yaml", f"base: _base/default.yaml\nstrategy: {{name: finetune, source: {source}}}\n")
+    assert_user_error(cli("show", path), *needles)
+
+
+def test_fine_tuning_another_model_is_refused_before_the_upstream_stage_trains(cli, recipe_dir):
+    path = write(recipe_dir, "fine.yaml", "base: _base/default.yaml\nstrategy: {name: finetune}\n"
+                                          "model: {name: enet, _replace_: true}\n")
+    for command in (["show", path], ["run", path, "--runs-dir", recipe_dir / "runs"]):
+        assert_user_error(cli(*command), "fine.yaml", "starts from", "trains model 'unet'",
+                          "this recipe's model is 'enet'", "use strategy scratch")
+    assert not (recipe_dir / "runs").exists()  # the upstream stage did not train
+
+
+def test_a_runs_directory_that_is_a_file_is_called_a_file(cli, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    assert_user_error(cli("compare", tmp_path / "a_file"), "runs directory", "is a file, not a folder")
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_make_folder_names_the_option_and_what_is_there(tmp_path):
+    from segbench.atomic import make_folder
+    from segbench.errors import SegbenchError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SegbenchError, match="--export-labelids .* is a file; give a folder"):
+        make_folder(tmp_path / "f", "--export-labelids")
+    with pytest.raises(SegbenchError, match="--out .*cannot create the folder"):
+        make_folder(tmp_path / "f" / "sub", "--out")
+    make_folder(tmp_path / "new" / "sub", "--out")
+    assert (tmp_path / "new" / "sub").is_dir()
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_given_before_or_after_the_command(cli, recipe_dir, where):
+    args = ["show", recipe_dir / "nope.yaml"]
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    status, _out, err = cli(*args)
+    assert status == 2 and "Traceback" in err and "nope.yaml does not exist" in err, err
+    status, _out, err = cli("show", recipe_dir / "nope.yaml")
+    assert status == 2 and "Traceback" not in err, err
+
+
+def test_a_component_without_settings_says_so_for_an_unknown_key(cli, recipe_dir):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    assert_user_error(cli("show", path, "model.name=enet", "model.width=8"),
+                      "model: unknown key(s) width; valid keys: (none: it has no settings)")
+
+
+def test_list_of_an_unknown_kind_suggests_the_close_one(cli):
+    assert_user_error(cli("list", "model"), "unknown kind 'model' (did you mean 'models'?)", "class_weightings")

@@ -50,7 +50,11 @@ def load_checkpoint(path: Path) -> dict:
     """Load a segbench checkpoint, with clear errors for missing, truncated or foreign files."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist.")
+        what = "is a folder, not a checkpoint file" if path.is_dir() else \
+            "is not a regular file" if path.exists() else "does not exist"
+        raise CheckpointError(f"checkpoint {path} {what}. Give a checkpoint that `segbench run` wrote; in a run"
+                              " directory, restore it from a copy or start the run over with `segbench run"
+                              " --restart`.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError ... for bad files

@@ -102,7 +102,12 @@ class RunLock:
                 if owner and owner.get("host") == me["host"] and not process_alive(int(owner.get("pid", -1))):
                     self._remove_if_still(owner)  # stale: its owner died
                     continue
-                who = f"process {owner.get('pid')} on host {owner.get('host')}" if owner else "another process"
+                if not owner:  # empty or garbled: a crash between creating the file and writing it
+                    raise RunLockedError(
+                        f"run directory {self.run.path} has a lock file that names no process ({self.run.lock_file}"
+                        " is empty or unreadable, e.g. left by a machine crash). If no run of this recipe is"
+                        " active, delete the lock file and run again.") from None
+                who = f"process {owner.get('pid')} on host {owner.get('host')}"
                 raise RunLockedError(
                     f"run directory {self.run.path} is in use by {who} (lock file {self.run.lock_file}). Wait for"
                     " it to finish, or if that process is gone (e.g. on another host), delete the lock file."
@@ -136,10 +141,15 @@ class RunLock:
             os.close(fd)  # releases the flock
 
     def _owner(self) -> dict | None:
+        """``{"host": ..., "pid": ...}`` from the lock file; ``None`` when it is missing, empty or garbled."""
         try:
-            return json.loads(self.run.lock_file.read_text() or "{}")
+            owner = json.loads(self.run.lock_file.read_text(errors="replace") or "{}")
         except (OSError, ValueError):
             return None
+        if not isinstance(owner, dict) or not isinstance(owner.get("host"), str) or \
+                isinstance(owner.get("pid"), bool) or not isinstance(owner.get("pid"), int):
+            return None
+        return owner
 
     def release(self) -> None:
         if self.held:

@@ -24,6 +24,7 @@ from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
 from segbench.recipe.variants import load_variants
+from segbench.errors import SegbenchError
 from segbench.records import ResultsRecord, write_record
 
 
@@ -41,6 +42,8 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     overrides = [*overrides, *([f"trainer.device={device}"] if device is not None else [])]
     registries = build_registries(make_plugin_manager())
     variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke, registries=registries)
+    if len(variants) > 1:
+        _check_all_runs(variants, registries)
     runs = []
     try:
         for variant, recipe in variants:
@@ -57,6 +60,14 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
         _say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
              f" segbench compare {runs[0].path.parent}")
     return runs
+
+
+def _check_all_runs(variants, registries) -> None:
+    """Validate every run of an experiment and the stages it starts from, and where each would compute, before
+    the first one trains: a bad grid value or seed is an error now, not after hours of training the others."""
+    for _variant, recipe in variants:
+        for stage in resolve_stages(recipe, registries):
+            Runtime.resolve(stage.plan.trainer)
 
 
 def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
@@ -88,6 +99,12 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
     runtime = attrs.evolve(runtime, dist=init_distributed(runtime.device.type))
     env = runtime.dist
     lock = RunLock(run).acquire() if env.is_main else None
+    if lock is not None and not restart:  # --restart sets the damaged files aside
+        try:
+            run.check_layout()
+        except SegbenchError:
+            lock.release()
+            raise
     # SIGTERM/SIGUSR1 are recorded, never fatal, for the whole stage: one during set-up stops training
     # after its first step, one during training or an evaluation at the next step, window or batch
     # (last.pt, exit 75).

@@ -13,3 +13,6 @@ class Strategy(Protocol):
 
     def prepare(self, model, *, upstream_run: Path | None) -> str:
         """Initialise ``model`` in place; return a short description for the run record."""
+
+    # Optional: ``check_upstream(plan, upstream_plan)`` raises a ``RecipeError`` when this stage cannot start from
+    # that one (called when the stages are resolved, before any of them trains).

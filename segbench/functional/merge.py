@@ -15,27 +15,45 @@ from typing import Any
 REPLACE_KEY = "_replace_"
 
 
-def _strip_markers(value: Any) -> Any:
+class MergeMarkerError(ValueError):
+    """A ``_replace_`` marker that is not ``true`` or ``false``."""
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _check_marker(value: dict, path: str) -> bool:
+    marker = value.get(REPLACE_KEY, False)
+    if not isinstance(marker, bool):
+        raise MergeMarkerError(f"{_join(path, REPLACE_KEY)} is {marker!r}; it takes true (replace the base's"
+                               " mapping) or false (merge into it, the default)")
+    return marker
+
+
+def strip_markers(value: Any, path: str = "") -> Any:
+    """``value`` without its ``_replace_`` markers (each checked to be true or false); ``path`` names it."""
     if isinstance(value, dict):
-        return {k: _strip_markers(v) for k, v in value.items() if k != REPLACE_KEY}
+        _check_marker(value, path)
+        return {k: strip_markers(v, _join(path, k)) for k, v in value.items() if k != REPLACE_KEY}
     if isinstance(value, list):
-        return [_strip_markers(v) for v in value]
+        return [strip_markers(v, f"{path}[{index}]") for index, v in enumerate(value)]
     return value
 
 
-def deep_merge(base: Any, child: Any) -> Any:
-    """Return ``child`` merged over ``base`` (neither input is modified)."""
+def deep_merge(base: Any, child: Any, *, path: str = "") -> Any:
+    """Return ``child`` merged over ``base`` (neither input is modified); ``path`` names ``child`` in messages."""
     if not (isinstance(base, dict) and isinstance(child, dict)):
-        return _strip_markers(copy.deepcopy(child))
-    if child.get(REPLACE_KEY) is True:
-        return _strip_markers(copy.deepcopy(child))
-    if "name" in child and "name" in base and child["name"] != base["name"]:
-        return _strip_markers(copy.deepcopy(child))
-    merged = _strip_markers(copy.deepcopy(base))
+        return strip_markers(copy.deepcopy(child), path)
+    if _check_marker(child, path) or ("name" in child and "name" in base and child["name"] != base["name"]):
+        return strip_markers(copy.deepcopy(child), path)
+    merged = strip_markers(copy.deepcopy(base), path)
     for key, value in child.items():
         if key == REPLACE_KEY:
             continue
-        merged[key] = deep_merge(merged[key], value) if key in merged else _strip_markers(copy.deepcopy(value))
+        key_path = _join(path, key)
+        merged[key] = deep_merge(merged[key], value, path=key_path) if key in merged \
+            else strip_markers(copy.deepcopy(value), key_path)
     return merged
 
 
@@ -59,17 +77,20 @@ def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
         child = node.get(key) if isinstance(node, dict) else None
         if not isinstance(child, dict):
             where = ".".join(keys[: depth + 1])
-            existing = ", ".join(sorted(node)) if isinstance(node, dict) else "(not a mapping)"
-            raise OverridePathError(
-                f"{where!r} is not a section of the recipe (keys there: {existing})"
-                if child is None else f"{where!r} is a value, not a section, so {dotted_key!r} cannot be set"
-            )
+            existing = ", ".join(sorted(map(str, node))) if isinstance(node, dict) else "(not a mapping)"
+            if child is None:
+                raise OverridePathError(f"{where!r} is not a section of the recipe (keys there: {existing})")
+            if isinstance(child, list):
+                raise OverridePathError(f"{where!r} is a list, whose items have no keys: give the whole list,"
+                                        f" e.g. {where}=[...]")
+            raise OverridePathError(f"{where!r} is a value, not a section, so {dotted_key!r} cannot be set")
         node = child
     last = keys[-1]
     if last == "name" and "name" in node and node["name"] != value:
         # Another component: its options replace the old one's, as a differing `name:` in a recipe does.
         node.clear()
-    node[last] = deep_merge(node[last], value) if last in node else _strip_markers(copy.deepcopy(value))
+    node[last] = deep_merge(node[last], value, path=dotted_key) if last in node \
+        else strip_markers(copy.deepcopy(value), dotted_key)
     return result
 
 

@@ -7,8 +7,9 @@ from typing import Any, Sequence
 import attrs
 import yaml
 
-from segbench.errors import RecipeError
-from segbench.functional.merge import OverridePathError, content_hash, deep_merge, set_path
+from segbench.errors import RecipeError, shown
+from segbench.functional.merge import (MergeMarkerError, OverridePathError, content_hash, deep_merge,
+                                      set_path, strip_markers)
 from segbench.limits import SEED_MAX
 from segbench.recipe.schema import TOP_LEVEL_KEYS
 from segbench.recipe.yaml_text import MAX_RECIPE_BYTES, YAMLShapeError, parse_yaml
@@ -86,6 +87,9 @@ def read_yaml_mapping(path: Path) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, yaml.constructor.ConstructorError) and "unhashable" in problem:
+            raise RecipeError(f"{path}{where}: {problem}: a key is a list or a mapping. Keys are plain names"
+                              " (`key: value`); write the key as text.") from None
         if isinstance(exc, yaml.constructor.ConstructorError):
             raise RecipeError(f"{path}{where}: {problem}. Recipes are plain data (mappings, lists, text,"
                               " numbers): remove the `!!` tag. Plugins add code by being installed, with a"
@@ -109,7 +113,10 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, tuple[Path, .
     data = read_yaml_mapping(path)
     base = data.pop("base", None)
     if base is None:
-        return data, (path,)
+        try:
+            return strip_markers(data), (path,)
+        except MergeMarkerError as exc:
+            raise RecipeError(f"{path}: {exc}.") from None
     if not isinstance(base, str) or not base.strip():
         raise RecipeError(f"{path}: `base:` must be a relative path to another recipe, got {base!r}.")
     base_path = (path.parent / base)
@@ -117,10 +124,14 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, tuple[Path, .
         raise RecipeError(f"{path}: base recipe {base!r} not found (looked for {base_path.resolve()})."
                           " `base:` paths are relative to the recipe that names them.")
     if not base_path.is_file():
-        raise RecipeError(f"{path}: `base: {base}` names {base_path.resolve()}, which is a folder, not a recipe"
+        kind = "a folder" if base_path.is_dir() else "not a regular file (a device, a pipe or a socket)"
+        raise RecipeError(f"{path}: `base: {base}` names {base_path.resolve()}, which is {kind}, not a recipe"
                           " file. `base:` takes the path of one .yaml file, relative to this recipe.")
     base_data, base_chain = _load_chain(base_path, (*seen, path))
-    return deep_merge(base_data, data), (path, *base_chain)
+    try:
+        return deep_merge(base_data, data), (path, *base_chain)
+    except MergeMarkerError as exc:
+        raise RecipeError(f"{path}: {exc}.") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -128,14 +139,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or " " in key:
-        raise RecipeError(f"bad override {text!r}: write key.sub=value, e.g. optimizer.lr=1.0e-4"
+        raise RecipeError(f"bad override {shown(text)}: write key.sub=value, e.g. optimizer.lr=1.0e-4"
                           " or trainer.epochs=2 (no spaces around '=').")
     try:
         value = parse_yaml(raw) if raw.strip() else None
     except YAMLShapeError as exc:
-        raise RecipeError(f"override {text!r}: the value is refused: {exc}.") from None
+        raise RecipeError(f"override {shown(text)}: the value is refused: {exc}.") from None
     except yaml.YAMLError as exc:
-        raise RecipeError(f"override {text!r}: the value is not valid YAML ({exc}).") from None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"override {shown(text)}: the value is not valid YAML ({problem}). Write plain YAML"
+                          " after '=': a number, text, true/false, null, [a, b] or {key: value}.") from None
     return key, value
 
 
@@ -148,9 +161,9 @@ def apply_overrides(data: dict, overrides: Sequence[str], *, files: Sequence[str
             data = {**data, section: {}}
         try:
             data = set_path(data, key, value)
-        except OverridePathError as exc:
+        except (OverridePathError, MergeMarkerError) as exc:
             chain = " <- ".join(files)
-            raise RecipeError(f"override {text!r} does not fit the recipe {chain}: {exc}.") from None
+            raise RecipeError(f"override {shown(text)} does not fit the recipe {chain}: {exc}.") from None
     return data
 
 
@@ -163,9 +176,8 @@ def check_seeds(value: Any, where: str) -> tuple[int, ...]:
         value = [value]
     if not isinstance(value, list) or not value or len(value) > MAX_SEEDS or \
             any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= SEED_MAX for s in value):
-        shown = repr(value) if len(repr(value)) < 200 else repr(value)[:200] + "..."
         raise RecipeError(f"{where}: `seeds:` must be a list of up to {MAX_SEEDS} integers from 0 to {SEED_MAX}"
-                          f" such as [0, 1, 2], got {shown}.")
+                          f" such as [0, 1, 2], got {shown(value, 200)}.")
     if len(set(value)) != len(value):
         raise RecipeError(f"{where}: `seeds:` {value} names a seed twice; each seed is one run.")
     return tuple(value)

@@ -6,7 +6,7 @@ from typing import Any
 import attrs
 
 from segbench.config import SEED_MAX, structure_problems
-from segbench.errors import BlockedNameError, ConfigError, SegbenchError, UnknownNameError
+from segbench.errors import BlockedNameError, ConfigError, SegbenchError, UnknownNameError, shown
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.resolved import experiment_hash, run_hash
 from segbench.recipe.schema import TOP_LEVEL_KEYS, EvaluationConfig, TrainerConfig
@@ -162,6 +162,11 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         c.problems.append(("seed", f"must be an integer from 0 to {SEED_MAX}, got {seed!r}"))
 
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        c.problems.append(("description", f"expected text, got {shown(description)}; write one line of text, or"
+                                          " several under `description: |`"))
+
     model = c.component(registries, "models", data["model"], "model") if "model" in data else None
     loss = c.component(registries, "losses", data["loss"], "loss") if "loss" in data else None
     optimizer = c.component(registries, "optimizers", data["optimizer"], "optimizer") if "optimizer" in data else None
@@ -201,8 +206,9 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
                 train_tf = pipeline
             else:
                 eval_tf = pipeline
-    elif data_section is not None:
-        c.problems.append(("data", f"expected a mapping, got {data_section!r}"))
+    elif "data" in data:  # a list, a text, or null (which would leave nothing to train on)
+        c.problems.append(("data", f"expected a mapping with the keys {', '.join(DATA_KEYS)},"
+                                   f" got {shown(data_section)}"))
 
     if trainer is not None and trainer.select_on == "select" and "data" in data and "select" not in datasets:
         if isinstance(data_section, dict) and data_section.get("select") is None:

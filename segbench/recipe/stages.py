@@ -49,6 +49,11 @@ def resolve_stages(recipe: ResolvedRecipe, registries, *,
             cycle = " -> ".join(str(p) for p in (*seen[seen.index(current.path):], current.path))
             raise RecipeError(f"stage cycle: {cycle}. A strategy's source must not lead back to the recipe.")
         plan = build_plan(current, registries)
+        if links:  # the stage before starts from this one: may it? (e.g. weights of another model would not fit)
+            downstream, downstream_strategy, _ = links[-1]
+            check = getattr(downstream_strategy, "check_upstream", None)
+            if check is not None:
+                check(downstream, plan)
         strategy = plan.strategy.build()
         complete = is_complete(plan)
         links.append((plan, strategy, complete))

@@ -42,7 +42,7 @@ class Variant:
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``--seeds 0,1,2`` -> ``(0, 1, 2)``."""
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
+        seeds = [int(part) for part in text.split(",")]  # an empty part ("0,,1", "0,1,") is a mistake too
     except ValueError:
         seeds = []
     if not seeds or any(not 0 <= s <= SEED_MAX for s in seeds) or len(set(seeds)) != len(seeds) or \
@@ -90,8 +90,12 @@ def parse_grid(texts: Sequence[str]) -> tuple[GridAxis, ...]:
                               " so they cannot make grid points; give them once as slurm.key=value.")
         if any(axis.key == key for axis in axes):
             raise RecipeError(f"--grid {key} is given twice; list all its values in one --grid {key}=a,b.")
-        for value in values:
-            parse_override(f"{key}={value}")  # a value that is not YAML fails here, before any run
+        # a value that is not YAML fails here, before any run; `true` and 1 are different values
+        parsed = [(isinstance(v, bool), v) for v in (parse_override(f"{key}={value}")[1] for value in values)]
+        twice = [value for index, value in enumerate(values) if parsed[index] in parsed[:index]]
+        if twice:
+            raise RecipeError(f"--grid {text!r} gives the value {twice[0]} twice; each value is one run, list it"
+                              " once.")
         axes.append(GridAxis(key, values))
     return tuple(axes)
 

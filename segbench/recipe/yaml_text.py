@@ -45,6 +45,35 @@ class _RecipeLoader(_Loader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _line(node) -> str:
+    return f"line {node.start_mark.line + 1}"
+
+
+def _text_of_timestamp(loader, node):
+    # A date is text in a recipe (`description: 2024-01-01`); as a date object it could not be saved or hashed.
+    return loader.construct_scalar(node)
+
+
+def _bounded_int(loader, node):
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    except ValueError:
+        raise YAMLShapeError(f"{_line(node)}: the integer {str(node.value)[:20]}... has {len(str(node.value)):,}"
+                             " characters; no recipe value is that large: write the number you mean") from None
+
+
+def _not_plain_data(loader, node):
+    short = node.tag.rpartition(":")[2]
+    raise YAMLShapeError(f"{_line(node)}: `!!{short}` values are not plain data (a recipe holds mappings, lists,"
+                         " text, numbers, true/false and null): remove the tag and write a list or text")
+
+
+_RecipeLoader.add_constructor("tag:yaml.org,2002:timestamp", _text_of_timestamp)
+_RecipeLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
+for _tag in ("binary", "omap", "pairs", "set"):
+    _RecipeLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _not_plain_data)
+
+
 def _check_shape(data: Any) -> None:
     """Refuse data nested deeper than ``MAX_DEPTH`` or holding more than ``MAX_VALUES`` values once aliases
     are expanded (a YAML 'billion laughs' file is a few lines that expand to billions)."""

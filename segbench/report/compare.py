@@ -196,7 +196,8 @@ def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False) -
     ``run --smoke`` runs only with ``include_smoke`` (a note on stderr says how many were left out)."""
     folder = default_runs_dir(runs_dir)
     if not folder.is_dir():
-        raise SegbenchError(f"runs directory {folder} does not exist" + ("" if runs_dir else
+        raise SegbenchError(f"runs directory {folder} " + ("is a file, not a folder" if folder.exists() else
+                            "does not exist") + ("" if runs_dir else
                             " (the default: $SEGBENCH_RUNS, else ./runs)") + ". Give the folder that"
                             " `segbench run --runs-dir` wrote to, or train something first.")
     # A run directory given instead of the folder holding it: its one row (its own subfolders are no runs).

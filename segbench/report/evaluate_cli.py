@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segbench.atomic import atomic_write_bytes
+from segbench.atomic import atomic_write_bytes, make_folder
 from segbench.data.loader import data_loader
 from segbench.engine.evaluate import _EvalItems, evaluate_confusion, evaluation_settings, predict
 from segbench.errors import SegbenchError
@@ -78,13 +78,6 @@ def train_to_label_lut(info) -> torch.Tensor:
     if int(lut.min()) < 0 or int(lut.max()) > 255:
         raise SegbenchError(f"the dataset's export ids {list(info.train_to_label_id)} do not fit 8-bit PNGs")
     return lut.to(torch.uint8)
-
-
-def make_folder(folder: Path, option: str) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SegbenchError(f"{option} {folder}: cannot create the folder ({exc.strerror or exc})") from None
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:

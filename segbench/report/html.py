@@ -18,7 +18,7 @@ import attrs
 import matplotlib
 import yaml
 
-from segbench.atomic import atomic_write_bytes, atomic_write_text
+from segbench.atomic import atomic_write_bytes, atomic_write_text, make_folder
 from segbench.engine.loggers import flatten
 from segbench.errors import SegbenchError
 from segbench.report.compare import MISSING, RunRow, class_names, collect_runs, display_names
@@ -241,10 +241,7 @@ def build_report(runs_dir: Path | None, out: Path, *, images: int = 3, registrie
     """Write ``out/index.html`` and its figures; returns the page's path."""
     rows = collect_runs(runs_dir)
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SegbenchError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    make_folder(out, "--out")
     if images and registries is None:
         from segbench.report.loading import default_registries
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from segbench.atomic import make_folder
 from segbench.engine.evaluate import predict
 from segbench.errors import DataError, SegbenchError
 from segbench.functional.metrics import confusion_matrix, summarize
@@ -215,10 +216,7 @@ def predict_files(run_dir: Path, images: Sequence[Path], out: Path, *, labels: S
     label_paths = [Path(p) for p in labels] if labels else \
         [cityscapes_label_for(i.path) if i.kind == "image" else None for i in inputs]
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SegbenchError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    make_folder(out, "--out")
     if any(i.kind == "video" for i in inputs):
         from segbench.report.video import require_av
 

@@ -654,6 +654,21 @@ def exponent_without_a_sign(ctx):
     return ctx.child("trainer: {grad_clip: 1e2}\n")
 
 
+@case("recipe", "{recipe} is refused", "line 3", "`!!set`", "not plain data", slow=True)
+def yaml_value_that_is_not_plain_data(ctx):
+    return ctx.child("description: a date is text, 2024-01-01\ntrainer: {epochs: !!set {a}}\n")
+
+
+@case("recipe", "strategy finetune starts from", "trains model 'nobn'", "this recipe's model is 'enet'", slow=True)
+def fine_tuning_another_model(ctx):
+    return ctx.child("strategy: {name: finetune}\nmodel: {name: enet, _replace_: true}\n")
+
+
+@case("cli", "trainer.epochs", "must be at least 0", slow=True)
+def grid_point_refused_before_the_others_train(ctx):
+    return ["run", "toy.yaml", *RUN, "--grid", "trainer.epochs=2,-1"]  # epochs=2 would train a new run first
+
+
 def _reported_once(ctx, outcome):
     assert outcome.stderr.count("fien") == 1 and "data.train" not in outcome.stderr, outcome.stderr
 
