@@ -36,9 +36,11 @@ def feasible(step: SegbenchStep, batch: int, crop) -> str | None:
     """None when a step runs; otherwise the error, e.g. batch-norm's refusal of a batch of one."""
     if batch > 1:
         return None
+    from segbench.errors import RecipeError
+
     try:
         step.run(*make_batch(batch, (64, 64)))  # a small crop fails (or not) the same way, quickly
-    except ValueError as exc:
+    except (ValueError, RecipeError) as exc:
         step.trainer.optimizer.zero_grad(set_to_none=True)
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -82,6 +82,20 @@ class NanAtInit(nn.Module):
         return self.conv(x) / x.sum()  # 0 / 0 for an all-zero image
 
 
+class PooledBatchNorm(nn.Module):
+    """Batch-norm over globally pooled features, as in ASPP's pooling branch: fine in eval mode, refused by
+    torch in training mode for a batch of one."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+        self.norm = nn.BatchNorm2d(num_classes)
+
+    def forward(self, x):
+        out = self.conv(x)
+        return out + self.norm(out.mean(dim=(2, 3), keepdim=True))
+
+
 _WEIGHTS = {
     "nan_weights": lambda histogram: torch.full(histogram.shape, float("nan")),
     "one_weight_too_many": lambda histogram: torch.ones(len(histogram) + 1),
@@ -126,3 +140,4 @@ class Misbehaving:
         register("train_only_half_size", lambda config, *, num_classes: TrainOnlyHalfSize(num_classes),
                  config=NoConfig)
         register("nan_at_init", lambda config, *, num_classes: NanAtInit(num_classes), config=NoConfig)
+        register("pooled_batch_norm", lambda config, *, num_classes: PooledBatchNorm(num_classes), config=NoConfig)

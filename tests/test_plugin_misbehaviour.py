@@ -4,7 +4,7 @@ import attrs
 import pytest
 
 from segbench import hookimpl
-from segbench.errors import DataError, PluginError
+from segbench.errors import DataError, PluginError, RecipeError
 from segbench.recipe.load import load_recipe
 from segbench.transforms import default_specs
 from tests import engine_plugin, misbehaving_plugin
@@ -88,6 +88,15 @@ def test_a_model_breaking_its_contract_outside_the_eval_check_is_named(tmp_path,
         run(tmp_path, ("{name: nobn}", f"{{name: {model}}}"))
     message = str(info.value)
     assert message.startswith(f"model: model {model!r} ({PLUGIN}") and expected in message
+    assert_nothing_saved(tmp_path)
+
+
+def test_a_batch_of_one_that_batch_norm_refuses_is_blamed_on_the_batch_size_not_the_model(tmp_path):
+    with pytest.raises(RecipeError) as info:
+        run(tmp_path, ("{name: nobn}", "{name: pooled_batch_norm}"), ("batch_size: 2", "batch_size: 1"))
+    message = str(info.value)
+    assert message.startswith("model: model 'pooled_batch_norm'") and "set trainer.batch_size to 2 or more" in message
+    assert "Fix the plugin" not in message
     assert_nothing_saved(tmp_path)
 
 

@@ -8,9 +8,17 @@ import contextlib
 
 import torch
 
-from segbench.errors import PluginError, SegbenchError
+from segbench.errors import PluginError, RecipeError, SegbenchError
 
 _FIX = "Fix the plugin, or report this to its authors."
+
+# Failures inside a component whose cause is the recipe's setting, not the component's code:
+# (words of torch's message, what to change).
+RECIPE_CAUSES = (
+    ("Expected more than 1 value per channel when training",
+     "batch-norm needs more than one value per channel while training (a batch of one image pooled to 1x1);"
+     " set trainer.batch_size to 2 or more (it counts images per process)"),
+)
 
 
 def check_training_logits(logits, masks: torch.Tensor, component, *, num_classes: int) -> None:
@@ -64,6 +72,9 @@ def blamed_on(component, doing: str):
         raise
     except Exception as exc:
         entry = component.entry
-        raise PluginError(f"{component.path}: {entry.noun} {entry.name!r} ({entry.origin}) failed {doing}:"
-                          f" {type(exc).__name__}: {exc}. Fix the plugin, or report this to its authors"
-                          " (--debug shows where).") from exc
+        failed = (f"{component.path}: {entry.noun} {entry.name!r} ({entry.origin}) failed {doing}:"
+                  f" {type(exc).__name__}: {exc}")
+        fix = next((fix for words, fix in RECIPE_CAUSES if words in str(exc)), None)
+        if fix is not None:
+            raise RecipeError(f"{failed}. {fix}.") from exc
+        raise PluginError(f"{failed}. Fix the plugin, or report this to its authors (--debug shows where).") from exc
