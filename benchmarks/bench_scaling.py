@@ -93,8 +93,7 @@ def markdown(report: dict) -> str:
         "",
         f"segbench's default training path ({report['settings']}). Medians of {report['repetitions']} interleaved"
         f" steps after {report['warmup']} warm-up; peak memory from a child process per configuration (two"
-        f" steps). {machine['device']}, {machine['cpus']} CPUs, torch {machine['torch']}, allocator:"
-        f" {machine['allocator']}.",
+        f" steps). {machine['device']}; {common.machine_line(machine)}.",
         "",
         "| crop | batch | s/step (median) | images/s | ms per megapixel | time vs pixels"
         " (relative to the smallest) | peak memory GiB (before steps) | load avg |",

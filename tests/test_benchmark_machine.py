@@ -30,3 +30,16 @@ def test_result_files_carry_the_machine_even_when_a_script_forgot_it(tmp_path, m
     common.write_results("example", {"figure": 1.0}, "# example\n")
     written = json.loads((tmp_path / "example.json").read_text())
     assert written["figure"] == 1.0 and written["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+
+def test_every_committed_result_file_names_its_machine():
+    """The figures the README quotes can be told apart by machine: each result file under benchmarks/results
+    records the CPU model, torch's kernels, threads and the GEMM throughput of the run that wrote it."""
+    files = sorted((REPO / "benchmarks" / "results").rglob("*.json"))
+    assert files
+    for path in files:
+        info = json.loads(path.read_text()).get("machine")
+        where = path.relative_to(REPO)
+        assert isinstance(info, dict), f"{where}: no machine description"
+        assert info.get("cpu_model") and info.get("cpu_capability") and info.get("threads"), where
+        assert info["gemm"]["gflop_per_s"]["fp32"] > 0, where
