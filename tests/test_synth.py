@@ -191,6 +191,7 @@ def test_a_seed_draws_the_same_street_at_any_resolution(index):
     assert (large[::2, ::2] == small).mean() > 0.9  # only edges move by the half-pixel grid shift
 
 
+@pytest.mark.slow  # writes the whole default tree (about 6 s)
 def test_default_train_split_shows_most_classes(tmp_path):
     report = generate_city(tmp_path / "default")  # the defaults: what `segbench synth DIR` writes (~5 s)
     assert len(report.present_classes("gtFine/train")) >= 15
