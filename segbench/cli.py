@@ -285,16 +285,19 @@ def main(argv=None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown or late)}")
     if late:
         setattr(args, target, [*getattr(args, target), *late])
+    def fail(message: str, status: int) -> int:
+        if args.debug:
+            traceback.print_exc()
+        print(f"segbench: error: {message}", file=sys.stderr)
+        return status
+
     try:
         return args.func(args)
     except (SegbenchError, OSError) as exc:
         message = user_message(exc)
         if message is None:
             raise
-        if args.debug:
-            traceback.print_exc()
-        print(f"segbench: error: {message}", file=sys.stderr)
-        return exc.exit_code if isinstance(exc, SegbenchError) else SegbenchError.exit_code
+        return fail(message, exc.exit_code if isinstance(exc, SegbenchError) else SegbenchError.exit_code)
     except KeyboardInterrupt:
         print("segbench: interrupted", file=sys.stderr)
         return 130
@@ -302,10 +305,7 @@ def main(argv=None) -> int:
         peer = _lost_peer(exc)
         if peer is None:
             raise
-        if args.debug:
-            traceback.print_exc()
-        print(f"segbench: error: {peer}", file=sys.stderr)
-        return 1
+        return fail(peer, 1)
 
 
 def _lost_peer(exc: BaseException) -> str | None:
