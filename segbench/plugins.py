@@ -5,6 +5,7 @@ import difflib
 import importlib
 import inspect
 import os
+import sys
 from importlib.metadata import entry_points
 from typing import Iterable
 
@@ -70,8 +71,11 @@ def make_plugin_manager(
         pm.segbench_distributions[module_name] = PluginInfo(module_name, "segbench (built-in)", _version())
     if load_entry_points is None:
         load_entry_points = environ.get(DISABLE_AUTOLOAD_ENV, "") not in ("1", "true", "yes")
+    installed = entry_points(group=ENTRY_POINT_GROUP)
+    _warn_unknown_blocked(blocked, [*builtins, *(m.rsplit(".", 1)[-1] for m in builtins),
+                                    *(ep.name for ep in installed)])
     if load_entry_points:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in installed:
             if ep.name in blocked:
                 pm.segbench_blocked[ep.name] = None
                 continue
@@ -91,6 +95,20 @@ def make_plugin_manager(
             pm.register(plugin, name=ep.name)
             pm.segbench_distributions[ep.name] = PluginInfo(ep.name, dist, version)
     return pm
+
+
+_WARNED_BLOCKED: set[str] = set()
+
+
+def _warn_unknown_blocked(blocked: set[str], known: list[str]) -> None:
+    """A name in SEGBENCH_BLOCK_PLUGINS that is no plugin blocks nothing: say so (once per process), since a
+    misspelled name otherwise leaves the plugin it meant active without a word."""
+    for name in sorted(blocked - set(known) - _WARNED_BLOCKED):
+        _WARNED_BLOCKED.add(name)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; plugins: {', '.join(sorted(set(known)))}"
+        print(f"segbench: warning: {BLOCK_ENV} names {name!r}, which is not an installed plugin, so it blocks"
+              f" nothing{hint}", file=sys.stderr)
 
 
 def plugin_infos(pm) -> list[PluginInfo]:

@@ -156,3 +156,14 @@ def test_example_plugin_transform_is_listed_and_usable_in_a_recipe(example_plugi
     shown = _segbench(example_plugin_site, "show", str(recipe), "--smoke")
     assert shown.returncode == 0, shown.stderr
     assert "name: invert" in shown.stdout and "channels: 2" in shown.stdout  # the plugin's smoke variant
+
+
+def test_a_blocked_name_that_is_no_plugin_is_a_warning_with_the_close_name(capsys):
+    from segbench import plugins
+
+    plugins._WARNED_BLOCKED.discard("unnet")
+    pm = make_plugin_manager(load_entry_points=False, environ={"SEGBENCH_BLOCK_PLUGINS": "unnet, deeplab"})
+    err = capsys.readouterr().err
+    assert "SEGBENCH_BLOCK_PLUGINS names 'unnet', which is not an installed plugin" in err
+    assert "did you mean 'unet'?" in err and "'deeplab'" not in err  # the real name blocks, without a warning
+    assert "segbench_plugins.deeplab" in pm.segbench_blocked and "segbench_plugins.unet" not in pm.segbench_blocked
