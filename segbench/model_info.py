@@ -34,15 +34,21 @@ class EntryInfo:
 
 
 def describe_entry(entry, *, input_size: tuple[int, int] = (512, 1024), num_classes: int = 19) -> EntryInfo:
-    """Build a registered model with its default config and describe it; a model that fails to build
-    or to run is reported as an error (one line naming its plugin), not raised."""
+    """Build a registered model with its default config and describe it; a model that fails to build,
+    to run, or to return what ``segbench run`` requires is reported as an error (one line naming its plugin),
+    not raised."""
     try:
         model = entry.factory(entry.default_config(), num_classes=num_classes)
     except Exception as exc:
         first_line = (str(exc).splitlines() or [""])[0][:300]
         return EntryInfo(None, f"{entry.origin} failed to build it: {type(exc).__name__}: {first_line}")
+    from segbench.engine.model_contract import check_model_output
+    from segbench.recipe.plan import Component
+
     try:
         check_built(entry, model, path="model")
+        # the output contract `segbench run` checks first: a table of sizes must not vouch for a model it refuses
+        check_model_output(model, Component(entry, entry.default_config(), "model"), num_classes=num_classes)
     except PluginError as exc:
         return EntryInfo(None, str(exc).split(": ", 1)[-1])
     try:

@@ -210,7 +210,10 @@ def test_models_and_list_verbose_show_a_broken_factory_as_an_error_row(cli, monk
     row = next(line for line in out.splitlines() if line.startswith("| cannot_build |"))
     assert "error:" in row and "thirdparty-badmodels" in row and "needs a GPU with 80 GB" in row
     assert any(line.startswith("| nobn |") and "error" not in line for line in out.splitlines())
-    assert "1 model(s) could not be built" in err
+    # models that build but return what `segbench run` refuses are error rows too
+    row = next(line for line in out.splitlines() if line.startswith("| dict_out |"))
+    assert "error:" in row and "returned a dict with keys ['out']" in row
+    assert "4 model(s) could not be built" in err
 
     status, out, _ = cli("list", "models", "-v")
     assert status == 0
