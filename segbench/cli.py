@@ -51,7 +51,6 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-
 def _add_overrides(parser):
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
@@ -285,6 +284,7 @@ def main(argv=None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown or late)}")
     if late:
         setattr(args, target, [*getattr(args, target), *late])
+
     def fail(message: str, status: int) -> int:
         if args.debug:
             traceback.print_exc()

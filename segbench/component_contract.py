@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from segbench.errors import PluginError
+from segbench.errors import FIX_PLUGIN, PluginError
 
 
 def _has(*names: str) -> Callable[[Any], bool]:
@@ -52,8 +52,7 @@ def check_built(entry, built, *, path: str):
     if check(built):
         return built
     raise PluginError(f"{path}: {entry.noun} {entry.name!r} ({entry.origin}): its factory returned"
-                      f" {type(built).__module__}.{type(built).__qualname__}, not {wanted}. Fix the plugin, or"
-                      " report this to its authors.")
+                      f" {type(built).__module__}.{type(built).__qualname__}, not {wanted}. {FIX_PLUGIN}.")
 
 
 def check_class_weights(entry, weights, *, num_classes: int, path: str = "class_weighting"):
@@ -72,5 +71,5 @@ def check_class_weights(entry, weights, *, num_classes: int, path: str = "class_
     if problem is not None:
         raise PluginError(f"{path}: class weighting {entry.name!r} ({entry.origin}) must return a float tensor of"
                           f" {num_classes} finite, positive weights (one per class), but returned {problem}."
-                          " Fix the plugin, or report this to its authors.")
+                          f" {FIX_PLUGIN}.")
     return weights.to(torch.float32)

@@ -42,6 +42,10 @@ class PluginError(SegbenchError):
     """A plugin failed to load or registered something invalid."""
 
 
+# How a message about a plugin component's own bug ends: the user cannot fix it in the recipe.
+FIX_PLUGIN = "Fix the plugin, or report this to its authors"
+
+
 class UnknownNameError(SegbenchError):
     """A recipe names a component that no plugin registered."""
 

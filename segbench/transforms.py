@@ -18,7 +18,7 @@ import torch
 
 from segbench.component_contract import check_built
 from segbench.config import structure_config
-from segbench.errors import ConfigError, DataError, PluginError, SegbenchError
+from segbench.errors import FIX_PLUGIN, ConfigError, DataError, PluginError, SegbenchError
 
 
 @attrs.frozen
@@ -34,6 +34,11 @@ class Step:
 
     def __call__(self, image, mask, generator, ignore_index):
         return self.apply(image, mask, generator, ignore_index)
+
+    @property
+    def who(self) -> str:
+        """``data.train_transforms[0]: transform 'x' (plugin ...)``: how messages about this step begin."""
+        return f"{self.path}: transform {self.name!r}" + (f" ({self.origin})" if self.origin else "")
 
 
 def _kind(value) -> str:
@@ -74,12 +79,12 @@ def check_label_values(mask: torch.Tensor, *, num_classes: int, ignore_index: in
 
 def _check_step_output(step: Step, result, *, size: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """The contract of one step's output; a violation is the step's plugin's bug, named with its recipe path."""
-    who = f"{step.path}: transform {step.name!r}" + (f" ({step.origin})" if step.origin else "")
+    who = step.who
     if not (isinstance(result, tuple) and len(result) == 2
             and all(isinstance(part, torch.Tensor) for part in result)):
         shown = _kind(result) if not isinstance(result, tuple) else f"a tuple of {len(result)}"
         raise PluginError(f"{who} must return the pair (image, mask) of tensors, but returned {shown}."
-                          " Fix the plugin, or report this to its authors.")
+                          f" {FIX_PLUGIN}.")
     image, mask = result
     problem = None
     if image.ndim != 3 or image.shape[0] != 3:
@@ -96,7 +101,7 @@ def _check_step_output(step: Step, result, *, size: tuple[int, ...]) -> tuple[to
     elif not step.final and mask.dtype != torch.uint8:
         problem = f"a {mask.dtype} mask; masks stay uint8 train ids until the pipeline ends"
     if problem is not None:
-        raise PluginError(f"{who} returned {problem}. Fix the plugin, or report this to its authors.")
+        raise PluginError(f"{who} returned {problem}. {FIX_PLUGIN}.")
     return image, mask
 
 
@@ -140,9 +145,8 @@ class Pipeline:
             except SegbenchError:
                 raise
             except Exception as exc:
-                raise PluginError(f"{step.path}: transform {step.name!r}" + (f" ({step.origin})" if step.origin else "")
-                                  + f" failed: {type(exc).__name__}: {exc}. Fix the plugin, or report this to its"
-                                  " authors (--debug shows where).") from exc
+                raise PluginError(f"{step.who} failed: {type(exc).__name__}: {exc}. {FIX_PLUGIN} (--debug shows"
+                                  " where).") from exc
             image, mask = _check_step_output(step, result, size=size)
         return image, mask.to(torch.int64)
 

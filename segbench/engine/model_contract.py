@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from segbench.errors import PluginError, SegbenchError
+from segbench.errors import FIX_PLUGIN, PluginError, SegbenchError
 
 CHECK_BATCH = (1, 3, 32, 64)  # small, and a multiple of the usual output strides (8, 16, 32)
 
@@ -60,4 +60,4 @@ def check_model_output(model: torch.nn.Module, component, *, num_classes: int) -
         model.train(was_training)
     problem = _problem(output, expected, num_classes)
     if problem is not None:
-        raise PluginError(f"{what}, but it {problem}. Fix the plugin, or report this to its authors.")
+        raise PluginError(f"{what}, but it {problem}. {FIX_PLUGIN}.")

@@ -8,9 +8,7 @@ import contextlib
 
 import torch
 
-from segbench.errors import PluginError, RecipeError, SegbenchError
-
-_FIX = "Fix the plugin, or report this to its authors."
+from segbench.errors import FIX_PLUGIN, PluginError, RecipeError, SegbenchError
 
 # Failures inside a component whose cause is the recipe's setting, not the component's code:
 # (words of torch's message, what to change).
@@ -38,7 +36,7 @@ def check_training_logits(logits, masks: torch.Tensor, component, *, num_classes
         got = f"shape {tuple(logits.shape)}"
     raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}) in training mode must return one"
                       f" float tensor of logits {expected} for this batch (N, num_classes, H, W at the input"
-                      f" size), but it returned {got}. {_FIX}")
+                      f" size), but it returned {got}. {FIX_PLUGIN}.")
 
 
 def check_loss_value(loss, component) -> None:
@@ -59,7 +57,7 @@ def check_loss_value(loss, component) -> None:
                " new torch.tensor)")
     raise PluginError(f"{component.path}: loss {entry.name!r} ({entry.origin}) must return a floating-point scalar"
                       f" tensor computed from the logits, so that it can be backpropagated, but it returned {got}."
-                      f" {_FIX}")
+                      f" {FIX_PLUGIN}.")
 
 
 @contextlib.contextmanager
@@ -77,4 +75,4 @@ def blamed_on(component, doing: str):
         fix = next((fix for words, fix in RECIPE_CAUSES if words in str(exc)), None)
         if fix is not None:
             raise RecipeError(f"{failed}. {fix}.") from exc
-        raise PluginError(f"{failed}. Fix the plugin, or report this to its authors (--debug shows where).") from exc
+        raise PluginError(f"{failed}. {FIX_PLUGIN} (--debug shows where).") from exc
