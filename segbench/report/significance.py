@@ -36,6 +36,11 @@ def _interval(interval: bootstrap.Interval, signed=False) -> str:
     return f"[{show(interval.low)}, {show(interval.high)}]"
 
 
+def _csv_number(value) -> str:
+    """A fraction for CSV at full precision; empty where there is none (a class never scored: NaN)."""
+    return "" if value is None or math.isnan(value) else repr(float(value))
+
+
 def _stats(experiment: Experiment, **options):
     """The experiment's statistics, or ``None`` (with the reason) when its runs lack per-image matrices."""
     try:
@@ -59,23 +64,20 @@ def experiments_csv(rows: list[RunRow], *, resamples: int, confidence: float, se
                      "mIoU_high", "confidence", "resamples", "pixel_accuracy_mean", "pixel_accuracy_std",
                      *(column for name in names for column in (f"iou_{name}_mean", f"iou_{name}_std")), "problem"])
 
-    def number(value):
-        return "" if value is None or math.isnan(value) else repr(float(value))
-
     for experiment, stats, problem in found:
         start = [experiment.label, experiment.recipe, experiment.experiment_hash or "",
                  " ".join(str(s) for s in experiment.seeds)]
         if stats is None:  # no per-image matrices: the mean of the runs' own mIoU, nothing resampled
             mious = [row.miou for row in experiment.runs if row.miou is not None]
             mean = sum(mious) / len(mious) if mious else None
-            writer.writerow([*start, number(mean), *[""] * (7 + 2 * len(names)), problem])
+            writer.writerow([*start, _csv_number(mean), *[""] * (7 + 2 * len(names)), problem])
             continue
         index = {name: i for i, name in enumerate(class_names_of(experiment))}
-        classes = [number(values[index[name]]) if name in index else "" for name in names
+        classes = [_csv_number(values[index[name]]) if name in index else "" for name in names
                    for values in (stats.class_iou_mean, stats.class_iou_std)]
-        writer.writerow([*start, number(stats.miou_mean), number(stats.miou_std), number(stats.miou.low),
-                         number(stats.miou.high), confidence, resamples, number(stats.pixel_accuracy_mean),
-                         number(stats.pixel_accuracy_std), *classes, ""])
+        writer.writerow([*start, *map(_csv_number, (stats.miou_mean, stats.miou_std, stats.miou.low, stats.miou.high)),
+                         confidence, resamples, _csv_number(stats.pixel_accuracy_mean),
+                         _csv_number(stats.pixel_accuracy_std), *classes, ""])
     return buffer.getvalue()
 
 
@@ -184,7 +186,7 @@ def difference_csv(a: Experiment, b: Experiment, diff: bootstrap.Difference, cla
     for metric, mean_a, mean_b, interval in rows:
         cells = [mean_a, mean_b, interval.estimate, interval.low, interval.high]
         writer.writerow([metric, a.label, b.label, " ".join(map(str, a.seeds)), " ".join(map(str, b.seeds)),
-                         *("" if math.isnan(v) else repr(float(v)) for v in cells), diff.confidence,
+                         *map(_csv_number, cells), diff.confidence,
                          "" if math.isnan(interval.low) else interval.excludes_zero])
     return buffer.getvalue()
 
