@@ -111,9 +111,10 @@ class RunDir:
         except NewerRecordError:
             raise
         except RecordError as exc:
+            then = ("the training is complete, so only the report evaluation runs again" if self.last.is_file()
+                    else f"it trains again, as {self.last} is not there")
             raise RecordError(f"{str(exc).rstrip('.')}. To write it again, move it away and run the same `segbench"
-                              " run` command: the training is complete, so only the report evaluation runs"
-                              " again.") from None
+                              f" run` command: {then}.") from None
 
     def read_metrics(self) -> list[MetricsRecord]:
         return read_metrics(self.metrics)

@@ -19,6 +19,7 @@ from segbench.process import command_invocation
 from segbench.errors import ConfigError, SegbenchError
 from segbench.recipe.load import load_recipe
 from segbench.recipe.plan import build_plan
+from segbench.records import EvaluationSettings, ResultsRecord, write_record
 from segbench_jobs.emit import emit, split_paths_and_overrides
 from segbench_jobs.script import PREEMPTED_EXIT_CODE
 from segbench_jobs.slurm_config import SlurmConfig, slurm_config, time_limit_seconds
@@ -81,6 +82,21 @@ def stages_dir(recipe_dir):
     return recipe_dir
 
 
+def finish(plan, root: Path) -> Path:
+    """A finished run of ``plan`` under ``root/runs``, as far as its results.json goes (nothing trained)."""
+    results = ResultsRecord(
+        recipe=plan.recipe.name, recipe_hash=plan.hash, model="unet", strategy="scratch", initialisation="scratch",
+        model_init="random", mIoU=0.5, pixel_accuracy=0.5, per_class_iou={"road": 0.5}, confusion_matrix=[[1, 0]],
+        report_split=None, selection_split=None, selection_overlaps_report=False, report_images=1,
+        evaluation=EvaluationSettings(mode="whole", flip=False, batch_size=1), checkpoint="best.pt",
+        best_selection_mIoU=0.5, best_epoch=1, epochs=1, iterations=1, params=1, checkpoint_mb=0.1, device="cpu",
+        precision="fp32", wall_time_s=1.0, resumed=False, class_weights=None, finished_at="2026-01-01T00:00:00+0000")
+    path = root / "runs" / plan.run_name / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_record(path, results)
+    return path
+
+
 def do_emit(paths, overrides=(), *, registries, root: Path, **kwargs):
     return emit([Path(p) for p in paths], list(overrides), registries=registries, out_dir=root / "out",
                 runs_dir=root / "runs", workdir=root, **kwargs)
@@ -121,7 +137,7 @@ def test_stages_are_ordered_and_a_shared_upstream_is_submitted_once(stages_dir, 
 def test_complete_stages_are_skipped_and_dependents_lose_the_dependency(stages_dir, registries, tmp_path,
                                                                           fake_slurm):
     coarse = build_plan(load_recipe(stages_dir / "coarse.yaml"), registries)
-    write(tmp_path / "runs" / coarse.run_name / "results.json", "{}")
+    finish(coarse, tmp_path)
     emitted = do_emit([stages_dir], registries=registries, root=tmp_path)
     assert [s.recipe.name for s in emitted.stages if s.complete] == ["coarse"]
     env, folder = fake_slurm
@@ -130,10 +146,23 @@ def test_complete_stages_are_skipped_and_dependents_lose_the_dependency(stages_d
     assert len(calls) == 3 and all(option(argv, "--dependency") is None for argv in calls)
 
 
+@pytest.mark.parametrize("damage", ["{}", "{cut sho", "\xff\xfe not text"])
+def test_a_damaged_results_file_is_an_error_naming_it_not_a_finished_stage(stages_dir, registries, tmp_path, cli,
+                                                                            damage):
+    """Counted as finished, a stage with a damaged results.json was never submitted and its job would stop at
+    once on the file; nothing is submitted and the message says which file and how to write it again."""
+    coarse = build_plan(load_recipe(stages_dir / "coarse.yaml"), registries)
+    results = finish(coarse, tmp_path)
+    results.write_bytes(damage.encode("latin-1"))
+    status, out, err = cli("emit-slurm", stages_dir, "--runs-dir", tmp_path / "runs", "--out", tmp_path / "out")
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert str(results) in err and "coarse" in err and "move it away" in err
+    assert "it trains again" in err  # no last.pt here: nothing claims the training is complete
+
+
 def test_nothing_left_to_submit_prints_a_harmless_script(recipe_dir, registries, tmp_path, fake_slurm):
     write(recipe_dir / "only.yaml", "base: _base/default.yaml\n")
-    only = build_plan(load_recipe(recipe_dir / "only.yaml"), registries)
-    write(tmp_path / "runs" / only.run_name / "results.json", "{}")
+    finish(build_plan(load_recipe(recipe_dir / "only.yaml"), registries), tmp_path)
     emitted = do_emit([recipe_dir], registries=registries, root=tmp_path)
     env, folder = fake_slurm
     result = run_submit(emitted.script, env, tmp_path)

@@ -10,7 +10,7 @@ from segbench.recipe.load import load_recipe
 from segbench.recipe.plan import build_plan
 from segbench.recipe.variants import load_variants, parse_grid
 from segbench_jobs.emit import summary
-from tests.test_emit_slurm import (do_emit, fake_slurm, option, read_argv, run_job, run_submit,  # noqa: F401
+from tests.test_emit_slurm import (do_emit, fake_slurm, finish, option, read_argv, run_job, run_submit,  # noqa: F401
                                    sbatch_calls, write)
 
 
@@ -97,7 +97,7 @@ def test_a_multi_seed_pair_becomes_two_arrays_paired_task_by_task(seeded, regist
 
 def test_complete_seeds_are_left_out_of_the_array(seeded, registries, tmp_path):
     done = build_plan(load_variants(seeded / "coarse.yaml", seeds=(1,))[0][1], registries)
-    write(tmp_path / "runs" / done.run_name / "results.json", "{}")
+    finish(done, tmp_path)
     emitted = do_emit([seeded / "fine.yaml"], registries=registries, root=tmp_path)
     (coarse, _, _), (fine, _, _) = emitted.submissions
     assert (coarse.array_spec, fine.array_spec, fine.dependency.kind) == ("0,2", "0,1,2", "aftercorr")
