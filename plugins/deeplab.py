@@ -11,10 +11,6 @@ import torch
 from attrs.validators import in_, min_len
 from torch import nn
 from torch.nn import functional as F
-from torchvision.models import resnet50
-from torchvision.models._utils import IntermediateLayerGetter
-from torchvision.models.segmentation import deeplabv3_resnet50
-from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from segbench import hookimpl
 from segbench_plugins.resnet50_weights import IMAGENET, RANDOM, init_backbone, standin_weights
@@ -52,6 +48,8 @@ class DeepLabV3PlusHead(nn.Module):
 
     def __init__(self, num_classes: int, *, atrous_rates, in_channels: int = 2048, low_channels: int = 256):
         super().__init__()
+        from torchvision.models.segmentation.deeplabv3 import ASPP  # torchvision loads in a second: not at start-up
+
         self.aspp = ASPP(in_channels, atrous_rates, out_channels=256)
         self.low_project = _conv_bn_relu(low_channels, 48, 1)
         self.fuse = nn.Sequential(_conv_bn_relu(256 + 48, 256, 3), _conv_bn_relu(256, 256, 3))
@@ -74,6 +72,9 @@ class DeepLabV3Plus(nn.Module):
 
     def __init__(self, num_classes: int, *, output_stride: int = 16):
         super().__init__()
+        from torchvision.models import resnet50
+        from torchvision.models._utils import IntermediateLayerGetter
+
         resnet = resnet50(weights=None, replace_stride_with_dilation=DILATION[output_stride])
         self.backbone = IntermediateLayerGetter(resnet, return_layers={"layer1": "low", "layer4": "out"})
         self.head = DeepLabV3PlusHead(num_classes, atrous_rates=ATROUS_RATES[output_stride])
@@ -110,6 +111,8 @@ class DeepLabV3(nn.Module):
 
     def __init__(self, num_classes: int, *, aux: bool = False):
         super().__init__()
+        from torchvision.models.segmentation import deeplabv3_resnet50
+
         model = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=aux)
         self.backbone = model.backbone
         self.head = model.classifier

@@ -18,7 +18,6 @@ import torch
 from attrs.validators import and_, gt, instance_of, le, min_len, optional
 from torch import nn
 from torch.nn import functional as F
-from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
 from segbench import hookimpl
 from segbench_plugins.resnet50_weights import Backbone, init_backbone
@@ -49,6 +48,8 @@ class LRASPP(nn.Module):
 
     def __init__(self, num_classes: int, *, bn_momentum: float | None = None):
         super().__init__()
+        from torchvision.models.segmentation import lraspp_mobilenet_v3_large  # torchvision: only when built
+
         model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
         self.backbone = model.backbone
         self.head = model.classifier

@@ -356,7 +356,7 @@ def test_permission_denied_names_the_file(make_tree, monkeypatch):
         raise RuntimeError("read_file failed")
 
     if os.geteuid() == 0:  # root reads anything: make the read fail the way it fails for a user
-        monkeypatch.setattr(png.torchvision.io, "read_file", fail)
+        monkeypatch.setattr(png.torchvision_io(), "read_file", fail)
         monkeypatch.setattr(png, "open", refuse, raising=False)
     else:
         image.chmod(0)

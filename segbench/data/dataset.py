@@ -12,7 +12,8 @@ from typing import Any, Iterable
 import attrs
 import numpy as np
 import torch
-import torchvision
+
+from segbench.lazy_torchvision import cityscapes_classes
 
 
 @attrs.frozen
@@ -99,7 +100,7 @@ CITYSCAPES_MAX_LABEL_ID = 33
 
 
 def _cityscapes_train_classes():
-    classes = [c for c in torchvision.datasets.Cityscapes.classes if 0 <= c.train_id < 255]
+    classes = [c for c in cityscapes_classes() if 0 <= c.train_id < 255]
     return sorted(classes, key=lambda c: c.train_id)
 
 
@@ -120,7 +121,7 @@ def cityscapes_info() -> DatasetInfo:
 @functools.cache
 def _cityscapes_lut() -> np.ndarray:
     lut = np.full(256, 255, dtype=np.uint8)
-    for c in torchvision.datasets.Cityscapes.classes:
+    for c in cityscapes_classes():
         if 0 <= c.id <= CITYSCAPES_MAX_LABEL_ID:  # license plate (id -1) never appears in label files
             lut[c.id] = c.train_id if 0 <= c.train_id < 255 else 255
     lut.flags.writeable = False

@@ -8,10 +8,9 @@ import os
 import re
 
 import torch
-import torchvision.io
-from torchvision.io import ImageReadMode
 
 from segbench.errors import DataError
+from segbench.lazy_torchvision import torchvision_io
 
 _REPAIR = ("re-extract it from the dataset archive (for a generated dataset, delete its folder so it"
            " is generated again)")
@@ -20,7 +19,7 @@ _CPP_LOCATION = re.compile(r"^.*?\.cpp:\d+,\s*")
 
 def _read_bytes(path: str | os.PathLike) -> torch.Tensor:
     try:
-        return torchvision.io.read_file(os.fspath(path))
+        return torchvision_io().read_file(os.fspath(path))
     except RuntimeError:
         pass
     # torchvision's message is terse; Python's open() tells missing, forbidden and empty files apart.
@@ -40,11 +39,13 @@ def _read_bytes(path: str | os.PathLike) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
-def read_png(path: str | os.PathLike, *, mode: ImageReadMode = ImageReadMode.UNCHANGED) -> torch.Tensor:
-    """Decode the PNG at ``path`` into a ``(C, H, W)`` tensor (``uint8``, or ``uint16`` for 16-bit files)."""
+def read_png(path: str | os.PathLike, *, mode="UNCHANGED") -> torch.Tensor:
+    """Decode the PNG at ``path`` into a ``(C, H, W)`` tensor (``uint8``, or ``uint16`` for 16-bit files);
+    ``mode``: a ``torchvision.io.ImageReadMode`` or its name (``RGB``, ``GRAY``, ...)."""
     data = _read_bytes(path)
+    io = torchvision_io()
     try:
-        return torchvision.io.decode_png(data, mode=mode)
+        return io.decode_png(data, mode=io.ImageReadMode[mode] if isinstance(mode, str) else mode)
     except RuntimeError as exc:
         reason = _CPP_LOCATION.sub("", str(exc)).strip()
         raise DataError(f"{path} is not a readable PNG, probably truncated or corrupted ({reason}):"
@@ -54,7 +55,7 @@ def read_png(path: str | os.PathLike, *, mode: ImageReadMode = ImageReadMode.UNC
 def read_rgb_png(path: str | os.PathLike) -> torch.Tensor:
     """An 8-bit RGB image ``(3, H, W)`` ``uint8``; grey or palette files are expanded, alpha dropped (as PIL's
     ``convert("RGB")``)."""
-    image = read_png(path, mode=ImageReadMode.RGB)
+    image = read_png(path, mode="RGB")
     if image.dtype != torch.uint8:
         raise DataError(f"{path} is a 16-bit image; expected an 8-bit RGB PNG")
     return image
@@ -62,7 +63,7 @@ def read_rgb_png(path: str | os.PathLike) -> torch.Tensor:
 
 def read_label_png(path: str | os.PathLike) -> torch.Tensor:
     """A single-channel 8-bit label image ``(H, W)`` ``uint8``, values as stored (palette files give indices)."""
-    label = read_png(path, mode=ImageReadMode.UNCHANGED)
+    label = read_png(path, mode="UNCHANGED")
     if label.shape[0] != 1:
         raise DataError(
             f"{path} has {label.shape[0]} channels, but a label file must be a single-channel (mode L) PNG of"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+
+from segbench.lazy_torchvision import v2_functional
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,6 +42,7 @@ def sample_hflip(generator: torch.Generator, *, p: float = 0.5) -> bool:
 
 def apply_hflip(image: torch.Tensor, mask: torch.Tensor, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Mirror ``image (C, H, W)`` and ``mask (H, W)`` left-right when ``flip`` is true."""
+    TF = v2_functional()
     if not flip:
         return image, mask
     return TF.horizontal_flip(image), TF.horizontal_flip(mask)
@@ -113,10 +114,11 @@ def sample_scale_crop(generator: torch.Generator, image_size: tuple[int, int], *
 
 
 def _resize_image(image: torch.Tensor, size: list[int]) -> torch.Tensor:
+    TF = v2_functional()
     if size == [1, 1] and image.dtype == torch.uint8:
         # torch's vectorised uint8 antialiasing kernel fails an internal assert on a 1x1 output.
         return TF.resize(image.float(), size, antialias=True).round_().to(torch.uint8)
-    return TF.resize(image, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
 
 
 def apply_scale_crop(image: torch.Tensor, mask: torch.Tensor, params: ScaleCropParams, *,
@@ -127,12 +129,13 @@ def apply_scale_crop(image: torch.Tensor, mask: torch.Tensor, params: ScaleCropP
     antialiasing for the image, nearest for the mask); padding is 0 in the image and
     ``ignore_index`` in the mask.
     """
+    TF = v2_functional()
     top, left, height, width = params.source_box
     target_top, target_left, target_h, target_w = params.target_box
     out_h, out_w = params.output_size
     image = _resize_image(TF.crop(image, top, left, height, width), [target_h, target_w])
     mask = TF.resize_mask(TF.crop(mask, top, left, height, width), [target_h, target_w],
-                          interpolation=InterpolationMode.NEAREST_EXACT)
+                          interpolation=TF.InterpolationMode.NEAREST_EXACT)
     if (target_h, target_w) != (out_h, out_w):
         padding = [target_left, target_top, out_w - target_left - target_w, out_h - target_top - target_h]
         image = TF.pad(image, padding, fill=0)
@@ -146,9 +149,10 @@ def apply_scale_crop(image: torch.Tensor, mask: torch.Tensor, params: ScaleCropP
 
 def apply_resize(image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Resize ``image (C, H, W)`` (bilinear, antialiased) and ``mask (H, W)`` (nearest) to ``size``."""
+    TF = v2_functional()
     size = [int(size[0]), int(size[1])]
     return (_resize_image(image, size),
-            TF.resize_mask(mask, size, interpolation=InterpolationMode.NEAREST_EXACT))
+            TF.resize_mask(mask, size, interpolation=TF.InterpolationMode.NEAREST_EXACT))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +211,7 @@ def apply_color_jitter(image: torch.Tensor, params: ColorJitterParams) -> torch.
     round-trip through float32 for every step, which costs several times more on CPU). Hue uses
     torchvision's kernel (an HSV round trip, slow on CPU) and only runs when its factor is set.
     """
+    TF = v2_functional()
     factors = (params.brightness, params.contrast, params.saturation, params.hue)
     steps = [(op, factors[op]) for op in params.order if factors[op] is not None]
     if not steps:
@@ -234,6 +239,7 @@ def normalize(image: torch.Tensor, *, mean: tuple[float, float, float] = IMAGENE
 
     ``mean`` and ``std`` are per channel on the 0..1 scale (ImageNet's by default).
     """
+    TF = v2_functional()
     if image.dtype != torch.uint8:
         raise TypeError(f"normalize expects a uint8 image, got {image.dtype}")
     work = image.to(torch.float32, memory_format=torch.contiguous_format)

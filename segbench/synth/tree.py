@@ -26,9 +26,9 @@ from PIL import Image
 from segbench.atomic import atomic_write_text
 from segbench.errors import SegbenchError
 from segbench.limits import SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
-from segbench.synth.coarse import coarsen
-from segbench.synth.labels import COLOR, NUM_LABEL_IDS, TRAIN_ID, TRAIN_NAMES
-from segbench.synth.scene import render_scene
+
+# The drawing and the label table (torchvision's, which takes a second to import) are imported by the functions
+# that write or summarise a tree, so that loading the synthetic_city plugin (every command does) stays cheap.
 
 #: Bumped whenever the drawing changes, so cached trees of an older generator are regenerated.
 GENERATOR_VERSION = 4
@@ -89,6 +89,8 @@ class GenerationReport:
 
     def class_pixels(self, annotation: str = "gtFine/train") -> dict[str, int]:
         """Pixels per evaluated class (19 names, train-id order) plus ``"ignored"``, for one annotation."""
+        from segbench.synth.labels import TRAIN_ID, TRAIN_NAMES
+
         counts = np.asarray(self.label_pixels[annotation], dtype=np.int64)
         per_train_id = np.bincount(TRAIN_ID[: len(counts)], weights=counts, minlength=256).astype(np.int64)
         result = {name: int(per_train_id[k]) for k, name in enumerate(TRAIN_NAMES)}
@@ -109,6 +111,8 @@ class GenerationReport:
         return "\n".join([f"class pixel shares, {annotation}:"] + rows)
 
     def __str__(self) -> str:
+        from segbench.synth.labels import TRAIN_NAMES
+
         h, w = self.size
         split_counts = ", ".join(f"{split} {n}" for split, n in self.counts.items())
         text = (f"{split_counts} images of {h}x{w} (seed {self.seed}) in {self.seconds:.1f} s"
@@ -130,6 +134,8 @@ def generate_city(root: Path, *, train: int = 120, val: int = 30, train_extra: i
     ``size`` is (height, width). ``root`` must be empty, missing, or a tree this function wrote before (it is
     replaced). ``workers`` > 1 draws images in that many processes; the files do not depend on it.
     """
+    from segbench.synth.labels import NUM_LABEL_IDS
+
     root = Path(root)
     counts = {"train": train, "val": val, "train_extra": train_extra}
     _check_arguments(counts, size, seed, workers)
@@ -232,6 +238,10 @@ def _collect(results, totals: dict[str, np.ndarray], bar) -> None:
 
 def _write_one(job: tuple[str, str, int, int, int, int]):
     """Draw and write image ``index`` of ``split``; returns its fine and coarse labelId histograms."""
+    from segbench.synth.coarse import coarsen
+    from segbench.synth.labels import NUM_LABEL_IDS
+    from segbench.synth.scene import render_scene
+
     root, split, index, height, width, seed = job
     rng = image_rng(seed, split, index)
     scene = render_scene(rng, height, width)
@@ -250,6 +260,8 @@ def _write_one(job: tuple[str, str, int, int, int, int]):
 
 
 def _write_annotation(folder: Path, prefix: str, label_ids: np.ndarray, instance_ids: np.ndarray) -> None:
+    from segbench.synth.labels import COLOR
+
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(label_ids).save(folder / f"{prefix}_labelIds.png", **_PNG)  # 8-bit grey ("L")
     # 16-bit grey, as in Cityscapes (ids up to 33999); Pillow opens it as mode "I;16".
