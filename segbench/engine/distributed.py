@@ -104,8 +104,13 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
-def shutdown(env: DistEnv) -> None:
+def shutdown(env: DistEnv, *, finished: bool = False) -> None:
+    """Leave the process group. ``finished``: this process ends without an error, so the others will get here
+    too: wait for them first, as a process tearing down its connections while a peer is still finishing made
+    that peer abort now and then (gloo, "terminate called without an active exception")."""
     if env.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -45,17 +45,19 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     if len(variants) > 1:
         _check_all_runs(variants, registries)
     runs = []
+    finished = False
     try:
         for variant, recipe in variants:
             if len(variants) > 1:
                 _say(f"experiment {recipe.name}: run {variant.index + 1} of {len(variants)} ({variant.label})")
             runs.append(run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress))
+        finished = True
     except Preempted as exc:
         _say(f"segbench: received signal {exc.args[0]}; checkpoint written. Run the same command to resume.")
         raise SystemExit(PREEMPTED_EXIT_CODE)
     finally:
         # One process group for all the stages and seeds this process runs: a second one would not join.
-        shutdown(env_from_environment())
+        shutdown(env_from_environment(), finished=finished)
     if len(runs) > 1:
         _say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
              f" segbench compare {runs[0].path.parent}")
