@@ -46,6 +46,21 @@ def cli(capsys):
     return run
 
 
+def results_record(**fields):
+    """A ``ResultsRecord`` as a finished run writes it, with placeholder scores; ``fields`` replace any of them
+    (for tests that need a finished run's results.json without training one)."""
+    from segbench.records import EvaluationSettings, ResultsRecord
+
+    defaults = dict(
+        recipe="toy", recipe_hash="0" * 64, model="unet", strategy="scratch", initialisation="scratch",
+        model_init="random", mIoU=0.5, pixel_accuracy=0.5, per_class_iou={"road": 0.5}, confusion_matrix=[[1, 0]],
+        report_split=None, selection_split=None, selection_overlaps_report=False, report_images=1,
+        evaluation=EvaluationSettings(mode="whole", flip=False, batch_size=1), checkpoint="best.pt",
+        best_selection_mIoU=0.5, best_epoch=1, epochs=1, iterations=1, params=1, checkpoint_mb=0.1, device="cpu",
+        precision="fp32", wall_time_s=1.0, resumed=False, class_weights=None, finished_at="2026-01-01T00:00:00+0000")
+    return ResultsRecord(**{**defaults, **fields})
+
+
 MINIMAL_RECIPE = """\
 seed: 0
 model: {name: unet, width: 8}

@@ -14,7 +14,8 @@ from segbench.engine.image_scores import FILE_NAME, load_image_scores, save_imag
 from segbench.errors import SegbenchError
 from segbench.functional.merge import content_hash
 from segbench.functional.metrics import confusion_matrix, summarize
-from segbench.records import EvaluationSettings, ResultsRecord, write_record
+from segbench.records import ResultsRecord, write_record
+from tests.conftest import results_record
 
 CLASSES = ("road", "car", "sky")
 
@@ -29,14 +30,10 @@ def fake_run(runs, recipe: str, seed: int, matrices: np.ndarray, *, lr: float = 
     ids = [f"img{i:03d}" for i in range(len(matrices))]
     save_image_scores(folder / FILE_NAME, torch.from_numpy(matrices), ids, classes)
     total = torch.from_numpy(matrices.sum(axis=0))
-    results = ResultsRecord(
-        recipe=recipe, recipe_hash=digest, model="unet", strategy="scratch", initialisation="scratch",
-        model_init="random", **summarize(total, classes), confusion_matrix=total.tolist(),
-        report_split={"split": "val"}, selection_split={"split": "train"}, selection_overlaps_report=False,
-        report_images=len(matrices), evaluation=EvaluationSettings(mode="whole", flip=False, batch_size=1),
-        checkpoint=str(folder / "checkpoints" / "best.pt"), best_selection_mIoU=0.5, best_epoch=1, epochs=1,
-        iterations=1, params=1, checkpoint_mb=0.1, device="cpu", precision="fp32", wall_time_s=1.0,
-        resumed=False, class_weights=None, finished_at="2026-01-01T00:00:00+0000", seed=seed,
+    results = results_record(
+        recipe=recipe, recipe_hash=digest, **summarize(total, classes), confusion_matrix=total.tolist(),
+        report_split={"split": "val"}, selection_split={"split": "train"}, report_images=len(matrices),
+        checkpoint=str(folder / "checkpoints" / "best.pt"), seed=seed,
         experiment_hash=content_hash(data, exclude=("seed", "slurm")), per_image_confusion=FILE_NAME)
     write_record(folder / "results.json", results)
     return folder

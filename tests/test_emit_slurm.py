@@ -19,11 +19,11 @@ from segbench.process import command_invocation
 from segbench.errors import ConfigError, SegbenchError
 from segbench.recipe.load import load_recipe
 from segbench.recipe.plan import build_plan
-from segbench.records import EvaluationSettings, ResultsRecord, write_record
+from segbench.records import write_record
 from segbench_jobs.emit import emit, split_paths_and_overrides
 from segbench_jobs.script import PREEMPTED_EXIT_CODE
 from segbench_jobs.slurm_config import SlurmConfig, slurm_config, time_limit_seconds
-from tests.conftest import MINIMAL_RECIPE, REPO
+from tests.conftest import MINIMAL_RECIPE, REPO, results_record
 
 FAKE_SBATCH = """#!/bin/bash
 # Records its argv (NUL-separated, one file per call) and prints a job id like sbatch --parsable.
@@ -84,13 +84,7 @@ def stages_dir(recipe_dir):
 
 def finish(plan, root: Path) -> Path:
     """A finished run of ``plan`` under ``root/runs``, as far as its results.json goes (nothing trained)."""
-    results = ResultsRecord(
-        recipe=plan.recipe.name, recipe_hash=plan.hash, model="unet", strategy="scratch", initialisation="scratch",
-        model_init="random", mIoU=0.5, pixel_accuracy=0.5, per_class_iou={"road": 0.5}, confusion_matrix=[[1, 0]],
-        report_split=None, selection_split=None, selection_overlaps_report=False, report_images=1,
-        evaluation=EvaluationSettings(mode="whole", flip=False, batch_size=1), checkpoint="best.pt",
-        best_selection_mIoU=0.5, best_epoch=1, epochs=1, iterations=1, params=1, checkpoint_mb=0.1, device="cpu",
-        precision="fp32", wall_time_s=1.0, resumed=False, class_weights=None, finished_at="2026-01-01T00:00:00+0000")
+    results = results_record(recipe=plan.recipe.name, recipe_hash=plan.hash)
     path = root / "runs" / plan.run_name / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_record(path, results)

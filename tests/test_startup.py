@@ -31,8 +31,10 @@ def test_commands_that_draw_no_image_do_not_import_torchvision(tmp_path):
     assert result.stdout.strip() == "no torchvision", result.stderr
 
 
-def test_the_lazy_imports_reach_torchvision_when_an_image_is_drawn():
+def test_the_lazy_imports_reach_torchvision_when_an_image_is_drawn(tmp_path):
+    import numpy as np
     import torch
+    from PIL import Image
 
     from segbench.data import png
     from segbench.functional import augment
@@ -41,5 +43,10 @@ def test_the_lazy_imports_reach_torchvision_when_an_image_is_drawn():
     image, mask = augment.apply_hflip(torch.arange(6, dtype=torch.uint8).reshape(1, 2, 3),
                                       torch.arange(6, dtype=torch.uint8).reshape(2, 3), True)
     assert image[0, 0].tolist() == [2, 1, 0] and mask[1].tolist() == [5, 4, 3]
-    assert png.torchvision_io().ImageReadMode["RGB"] is png.torchvision_io().ImageReadMode.RGB
+    grey = tmp_path / "grey.png"
+    Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).save(grey)
+    by_name = png.read_png(grey, mode="RGB")  # a mode's name, or the enum itself, as before
+    by_enum = png.read_png(grey, mode=png.torchvision_io().ImageReadMode.RGB)
+    assert by_name.shape == (3, 3, 4) and torch.equal(by_name, by_enum)
+    assert torch.equal(png.read_png(grey)[0], torch.from_numpy(np.arange(12, dtype=np.uint8).reshape(3, 4)))
     assert sum(1 for c in cityscapes_classes() if 0 <= c.train_id < 255) == 19

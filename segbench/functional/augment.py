@@ -42,9 +42,9 @@ def sample_hflip(generator: torch.Generator, *, p: float = 0.5) -> bool:
 
 def apply_hflip(image: torch.Tensor, mask: torch.Tensor, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Mirror ``image (C, H, W)`` and ``mask (H, W)`` left-right when ``flip`` is true."""
-    TF = v2_functional()
     if not flip:
         return image, mask
+    TF = v2_functional()
     return TF.horizontal_flip(image), TF.horizontal_flip(mask)
 
 

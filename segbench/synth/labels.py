@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-from torchvision.datasets import Cityscapes
 
-_CLASSES = [c for c in Cityscapes.classes if c.id >= 0]  # license plate (-1) never appears in PNGs
+from segbench.lazy_torchvision import cityscapes_classes
+
+_CLASSES = [c for c in cityscapes_classes() if c.id >= 0]  # license plate (-1) never appears in PNGs
 
 #: labelId of every class name, e.g. ``LABEL["road"] == 7``.
 LABEL: dict[str, int] = {c.name: c.id for c in _CLASSES}
