@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,11 +46,7 @@ def run_variant(variant: str, name: str, warmup: int, steps: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in common.ALLOCATOR_ENV}
     if variant == "segbench settings":
         env.update(common.ALLOCATOR_ENV)
-    command = [sys.executable, __file__, "--child", name, "--warmup", str(warmup), "--steps", str(steps)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return common.run_child(Path(__file__), [name, "--warmup", str(warmup), "--steps", str(steps)], env=env)
 
 
 def measure(name: str, *, repetitions: int, warmup: int, steps: int, log) -> dict:
@@ -84,17 +79,18 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", nargs="+", default=None, help="default: all")
-    parser.add_argument("--repetitions", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=7)
+    parser = common.argument_parser(__doc__)
+    parser.add_argument("--workloads", nargs="+", default=None,
+                        help="names or their start (quickstart, deeplabv3plus); default: all")
+    parser.add_argument("--repetitions", type=common.count(1), default=4)
+    parser.add_argument("--warmup", type=common.count(0), default=2)
+    parser.add_argument("--steps", type=common.count(1), default=7)
     parser.add_argument("--child", metavar="WORKLOAD", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.warmup, args.steps)
         return
-    names = [n for n in workloads() if args.workloads is None or n in args.workloads]
+    names = common.choose(parser, "--workloads", args.workloads, workloads())
     report = {"machine": common.machine(common.pick_device("cpu")), "repetitions": args.repetitions,
               "warmup": args.warmup, "steps": args.steps, "workloads": {}}
     print(common.machine_line(report["machine"]), flush=True)

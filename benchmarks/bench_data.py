@@ -29,7 +29,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -331,12 +330,13 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=7)
-    parser.add_argument("--iterations", type=int, default=4, help="images per repetition and variant")
+    parser = common.argument_parser(__doc__)
+    parser.add_argument("--repetitions", type=common.count(1), default=7)
+    parser.add_argument("--iterations", type=common.count(1), default=4, help="images per repetition and variant")
     parser.add_argument("--allocators", nargs="+", choices=sorted(ALLOCATORS), default=list(ALLOCATORS))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    common.require(parser, "albumentations", "the augmentation comparison")
     if args.child:
         print(json.dumps(measure(args.repetitions, args.iterations)))
         return
@@ -346,10 +346,8 @@ def main() -> None:
     runs = {}
     for allocator in args.allocators:
         env = {**os.environ, **ALLOCATORS[allocator]}
-        command = [sys.executable, __file__, "--child", "--repetitions", str(args.repetitions),
-                   "--iterations", str(args.iterations)]
-        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-        runs[allocator] = json.loads(output.strip().splitlines()[-1])
+        runs[allocator] = common.run_child(Path(__file__), ["--repetitions", str(args.repetitions),
+                                                            "--iterations", str(args.iterations)], env=env)
         run = runs[allocator]
         versus_pil = speedups(run["decode_and_augment"], "segbench", "PIL + transforms.functional")
         versus_albumentations = speedups(run["augment"], "segbench", "albumentations")

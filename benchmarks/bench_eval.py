@@ -17,7 +17,6 @@ Writes ``benchmarks/results/eval.json`` and ``.md``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -201,10 +200,10 @@ def _quickstart_markdown(report: dict, lines: list[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--warmup", type=common.count(0), default=1)
+    parser.add_argument("--repetitions", type=common.count(1), default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=parse_crop, default=SIZE, help="HxW, default 1024x2048")
     parser.add_argument("--no-quickstart", action="store_true")

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -148,11 +147,12 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=11)
+    parser = common.argument_parser(__doc__)
+    parser.add_argument("--repetitions", type=common.count(1), default=11)
     parser.add_argument("--allocators", nargs="+", choices=sorted(ALLOCATORS), default=list(ALLOCATORS))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    common.require(parser, "torchmetrics", "the comparison with torchmetrics' MulticlassJaccardIndex")
     if args.child:
         print(json.dumps(measure(args.repetitions)))
         return
@@ -163,9 +163,7 @@ def main() -> None:
         if allocator == "plain":
             for key in ALLOCATORS["glibc-tuned"]:
                 env.pop(key, None)
-        command = [sys.executable, __file__, "--child", "--repetitions", str(args.repetitions)]
-        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-        runs[allocator] = json.loads(output)
+        runs[allocator] = common.run_child(Path(__file__), ["--repetitions", str(args.repetitions)], env=env)
         for dtype_name, result in runs[allocator]["inputs"].items():
             figures = ", ".join(
                 f"{name} {v['mpx_per_second']:.1f} Mpx/s" for name, v in result["variants"].items()

@@ -16,7 +16,6 @@ Writes ``benchmarks/results/numerics_<cpu class>.json`` and ``.md``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -124,19 +123,21 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", nargs="+", default=None, help="default: all")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repetitions", type=int, default=5)
+    parser = common.argument_parser(__doc__)
+    parser.add_argument("--workloads", nargs="+", default=None,
+                        help="names or their start (quickstart, deeplabv3plus); default: all")
+    parser.add_argument("--warmup", type=common.count(0), default=1)
+    parser.add_argument("--repetitions", type=common.count(1), default=5)
     parser.add_argument("--merge", action="store_true", help="keep the other workloads already in the results file")
     args = parser.parse_args()
+    every = workloads()
+    chosen = {name: every[name] for name in common.choose(parser, "--workloads", args.workloads, every)}
     common.ensure_allocator_env()
     device = common.pick_device("cpu")
     machine = common.machine(device)
     print(common.machine_line(machine), flush=True)
     if not machine["native_bf16"]:
         print(f"bf16 not measured: no native bf16 on this CPU ({machine['cpu_class']})", flush=True)
-    chosen = {k: v for k, v in workloads().items() if args.workloads is None or k in args.workloads}
     stem = "numerics_" + re.sub(r"[^a-z0-9]+", "_", machine["cpu_class"].lower()).strip("_")
     report = {"machine": machine, "warmup": args.warmup, "repetitions": args.repetitions, "workloads": {}}
     previous = common.RESULTS / f"{stem}.json"

@@ -16,7 +16,6 @@ Writes ``benchmarks/results/openmp_wait_workers<N>.json`` and ``.md``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -75,11 +74,11 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--repetitions", type=int, default=2)
+    parser = common.argument_parser(__doc__)
+    parser.add_argument("--epochs", type=common.count(1), default=6)
+    parser.add_argument("--repetitions", type=common.count(1), default=2)
     parser.add_argument("--shared", action="store_true", help="also time two runs of each variant at once")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes per run")
+    parser.add_argument("--num-workers", type=common.count(0), default=0, help="DataLoader worker processes per run")
     args = parser.parse_args()
     overrides = [f"trainer.epochs={args.epochs}", f"trainer.num_workers={args.num_workers}"]
     with tempfile.TemporaryDirectory(prefix="segbench-openmp-") as tmp:

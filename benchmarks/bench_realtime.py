@@ -13,7 +13,6 @@ script draws that picture too. The 1-minute load average is recorded beside the 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,9 +23,9 @@ ORDER = ("unet", "deeplabv3plus", "deeplabv3", "lraspp_mobilenet_v3", "fast_scnn
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("runs_dir", type=Path)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=common.count(1), default=1)
     parser.add_argument("--plot", type=Path, default=common.RESULTS / "pareto_synthetic_city.png")
     parser.add_argument("--saved", action="store_true", help="use the runs' saved benchmark records")
     args = parser.parse_args()

@@ -122,11 +122,11 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--crops", nargs="+", type=parse_crop, default=[(256, 512), (512, 1024)])
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 2, 4])
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--batches", nargs="+", type=common.count(1), default=[1, 2, 4])
+    parser.add_argument("--warmup", type=common.count(0), default=1)
+    parser.add_argument("--repetitions", type=common.count(1), default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

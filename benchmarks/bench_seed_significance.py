@@ -15,7 +15,6 @@ about 3 minutes per seed there).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -71,7 +70,7 @@ def experiments(scale: str, runs_dir: Path, progress: bool = False) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--runs-dir", type=Path, default=None, help="keep the runs here (default: a temp folder)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not update results/")

@@ -345,12 +345,12 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--warmup", type=common.count(0), default=1)
+    parser.add_argument("--repetitions", type=common.count(1), default=3)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--batch", type=common.count(1), default=BATCH)
     parser.add_argument("--crop", type=parse_crop, default=CROP, help="HxW, default 512x1024")
     parser.add_argument("--no-smp", action="store_true", help="skip segmentation_models_pytorch")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")

@@ -8,6 +8,8 @@ process per configuration (peak RSS on the CPU, which a process can only read as
 """
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -25,6 +27,46 @@ RESULTS = Path(os.environ.get("SEGBENCH_BENCHMARK_RESULTS") or Path(__file__).re
 # glibc malloc returns large freed blocks to the kernel, so each training step re-faults gigabytes of
 # pages; keeping them made training 1.1-1.9x faster. Only read at process start: hence the re-exec.
 ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser whose ``--help`` shows the script's whole docstring, line breaks kept."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def count(low: int):
+    """An argparse type: an integer of at least ``low`` (``--repetitions 0`` has no median to report)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too few; give {low} or more")
+        return value
+    return parse
+
+
+def choose(parser: argparse.ArgumentParser, option: str, requested, available) -> list:
+    """The names in ``available`` that ``requested`` picks (all when it is None); a name picks itself, or
+    every name it begins (``quickstart`` for the quickstart's long name). An unknown name is a usage error."""
+    if requested is None:
+        return list(available)
+    chosen = []
+    for wanted in requested:
+        matches = [name for name in available if name == wanted] or \
+                  [name for name in available if name.startswith(wanted)]
+        if not matches:
+            parser.error(f"{option}: no {wanted!r}; choose from " + ", ".join(repr(n) for n in available)
+                         + " (or the start of one)")
+        chosen += [name for name in matches if name not in chosen]
+    return chosen
+
+
+def require(parser: argparse.ArgumentParser, module: str, why: str) -> None:
+    """Stop with a usage error naming the install command when a comparison library is missing."""
+    if importlib.util.find_spec(module) is None:
+        parser.error(f"{module} is not installed; {why} needs it: pip install -r benchmarks/requirements.txt")
 
 
 def ensure_allocator_env() -> None:
@@ -224,10 +266,12 @@ def two_step_memory(make_step, device: str) -> dict:
             "memory_load_average": load_average()}
 
 
-def run_child(script: Path, args: list[str], *, timeout: float = 1800) -> dict:
-    """Run ``script --child ARGS`` in a fresh interpreter (same allocator settings); its last stdout line is JSON."""
+def run_child(script: Path, args: list[str], *, timeout: float = 1800, env: dict | None = None) -> dict:
+    """Run ``script --child ARGS`` in a fresh interpreter (this one's environment unless ``env``); its last
+    stdout line is JSON. A failure raises with the child's own error output."""
     command = [sys.executable, str(script), "--child", *args]
-    result = subprocess.run(command, env=os.environ.copy(), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, env=os.environ.copy() if env is None else env, capture_output=True, text=True,
+                            timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed with status {result.returncode}:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

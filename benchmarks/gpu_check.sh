@@ -10,18 +10,37 @@
 # On a machine without a GPU it says so and exits 0.
 set -uo pipefail
 
-if [ $# -lt 1 ]; then
-    echo "usage: bash benchmarks/gpu_check.sh OUT_DIR [PYTHON]" >&2
+USAGE="usage: bash benchmarks/gpu_check.sh OUT_DIR [PYTHON]"
+case "${1:-}" in
+    -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    "") echo "$USAGE" >&2; exit 2 ;;
+    -*) echo "gpu_check: error: unknown option $1. $USAGE" >&2; exit 2 ;;
+esac
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if ! mkdir -p -- "$1" 2>/dev/null || [ ! -d "$1" ] || [ ! -w "$1" ]; then
+    echo "gpu_check: error: OUT_DIR $1 is not a folder this user can write (a file, or a place without" \
+         "permission); give a writable folder, e.g. bash benchmarks/gpu_check.sh gpu-results" >&2
     exit 2
 fi
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT="$(mkdir -p "$1" && cd "$1" && pwd)"
+OUT="$(cd -- "$1" && pwd)"
 if [ $# -ge 2 ]; then
-    PY="$2"
+    # An absolute path: the steps run from the repository, where a relative one would name another file.
+    PY="$(command -v -- "$2" || true)"
+    [ -n "$PY" ] && [[ "$PY" != /* ]] && PY="$(cd -- "$(dirname -- "$PY")" && pwd)/$(basename -- "$PY")"
+    if [ -z "$PY" ] || [ ! -x "$PY" ]; then
+        echo "gpu_check: error: PYTHON $2 is not an executable file; give the interpreter of the environment" \
+             "that has torch, e.g. .venv/bin/python" >&2
+        exit 2
+    fi
 elif [ -x "$REPO/.venv/bin/python" ]; then
     PY="$REPO/.venv/bin/python"
 else
     PY="$(command -v python3 || command -v python)"
+fi
+if ! "$PY" -c "import torch" 2>/dev/null; then
+    echo "gpu_check: error: $PY cannot import torch; give the interpreter of the environment that has it," \
+         "e.g. bash benchmarks/gpu_check.sh OUT_DIR .venv/bin/python" >&2
+    exit 2
 fi
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"; then

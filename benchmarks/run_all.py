@@ -13,7 +13,6 @@ parts. The benchmark-only packages are in ``benchmarks/requirements.txt``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -201,10 +200,10 @@ def summary_markdown(results: dict, *, started: str, took_s: float | None) -> st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--summary-only", action="store_true", help="rebuild the summary from existing results")
-    parser.add_argument("--repetitions", type=int, default=None,
+    parser.add_argument("--repetitions", type=common.count(1), default=None,
                         help="timed repetitions for train_step, scaling and eval (their default: 3)")
     args = parser.parse_args()
     common.ensure_allocator_env()

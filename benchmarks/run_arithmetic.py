@@ -13,8 +13,6 @@ groups; the U-Net has none.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,15 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 
-def _plan(run_dir: Path):
-    common.import_segbench()
+def _plan(run):
     from segbench.plugins import make_plugin_manager
-    from segbench.recipe.load import ResolvedRecipe, read_yaml_mapping
-    from segbench.recipe.plan import build_plan
     from segbench.registry import build_registries
+    from segbench.report.loading import plan_for_run
 
-    recipe = ResolvedRecipe(path=run_dir / "recipe.yaml", data=read_yaml_mapping(run_dir / "recipe.yaml"), chain=())
-    return build_plan(recipe, build_registries(make_plugin_manager()))
+    return plan_for_run(run, build_registries(make_plugin_manager()))
 
 
 def step_flops(model, *, batch: int, size: tuple[int, int], num_classes: int, train: bool) -> int:
@@ -54,11 +49,20 @@ def run_arithmetic(run_dir: Path) -> dict:
     """Training and evaluation FLOPs of the completed run in ``run_dir``."""
     import torch
 
-    results = json.loads((run_dir / "results.json").read_text())
-    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    plan = _plan(run_dir)
+    common.import_segbench()
+    from segbench.errors import SegbenchError
+    from segbench.report.loading import resolve_target
+
+    run, checkpoint = resolve_target(run_dir)
+    if checkpoint is not None:
+        raise SegbenchError(f"{run_dir} is a checkpoint; give its run directory {run.path}")
+    if not run.is_complete():
+        raise SegbenchError(f"{run.path} has no results.json: the run is not finished (finish it with its"
+                            " `segbench run` command), or this is not a run directory")
+    results, events = run.read_results(), run.read_metrics()
+    plan = _plan(run)
     size = tuple(plan.recipe.data["data"]["dataset"]["size"])
-    num_classes = len(results["per_class_iou"])
+    num_classes = len(results.per_class_iou)
     batch = plan.trainer.batch_size
     with torch.device("meta"):
         model = plan.model.build(num_classes=num_classes)
@@ -67,11 +71,11 @@ def run_arithmetic(run_dir: Path) -> dict:
     from segbench.engine.build import build_datasets
 
     train, select, _ = build_datasets(plan)  # the run's own splits (from the dataset cache)
-    images_trained = results["iterations"] * batch * plan.trainer.accumulate
-    images_trained = min(images_trained, results["epochs"] * len(train))  # an epoch's last batch may be partial
-    selections = sum(1 for e in events if e.get("type") == "eval" and e.get("split") == "select")
-    forwards_per_image = 2 if results["evaluation"]["flip"] else 1
-    eval_images = selections * len(select) + results["report_images"]
+    images_trained = results.iterations * batch * plan.trainer.accumulate
+    images_trained = min(images_trained, results.epochs * len(train))  # an epoch's last batch may be partial
+    selections = sum(1 for e in events if getattr(e, "type", None) == "eval" and getattr(e, "split", None) == "select")
+    forwards_per_image = 2 if results.evaluation.flip else 1
+    eval_images = selections * len(select) + results.report_images
     train_flops = train_per_image * images_trained
     eval_flops = eval_per_image * forwards_per_image * eval_images
     return {"train_gflop": train_flops / 1e9, "eval_gflop": eval_flops / 1e9,
@@ -79,15 +83,22 @@ def run_arithmetic(run_dir: Path) -> dict:
             "train_gflop_per_image": train_per_image / 1e9, "eval_gflop_per_forward": eval_per_image / 1e9,
             "images_trained": images_trained, "selection_evaluations": selections,
             "evaluated_images": eval_images, "forwards_per_evaluated_image": forwards_per_image,
-            "image_size": list(size), "params": results["params"]}
+            "image_size": list(size), "params": results.params}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args()
+    common.import_segbench()
+    from segbench.errors import SegbenchError
+
     for run_dir in args.runs:
-        count = run_arithmetic(run_dir)
+        try:
+            count = run_arithmetic(run_dir)
+        except SegbenchError as exc:  # RecordError too: a damaged results.json or metrics.jsonl
+            print(f"run_arithmetic: error: {exc}", file=sys.stderr)
+            sys.exit(2)
         print(f"{run_dir}: {count['total_gflop']:.0f} GFLOP (training {count['train_gflop']:.0f}:"
               f" {count['images_trained']} images x {count['train_gflop_per_image']:.3f};"
               f" evaluation {count['eval_gflop']:.0f}: {count['evaluated_images']} images x"
