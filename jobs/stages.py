@@ -40,15 +40,22 @@ class Stage:
 
 
 def find_recipes(path: Path) -> list[Path]:
-    """``path`` itself, or the recipes under a folder (sorted; ``_base/`` and hidden folders skipped)."""
+    """``path`` itself, or the recipes under a folder (sorted; ``_base/``, hidden folders and run directories
+    skipped: a run's recipe.yaml records what it ran and is no recipe to submit)."""
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise RecipeError(f"{path} is neither a recipe file nor a folder of recipes.")
-    found = []
+    if _is_run_directory(path):
+        raise RecipeError(f"{path} is a run directory: its recipe.yaml records what the run did. Give the recipe"
+                          " it was run from, or a folder of recipes.")
+    found, run_directories = [], {}
     for candidate in sorted(path.rglob("*")):
         relative = candidate.relative_to(path).parts
         if any(part == "_base" or part.startswith(".") for part in relative[:-1]):
+            continue
+        folders = [path.joinpath(*relative[:depth]) for depth in range(1, len(relative))]
+        if any(run_directories.setdefault(folder, _is_run_directory(folder)) for folder in folders):
             continue
         if candidate.is_file() and candidate.suffix in RECIPE_SUFFIXES and not candidate.name.startswith("."):
             found.append(candidate)
@@ -56,6 +63,12 @@ def find_recipes(path: Path) -> list[Path]:
         raise RecipeError(f"no recipes (*.yaml) in {path} (recipes under _base/ are building blocks and"
                           " are not submitted).")
     return found
+
+
+def _is_run_directory(folder: Path) -> bool:
+    run = RunDir(folder)
+    return run.recipe_file.is_file() and any(
+        path.exists() for path in (run.checkpoints, run.metrics, run.results, run.lock_file))
 
 
 def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequence[str] = (),

@@ -22,6 +22,7 @@ from segbench.recipe.plan import build_plan
 from segbench.records import write_record
 from segbench_jobs.emit import emit, split_paths_and_overrides
 from segbench_jobs.script import PREEMPTED_EXIT_CODE
+from segbench_jobs.stages import find_recipes
 from segbench_jobs.slurm_config import SlurmConfig, slurm_config, time_limit_seconds
 from tests.conftest import MINIMAL_RECIPE, REPO, results_record
 
@@ -183,6 +184,23 @@ def test_overrides_reach_upstream_stages_so_hashes_match_the_runner(stages_dir, 
 def test_a_recipe_folder_skips_base_and_needs_recipes(recipe_dir, registries, tmp_path):
     with pytest.raises(SegbenchError, match="no recipes"):
         do_emit([recipe_dir], registries=registries, root=tmp_path)
+
+
+@pytest.mark.parametrize("run_files", [["results.json"], ["metrics.jsonl"], ["checkpoints/"], ["run.lock"]])
+def test_a_project_folder_skips_the_run_directories_in_it(stages_dir, registries, tmp_path, run_files):
+    """``emit-slurm .`` from a project: the recipe.yaml a run keeps (even one that only started) is no recipe."""
+    run = stages_dir / "runs" / "other-0123abcd"
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text("seed: 5\n")
+    for name in run_files:
+        (run / name).mkdir() if name.endswith("/") else (run / name).write_text("")
+    assert [p.name for p in find_recipes(stages_dir)] == ["coarse.yaml", "fine_a.yaml", "fine_b.yaml", "other.yaml"]
+    with pytest.raises(SegbenchError, match="is a run directory: its recipe.yaml records what the run did"):
+        find_recipes(run)
+    (run / "notes").mkdir()
+    (run / "notes" / "a folder of recipes.yaml").write_text("seed: 0\n")  # a recipes folder named like a run
+    (run / "recipe.yaml").unlink()
+    assert "a folder of recipes.yaml" in [p.name for p in find_recipes(stages_dir)]
 
 
 def test_paths_and_overrides_are_told_apart(tmp_path):
