@@ -260,6 +260,19 @@ def test_plot_command_prints_the_path_and_refuses_runs_without_metrics(cli, runs
     assert status == 2 and "fresh has no training metrics" in err
 
 
+def test_plot_of_a_runs_folder_leaves_out_a_run_that_has_logged_nothing_yet(cli, runs, tmp_path):
+    folder = tmp_path / "runs"
+    shutil.copytree(runs[0], folder)
+    fresh = folder / "fresh-89abcdef"  # started, stopped before its first logged step
+    shutil.copytree(runs[1].path, fresh)
+    fresh.joinpath("results.json").unlink()
+    fresh.joinpath("metrics.jsonl").write_text("")
+    status, out, err = cli("plot", folder)
+    assert status == 0, err
+    assert Path(out.strip()) == folder / "curves.png" and (folder / "curves.png").is_file()
+    assert "plot: left out fresh" in err and "has no training metrics yet" in err
+
+
 # ---- end to end on the synthetic Cityscapes tree ------------------------------------------------------
 
 @pytest.mark.slow

@@ -179,12 +179,16 @@ def _runs_in(path: Path) -> list[Path]:
     run = RunDir(path)
     if not path.is_dir() or is_run_itself(path) or run.metrics.exists() or not any(map(is_run, path.iterdir())):
         return [path]
-    rows = collect_runs(path)
-    plotted = [row.run.path for row in rows if row.run.metrics.is_file()]
+    plotted, skipped = [], []
+    for row in collect_runs(path):
+        try:  # a run that has just started (or whose metrics are damaged) must not stop the others' figure
+            _curves(row.run)
+            plotted.append(row.run.path)
+        except SegbenchError as exc:
+            skipped.append(f"{row.name} ({'no metrics.jsonl' if not row.run.metrics.exists() else exc})")
     if not plotted:
         raise SegbenchError(f"no run in {path} has logged training metrics yet (metrics.jsonl); plot a run after"
                             " it has logged at least one step (trainer.log_every).")
-    skipped = [row.name for row in rows if not row.run.metrics.is_file()]
-    if skipped:
-        print(f"plot: left out (no metrics.jsonl): {', '.join(skipped)}", file=sys.stderr)
+    for reason in skipped:
+        print(f"plot: left out {reason}", file=sys.stderr)
     return plotted
