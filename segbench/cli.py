@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=_bounded_int(0, 1000), default=3,
                    help="prediction panels per run: the report split's first N images (0: none)")
     p.add_argument("--device", default=None, help="where the panels are predicted (default: each recipe's)")
+    p.add_argument("--include-smoke", action="store_true",
+                   help="also report `run --smoke` runs (checks on tiny data, left out by default)")
     p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser("predict", help="colourised predictions, overlays and comparison panels")
@@ -222,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds of one experiment: mean curve with the min-max range (default) or ± one std")
     p.add_argument("--pareto", action="store_true",
                    help="one runs folder: mIoU against benchmarked latency (log scale), each run labelled")
+    p.add_argument("--include-smoke", action="store_true",
+                   help="a runs folder: also draw `run --smoke` runs (checks on tiny data, left out by default)")
     p.set_defaults(func=commands.cmd_plot)
 
     p = sub.add_parser("emit-slurm", help="print a bash script that submits recipes as chained sbatch jobs")

@@ -2,6 +2,7 @@
 checks of it (hook names, the model contract, smoke variants, transforms, error rows)."""
 import ast
 import json
+import shutil
 from pathlib import Path
 
 import attrs
@@ -305,3 +306,15 @@ def test_smoke_runs_are_marked_and_left_out_of_compare(tmp_path, cli, capsys):
     status, out, _ = cli("compare", tmp_path / "runs", "--include-smoke")
     assert status == 0 and "complete (smoke)" in out
     assert len([line for line in out.splitlines() if line.startswith("| toy (")]) == 2
+
+    # Only smoke runs: every command that reads a runs folder says so and offers the option it has.
+    shutil.rmtree(real.path)
+    for command, extra in (("compare", []), ("report", ["--out", tmp_path / "report", "--images", "0"]),
+                           ("plot", [])):
+        status, _, err = cli(command, tmp_path / "runs", *extra)
+        assert status == 2 and f"holds only smoke runs (1: {smoke.path.name}), checks on tiny data that {command}" \
+            f" leaves out; add --include-smoke" in err, err
+        status, _, err = cli(command, tmp_path / "runs", *extra, "--include-smoke")
+        assert status == 0, err
+    status, _, err = cli("compare", smoke.path)
+    assert status == 2 and f"{smoke.path} is a smoke run" in err and "--runs-dir" not in err

@@ -191,9 +191,11 @@ def sort_rows(rows: list[RunRow]) -> list[RunRow]:
     return sorted(rows, key=key)
 
 
-def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False) -> list[RunRow]:
+def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False, command: str = "compare"
+                 ) -> list[RunRow]:
     """Every run directory directly under ``runs_dir`` (default ``$SEGBENCH_RUNS`` or ``./runs``);
-    ``run --smoke`` runs only with ``include_smoke`` (a note on stderr says how many were left out)."""
+    ``run --smoke`` runs only with ``include_smoke`` (a note on stderr, from ``command``, says how many were left
+    out and how to list them)."""
     folder = default_runs_dir(runs_dir)
     if not folder.is_dir():
         raise SegbenchError(f"runs directory {folder} " + ("is a file, not a folder" if folder.exists() else
@@ -201,16 +203,22 @@ def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False) -
                             " (the default: $SEGBENCH_RUNS, else ./runs)") + ". Give the folder that"
                             " `segbench run --runs-dir` wrote to, or train something first.")
     # A run directory given instead of the folder holding it: its one row (its own subfolders are no runs).
-    paths = [folder] if is_run_itself(folder) else sorted(folder.iterdir())
+    itself = is_run_itself(folder)
+    paths = [folder] if itself else sorted(folder.iterdir())
     rows = [read_run(path) for path in paths if is_run(path)]
     smoke = [row for row in rows if row.smoke]
     if smoke and not include_smoke:
         rows = [row for row in rows if not row.smoke]
-        print(f"compare: left out {len(smoke)} smoke run(s) ({', '.join(r.name for r in smoke[:5])}"
-              f"{', ...' if len(smoke) > 5 else ''}); --include-smoke lists them", file=sys.stderr)
+        names = f"{', '.join(r.name for r in smoke[:5])}{', ...' if len(smoke) > 5 else ''}"
+        if not rows:
+            what = f"{folder} is a smoke run" if itself else \
+                f"{folder} holds only smoke runs ({len(smoke)}: {names})"
+            raise SegbenchError(f"{what}, checks on tiny data that {command} leaves out; add --include-smoke to"
+                                " show them.")
+        print(f"{command}: left out {len(smoke)} smoke run(s) ({names}); --include-smoke shows them",
+              file=sys.stderr)
     if not rows:
-        left_out = " other than smoke runs (--include-smoke lists them)" if smoke else ""
-        raise SegbenchError(f"no runs in {folder}{left_out}: no subfolder holds a recipe.yaml, metrics.jsonl or"
+        raise SegbenchError(f"no runs in {folder}: no subfolder holds a recipe.yaml, metrics.jsonl or"
                             " results.json. Train with `segbench run RECIPE --runs-dir " f"{folder}` first.")
     return sort_rows(rows)
 

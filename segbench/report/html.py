@@ -237,9 +237,10 @@ def render_page(runs: list[RunFigures], *, source: Path) -> str:
         f"<script>{SCRIPT}</script></body></html>", ""])
 
 
-def build_report(runs_dir: Path | None, out: Path, *, images: int = 3, registries=None, device=None) -> Path:
+def build_report(runs_dir: Path | None, out: Path, *, images: int = 3, registries=None, device=None,
+                 include_smoke: bool = False) -> Path:
     """Write ``out/index.html`` and its figures; returns the page's path."""
-    rows = collect_runs(runs_dir)
+    rows = collect_runs(runs_dir, include_smoke=include_smoke, command="report")
     out = Path(out)
     make_folder(out, "--out")
     if images and registries is None:
@@ -256,6 +257,7 @@ def build_report(runs_dir: Path | None, out: Path, *, images: int = 3, registrie
 def report_command(args, *, registries=None) -> Path:
     if args.images < 0:
         raise SegbenchError(f"--images {args.images}: give a number of report images >= 0")
-    page = build_report(args.runs_dir, args.out, images=args.images, registries=registries, device=args.device)
+    page = build_report(args.runs_dir, args.out, images=args.images, registries=registries, device=args.device,
+                        include_smoke=args.include_smoke)
     print(page)
     return page

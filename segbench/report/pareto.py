@@ -30,11 +30,11 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dpi=DPI) -> Path:
+def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dpi=DPI, include_smoke=False) -> Path:
     from matplotlib.figure import Figure
 
     refuse_run_file(out if out is not None else Path(runs_dir) / "pareto.png")
-    rows = collect_runs(runs_dir)
+    rows = collect_runs(runs_dir, include_smoke=include_smoke, command="plot")
     points = {}  # backend -> [(latency ms, mIoU %, label)]
     skipped = []
     for row in rows:

@@ -159,10 +159,10 @@ def plot_command(args) -> Path:
         if len(args.run_dirs) != 1:
             raise SegbenchError(f"--pareto takes one runs directory (the folder holding the runs), got"
                                 f" {len(args.run_dirs)} paths")
-        out = plot_pareto(args.run_dirs[0], args.out)
+        out = plot_pareto(args.run_dirs[0], args.out, include_smoke=args.include_smoke)
         print(out)
         return out
-    run_dirs = [path for given in args.run_dirs for path in _runs_in(Path(given))]
+    run_dirs = [path for given in args.run_dirs for path in _runs_in(Path(given), include_smoke=args.include_smoke)]
     out = args.out
     if out is None and len(args.run_dirs) == 1 and run_dirs != [Path(args.run_dirs[0])]:
         out = Path(args.run_dirs[0]) / "curves.png"  # a folder of runs: the figure of all of them beside them
@@ -171,7 +171,7 @@ def plot_command(args) -> Path:
     return out
 
 
-def _runs_in(path: Path) -> list[Path]:
+def _runs_in(path: Path, *, include_smoke: bool = False) -> list[Path]:
     """``path`` itself when it is a run directory (or missing: the error names it); for a folder of runs, those
     that have logged metrics (smoke runs left out, as `compare` does)."""
     from segbench.report.compare import collect_runs, is_run, is_run_itself
@@ -180,7 +180,7 @@ def _runs_in(path: Path) -> list[Path]:
     if not path.is_dir() or is_run_itself(path) or run.metrics.exists() or not any(map(is_run, path.iterdir())):
         return [path]
     plotted, skipped = [], []
-    for row in collect_runs(path):
+    for row in collect_runs(path, include_smoke=include_smoke, command="plot"):
         try:  # a run that has just started (or whose metrics are damaged) must not stop the others' figure
             _curves(row.run)
             plotted.append(row.run.path)

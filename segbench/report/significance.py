@@ -204,7 +204,7 @@ def difference_command(args, target_a: str, target_b: str) -> str:
 
     def experiments():  # the runs directory is read once, and only when a target is a label
         if not found:
-            found.append(group_experiments(collect_runs(args.runs_dir)))
+            found.append(group_experiments(collect_runs(args.runs_dir, include_smoke=args.include_smoke)))
         return found[0]
 
     a, b = (resolve_experiment(t, experiments=experiments) for t in (target_a, target_b))
