@@ -88,8 +88,10 @@ class Pretrained(Scratch):
     def prepare(self, model, *, upstream_run):
         init = getattr(model, "segbench_init", "random")
         if init == "random":
-            raise RecipeError("strategy pretrained needs a pretrained backbone: set model.pretrained: imagenet"
-                              " (or a path to a ResNet50 state dict).")
+            raise RecipeError(f"strategy pretrained needs a model that starts from pretrained weights, and this"
+                              f" {type(model).__name__} starts from random ones. For a model with a `pretrained`"
+                              " option (deeplabv3, deeplabv3plus, lraspp_mobilenet_v3) set model.pretrained: imagenet"
+                              " or the path of its backbone's state dict; for any other, use strategy: scratch.")
         return f"pretrained: backbone from {init}"
 
 

@@ -101,6 +101,19 @@ def test_strategy_has_the_two_stage_methods(name):
     assert callable(strategy.upstream) and callable(strategy.prepare)
 
 
+@pytest.mark.parametrize("model", ["unet", "fast_scnn"])
+def test_pretrained_strategy_on_a_model_without_pretrained_weights_says_to_train_from_scratch(model):
+    from segbench.errors import RecipeError
+
+    entry = REGISTRIES.models.get(model)
+    network = entry.factory(entry.default_config(), num_classes=19)
+    strategy = REGISTRIES.strategies.get("pretrained")
+    with pytest.raises(RecipeError) as info:
+        strategy.factory(strategy.default_config()).prepare(network, upstream_run=None)
+    assert f"this {type(network).__name__} starts from random ones" in str(info.value)
+    assert "use strategy: scratch" in str(info.value)
+
+
 @pytest.mark.parametrize("name", REGISTRIES.loggers.names())
 def test_logger_drops_what_lies_beyond_the_step_it_restarts_from(name, tmp_path):
     """Every logger takes the records of a run, and a restart at a checkpoint's step keeps the steps up to
