@@ -89,6 +89,19 @@ class RunDir:
     def lock_file(self) -> Path:
         return self.path / "run.lock"
 
+    @property
+    def set_aside(self) -> Path:
+        """Where ``run --restart`` keeps the previous attempt's files until the new one's first checkpoint."""
+        return self.path / ".previous"
+
+    def set_aside_message(self) -> str | None:
+        """Why the run's files are missing, when an interrupted ``--restart`` left them in :attr:`set_aside`."""
+        if not self.set_aside.is_dir() or self.recipe_file.is_file():
+            return None
+        return (f"{self.path} was set aside by a `segbench run --restart` that stopped before its first checkpoint:"
+                f" its files wait in {self.set_aside}. The next `segbench run` of its recipe puts them back"
+                " first (or move them back by hand).")
+
     def is_complete(self) -> bool:
         return self.results.is_file()
 

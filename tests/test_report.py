@@ -273,6 +273,22 @@ def test_plot_of_a_runs_folder_leaves_out_a_run_that_has_logged_nothing_yet(cli,
     assert "plot: left out fresh" in err and "has no training metrics yet" in err
 
 
+def test_a_run_set_aside_by_an_interrupted_restart_is_named_with_how_to_get_it_back(cli, runs, tmp_path):
+    from segbench.engine.rundir import PreviousAttempt
+
+    folder = tmp_path / "runs"
+    shutil.copytree(runs[0], folder)
+    run = RunDir(folder / runs[1].path.name)
+    run.lock_file.write_text("")
+    assert PreviousAttempt(run).set_aside()  # what `run --restart` does first; then the process was killed
+    expected = f"{run.path} was set aside by a `segbench run --restart` that stopped before its first checkpoint"
+    for args in (["compare", run.path], ["evaluate", run.path], ["plot", run.path], ["export", run.path]):
+        status, _, err = cli(*args)
+        assert status == 2 and expected in err and "The next `segbench run` of its recipe puts them back" in err
+    status, out, err = cli("compare", folder)
+    assert status == 0 and "| short |" in out and f"compare: left out {expected}" in err
+
+
 # ---- end to end on the synthetic Cityscapes tree ------------------------------------------------------
 
 @pytest.mark.slow

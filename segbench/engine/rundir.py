@@ -31,7 +31,7 @@ class PreviousAttempt:
 
     def __init__(self, run: RunDir):
         self.run = run
-        self.folder = run.path / ".previous"
+        self.folder = run.set_aside
 
     def set_aside(self) -> bool:
         keep = {self.run.lock_file.name, self.folder.name}

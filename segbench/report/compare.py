@@ -202,10 +202,17 @@ def collect_runs(runs_dir: Path | None = None, *, include_smoke: bool = False, c
                             "does not exist") + ("" if runs_dir else
                             " (the default: $SEGBENCH_RUNS, else ./runs)") + ". Give the folder that"
                             " `segbench run --runs-dir` wrote to, or train something first.")
+    if RunDir(folder).set_aside_message():
+        raise SegbenchError(RunDir(folder).set_aside_message())
     # A run directory given instead of the folder holding it: its one row (its own subfolders are no runs).
     itself = is_run_itself(folder)
     paths = [folder] if itself else sorted(folder.iterdir())
     rows = [read_run(path) for path in paths if is_run(path)]
+    set_aside = [message for path in paths if path.is_dir() and (message := RunDir(path).set_aside_message())]
+    for message in set_aside if rows else ():
+        print(f"{command}: left out {message}", file=sys.stderr)
+    if set_aside and not rows:
+        raise SegbenchError(" ".join(set_aside))
     smoke = [row for row in rows if row.smoke]
     if smoke and not include_smoke:
         rows = [row for row in rows if not row.smoke]

@@ -37,6 +37,8 @@ def resolve_target(target: Path) -> tuple[RunDir, Path | None]:
     target = Path(target)
     if target.is_dir():
         run = RunDir(target)
+        if run.set_aside_message():
+            raise SegbenchError(run.set_aside_message())
         if not run.recipe_file.is_file():
             raise SegbenchError(f"{target} is not a run directory: it has no recipe.yaml. Give a directory that"
                                 " `segbench run` created (runs/<recipe>-<hash>/) or a checkpoint file in it.")

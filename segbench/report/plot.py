@@ -25,6 +25,8 @@ def _curves(run: RunDir) -> tuple[list, list]:
     if not run.path.is_dir():
         raise SegbenchError(f"{run.path} does not exist; give run directories that `segbench run` wrote"
                             " (runs/<recipe>-<hash>/)")
+    if run.set_aside_message():
+        raise SegbenchError(run.set_aside_message())
     records = run.read_metrics()
     train = [(r.iteration, r.loss) for r in records if isinstance(r, TrainStepRecord)]
     evals = [(r.iteration, r.mIoU) for r in records if isinstance(r, SelectionRecord) and r.mIoU is not None]
