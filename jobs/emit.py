@@ -115,7 +115,7 @@ def emit_command(args) -> None:
 
     paths, overrides = split_paths_and_overrides(args.paths)
     emitted = emit(paths, overrides, registries=build_registries(make_plugin_manager()), out_dir=args.out,
-                   runs_dir=args.runs_dir, smoke=args.smoke, seeds=parse_seeds(args.seeds) if args.seeds else None,
+                   runs_dir=args.runs_dir, smoke=args.smoke, seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
                    grid=parse_grid(args.grid))
     print(summary(emitted), file=sys.stderr)
     sys.stdout.write(emitted.script)

@@ -52,7 +52,7 @@ def _path(text: str) -> Path:
 
 
 def _add_overrides(parser):
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
+    parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 

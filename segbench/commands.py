@@ -19,7 +19,7 @@ def cmd_run(args) -> int:
     from segbench.recipe.variants import parse_grid, parse_seeds
 
     run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
-                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds else None,
+                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
                     grid=parse_grid(args.grid))
     return 0
 

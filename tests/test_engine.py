@@ -68,6 +68,13 @@ def test_a_run_writes_its_directory_and_results(tmp_path, registries):
     assert not run.lock_file.exists()
 
 
+def test_a_run_cut_short_by_max_iterations_says_so_and_stops_there(tmp_path, registries, capsys):
+    write_recipe(tmp_path)
+    run = train(tmp_path, registries, ["trainer.max_iterations=4"])  # 6 iterations per epoch, 3 epochs
+    assert run.read_results().iterations == 4
+    assert "4 iteration(s) (trainer.max_iterations; 6 per epoch)" in capsys.readouterr().err
+
+
 def test_run_files_are_readable_like_any_file_the_user_writes(tmp_path, registries):
     """Atomic writes go through mkstemp (mode 0o600); results and checkpoints must still follow the umask, so a
     colleague on a shared cluster can compare and evaluate the runs."""

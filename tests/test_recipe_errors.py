@@ -279,6 +279,7 @@ def test_a_bad_grid_point_is_refused_before_any_run_trains(cli, recipe_dir, grid
     (["--grid", "optimizer.lr=1.0e-3,0.001"], ["gives the value 0.001 twice"]),
     (["--seeds", "0,,1"], ["--seeds '0,,1'", "separated by commas"]),
     (["--seeds", "0,1,"], ["--seeds '0,1,'"]),
+    (["--seeds", ""], ["--seeds ''", "separated by commas"]),  # not the recipe's own seed in silence
     (["--runs-dir", ""], ["--runs-dir", "the path is empty"]),
 ])
 def test_an_experiment_that_would_run_something_twice_or_somewhere_else_is_refused(cli, recipe_dir, args, needles):

@@ -289,6 +289,19 @@ def test_a_run_set_aside_by_an_interrupted_restart_is_named_with_how_to_get_it_b
     assert status == 0 and "| short |" in out and f"compare: left out {expected}" in err
 
 
+def test_the_printed_next_commands_can_be_pasted_for_a_path_with_spaces(runs, tmp_path, capsys):
+    import shlex
+
+    from segbench.engine.runner import _print_summary
+
+    run = RunDir(tmp_path / "my runs ü" / runs[1].path.name)
+    shutil.copytree(runs[1].path, run.path)
+    _print_summary(run)
+    out = capsys.readouterr().out
+    command = out.split("curves: ", 1)[1].splitlines()[0]
+    assert shlex.split(command) == ["segbench", "plot", str(run.path)]
+
+
 # ---- end to end on the synthetic Cityscapes tree ------------------------------------------------------
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """``segbench run``: resolve a recipe, run upstream stages first, train, report, write results."""
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
         shutdown(env_from_environment(), finished=finished)
     if len(runs) > 1:
         _say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
-             f" segbench compare {runs[0].path.parent}")
+             f" segbench compare {shlex.quote(str(runs[0].path.parent))}")
     return runs
 
 
@@ -156,7 +157,7 @@ def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, si
         resumed = trainer.resume()
         if runtime.dist.is_main:
             _say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
-                 f" {trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s), {init_note}")
+                 f" {_schedule(trainer)}, {init_note}")
         trainer.fit(signals)
     finally:
         loggers.close()
@@ -244,6 +245,14 @@ def _fraction(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"  # None: no class occurs in the report split
 
 
+def _schedule(trainer) -> str:
+    """``E epoch(s) x I iteration(s)``, or where trainer.max_iterations stops it first."""
+    if trainer.total_iterations < trainer.epochs * trainer.iterations_per_epoch:
+        return (f"{trainer.total_iterations} iteration(s) (trainer.max_iterations; {trainer.iterations_per_epoch}"
+                " per epoch)")
+    return f"{trainer.epochs} epoch(s) x {trainer.iterations_per_epoch} iteration(s)"
+
+
 def _print_summary(run: RunDir) -> None:
     results = run.read_results()
     lines = [f"results for {results.recipe} ({results.model}, {results.strategy}):",
@@ -252,5 +261,5 @@ def _print_summary(run: RunDir) -> None:
     for name, iou in results.per_class_iou.items():
         lines.append(f"    {name:<14} {'n/a' if iou is None else f'{iou:.4f}'}")
     lines.append(f"  run directory {run.path}")
-    lines.append(f"  results {run.results}   curves: segbench plot {run.path}")
+    lines.append(f"  results {run.results}   curves: segbench plot {shlex.quote(str(run.path))}")
     print("\n".join(lines), flush=True)

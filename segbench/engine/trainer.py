@@ -274,7 +274,9 @@ class Trainer:
             self.train_data.set_epoch(state.epoch)
         loader = data_loader(self.train_data, batch_sampler=remaining, num_workers=cfg.num_workers,
                             pin_memory=self.device.type == "cuda")
-        bar = tqdm(total=len(windows), initial=state.window_in_epoch, disable=not (self.progress and self.env.is_main),
+        # trainer.max_iterations may end the run inside this epoch: the bar ends where training does.
+        steps_here = min(len(windows), state.window_in_epoch + self.total_iterations - state.iteration)
+        bar = tqdm(total=steps_here, initial=state.window_in_epoch, disable=not (self.progress and self.env.is_main),
                    desc=f"epoch {state.epoch + 1}/{self.epochs}", unit="it", leave=False)
         loss_sum = torch.zeros((), device=self.device)
         logged_steps, images_seen, log_started = 0, 0, time.perf_counter()

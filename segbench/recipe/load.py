@@ -97,8 +97,9 @@ def read_yaml_mapping(path: Path) -> dict:
         raise RecipeError(f"YAML syntax error in {path}{where}: {problem}. Fix the YAML there"
                           " (indentation, a missing ':' or an unclosed quote or bracket).") from None
     if data is None:
-        raise RecipeError(f"recipe file {path} is empty. A recipe is a YAML mapping such as"
-                          " `base: _base/default.yaml` followed by the sections it changes.")
+        raise RecipeError(f"recipe file {path} is empty. A recipe is a YAML mapping of sections such as"
+                          " `model: {name: unet}`, or `base: <another recipe>.yaml` followed by the sections it"
+                          " changes (recipes/quickstart.yaml is a whole one).")
     if not isinstance(data, dict):
         raise RecipeError(f"recipe file {path} holds a YAML {type(data).__name__}, not a mapping."
                           " A recipe's top level is `key: value` lines (model:, data:, trainer: ...).")
@@ -194,7 +195,8 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool 
     """
     path = Path(path)
     if path.is_dir():
-        raise RecipeError(f"{path} is a folder; `segbench run` takes one recipe file (a .yaml).")
+        raise RecipeError(f"{path} is a folder; give one recipe file (a .yaml). `segbench emit-slurm` is the command"
+                          " that takes a folder of recipes.")
     data, chain = _load_chain(path, ())
     data = apply_overrides(data, overrides, files=[str(p) for p in chain])
     seeds = None

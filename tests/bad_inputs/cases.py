@@ -283,7 +283,7 @@ def evaluate_a_missing_path(ctx):
     return ["evaluate", "runs/nothing"]
 
 
-@case("cli", "runs is a folder", "takes one recipe file", slow=True)
+@case("cli", "runs is a folder", "give one recipe file", slow=True)
 def run_a_folder(ctx):
     return ["run", "runs", *RUN]
 
