@@ -301,6 +301,9 @@ def write_results(stem: str, report: dict, markdown: str) -> None:
 
     if not isinstance(report.get("machine"), dict):
         report["machine"] = machine()
+    line = machine_line(report["machine"])
+    if line not in markdown:  # the Markdown names its machine too, whatever the script put in it
+        markdown = markdown.rstrip("\n") + f"\n\nMachine: {line}.\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(RESULTS / f"{stem}.md", markdown)

@@ -93,7 +93,11 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    out = Path(sys.argv[1])
+    parser = common.argument_parser(__doc__)
+    parser.add_argument("out", type=Path, help="the folder gpu_check.sh wrote (it holds steps.tsv)")
+    out = parser.parse_args().out
+    if not (out / "steps.tsv").is_file():
+        parser.error(f"{out} holds no steps.tsv; give the OUT folder of a finished bash benchmarks/gpu_check.sh")
     report = collect(out)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "gpu_check.md").write_text(markdown(report))

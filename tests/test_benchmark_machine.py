@@ -30,6 +30,7 @@ def test_result_files_carry_the_machine_even_when_a_script_forgot_it(tmp_path, m
     common.write_results("example", {"figure": 1.0}, "# example\n")
     written = json.loads((tmp_path / "example.json").read_text())
     assert written["figure"] == 1.0 and written["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert f"Machine: {common.machine_line(written['machine'])}." in (tmp_path / "example.md").read_text()
 
 
 def test_every_committed_result_file_names_its_machine():
@@ -43,3 +44,7 @@ def test_every_committed_result_file_names_its_machine():
         assert isinstance(info, dict), f"{where}: no machine description"
         assert info.get("cpu_model") and info.get("cpu_capability") and info.get("threads"), where
         assert info["gemm"]["gflop_per_s"]["fp32"] > 0, where
+        markdown = path.with_suffix(".md")
+        if markdown.exists():  # the table a reader opens names the machine as well
+            text = markdown.read_text()
+            assert info["cpu_model"] in text and info["cpu_capability"] in text, markdown.relative_to(REPO)
