@@ -43,7 +43,15 @@ def main() -> None:
     registries = default_registries()
     rows = [row for row in collect_runs(args.runs_dir) if row.complete]
     rows.sort(key=lambda row: ORDER.index(row.model) if row.model in ORDER else len(ORDER))
-    results, loads = [], []
+    results, loads, saved_at = [], [], []
+
+    def full_size(run_path):  # what `segbench benchmark` times by default: the report split's first image
+        from segbench.report.export import report_input_size
+        from segbench.report.loading import load_run
+
+        loaded, dataset = load_run(run_path, registries, device="cpu")
+        return tuple(report_input_size(loaded, dataset))
+
     for row in rows:
         print(f"{row.name} ...", file=sys.stderr, flush=True)
         component = plan_for_run(row.run, registries).model  # the run's own model settings (e.g. unet width)
@@ -54,6 +62,16 @@ def main() -> None:
         for backend in ("torch", "onnxruntime"):
             loads.append(common.load_average())
             saved = read_latency(row.run.path, backend) if args.saved else None
+            if saved is not None:
+                wanted = (1, full_size(row.run.path), args.threads)
+                if (saved.batch, tuple(saved.input_size), saved.threads) != wanted:
+                    print(f"{row.name}: the saved {backend} record is batch {saved.batch} at"
+                          f" {'x'.join(map(str, saved.input_size))} with {saved.threads} thread(s), not batch 1 at"
+                          f" {'x'.join(map(str, wanted[1]))} with {args.threads}: measuring again",
+                          file=sys.stderr, flush=True)
+                    saved = None
+            if saved is not None:
+                saved_at.append(saved.measured_at)
             timed[backend] = saved or benchmark(row.run.path, backend=backend, threads=args.threads,
                                                 registries=registries)
         loads.append(common.load_average())
@@ -66,9 +84,11 @@ def main() -> None:
             "measured_at": timed["torch"].measured_at,
         })
     machine = {**common.machine(), "cpu": cpu_model(), "load_average_1min": loads}
-    when = sorted(r["measured_at"] for r in results)
-    load_note = (f"saved measurements taken {when[0]} to {when[-1]}" if args.saved else
-                 f"1-minute load average {min(loads):.1f}-{max(loads):.1f} (shared machine)")
+    measured = 2 * len(results) - len(saved_at)
+    load_note = "; ".join(
+        ([f"{len(saved_at)} saved measurement(s) taken {min(saved_at)} to {max(saved_at)}"] if saved_at else []) +
+        ([f"{measured} measured now, 1-minute load average {min(loads):.1f}-{max(loads):.1f} (shared machine)"]
+         if measured else []))
     lines = [f"CPU: {machine['cpu']} ({machine['cpu_capability']}), {args.threads} thread(s), batch 1, at the runs'"
              f" full resolution; {load_note}.",
              "Latency p50 in ms, model only / end to end (normalisation, forward, up-sampling, argmax).", "",
