@@ -111,11 +111,11 @@ def emit_command(args) -> None:
     from segbench.plugins import make_plugin_manager
     from segbench.registry import build_registries
 
-    from segbench.recipe.variants import parse_grid, parse_seeds
+    from segbench.recipe.variants import parse_grid, seeds_option
 
     paths, overrides = split_paths_and_overrides(args.paths)
     emitted = emit(paths, overrides, registries=build_registries(make_plugin_manager()), out_dir=args.out,
-                   runs_dir=args.runs_dir, smoke=args.smoke, seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+                   runs_dir=args.runs_dir, smoke=args.smoke, seeds=seeds_option(args.seeds),
                    grid=parse_grid(args.grid))
     print(summary(emitted), file=sys.stderr)
     sys.stdout.write(emitted.script)

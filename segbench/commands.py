@@ -16,10 +16,10 @@ def _registries():
 
 def cmd_run(args) -> int:
     from segbench.engine.runner import run_recipe_file
-    from segbench.recipe.variants import parse_grid, parse_seeds
+    from segbench.recipe.variants import parse_grid, seeds_option
 
     run_recipe_file(args.recipe, args.overrides, runs_dir=args.runs_dir, restart=args.restart,
-                    smoke=args.smoke, device=args.device, seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+                    smoke=args.smoke, device=args.device, seeds=seeds_option(args.seeds),
                     grid=parse_grid(args.grid))
     return 0
 

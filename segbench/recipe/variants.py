@@ -52,6 +52,11 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def seeds_option(text: str | None) -> tuple[int, ...] | None:
+    """``--seeds`` as given (``None``: the recipe's own seeds); an empty value is a mistake, not the default."""
+    return None if text is None else parse_seeds(text)
+
+
 def split_values(text: str) -> list[str]:
     """Split ``v1,v2`` on the commas outside brackets, braces and quotes (``[1,2],[3,4]`` is two values)."""
     values, depth, quote, current = [], 0, None, ""
