@@ -92,7 +92,7 @@ for scenario in sys.argv[2].split(","):
     matrix = tiny_confusion(model, env, int(count))
     with open(f"{sys.argv[1]}/rank{env.rank}-{wrapper}-{count}.json", "w") as handle:
         json.dump({"rank": env.rank, "world_size": env.world_size, "matrix": matrix.tolist()}, handle)
-shutdown(env)
+shutdown(env, finished=True)  # as the runner ends a run that succeeded
 """
 
 
