@@ -48,6 +48,12 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def job_log(path) -> str:
+    """A job's log as text. The batch shell and the training process write to the same file, so a line of the
+    shell's ("got SIGUSR1") can land between the bytes of a progress bar's multi-byte character."""
+    return path.read_text(errors="replace")
+
+
 def test_a_failing_stage_cancels_its_dependents(slurm, tmp_path):
     recipes = tmp_path / "recipes"
     write(recipes / "_base" / "default.yaml", MINIMAL_RECIPE)
@@ -92,7 +98,7 @@ def test_usr1_mid_training_requeues_and_resumes_to_the_same_weights(slurm, tmp_p
     assert int(interrupted["Restarts"]) >= 1 and reference["Restarts"] == "0"
     results = json.loads((run_dir / "results.json").read_text())
     assert results["resumed"] is True and results["iterations"] == 30
-    log = (tmp_path / "out-interrupted" / f"{run_dir.name}.log").read_text()
+    log = job_log(tmp_path / "out-interrupted" / f"{run_dir.name}.log")
     assert "requeueing job" in log
 
     weights = [torch.load(path / "checkpoints" / "last.pt", weights_only=True)["model"]
@@ -108,7 +114,7 @@ def test_a_two_task_job_trains_one_run_with_ddp(slurm, tmp_path):
     (name, job, _), = jobs
     state = slurm.wait_for([job], timeout=300)[job]
     assert (state["JobState"], state["NumTasks"]) == ("COMPLETED", "2")
-    log = (tmp_path / "out" / f"{name}.log").read_text()
+    log = job_log(tmp_path / "out" / f"{name}.log")
     # one run shared by two ranks: half the batches per epoch, one summary (two separate runs would print
     # two, and one of them would find the run directory locked)
     per_rank_batches = SMOKE_TREE["train"] // 2 // 2  # 2 ranks, batch_size 2
@@ -170,7 +176,7 @@ def test_every_recipe_is_submitted_and_completes(recipes_submitted):
         if name.endswith("-array"):
             continue
         assert (runs / name / "results.json").is_file()
-        log = (recipes_submitted["root"] / "out" / f"{name}.log").read_text()
+        log = job_log(recipes_submitted["root"] / "out" / f"{name}.log")
         assert "Traceback" not in log, log[-3000:]
         if int(states[job]["NumTasks"]) > 1:  # one run shared by the ranks
             assert log.count(f"results for {name.rsplit('-', 1)[0]}") == 1, log[-3000:]
