@@ -8,7 +8,7 @@ import attrs
 
 from segbench.runs import RunDir
 from segbench.errors import RecipeError
-from segbench.records import NewerRecordError, RecordError
+from segbench.records import RecordError
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
 from segbench.recipe.variants import GridAxis, Variant, load_variants
@@ -82,17 +82,11 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
     stages: dict[str, Stage] = {}
 
     def complete(plan) -> bool:
-        run = RunDir.for_plan(plan, runs_dir)
-        if not run.is_complete():
-            return False
         try:  # a damaged results.json would pass for a finished run and fail its job at once: say so now
-            run.read_results()
-        except NewerRecordError:
-            pass  # written by a newer segbench: finished all the same
+            return RunDir.for_plan(plan, runs_dir).is_finished()
         except RecordError as exc:
             raise RecipeError(f"{plan.recipe.name}: {exc} (Or move it away and emit again: its job does the same.)"
                               ) from None
-        return True
 
     problems: list[RecipeError] = []
     for path in recipe_paths:

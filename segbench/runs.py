@@ -105,6 +105,17 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.results.is_file()
 
+    def is_finished(self) -> bool:
+        """Complete with a readable results file. A damaged one is an error saying how to write it again: it
+        would pass for a finished run, and whatever reads it (a stage started from it, compare) fail later."""
+        if not self.is_complete():
+            return False
+        try:
+            self.read_results()
+        except NewerRecordError:
+            pass  # written by a newer segbench: finished all the same
+        return True
+
     def check_layout(self) -> None:
         """Refuse a run directory whose folders are files or whose files are folders, before any training
         (a folder named results.json would fail the run only after it trained, one named metrics.jsonl would

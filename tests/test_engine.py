@@ -199,6 +199,22 @@ def test_finetune_runs_its_base_stage_first_then_reuses_it(tmp_path, registries,
     assert coarse.results.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.parametrize("damage", ["{}", "{cut sho", "\xff\xfe not text"])
+def test_a_base_stage_with_a_damaged_results_file_stops_the_run_before_it_trains(tmp_path, registries, damage):
+    """Counted as finished, the fine stage trained from it and the damage surfaced only in compare; now the run
+    stops at once, naming the file and how to write it again, and writes nothing for the fine stage."""
+    from segbench.errors import SegbenchError
+
+    write_recipe(tmp_path, "coarse.yaml")
+    write_recipe(tmp_path, "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n")
+    coarse = train(tmp_path, registries, name="coarse.yaml")
+    coarse.results.write_bytes(damage.encode("latin-1"))
+    with pytest.raises(SegbenchError, match="results.json .*move it away and run the same `segbench run`"):
+        train(tmp_path, registries, name="fine.yaml")
+    assert [path.name for path in (tmp_path / "runs").iterdir()] == [coarse.path.name]
+    assert coarse.results.read_bytes() == damage.encode("latin-1")
+
+
 def test_a_second_process_on_the_same_run_is_refused_and_stale_locks_are_taken_over(tmp_path, registries):
     write_recipe(tmp_path)
     run = RunDir.for_plan(build_plan(load_recipe(tmp_path / "toy.yaml"), registries), tmp_path / "runs")

@@ -76,7 +76,8 @@ def _check_all_runs(variants, registries) -> None:
 def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
     """Run ``recipe``, first running the stages its strategy starts from that are not complete."""
     def complete(plan) -> bool:
-        return not (restart and plan.recipe.path == recipe.path) and RunDir.for_plan(plan, runs_dir).is_complete()
+        # A damaged results.json is an error now, before any stage trains, not when the next command reads it.
+        return not (restart and plan.recipe.path == recipe.path) and RunDir.for_plan(plan, runs_dir).is_finished()
 
     stages = resolve_stages(recipe, registries, is_complete=complete)
     for stage in stages:
