@@ -50,3 +50,10 @@ def test_the_lazy_imports_reach_torchvision_when_an_image_is_drawn(tmp_path):
     assert by_name.shape == (3, 3, 4) and torch.equal(by_name, by_enum)
     assert torch.equal(png.read_png(grey)[0], torch.from_numpy(np.arange(12, dtype=np.uint8).reshape(3, 4)))
     assert sum(1 for c in cityscapes_classes() if 0 <= c.train_id < 255) == 19
+
+
+def test_python_dash_m_segbench_is_the_command(tmp_path):
+    """What `torchrun -m segbench run R` starts: the command's own errors and exit status, from any folder."""
+    result = subprocess.run([sys.executable, "-m", "segbench", "show", str(tmp_path / "missing.yaml")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "missing.yaml" in result.stderr and "Traceback" not in result.stderr
