@@ -107,7 +107,7 @@ class RunDir:
 
     def is_finished(self) -> bool:
         """Complete with a readable results file. A damaged one is an error saying how to write it again: it
-        would pass for a finished run, and whatever reads it (a stage started from it, compare) fail later."""
+        would pass for a finished run, and whatever reads it (a stage started from it, compare) would fail later."""
         if not self.is_complete():
             return False
         try:
