@@ -11,7 +11,7 @@ import torch
 from segbench.engine.checkpoint import load_checkpoint
 from segbench.engine.rundir import RunDir
 from segbench.engine.runner import run_stage
-from segbench.errors import CheckpointError, RunLockedError, TrainingDivergedError
+from segbench.errors import CheckpointError, RunLockedError, SegbenchError, TrainingDivergedError
 from segbench.recipe.load import load_recipe
 from segbench.recipe.plan import build_plan
 from tests import engine_plugin
@@ -203,8 +203,6 @@ def test_finetune_runs_its_base_stage_first_then_reuses_it(tmp_path, registries,
 def test_a_base_stage_with_a_damaged_results_file_stops_the_run_before_it_trains(tmp_path, registries, damage):
     """Counted as finished, the fine stage trained from it and the damage surfaced only in compare; now the run
     stops at once, naming the file and how to write it again, and writes nothing for the fine stage."""
-    from segbench.errors import SegbenchError
-
     write_recipe(tmp_path, "coarse.yaml")
     write_recipe(tmp_path, "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n")
     coarse = train(tmp_path, registries, name="coarse.yaml")
@@ -251,8 +249,6 @@ def test_a_checkpoint_path_that_is_a_folder_is_called_a_folder(tmp_path):
 
 @pytest.mark.parametrize("damage", ["results.json/", "metrics.jsonl/", "checkpoints", "checkpoints/last.pt/"])
 def test_a_damaged_run_directory_is_refused_before_training_and_restart_repairs_it(tmp_path, registries, damage):
-    from segbench.errors import SegbenchError
-
     write_recipe(tmp_path)
     run = RunDir.for_plan(build_plan(load_recipe(tmp_path / "toy.yaml"), registries), tmp_path / "runs")
     target = run.path / damage.rstrip("/")
