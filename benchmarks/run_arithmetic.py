@@ -33,15 +33,17 @@ def step_flops(model, *, batch: int, size: tuple[int, int], num_classes: int, tr
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from segbench.deep_supervision import split_training_output, supervised_loss
+
     counter = FlopCounterMode(display=False)
     with torch.device("meta"):
         images = torch.empty(batch, 3, *size)
         masks = torch.zeros(batch, *size, dtype=torch.long)
         model.train(train)
         with counter, torch.set_grad_enabled(train):
-            logits = model(images)
-            if train:
-                torch.nn.functional.cross_entropy(logits, masks).backward()
+            output = model(images)
+            if train:  # with the auxiliary classifiers of a deeply supervised model
+                supervised_loss(torch.nn.functional.cross_entropy, split_training_output(output), masks).backward()
     return counter.get_total_flops()
 
 

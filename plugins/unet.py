@@ -13,6 +13,14 @@ less at the deep levels). ``stem_stride: 2`` makes the first convolution stride 
 works on a quarter of the pixels, and up-samples the logits bilinearly to the input size.
 ``skip: add`` adds the up-sampled features to the skip connection instead of concatenating them
 (as LinkNet does), halving the input of each decoder level's first convolution.
+
+Two options make it learn faster for the same arithmetic, which matters most in short schedules.
+``block: residual`` adds each level's input to its two convolutions' output (He et al. 2016; a 1x1
+convolution where the width changes), so gradients reach the early levels directly.
+``deep_supervision`` (a weight, 0 = off) adds a 1x1 classifier on every decoder level but the last; in
+training the model returns their up-sampled logits too (``DeepSupervision``), each trained with the
+recipe's loss at that weight, so the coarse levels learn the classes directly. Eval mode and export
+return the main logits only; the auxiliary classifiers cost no inference time.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from torch.nn import functional as F
 
 from segbench import hookimpl
 from segbench.config import in_range
+from segbench.deep_supervision import DeepSupervision
 
 LEVELS = 5
 DEFAULT_WIDTH = 64
@@ -42,7 +51,9 @@ class UNetConfig:
     """``width``: the first level's channels, doubled at each of the 5 levels; or ``channels``: every
     level's width (2 to 6 levels, e.g. [32, 48, 64, 96, 128]). ``stem_stride`` 2 halves the input in the
     first convolution and up-samples the logits: a quarter of the arithmetic. ``skip``: ``concat``
-    (the paper's) or ``add`` the encoder's features to the decoder's."""
+    (the paper's) or ``add`` the encoder's features to the decoder's. ``block``: ``plain`` (two
+    convolutions) or ``residual`` (the two plus a shortcut). ``deep_supervision``: the weight of the
+    auxiliary classifiers' losses (0 leaves them out)."""
 
     width: int = attrs.field(default=DEFAULT_WIDTH, validator=in_range(1, 1024))
     channels: tuple[int, ...] | None = attrs.field(
@@ -51,6 +62,9 @@ class UNetConfig:
     stem_stride: Literal[1, 2] = attrs.field(default=1, validator=attrs.validators.in_((1, 2)))
     skip: Literal["concat", "add"] = attrs.field(default="concat",
                                                  validator=attrs.validators.in_(("concat", "add")))
+    block: Literal["plain", "residual"] = attrs.field(default="plain",
+                                                      validator=attrs.validators.in_(("plain", "residual")))
+    deep_supervision: float = attrs.field(default=0.0, validator=in_range(0, 10))
 
     def level_channels(self) -> tuple[int, ...]:
         return self.channels if self.channels is not None else tuple(self.width * 2**i for i in range(LEVELS))
@@ -68,20 +82,44 @@ class DoubleConv(nn.Sequential):
         )
 
 
+def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> list[nn.Module]:
+    # No bias: the batch-norm after it has one.
+    return [nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels)]
+
+
+class ResidualDoubleConv(nn.Module):
+    """Two 3x3 convolutions with batch-norm, plus the input (through a 1x1 convolution where the width or
+    stride changes), then ReLU: ResNet's basic block."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.body = nn.Sequential(*_conv_bn(in_channels, out_channels, 3, stride), nn.ReLU(inplace=True),
+                                  *_conv_bn(out_channels, out_channels, 3))
+        same = in_channels == out_channels and stride == 1
+        self.shortcut = nn.Identity() if same else nn.Sequential(*_conv_bn(in_channels, out_channels, 1, stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+BLOCKS = {"plain": DoubleConv, "residual": ResidualDoubleConv}
+
+
 class Down(nn.Sequential):
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels))
+    def __init__(self, in_channels: int, out_channels: int, block=DoubleConv):
+        super().__init__(nn.MaxPool2d(2), block(in_channels, out_channels))
 
 
 class Up(nn.Module):
     """Upsample 2x to the skip connection's width, pad to its size (odd sizes lose a row at pooling),
     concatenate (or add), two convolutions."""
 
-    def __init__(self, deep_channels: int, skip_channels: int, add: bool = False):
+    def __init__(self, deep_channels: int, skip_channels: int, add: bool = False, block=DoubleConv):
         super().__init__()
         self.add = add
         self.up = nn.ConvTranspose2d(deep_channels, skip_channels, kernel_size=2, stride=2)
-        self.conv = DoubleConv(skip_channels if add else 2 * skip_channels, skip_channels)
+        self.conv = block(skip_channels if add else 2 * skip_channels, skip_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
@@ -91,19 +129,27 @@ class Up(nn.Module):
 
 
 class UNet(nn.Module):
-    """``(N, 3, H, W)`` images to ``(N, num_classes, H, W)`` logits, for any H and W."""
+    """``(N, 3, H, W)`` images to ``(N, num_classes, H, W)`` logits, for any H and W (in training mode with
+    ``deep_supervision`` > 0, a ``DeepSupervision`` holding them and the decoder levels' logits)."""
 
     def __init__(self, num_classes: int, *, channels: tuple[int, ...] = UNetConfig().level_channels(),
-                 stem_stride: int = 1, skip: str = "concat", in_channels: int = 3):
+                 stem_stride: int = 1, skip: str = "concat", block: str = "plain", deep_supervision: float = 0.0,
+                 in_channels: int = 3):
         super().__init__()
         self.stem_stride = stem_stride
         # The poolings (and the stem) must leave at least one pixel at the bottom level.
         self.min_side = 2 ** (len(channels) - 1) * stem_stride
-        self.inc = DoubleConv(in_channels, channels[0], stride=stem_stride)
-        self.downs = nn.ModuleList(Down(a, b) for a, b in zip(channels[:-1], channels[1:]))
-        self.ups = nn.ModuleList(Up(deep, width, add=skip == "add")
+        level = BLOCKS[block]
+        self.inc = level(in_channels, channels[0], stride=stem_stride)
+        self.downs = nn.ModuleList(Down(a, b, level) for a, b in zip(channels[:-1], channels[1:]))
+        self.ups = nn.ModuleList(Up(deep, width, add=skip == "add", block=level)
                                  for deep, width in zip(reversed(channels[1:]), reversed(channels[:-1])))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
+        self.deep_supervision = deep_supervision
+        # One classifier per decoder level before the last (whose output the head reads).
+        self.auxiliary_heads = nn.ModuleList(
+            nn.Conv2d(width, num_classes, kernel_size=1) for width in list(reversed(channels[:-1]))[:-1]
+        ) if deep_supervision > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -112,19 +158,27 @@ class UNet(nn.Module):
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
+        supervise = self.training and self.auxiliary_heads is not None
+        auxiliary = []
         x = skips.pop()
-        for up in self.ups:
+        for index, up in enumerate(self.ups):
             x = up(x, skips.pop())
+            if supervise and index < len(self.auxiliary_heads):
+                auxiliary.append(self._to_input_size(self.auxiliary_heads[index](x), height, width))
         logits = self.head(x)
         if self.stem_stride != 1:
-            logits = F.interpolate(logits, size=(max(height, self.min_side), max(width, self.min_side)),
-                                   mode="bilinear", align_corners=False)
-        return logits[..., :height, :width]
+            logits = self._to_input_size(logits, height, width)
+        logits = logits[..., :height, :width]
+        return DeepSupervision(logits, tuple(auxiliary), self.deep_supervision) if supervise else logits
+
+    def _to_input_size(self, logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        padded = (max(height, self.min_side), max(width, self.min_side))
+        return F.interpolate(logits, size=padded, mode="bilinear", align_corners=False)[..., :height, :width]
 
 
 def build_unet(config: UNetConfig, *, num_classes: int) -> UNet:
     model = UNet(num_classes, channels=config.level_channels(), stem_stride=config.stem_stride,
-                 skip=config.skip)
+                 skip=config.skip, block=config.block, deep_supervision=config.deep_supervision)
     model.segbench_init = "random"
     return model
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from segbench import hookimpl
+from segbench.deep_supervision import DeepSupervision
 from tests.engine_plugin import Blobs, BlobsConfig
 
 
@@ -73,6 +74,18 @@ class TrainOnlyHalfSize(nn.Module):
         return out[:, :, ::2, ::2] if self.training else out
 
 
+class AuxiliaryHalfSize(nn.Module):
+    """Deep supervision whose auxiliary logits were not up-sampled to the input size."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x):
+        out = self.conv(x)
+        return DeepSupervision(out, (out[:, :, ::2, ::2],), 0.4) if self.training else out
+
+
 class NanAtInit(nn.Module):
     def __init__(self, num_classes):
         super().__init__()
@@ -138,6 +151,8 @@ class Misbehaving:
     def segbench_register_models(self, register):
         register("returns_none", lambda config, *, num_classes: None, config=NoConfig)
         register("train_only_half_size", lambda config, *, num_classes: TrainOnlyHalfSize(num_classes),
+                 config=NoConfig)
+        register("auxiliary_half_size", lambda config, *, num_classes: AuxiliaryHalfSize(num_classes),
                  config=NoConfig)
         register("nan_at_init", lambda config, *, num_classes: NanAtInit(num_classes), config=NoConfig)
         register("pooled_batch_norm", lambda config, *, num_classes: PooledBatchNorm(num_classes), config=NoConfig)

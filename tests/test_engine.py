@@ -98,6 +98,23 @@ def test_same_recipe_and_seed_give_identical_metrics_and_weights(tmp_path, regis
     assert_same_weights(weights(first), weights(second))
 
 
+def test_deep_supervision_adds_each_auxiliary_loss_at_the_models_weight(tmp_path, registries):
+    """The U-Net builds its auxiliary classifiers after the rest, so with one seed the networks start the same:
+    the first step's loss is the main loss plus weight x the auxiliary losses."""
+    write_recipe(tmp_path)
+
+    def first_loss(model_settings, runs):
+        run = train(tmp_path, registries, [f"model={{name: unet, channels: [4, 8, 8], {model_settings}}}",
+                                           "trainer.max_iterations=1"], runs=runs)
+        return next(r["loss"] for r in metric_records(run) if r["type"] == "train")
+
+    plain = first_loss("block: residual", "plain")
+    half = first_loss("block: residual, deep_supervision: 0.5", "half")
+    full = first_loss("block: residual, deep_supervision: 1.0", "full")
+    assert half > plain
+    assert full - half == pytest.approx(half - plain, rel=1e-4)
+
+
 @pytest.mark.parametrize("accumulate, batch, count", [(2, 2, 8), (4, 2, 6)])
 def test_gradient_accumulation_equals_one_large_batch(tmp_path, registries, accumulate, batch, count):
     """k micro-batches of b images == one batch of k*b images; (4, 2, 6) ends on a partial window of 3."""

@@ -158,12 +158,53 @@ def test_unet_added_skips_keep_the_output_size_and_halve_the_decoders_first_conv
     assert cost["added"] < cost["concatenated"]
 
 
+@pytest.mark.parametrize("size", [(64, 128), (33, 47), (5, 3)])
+@pytest.mark.parametrize("stem_stride", [1, 2])
+def test_unet_residual_blocks_add_a_shortcut_to_every_level(registries, size, stem_stride):
+    model = _build(registries, "unet", meta=False, channels=[8, 12, 16], block="residual", skip="add",
+                   stem_stride=stem_stride).train()
+    blocks = [model.inc, *(down[1] for down in model.downs), *(up.conv for up in model.ups)]
+    # A 1x1 convolution where the width or the stride changes, the input itself where neither does.
+    assert [type(b.shortcut).__name__ for b in blocks] == ["Sequential", "Sequential", "Sequential", "Identity",
+                                                           "Identity"]
+    target = torch.randint(0, NUM_CLASSES, (2, *size))
+    F.cross_entropy(model(torch.randn(2, 3, *size)), target).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, *size)).shape == (1, NUM_CLASSES, *size)
+
+
+@pytest.mark.parametrize("size", [(64, 128), (33, 47), (5, 3)])
+def test_unet_deep_supervision_trains_a_classifier_per_decoder_level_and_predicts_with_the_main_one(registries,
+                                                                                                   size):
+    from segbench.deep_supervision import DeepSupervision, supervised_loss
+
+    model = _build(registries, "unet", meta=False, channels=[8, 12, 16, 24], deep_supervision=0.4).train()
+    images, target = torch.randn(2, 3, *size), torch.randint(0, NUM_CLASSES, (2, *size))
+    output = model(images)
+    assert isinstance(output, DeepSupervision) and output.weight == 0.4
+    assert output.logits.shape == (2, NUM_CLASSES, *size)
+    assert [a.shape for a in output.auxiliary] == [(2, NUM_CLASSES, *size)] * 2  # levels at 1/4 and 1/2
+    loss = supervised_loss(F.cross_entropy, output, target)
+    expected = F.cross_entropy(output.logits, target) + 0.4 * sum(F.cross_entropy(a, target) for a in output.auxiliary)
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.auxiliary_heads.parameters())
+    with torch.no_grad():  # eval mode (evaluation, export, latency): the main logits alone
+        assert model.eval()(images).shape == (2, NUM_CLASSES, *size)
+    plain = _build(registries, "unet", meta=False, channels=[8, 12, 16, 24])
+    assert plain.auxiliary_heads is None
+    assert _params(model) - _params(plain) == (16 + 1) * NUM_CLASSES + (12 + 1) * NUM_CLASSES
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"width": 16, "channels": [16, 32]}, "either width"),
     ({"skip": "multiply"}, "skip"),
     ({"channels": [16]}, "channels"),
     ({"channels": [16, 0]}, "at least 1"),
     ({"stem_stride": 4}, "stem_stride"),
+    ({"block": "dense"}, "block"),
+    ({"deep_supervision": -0.4}, "deep_supervision"),
 ])
 def test_unet_rejects_bad_channel_plans(registries, settings, message):
     with pytest.raises(ValueError, match=message):

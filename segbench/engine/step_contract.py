@@ -5,9 +5,11 @@ traceback from inside the loss or ``backward`` naming no plugin. The checks read
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 
+from segbench.deep_supervision import split_training_output
 from segbench.errors import FIX_PLUGIN, PluginError, RecipeError, SegbenchError
 
 # Failures inside a component whose cause is the recipe's setting, not the component's code:
@@ -19,9 +21,23 @@ RECIPE_CAUSES = (
 )
 
 
-def check_training_logits(logits, masks: torch.Tensor, component, *, num_classes: int) -> None:
-    """``logits`` from ``component``'s model in training mode must be ``(N, num_classes, H, W)`` for masks
-    ``(N, H, W)``."""
+def check_training_logits(output, masks: torch.Tensor, component, *, num_classes: int) -> None:
+    """``output`` of ``component``'s model in training mode: logits ``(N, num_classes, H, W)`` for masks
+    ``(N, H, W)``, or a ``DeepSupervision`` whose main and auxiliary logits all have that shape."""
+    supervised = split_training_output(output)
+    _check_logits(supervised.logits, masks, component, num_classes=num_classes, what="one float tensor of logits")
+    for index, auxiliary in enumerate(supervised.auxiliary):
+        _check_logits(auxiliary, masks, component, num_classes=num_classes,
+                      what=f"auxiliary logits (DeepSupervision.auxiliary[{index}]) as a float tensor")
+    weight = supervised.weight
+    if supervised.auxiliary and not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+        entry = component.entry
+        raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}) returned DeepSupervision with"
+                          f" weight {weight!r}; the auxiliary losses' weight must be a finite number >= 0."
+                          f" {FIX_PLUGIN}.")
+
+
+def _check_logits(logits, masks: torch.Tensor, component, *, num_classes: int, what: str) -> None:
     expected = (masks.shape[0], num_classes, *masks.shape[-2:])
     if isinstance(logits, torch.Tensor) and logits.is_floating_point() and tuple(logits.shape) == expected:
         return
@@ -34,8 +50,8 @@ def check_training_logits(logits, masks: torch.Tensor, component, *, num_classes
         got = f"a {logits.dtype} tensor"
     else:
         got = f"shape {tuple(logits.shape)}"
-    raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}) in training mode must return one"
-                      f" float tensor of logits {expected} for this batch (N, num_classes, H, W at the input"
+    raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}) in training mode must return"
+                      f" {what} {expected} for this batch (N, num_classes, H, W at the input"
                       f" size), but it returned {got}. {FIX_PLUGIN}.")
 
 
