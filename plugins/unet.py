@@ -12,7 +12,10 @@ in x out channels x pixels, so the doubling plan spends the same arithmetic at e
 less at the deep levels). ``stem_stride: 2`` makes the first convolution stride 2, so every level
 works on a quarter of the pixels, and up-samples the logits bilinearly to the input size.
 ``skip: add`` adds the up-sampled features to the skip connection instead of concatenating them
-(as LinkNet does), halving the input of each decoder level's first convolution.
+(as LinkNet does), halving the input of each decoder level's first convolution; with it,
+``last_up_convs: false`` drops the last decoder level's two full-resolution convolutions, so the
+classifier reads the sum of the up-sampled features and the first level's (a quarter less arithmetic
+for the 16-24-32-48-64 plan).
 
 Two options make it learn faster for the same arithmetic, which matters most in short schedules.
 ``block: residual`` adds each level's input to its two convolutions' output (He et al. 2016; a 1x1
@@ -46,6 +49,12 @@ def _channels_or_width(instance, attribute, value):
                          " channels lists every level's width")
 
 
+def _last_up_convs_need_added_skips(instance, attribute, value):
+    if not value and instance.skip != "add":
+        raise ValueError("last_up_convs: false needs skip: add (the classifier then reads the sum of the"
+                         " up-sampled features and the first level's, which concatenation would not give)")
+
+
 @attrs.frozen
 class UNetConfig:
     """``width``: the first level's channels, doubled at each of the 5 levels; or ``channels``: every
@@ -53,7 +62,8 @@ class UNetConfig:
     first convolution and up-samples the logits: a quarter of the arithmetic. ``skip``: ``concat``
     (the paper's) or ``add`` the encoder's features to the decoder's. ``block``: ``plain`` (two
     convolutions) or ``residual`` (the two plus a shortcut). ``deep_supervision``: the weight of the
-    auxiliary classifiers' losses (0 leaves them out)."""
+    auxiliary classifiers' losses (0 leaves them out). ``last_up_convs: false`` (with ``skip: add``) leaves
+    out the last decoder level's two convolutions, the costliest of the decoder at full resolution."""
 
     width: int = attrs.field(default=DEFAULT_WIDTH, validator=in_range(1, 1024))
     channels: tuple[int, ...] | None = attrs.field(
@@ -65,6 +75,7 @@ class UNetConfig:
     block: Literal["plain", "residual"] = attrs.field(default="plain",
                                                       validator=attrs.validators.in_(("plain", "residual")))
     deep_supervision: float = attrs.field(default=0.0, validator=in_range(0, 10))
+    last_up_convs: bool = attrs.field(default=True, validator=_last_up_convs_need_added_skips)
 
     def level_channels(self) -> tuple[int, ...]:
         return self.channels if self.channels is not None else tuple(self.width * 2**i for i in range(LEVELS))
@@ -113,13 +124,15 @@ class Down(nn.Sequential):
 
 class Up(nn.Module):
     """Upsample 2x to the skip connection's width, pad to its size (odd sizes lose a row at pooling),
-    concatenate (or add), two convolutions."""
+    concatenate (or add), two convolutions (or none)."""
 
     def __init__(self, deep_channels: int, skip_channels: int, add: bool = False, block=DoubleConv):
         super().__init__()
         self.add = add
         self.up = nn.ConvTranspose2d(deep_channels, skip_channels, kernel_size=2, stride=2)
-        self.conv = block(skip_channels if add else 2 * skip_channels, skip_channels)
+        # No block: the level passes on the sum itself.
+        self.conv = nn.Identity() if block is None else block(skip_channels if add else 2 * skip_channels,
+                                                               skip_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
@@ -134,7 +147,7 @@ class UNet(nn.Module):
 
     def __init__(self, num_classes: int, *, channels: tuple[int, ...] = UNetConfig().level_channels(),
                  stem_stride: int = 1, skip: str = "concat", block: str = "plain", deep_supervision: float = 0.0,
-                 in_channels: int = 3):
+                 last_up_convs: bool = True, in_channels: int = 3):
         super().__init__()
         self.stem_stride = stem_stride
         # The poolings (and the stem) must leave at least one pixel at the bottom level.
@@ -142,8 +155,10 @@ class UNet(nn.Module):
         level = BLOCKS[block]
         self.inc = level(in_channels, channels[0], stride=stem_stride)
         self.downs = nn.ModuleList(Down(a, b, level) for a, b in zip(channels[:-1], channels[1:]))
-        self.ups = nn.ModuleList(Up(deep, width, add=skip == "add", block=level)
-                                 for deep, width in zip(reversed(channels[1:]), reversed(channels[:-1])))
+        decoder = list(zip(reversed(channels[1:]), reversed(channels[:-1])))
+        self.ups = nn.ModuleList(
+            Up(deep, width, add=skip == "add", block=level if index < len(decoder) - 1 or last_up_convs else None)
+            for index, (deep, width) in enumerate(decoder))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
         self.deep_supervision = deep_supervision
         # One classifier per decoder level before the last (whose output the head reads).
@@ -178,7 +193,8 @@ class UNet(nn.Module):
 
 def build_unet(config: UNetConfig, *, num_classes: int) -> UNet:
     model = UNet(num_classes, channels=config.level_channels(), stem_stride=config.stem_stride,
-                 skip=config.skip, block=config.block, deep_supervision=config.deep_supervision)
+                 skip=config.skip, block=config.block, deep_supervision=config.deep_supervision,
+                 last_up_convs=config.last_up_convs)
     model.segbench_init = "random"
     return model
 

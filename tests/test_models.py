@@ -197,6 +197,18 @@ def test_unet_deep_supervision_trains_a_classifier_per_decoder_level_and_predict
     assert _params(model) - _params(plain) == (16 + 1) * NUM_CLASSES + (12 + 1) * NUM_CLASSES
 
 
+@pytest.mark.parametrize("size", [(64, 128), (33, 47), (5, 3)])
+def test_unet_without_the_last_up_convolutions_classifies_the_summed_features_for_less_work(registries, size):
+    lean = _build(registries, "unet", meta=False, channels=[8, 12, 16], skip="add", last_up_convs=False).eval()
+    with torch.no_grad():
+        assert lean(torch.randn(1, 3, *size)).shape == (1, NUM_CLASSES, *size)
+    full = _build(registries, "unet", meta=False, channels=[8, 12, 16], skip="add")
+    assert isinstance(lean.ups[-1].conv, torch.nn.Identity) and not isinstance(lean.ups[0].conv, torch.nn.Identity)
+    assert _params(full) - _params(lean) == 2 * (8 * 8 * 9 + 8 + 2 * 8)  # two 3x3 convolutions with bias, two BNs
+    saved = describe_model(full, input_size=(64, 128)).gflops - describe_model(lean, input_size=(64, 128)).gflops
+    assert saved == pytest.approx(2 * 2 * 8 * 8 * 9 * 64 * 128 / 1e9, rel=0.05)
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"width": 16, "channels": [16, 32]}, "either width"),
     ({"skip": "multiply"}, "skip"),
@@ -205,6 +217,7 @@ def test_unet_deep_supervision_trains_a_classifier_per_decoder_level_and_predict
     ({"stem_stride": 4}, "stem_stride"),
     ({"block": "dense"}, "block"),
     ({"deep_supervision": -0.4}, "deep_supervision"),
+    ({"last_up_convs": False}, "needs skip: add"),
 ])
 def test_unet_rejects_bad_channel_plans(registries, settings, message):
     with pytest.raises(ValueError, match=message):
