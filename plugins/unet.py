@@ -100,15 +100,20 @@ def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int 
 
 
 class ResidualDoubleConv(nn.Module):
-    """Two 3x3 convolutions with batch-norm, plus the input (through a 1x1 convolution where the width or
-    stride changes), then ReLU: ResNet's basic block."""
+    """Two 3x3 convolutions with batch-norm, plus the input (through a 1x1 convolution where the width
+    changes, after 2x2 average pooling where the stride does), then ReLU: ResNet's basic block."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
         self.body = nn.Sequential(*_conv_bn(in_channels, out_channels, 3, stride), nn.ReLU(inplace=True),
                                   *_conv_bn(out_channels, out_channels, 3))
-        same = in_channels == out_channels and stride == 1
-        self.shortcut = nn.Identity() if same else nn.Sequential(*_conv_bn(in_channels, out_channels, 1, stride))
+        # Pooling rather than a strided 1x1 convolution (ResNet-D's shortcut): every input pixel counts, and
+        # torch 2.14's CPU kernel for a strided 1x1 convolution of a channels-last RGB image crashes the process
+        # in the backward pass. ceil_mode matches the 3x3 stride-2 convolution's output size on odd sizes.
+        shortcut = [nn.AvgPool2d(stride, ceil_mode=True, count_include_pad=False)] if stride != 1 else []
+        if in_channels != out_channels:
+            shortcut += _conv_bn(in_channels, out_channels, 1)
+        self.shortcut = nn.Sequential(*shortcut) if shortcut else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.body(x) + self.shortcut(x))

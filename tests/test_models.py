@@ -1,6 +1,8 @@
 """Contract tests run on every registered model, plus the built-in models' sizes and options."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 
 import attrs
@@ -164,14 +166,35 @@ def test_unet_residual_blocks_add_a_shortcut_to_every_level(registries, size, st
     model = _build(registries, "unet", meta=False, channels=[8, 12, 16], block="residual", skip="add",
                    stem_stride=stem_stride).train()
     blocks = [model.inc, *(down[1] for down in model.downs), *(up.conv for up in model.ups)]
-    # A 1x1 convolution where the width or the stride changes, the input itself where neither does.
+    # A 1x1 convolution where the width changes (after pooling where the stride does), the input itself where
+    # neither does.
     assert [type(b.shortcut).__name__ for b in blocks] == ["Sequential", "Sequential", "Sequential", "Identity",
                                                            "Identity"]
+    assert isinstance(model.inc.shortcut[0], torch.nn.AvgPool2d) == (stem_stride == 2)
     target = torch.randint(0, NUM_CLASSES, (2, *size))
     F.cross_entropy(model(torch.randn(2, 3, *size)), target).backward()
     assert [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 3, *size)).shape == (1, NUM_CLASSES, *size)
+
+
+def test_unet_residual_stride_2_stem_trains_in_channels_last_memory():
+    """A strided 1x1 shortcut convolution on the RGB input crashed the process (torch 2.14's CPU kernel, its
+    weight gradient in channels-last memory, segfault): in a child process, so that a crash fails this test
+    alone."""
+    code = """if True:
+        import torch
+        from torch.nn import functional as F
+        from segbench_plugins.unet import UNet
+        model = UNet(19, channels=(8, 12, 16), skip="add", block="residual", stem_stride=2)
+        model = model.to(memory_format=torch.channels_last).train()
+        for size in [(64, 128), (33, 47)]:
+            images = torch.randn(2, 3, *size).to(memory_format=torch.channels_last)
+            F.cross_entropy(model(images), torch.randint(0, 19, (2, *size))).backward()
+        print("trained")
+    """
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0 and completed.stdout.strip() == "trained", completed.stderr[-2000:]
 
 
 @pytest.mark.parametrize("size", [(64, 128), (33, 47), (5, 3)])
