@@ -76,6 +76,7 @@ class UNetConfig:
                                                       validator=attrs.validators.in_(("plain", "residual")))
     deep_supervision: float = attrs.field(default=0.0, validator=in_range(0, 10))
     last_up_convs: bool = attrs.field(default=True, validator=_last_up_convs_need_added_skips)
+    deep_supervision_full_size: bool = True
 
     def level_channels(self) -> tuple[int, ...]:
         return self.channels if self.channels is not None else tuple(self.width * 2**i for i in range(LEVELS))
@@ -152,7 +153,7 @@ class UNet(nn.Module):
 
     def __init__(self, num_classes: int, *, channels: tuple[int, ...] = UNetConfig().level_channels(),
                  stem_stride: int = 1, skip: str = "concat", block: str = "plain", deep_supervision: float = 0.0,
-                 last_up_convs: bool = True, in_channels: int = 3):
+                 last_up_convs: bool = True, deep_supervision_full_size: bool = True, in_channels: int = 3):
         super().__init__()
         self.stem_stride = stem_stride
         # The poolings (and the stem) must leave at least one pixel at the bottom level.
@@ -166,6 +167,7 @@ class UNet(nn.Module):
             for index, (deep, width) in enumerate(decoder))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
         self.deep_supervision = deep_supervision
+        self.deep_supervision_full_size = deep_supervision_full_size
         # One classifier per decoder level before the last (whose output the head reads).
         self.auxiliary_heads = nn.ModuleList(
             nn.Conv2d(width, num_classes, kernel_size=1) for width in list(reversed(channels[:-1]))[:-1]
@@ -184,7 +186,8 @@ class UNet(nn.Module):
         for index, up in enumerate(self.ups):
             x = up(x, skips.pop())
             if supervise and index < len(self.auxiliary_heads):
-                auxiliary.append(self._to_input_size(self.auxiliary_heads[index](x), height, width))
+                aux = self.auxiliary_heads[index](x)
+                auxiliary.append(self._to_input_size(aux, height, width) if self.deep_supervision_full_size else aux)
         logits = self.head(x)
         if self.stem_stride != 1:
             logits = self._to_input_size(logits, height, width)
@@ -199,7 +202,7 @@ class UNet(nn.Module):
 def build_unet(config: UNetConfig, *, num_classes: int) -> UNet:
     model = UNet(num_classes, channels=config.level_channels(), stem_stride=config.stem_stride,
                  skip=config.skip, block=config.block, deep_supervision=config.deep_supervision,
-                 last_up_convs=config.last_up_convs)
+                 last_up_convs=config.last_up_convs, deep_supervision_full_size=config.deep_supervision_full_size)
     model.segbench_init = "random"
     return model
 

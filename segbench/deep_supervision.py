@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from torch.nn import functional as F
 
 
 class DeepSupervision(NamedTuple):
@@ -26,8 +27,18 @@ def split_training_output(output) -> DeepSupervision:
 
 
 def supervised_loss(criterion, output: DeepSupervision, masks: torch.Tensor) -> torch.Tensor:
-    """The main logits' loss plus ``weight`` times each auxiliary logits' loss (logits in fp32)."""
+    """The main logits' loss plus ``weight`` times each auxiliary logits' loss (logits in fp32); auxiliary
+    logits smaller than the masks are scored against the masks sampled at their size."""
     loss = criterion(output.logits.float(), masks)
     for auxiliary in output.auxiliary:
-        loss = loss + output.weight * criterion(auxiliary.float(), masks)
+        loss = loss + output.weight * criterion(auxiliary.float(), masks_at(masks, auxiliary.shape[-2:]))
     return loss
+
+
+def masks_at(masks: torch.Tensor, size) -> torch.Tensor:
+    """``(N, H, W)`` label masks at ``size``: each output pixel takes the label nearest its centre (never a
+    blend of labels, and the ignore index stays the ignore index)."""
+    if tuple(masks.shape[-2:]) == tuple(size):
+        return masks
+    sampled = F.interpolate(masks[:, None].float(), size=tuple(size), mode="nearest-exact")[:, 0]
+    return sampled.to(masks.dtype)

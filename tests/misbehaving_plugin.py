@@ -74,8 +74,8 @@ class TrainOnlyHalfSize(nn.Module):
         return out[:, :, ::2, ::2] if self.training else out
 
 
-class AuxiliaryHalfSize(nn.Module):
-    """Deep supervision whose auxiliary logits were not up-sampled to the input size."""
+class AuxiliaryMissingClass(nn.Module):
+    """Deep supervision whose auxiliary classifier has one class too few."""
 
     def __init__(self, num_classes):
         super().__init__()
@@ -83,7 +83,7 @@ class AuxiliaryHalfSize(nn.Module):
 
     def forward(self, x):
         out = self.conv(x)
-        return DeepSupervision(out, (out[:, :, ::2, ::2],), 0.4) if self.training else out
+        return DeepSupervision(out, (out[:, :-1, ::2, ::2],), 0.4) if self.training else out
 
 
 class NanAtInit(nn.Module):
@@ -152,7 +152,7 @@ class Misbehaving:
         register("returns_none", lambda config, *, num_classes: None, config=NoConfig)
         register("train_only_half_size", lambda config, *, num_classes: TrainOnlyHalfSize(num_classes),
                  config=NoConfig)
-        register("auxiliary_half_size", lambda config, *, num_classes: AuxiliaryHalfSize(num_classes),
+        register("auxiliary_missing_class", lambda config, *, num_classes: AuxiliaryMissingClass(num_classes),
                  config=NoConfig)
         register("nan_at_init", lambda config, *, num_classes: NanAtInit(num_classes), config=NoConfig)
         register("pooled_batch_norm", lambda config, *, num_classes: PooledBatchNorm(num_classes), config=NoConfig)

@@ -81,9 +81,9 @@ def test_a_loss_that_cannot_be_backpropagated_is_named(tmp_path, loss, expected)
     ("returns_none", "its factory returned builtins.NoneType, not a torch.nn.Module"),
     ("train_only_half_size", "in training mode must return one float tensor of logits (2, 3, 16, 16) for this"
                              " batch (N, num_classes, H, W at the input size), but it returned shape (2, 3, 8, 8)"),
-    ("auxiliary_half_size", "in training mode must return auxiliary logits (DeepSupervision.auxiliary[0]) as a"
-                            " float tensor (2, 3, 16, 16) for this batch (N, num_classes, H, W at the input size),"
-                            " but it returned shape (2, 3, 8, 8)"),
+    ("auxiliary_missing_class", "in training mode must return auxiliary logits (DeepSupervision.auxiliary[0]) as"
+                                " a float tensor (2, 3, 16, 16) for this batch (N, num_classes, H, W at the input"
+                                " size, or smaller), but it returned shape (2, 2, 8, 8)"),
     ("nan_at_init", "returned NaN or infinite logits for an all-zero image"),
 ])
 def test_a_model_breaking_its_contract_outside_the_eval_check_is_named(tmp_path, model, expected):

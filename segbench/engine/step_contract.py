@@ -27,7 +27,7 @@ def check_training_logits(output, masks: torch.Tensor, component, *, num_classes
     supervised = split_training_output(output)
     _check_logits(supervised.logits, masks, component, num_classes=num_classes, what="one float tensor of logits")
     for index, auxiliary in enumerate(supervised.auxiliary):
-        _check_logits(auxiliary, masks, component, num_classes=num_classes,
+        _check_logits(auxiliary, masks, component, num_classes=num_classes, smaller=True,
                       what=f"auxiliary logits (DeepSupervision.auxiliary[{index}]) as a float tensor")
     weight = supervised.weight
     if supervised.auxiliary and not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
@@ -37,10 +37,15 @@ def check_training_logits(output, masks: torch.Tensor, component, *, num_classes
                           f" {FIX_PLUGIN}.")
 
 
-def _check_logits(logits, masks: torch.Tensor, component, *, num_classes: int, what: str) -> None:
+def _check_logits(logits, masks: torch.Tensor, component, *, num_classes: int, what: str,
+                  smaller: bool = False) -> None:
+    """``smaller``: the height and width may be smaller than the masks' (auxiliary logits)."""
     expected = (masks.shape[0], num_classes, *masks.shape[-2:])
-    if isinstance(logits, torch.Tensor) and logits.is_floating_point() and tuple(logits.shape) == expected:
-        return
+    if isinstance(logits, torch.Tensor) and logits.is_floating_point() and logits.ndim == 4:
+        shape = tuple(logits.shape)
+        if shape == expected or (smaller and shape[:2] == expected[:2]
+                                 and all(1 <= side <= limit for side, limit in zip(shape[2:], expected[2:]))):
+            return
     entry = component.entry
     if isinstance(logits, dict):
         got = f"a dict with keys {sorted(map(str, logits))} (return the main logits tensor in training mode too)"
@@ -51,8 +56,8 @@ def _check_logits(logits, masks: torch.Tensor, component, *, num_classes: int, w
     else:
         got = f"shape {tuple(logits.shape)}"
     raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}) in training mode must return"
-                      f" {what} {expected} for this batch (N, num_classes, H, W at the input"
-                      f" size), but it returned {got}. {FIX_PLUGIN}.")
+                      f" {what} {expected} for this batch (N, num_classes, H, W at the input size"
+                      f"{', or smaller' if smaller else ''}), but it returned {got}. {FIX_PLUGIN}.")
 
 
 def check_loss_value(loss, component) -> None:
