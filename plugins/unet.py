@@ -21,12 +21,16 @@ Two options make it learn faster for the same arithmetic, which matters most in 
 ``block: residual`` adds each level's input to its two convolutions' output (He et al. 2016; a 1x1
 convolution where the width changes), so gradients reach the early levels directly.
 ``deep_supervision`` (a weight, 0 = off) adds a 1x1 classifier on every decoder level but the last; in
-training the model returns their up-sampled logits too (``DeepSupervision``), each trained with the
-recipe's loss at that weight, so the coarse levels learn the classes directly. Eval mode and export
-return the main logits only; the auxiliary classifiers cost no inference time.
+training the model returns their logits too (``DeepSupervision``), at each level's own resolution, and
+each is trained with the recipe's loss against the masks sampled at that resolution, at that weight, so
+the coarse levels learn the classes directly. Scoring them at their own resolution rather than
+up-sampled to the input's cost a quarter of the time per step on a CPU (no full-size 19-class maps to
+up-sample and back-propagate) and scored as well. Eval mode and export return the main logits only;
+the auxiliary classifiers cost no inference time.
 """
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import attrs
@@ -76,7 +80,6 @@ class UNetConfig:
                                                       validator=attrs.validators.in_(("plain", "residual")))
     deep_supervision: float = attrs.field(default=0.0, validator=in_range(0, 10))
     last_up_convs: bool = attrs.field(default=True, validator=_last_up_convs_need_added_skips)
-    deep_supervision_full_size: bool = True
 
     def level_channels(self) -> tuple[int, ...]:
         return self.channels if self.channels is not None else tuple(self.width * 2**i for i in range(LEVELS))
@@ -153,7 +156,7 @@ class UNet(nn.Module):
 
     def __init__(self, num_classes: int, *, channels: tuple[int, ...] = UNetConfig().level_channels(),
                  stem_stride: int = 1, skip: str = "concat", block: str = "plain", deep_supervision: float = 0.0,
-                 last_up_convs: bool = True, deep_supervision_full_size: bool = True, in_channels: int = 3):
+                 last_up_convs: bool = True, in_channels: int = 3):
         super().__init__()
         self.stem_stride = stem_stride
         # The poolings (and the stem) must leave at least one pixel at the bottom level.
@@ -167,7 +170,6 @@ class UNet(nn.Module):
             for index, (deep, width) in enumerate(decoder))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
         self.deep_supervision = deep_supervision
-        self.deep_supervision_full_size = deep_supervision_full_size
         # One classifier per decoder level before the last (whose output the head reads).
         self.auxiliary_heads = nn.ModuleList(
             nn.Conv2d(width, num_classes, kernel_size=1) for width in list(reversed(channels[:-1]))[:-1]
@@ -186,8 +188,7 @@ class UNet(nn.Module):
         for index, up in enumerate(self.ups):
             x = up(x, skips.pop())
             if supervise and index < len(self.auxiliary_heads):
-                aux = self.auxiliary_heads[index](x)
-                auxiliary.append(self._to_input_size(aux, height, width) if self.deep_supervision_full_size else aux)
+                auxiliary.append(self._unpadded(self.auxiliary_heads[index](x), height, width))
         logits = self.head(x)
         if self.stem_stride != 1:
             logits = self._to_input_size(logits, height, width)
@@ -198,11 +199,17 @@ class UNet(nn.Module):
         padded = (max(height, self.min_side), max(width, self.min_side))
         return F.interpolate(logits, size=padded, mode="bilinear", align_corners=False)[..., :height, :width]
 
+    def _unpadded(self, logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """A coarse level's logits without the rows and columns that cover only the padding of a small input."""
+        rows = math.ceil(logits.shape[-2] * height / max(height, self.min_side))
+        columns = math.ceil(logits.shape[-1] * width / max(width, self.min_side))
+        return logits[..., :rows, :columns]
+
 
 def build_unet(config: UNetConfig, *, num_classes: int) -> UNet:
     model = UNet(num_classes, channels=config.level_channels(), stem_stride=config.stem_stride,
                  skip=config.skip, block=config.block, deep_supervision=config.deep_supervision,
-                 last_up_convs=config.last_up_convs, deep_supervision_full_size=config.deep_supervision_full_size)
+                 last_up_convs=config.last_up_convs)
     model.segbench_init = "random"
     return model
 

@@ -10,9 +10,10 @@ from torch.nn import functional as F
 
 
 class DeepSupervision(NamedTuple):
-    """``logits`` ``(N, C, H, W)`` as in eval mode; ``auxiliary``: more logits of that same shape (up-sample
-    them to the input size), each trained with the recipe's loss; ``weight``: each auxiliary loss's weight
-    against the main loss's 1. A tuple, so that DistributedDataParallel and torch's tracing see the tensors."""
+    """``logits`` ``(N, C, H, W)`` as in eval mode; ``auxiliary``: more logits ``(N, C, h, w)`` with
+    ``h <= H`` and ``w <= W`` (a coarse level's own resolution is cheapest: the masks are sampled at that size),
+    each trained with the recipe's loss; ``weight``: each auxiliary loss's weight against the main loss's 1.
+    A tuple, so that DistributedDataParallel and torch's tracing see the tensors."""
 
     logits: torch.Tensor
     auxiliary: tuple[torch.Tensor, ...]

@@ -197,19 +197,23 @@ def test_unet_residual_stride_2_stem_trains_in_channels_last_memory():
     assert completed.returncode == 0 and completed.stdout.strip() == "trained", completed.stderr[-2000:]
 
 
-@pytest.mark.parametrize("size", [(64, 128), (33, 47), (5, 3)])
-def test_unet_deep_supervision_trains_a_classifier_per_decoder_level_and_predicts_with_the_main_one(registries,
-                                                                                                   size):
-    from segbench.deep_supervision import DeepSupervision, supervised_loss
+@pytest.mark.parametrize(("size", "level_sizes"), [((64, 128), [(16, 32), (32, 64)]),
+                                                   ((33, 47), [(8, 11), (16, 23)]),
+                                                   ((5, 3), [(2, 1), (3, 2)])])  # padded to 8x8 inside
+def test_unet_deep_supervision_trains_a_classifier_per_decoder_level_and_predicts_with_the_main_one(
+        registries, size, level_sizes):
+    from segbench.deep_supervision import DeepSupervision, masks_at, supervised_loss
 
     model = _build(registries, "unet", meta=False, channels=[8, 12, 16, 24], deep_supervision=0.4).train()
     images, target = torch.randn(2, 3, *size), torch.randint(0, NUM_CLASSES, (2, *size))
     output = model(images)
     assert isinstance(output, DeepSupervision) and output.weight == 0.4
     assert output.logits.shape == (2, NUM_CLASSES, *size)
-    assert [a.shape for a in output.auxiliary] == [(2, NUM_CLASSES, *size)] * 2  # levels at 1/4 and 1/2
+    # The levels at 1/4 and 1/2 of the input, at their own resolution (without what covers only padding).
+    assert [tuple(a.shape) for a in output.auxiliary] == [(2, NUM_CLASSES, *s) for s in level_sizes]
     loss = supervised_loss(F.cross_entropy, output, target)
-    expected = F.cross_entropy(output.logits, target) + 0.4 * sum(F.cross_entropy(a, target) for a in output.auxiliary)
+    expected = F.cross_entropy(output.logits, target) + 0.4 * sum(
+        F.cross_entropy(a, masks_at(target, a.shape[-2:])) for a in output.auxiliary)
     torch.testing.assert_close(loss, expected)
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.auxiliary_heads.parameters())
