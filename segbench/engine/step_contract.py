@@ -23,7 +23,8 @@ RECIPE_CAUSES = (
 
 def check_training_logits(output, masks: torch.Tensor, component, *, num_classes: int) -> None:
     """``output`` of ``component``'s model in training mode: logits ``(N, num_classes, H, W)`` for masks
-    ``(N, H, W)``, or a ``DeepSupervision`` whose main and auxiliary logits all have that shape."""
+    ``(N, H, W)``, or a ``DeepSupervision`` whose main logits have that shape and whose auxiliary logits have
+    it or a smaller height and width."""
     supervised = split_training_output(output)
     _check_logits(supervised.logits, masks, component, num_classes=num_classes, what="one float tensor of logits")
     for index, auxiliary in enumerate(supervised.auxiliary):
