@@ -183,7 +183,8 @@ def _check_warmup(config: ConstantConfig, total_iterations: int) -> None:
                 (
                     "scheduler.warmup_iterations",
                     f"{config.warmup_iterations} warm-up iterations leave nothing of the run's"
-                    f" {total_iterations} iterations; use fewer (a few hundred to a few thousand is usual)",
+                    f" {total_iterations} iterations (trainer.epochs, batch size and processes set them); train"
+                    f" longer, or warm up for fewer, e.g. scheduler.warmup_iterations={total_iterations // 10}",
                 )
             ]
         )

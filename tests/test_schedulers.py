@@ -187,8 +187,9 @@ def test_mismatched_checkpoint_state_is_a_checkpoint_error(schedulers):
 
 
 def test_warmup_longer_than_the_run_is_a_config_error(schedulers):
-    with pytest.raises(ConfigError, match="scheduler.warmup_iterations"):
-        build(schedulers, "poly", total=100, warmup_iterations=100)
+    with pytest.raises(ConfigError, match="scheduler.warmup_iterations") as info:
+        build(schedulers, "poly", total=96, warmup_iterations=100)
+    assert "run's 96 iterations" in str(info.value) and "scheduler.warmup_iterations=9" in str(info.value)
 
 
 def test_registered_names_and_defaults(schedulers):
