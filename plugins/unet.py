@@ -56,8 +56,9 @@ def _channels_or_width(instance, attribute, value):
 
 def _last_up_convs_need_added_skips(instance, attribute, value):
     if not value and instance.skip != "add":
-        raise ValueError("last_up_convs: false needs skip: add (the classifier then reads the sum of the"
-                         " up-sampled features and the first level's, which concatenation would not give)")
+        raise ValueError("false needs skip: add (the classifier then reads the sum of the up-sampled features and"
+                         " the first level's, which concatenated skips do not give); set skip: add, or leave"
+                         " last_up_convs true")
 
 
 @attrs.frozen
