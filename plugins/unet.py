@@ -193,13 +193,10 @@ class UNet(nn.Module):
                 auxiliary.append(self._unpadded(self.auxiliary_heads[index](x), height, width))
         logits = self.head(x)
         if self.stem_stride != 1:
-            logits = self._to_input_size(logits, height, width)
+            logits = F.interpolate(logits, size=(max(height, self.min_side), max(width, self.min_side)),
+                                   mode="bilinear", align_corners=False)
         logits = logits[..., :height, :width]
         return DeepSupervision(logits, tuple(auxiliary), self.deep_supervision) if supervise else logits
-
-    def _to_input_size(self, logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        padded = (max(height, self.min_side), max(width, self.min_side))
-        return F.interpolate(logits, size=padded, mode="bilinear", align_corners=False)[..., :height, :width]
 
     def _unpadded(self, logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """A coarse level's logits without the rows and columns that cover only the padding of a small input."""

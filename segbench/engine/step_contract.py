@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from segbench.deep_supervision import split_training_output
+from segbench.deep_supervision import DeepSupervision, split_training_output
 from segbench.errors import FIX_PLUGIN, PluginError, RecipeError, SegbenchError
 
 # Failures inside a component whose cause is the recipe's setting, not the component's code:
@@ -21,10 +21,10 @@ RECIPE_CAUSES = (
 )
 
 
-def check_training_logits(output, masks: torch.Tensor, component, *, num_classes: int) -> None:
+def check_training_logits(output, masks: torch.Tensor, component, *, num_classes: int) -> DeepSupervision:
     """``output`` of ``component``'s model in training mode: logits ``(N, num_classes, H, W)`` for masks
     ``(N, H, W)``, or a ``DeepSupervision`` whose main logits have that shape and whose auxiliary logits have
-    it or a smaller height and width."""
+    it or a smaller height and width. Returns it as a ``DeepSupervision``, for ``supervised_loss``."""
     supervised = split_training_output(output)
     _check_logits(supervised.logits, masks, component, num_classes=num_classes, what="one float tensor of logits")
     for index, auxiliary in enumerate(supervised.auxiliary):
@@ -36,6 +36,7 @@ def check_training_logits(output, masks: torch.Tensor, component, *, num_classes
         raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}) returned DeepSupervision with"
                           f" weight {weight!r}; the auxiliary losses' weight must be a finite number >= 0."
                           f" {FIX_PLUGIN}.")
+    return supervised
 
 
 def _check_logits(logits, masks: torch.Tensor, component, *, num_classes: int, what: str,

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from segbench.data.loader import data_loader
 from segbench.data.transformed import epoch_permutation
-from segbench.deep_supervision import split_training_output, supervised_loss
+from segbench.deep_supervision import supervised_loss
 from segbench.engine.checkpoint import (capture_rng_state, load_checkpoint, load_weights, restore_rng_state,
                                        save_checkpoint)
 from segbench.engine.distributed import DistEnv, any_rank, barrier
@@ -200,9 +200,9 @@ class Trainer:
         masks = masks.to(self.device, non_blocking=True)
         with self.runtime.autocast(), blamed_on(self.plan.model, "in its training forward pass"):
             output = self.model(images)
-        check_training_logits(output, masks, self.plan.model, num_classes=self.parts.num_classes)
+        supervised = check_training_logits(output, masks, self.plan.model, num_classes=self.parts.num_classes)
         with blamed_on(self.plan.loss, "computing the loss"):
-            loss = supervised_loss(self.criterion, split_training_output(output), masks)
+            loss = supervised_loss(self.criterion, supervised, masks)
         check_loss_value(loss, self.plan.loss)
         self.scaler.scale(loss * scale).backward()
         return loss.detach()
