@@ -66,6 +66,10 @@ def segbench_register_datasets(register):
     that can keep part of a split does so with ``subset`` (which ``--split`` drops, to score the
     whole split); ``segbench compare`` shows both. A dataset read from disk usually declares a
     ``smoke`` variant that substitutes a generated dataset (see ``segbench.registry.Substitute``).
+
+    A training process that reads its own data (``trainer.num_workers: 0``) keeps a small split's items
+    after their first read (up to 1 GiB) instead of reading them every epoch; a dataset whose items should
+    be read anew each time sets the class attribute ``keep_decoded = False``.
     """
 
 

@@ -135,25 +135,32 @@ def test_signal_mid_epoch_checkpoints_and_resume_is_bitwise_identical(tmp_path, 
 
     from tests.engine_plugin import Blobs
 
-    original = Blobs.__getitem__
+    from segbench.data.transformed import TransformedDataset
+
+    read, training_item = Blobs.__getitem__, TransformedDataset.__getitem__
     seen = {"evaluation": False, "signalled": False}
 
-    def interrupting(self, index):
-        # Evaluations (and their prediction panels) read under no_grad; the first training read after
-        # the first evaluation is in the first batch of the second epoch.
+    def reading(self, index):
+        # Evaluations (and their prediction panels) read the dataset itself, under no_grad.
         if not torch.is_grad_enabled():
             seen["evaluation"] = True
-        elif seen["evaluation"] and not seen["signalled"]:
+        return read(self, index)
+
+    def interrupting(self, index):
+        # The first training item after the first evaluation is in the first batch of the second epoch
+        # (training reads the decoded items kept from the first epoch, not the dataset).
+        if seen["evaluation"] and not seen["signalled"]:
             seen["signalled"] = True
             os.kill(os.getpid(), signal.SIGUSR1)
-        return original(self, index)
+        return training_item(self, index)
 
-    monkeypatch.setattr(Blobs, "__getitem__", interrupting)
+    monkeypatch.setattr(Blobs, "__getitem__", reading)
+    monkeypatch.setattr(TransformedDataset, "__getitem__", interrupting)
     from segbench.engine.trainer import Preempted
 
     with pytest.raises(Preempted):
         train(tmp_path, registries, runs="interrupted")
-    monkeypatch.setattr(Blobs, "__getitem__", original)
+    monkeypatch.undo()
     run = RunDir((tmp_path / "interrupted") / reference.path.name)
     state = load_checkpoint(run.last)["train_state"]
     assert state["epoch"] == 1 and state["window_in_epoch"] > 0 and not run.results.exists()

@@ -173,6 +173,72 @@ def test_items_depend_on_seed_epoch_and_index_only():
     assert not torch.equal(TransformedDataset(TinyDataset(), train_pipeline(), seed=4)[0][0], first[0][0])
 
 
+class CountingReads(TinyDataset):
+    """TinyDataset that counts how often each item is read (decoded, for a dataset on disk)."""
+
+    def __init__(self, n=8):
+        super().__init__(n)
+        self.reads = [0] * n
+
+    def __getitem__(self, index):
+        self.reads[index] += 1
+        return super().__getitem__(index)
+
+
+def test_kept_decoded_items_give_the_same_epochs_and_are_read_once():
+    base = CountingReads()
+    kept = TransformedDataset(base, train_pipeline(), seed=5, keep_decoded=True)
+    plain = TransformedDataset(TinyDataset(), train_pipeline(), seed=5)
+    for epoch in range(3):
+        kept.set_epoch(epoch)
+        plain.set_epoch(epoch)
+        for index in range(len(plain)):
+            assert all(torch.equal(a, b) for a, b in zip(kept[index], plain[index]))
+    assert base.reads == [1] * len(base)
+
+
+def test_a_dataset_can_ask_to_be_read_every_epoch():
+    class ReadAnew(CountingReads):
+        keep_decoded = False
+
+    base = ReadAnew()
+    dataset = TransformedDataset(base, train_pipeline(), seed=5, keep_decoded=True)
+    for epoch in range(2):
+        dataset.set_epoch(epoch)
+        [dataset[index] for index in range(len(base))]
+    assert base.reads == [2] * len(base)
+
+
+def test_a_transform_working_in_place_does_not_change_the_kept_items():
+    def brighten_in_place(image, mask, generator):
+        return image.add_(1), mask.add_(1)
+
+    base = TinyDataset()
+    original = [tuple(t.clone() for t in item) for item in base.items]
+    dataset = TransformedDataset(base, brighten_in_place, seed=0, keep_decoded=True)
+    for _ in range(3):
+        image, mask = dataset[2]
+    assert torch.equal(image, original[2][0] + 1) and torch.equal(mask, original[2][1] + 1)
+
+
+def test_a_split_too_large_to_keep_decoded_is_read_every_time():
+    from segbench.data.decoded_cache import DecodedCache
+
+    class LaterItemsLarger(CountingReads):
+        def __init__(self):
+            super().__init__()
+            self.items[1:] = [pair(200, 280, seed=i) for i in range(1, 8)]
+
+    small = sum(t.numel() * t.element_size() for t in TinyDataset().items[0])
+    # Too large judged from the first item times the split's length; then from the items kept so far.
+    for base, budget in ((CountingReads(), 8 * small - 1), (LaterItemsLarger(), 8 * small)):
+        cache = DecodedCache(base, budget=budget)
+        for _ in range(2):
+            for index in range(len(base)):
+                assert all(torch.equal(a, b) for a, b in zip(cache[index], base.items[index]))
+        assert not cache.active and base.reads[2:] == [2] * 6
+
+
 def test_dataset_ignore_index_reaches_the_padding():
     base = TinyDataset()
     base.info = type("Info", (), {"ignore_index": 200})()

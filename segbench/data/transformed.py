@@ -10,6 +10,7 @@ import hashlib
 
 import torch
 
+from segbench.data.decoded_cache import DecodedCache
 from segbench.errors import DataError
 from segbench.transforms import Pipeline, for_dataset
 
@@ -84,17 +85,20 @@ class TransformedDataset(torch.utils.data.Dataset):
     Padding uses ``base.info.ignore_index`` when the base dataset declares one, and masks holding other
     values than its classes and that index are refused. An item the
     pipeline rejects raises ``DataError`` naming ``base.image_path(i)`` when the base has it.
+    With ``keep_decoded`` (for a process that reads its own data) a small split is decoded only once
+    (:class:`DecodedCache`), unless the base dataset says ``keep_decoded = False``.
     """
 
-    def __init__(self, base, pipeline: Pipeline, *, seed: int, same_size: bool = False):
+    def __init__(self, base, pipeline: Pipeline, *, seed: int, same_size: bool = False, keep_decoded: bool = False):
         pipeline = for_dataset(pipeline, base)
         self.base, self.pipeline, self.seed, self.epoch = base, pipeline, seed, 0
+        self._read = DecodedCache(base) if keep_decoded and getattr(base, "keep_decoded", True) else base
         # Items batched together must share a size: compare each with the first one this process read.
         self._sizes = SameSize(fix="Add a random_scale_crop (or resize) step to data.train_transforms, or set"
                                    " trainer.batch_size: 1.") if same_size else None
 
     def _transform(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.base[index]
+        image, mask = self._read[index]
         try:
             return self.pipeline(image, mask, item_generator(self.seed, self.epoch, index))
         except DataError as exc:

@@ -98,6 +98,7 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
     scheduler = plan.scheduler.build(optimizer=optimizer, total_iterations=length.total_iterations,
                                      iterations_per_epoch=length.iterations_per_epoch)
     train_data = TransformedDataset(train_base, plan.train_transforms, seed=plan.seed,
-                                    same_size=plan.trainer.batch_size > 1)
+                                    same_size=plan.trainer.batch_size > 1,
+                                    keep_decoded=plan.trainer.num_workers == 0)
     return RunComponents(model, raw_model, train_data, select_data, report_data, criterion, optimizer, scheduler,
                          num_classes, ignore_index, tuple(info.class_names), class_weights, overlap)

@@ -45,6 +45,8 @@ def _parse_count_and_action(variable: str) -> tuple[int, str] | None:
 class FaultyBlobs(Blobs):
     """``blobs`` whose reads can be slowed down, paused or interrupted (see the module docstring)."""
 
+    keep_decoded = False  # every epoch reads the dataset, so every read can be a fault's point
+
     def __getitem__(self, index):
         global _reads
         _reads += 1
