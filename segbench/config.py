@@ -252,8 +252,26 @@ def structure_problems(cls: type, data: Any, *, path: str) -> tuple[Any, list[tu
             for message in messages:
                 text, _, where = message.rpartition(" @ ")
                 problems.append((_clean_path(where), text))
-            return None, problems
+            return None, problems + _problems_beside(cls, data, path=path, failed=[key for key, _ in problems])
     return instance, _validation_problems(instance, path)
+
+
+def _problems_beside(cls: type, data: dict, *, path: str, failed: list[str]) -> list[tuple[str, str]]:
+    """The validators' problems with the keys that did structure, so that one error lists every mistake in
+    the section (a wrong choice in one key and a number out of range in another), not only the first kind.
+    The keys that failed are left to their defaults; nothing is added when the rest cannot structure either."""
+    prefix = f"{path}." if path else ""
+    top_keys = {key.removeprefix(prefix).split(".")[0].split("[")[0] for key in failed}
+    rest = {key: value for key, value in data.items() if key not in top_keys}
+    if len(rest) == len(data):
+        return []
+    with attrs.validators.disabled():
+        try:
+            instance = _CONVERTER.structure(rest, cls)
+        except (cattrs.BaseValidationError, TypeError, ValueError, KeyError):
+            return []
+    return [(key, text) for key, text in _validation_problems(instance, path)
+            if key.removeprefix(prefix).split(".")[0].split("[")[0] in rest]
 
 
 def structure_config(cls: type, data: Any, *, path: str, files=()):

@@ -42,6 +42,15 @@ def test_all_problems_are_reported_at_once(cli, recipe_dir):
                       "_base/default.yaml")
 
 
+def test_a_wrong_choice_does_not_hide_a_range_error_in_the_same_section(cli, recipe_dir):
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n"
+                 "model: {name: unet, skip: addd, deep_supervision: -3, width: 0, stem_stride: 2}\n"
+                 "trainer: {epochs: many, batch_size: 0}\n")
+    assert_user_error(cli("show", path), "5 problem(s)", "model.skip: 'addd' is not allowed",
+                      "model.deep_supervision: must be at least 0", "model.width: must be", "trainer.epochs",
+                      "trainer.batch_size")
+
+
 def test_base_cycle_shows_the_chain(cli, recipe_dir):
     write(recipe_dir, "a.yaml", "base: b.yaml\n")
     write(recipe_dir, "b.yaml", "base: a.yaml\n")
