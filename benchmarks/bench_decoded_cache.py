@@ -91,7 +91,7 @@ def main() -> None:
                     "decoded every epoch": epoch_runner(decoded, batch_size)}
         times = common.interleaved(variants, device=common.pick_device("cpu"), repetitions=args.epochs)
         image, _ = kept[0]
-        cache_bytes = kept._read._bytes
+        cache_bytes = len(kept.base) * sum(t.numel() * t.element_size() for t in kept.base[0])
     report = {
         "machine": common.machine(), "epochs": args.epochs, "images": len(kept), "batch_size": batch_size,
         "size": "x".join(map(str, image.shape[-2:])), "kept_megabytes": cache_bytes / 1e6,

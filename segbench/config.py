@@ -261,8 +261,12 @@ def _problems_beside(cls: type, data: dict, *, path: str, failed: list[str]) -> 
     the section (a wrong choice in one key and a number out of range in another), not only the first kind.
     The keys that failed are left to their defaults; nothing is added when the rest cannot structure either."""
     prefix = f"{path}." if path else ""
-    top_keys = {key.removeprefix(prefix).split(".")[0].split("[")[0] for key in failed}
-    rest = {key: value for key, value in data.items() if key not in top_keys}
+
+    def section_key(key: str) -> str:  # "optimizer.groups.backbone.lr" -> "groups"
+        return key.removeprefix(prefix).split(".")[0].split("[")[0]
+
+    failed_keys = {section_key(key) for key in failed}
+    rest = {key: value for key, value in data.items() if key not in failed_keys}
     if len(rest) == len(data):
         return []
     with attrs.validators.disabled():
@@ -270,8 +274,7 @@ def _problems_beside(cls: type, data: dict, *, path: str, failed: list[str]) -> 
             instance = _CONVERTER.structure(rest, cls)
         except (cattrs.BaseValidationError, TypeError, ValueError, KeyError):
             return []
-    return [(key, text) for key, text in _validation_problems(instance, path)
-            if key.removeprefix(prefix).split(".")[0].split("[")[0] in rest]
+    return [(key, text) for key, text in _validation_problems(instance, path) if section_key(key) in rest]
 
 
 def structure_config(cls: type, data: Any, *, path: str, files=()):

@@ -23,6 +23,8 @@ def bench(script, *args, results_dir, cwd=None):
     ("bench_eval.py", ["--warmup", "-1"], "argument --warmup: -1 is too few; give 0 or more"),
     ("bench_numerics.py", ["--workloads", "bogus"], "--workloads: no 'bogus'; choose from 'quickstart unet"),
     ("bench_allocator.py", ["--workloads", "deeplab", "unet"], "--workloads: no 'unet'; choose from"),
+    ("bench_decoded_cache.py", ["--epochs", "0"], "argument --epochs: 0 is too few; give 1 or more"),
+    ("bench_optimizer.py", ["--steps", "x"], "argument --steps: 'x' is not a whole number"),
 ])
 def test_a_bad_argument_is_a_usage_error_that_writes_no_result(tmp_path, script, args, message):
     results = tmp_path / "results"
