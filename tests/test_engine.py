@@ -68,6 +68,16 @@ def test_a_run_writes_its_directory_and_results(tmp_path, registries):
     assert not run.lock_file.exists()
 
 
+def test_a_recipe_refused_while_the_run_is_built_leaves_no_run_directory(tmp_path, registries):
+    # 18 iterations in all, 100 of warm-up: refused once the data says how long the run is, after the class
+    # weights are counted; nothing of the refused run stays (its directory would never be used again).
+    write_recipe(tmp_path, text=engine_plugin.RECIPE.replace(
+        "scheduler: {name: constant}", "scheduler: {name: poly, warmup_iterations: 100}\nclass_weighting: {name: enet}"))
+    with pytest.raises(SegbenchError, match="scheduler.warmup_iterations"):
+        train(tmp_path, registries)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
 def test_a_run_cut_short_by_max_iterations_says_so_and_stops_there(tmp_path, registries, capsys):
     write_recipe(tmp_path)
     run = train(tmp_path, registries, ["trainer.max_iterations=4"])  # 6 iterations per epoch, 3 epochs

@@ -70,8 +70,6 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
             method=plan.class_weighting.name,
             weights=dict(zip(info.class_names, (round(float(w), 6) for w in weights_tensor))),
             pixel_counts=dict(zip(info.class_names, (int(c) for c in histogram))))
-        if env.is_main:
-            write_record(run.path / "class_weights.json", class_weights)
 
     seed_global_generators(plan.seed, "model-init")  # whatever ran before (data generation, counting) drew from it
     raw_model = plan.model.build(num_classes=num_classes)
@@ -100,5 +98,7 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
     train_data = TransformedDataset(train_base, plan.train_transforms, seed=plan.seed,
                                     same_size=plan.trainer.batch_size > 1,
                                     keep_decoded=plan.trainer.num_workers == 0)
+    if class_weights is not None and env.is_main:  # last: a recipe refused above leaves no file behind
+        write_record(run.path / "class_weights.json", class_weights)
     return RunComponents(model, raw_model, train_data, select_data, report_data, criterion, optimizer, scheduler,
                          num_classes, ignore_index, tuple(info.class_names), class_weights, overlap)

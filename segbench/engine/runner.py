@@ -140,16 +140,24 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         signals.__exit__(None, None, None)
         if lock is not None:
             lock.release()
+            _remove_if_empty(run.path)  # a recipe refused before anything was written
+
+
+def _remove_if_empty(folder) -> None:
+    try:
+        folder.rmdir()  # only ever removes an empty folder
+    except OSError:
+        pass
 
 
 def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, signals, after_first_checkpoint,
                       progress, plugins=()):
     origin = provenance.collect(plugins, device=runtime.device)
-    if runtime.dist.is_main:
-        run.write_recipe(plan)
     _configure_determinism(plan)
     parts = build_components(plan, run, runtime, progress=progress)
     init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
+    if runtime.dist.is_main:  # once the recipe has built: one refused on the way leaves no run behind
+        run.write_recipe(plan)
     seed_global_generators(plan.seed, "training")  # a resumed run restores its state from last.pt instead
     loggers = build_run_loggers(plan.loggers, run.path, is_main=runtime.dist.is_main, warn=_say)
     try:
