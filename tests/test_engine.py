@@ -143,9 +143,8 @@ def test_signal_mid_epoch_checkpoints_and_resume_is_bitwise_identical(tmp_path, 
     write_recipe(tmp_path)
     reference = train(tmp_path, registries, runs="reference")
 
-    from tests.engine_plugin import Blobs
-
     from segbench.data.transformed import TransformedDataset
+    from tests.engine_plugin import Blobs
 
     read, training_item = Blobs.__getitem__, TransformedDataset.__getitem__
     seen = {"evaluation": False, "signalled": False}
