@@ -152,9 +152,15 @@ class RunLock:
         return owner
 
     def release(self) -> None:
+        """Remove the lock file, and the run folder :meth:`acquire` made if nothing else was written into it (a
+        recipe refused while its run was being built leaves no run behind)."""
         if self.held:
             self.run.lock_file.unlink(missing_ok=True)
             self.held = False
+            try:
+                self.run.path.rmdir()  # only ever removes an empty folder
+            except OSError:
+                pass
 
     def __enter__(self):
         return self.acquire()

@@ -140,14 +140,6 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         signals.__exit__(None, None, None)
         if lock is not None:
             lock.release()
-            _remove_if_empty(run.path)  # a recipe refused before anything was written
-
-
-def _remove_if_empty(folder) -> None:
-    try:
-        folder.rmdir()  # only ever removes an empty folder
-    except OSError:
-        pass
 
 
 def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, signals, after_first_checkpoint,
