@@ -25,13 +25,8 @@ import common  # noqa: E402
 def quickstart_datasets(decoded_kept: bool):
     from segbench.data.transformed import TransformedDataset
     from segbench.engine.build import build_datasets
-    from segbench.plugins import make_plugin_manager
-    from segbench.recipe.load import load_recipe
-    from segbench.recipe.plan import build_plan
-    from segbench.registry import build_registries
 
-    plan = build_plan(load_recipe(common.ROOT / "recipes" / "quickstart.yaml"),
-                      build_registries(make_plugin_manager()))
+    plan, _ = common.quickstart_plan()
     train, _, _ = build_datasets(plan)
     dataset = TransformedDataset(train, plan.train_transforms, seed=plan.seed, same_size=True,
                                  keep_decoded=decoded_kept)

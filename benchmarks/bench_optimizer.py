@@ -19,17 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 
-def quickstart_model():
-    from segbench.plugins import make_plugin_manager
-    from segbench.recipe.load import load_recipe
-    from segbench.recipe.plan import build_plan
-    from segbench.registry import build_registries
-
-    registries = build_registries(make_plugin_manager())
-    plan = build_plan(load_recipe(common.ROOT / "recipes" / "quickstart.yaml"), registries)
-    return plan, plan.model.build(num_classes=19), registries
-
-
 def optimizers(plan, registries, params):
     """name -> (segbench's optimizer, torch's class and keyword arguments for the same settings)."""
     import torch
@@ -55,7 +44,8 @@ def main() -> None:
     common.import_segbench()
     import torch
 
-    plan, model, registries = quickstart_model()
+    plan, registries = common.quickstart_plan()
+    model = plan.model.build(num_classes=19)
     reference = [p.detach().clone() for p in model.parameters()]
     gradients = [torch.randn_like(p) for p in reference]
 

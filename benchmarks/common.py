@@ -96,6 +96,18 @@ def import_segbench() -> None:
         sys.path.insert(0, str(ROOT))
 
 
+def quickstart_plan():
+    """The quickstart recipe's validated plan and the registries it was built with (built-in and installed plugins)."""
+    import_segbench()
+    from segbench.plugins import make_plugin_manager
+    from segbench.recipe.load import load_recipe
+    from segbench.recipe.plan import build_plan
+    from segbench.registry import build_registries
+
+    registries = build_registries(make_plugin_manager())
+    return build_plan(load_recipe(ROOT / "recipes" / "quickstart.yaml"), registries), registries
+
+
 def pick_device(requested: str = "auto"):
     import_segbench()
     from segbench.engine.device import pick_device as segbench_pick_device
