@@ -17,7 +17,7 @@ def atomic_write_bytes(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _new_file_mode())  # mkstemp makes 0o600; results are shared like any other file
+        os.fchmod(fd, new_file_mode())  # mkstemp makes 0o600; results are shared like any other file
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -32,7 +32,7 @@ def atomic_write_bytes(path: Path, write) -> None:
     _fsync_dir(path.parent)
 
 
-def _new_file_mode() -> int:
+def new_file_mode() -> int:
     """The mode ``open()`` would give a new file: 0o666 without the bits of the process umask."""
     umask = os.umask(0)
     os.umask(umask)

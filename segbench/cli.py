@@ -182,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs_dir(p)
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--speed", action="store_true", help="measure inference images/s on this device")
-    p.add_argument("--resamples", type=_bounded_int(1, 1_000_000), default=2000,
-                   help="bootstrap resamples (default 2000)")
+    # Fewer than 100 resamples put an interval's ends on one or two draws: noise presented as a verdict.
+    p.add_argument("--resamples", type=_bounded_int(100, 1_000_000), default=2000,
+                   help="bootstrap resamples, at least 100 (default 2000)")
     p.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--bootstrap-seed", type=_bounded_int(0, SEED_MAX), default=0,
                    help="seed of the resampling (default 0)")
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", type=_path, metavar="PATH", help="image files, folders (recursive), videos")
     p.add_argument("--out", type=_path, required=True)
     p.add_argument("--labels", nargs="*", type=_path, default=None, help="labelIds PNGs, one per image")
+    p.add_argument("--checkpoint", default=None, help="best or last (default: the one the run's scores come from)")
     p.add_argument("--device", default=None)
     p.set_defaults(func=commands.cmd_predict)
 
@@ -290,6 +292,7 @@ def main(argv=None) -> int:
         setattr(args, target, [*getattr(args, target), *late])
 
     def fail(message: str, status: int) -> int:
+        _close_progress_bars()
         if args.debug:
             traceback.print_exc()
         print(f"segbench: error: {message}", file=sys.stderr)
@@ -303,6 +306,7 @@ def main(argv=None) -> int:
             raise
         return fail(message, exc.exit_code if isinstance(exc, SegbenchError) else SegbenchError.exit_code)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("segbench: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
@@ -310,6 +314,13 @@ def main(argv=None) -> int:
         if peer is None:
             raise
         return fail(peer, 1)
+
+
+def _close_progress_bars() -> None:
+    """Clear the progress bars an error left open, so that the message starts its own line."""
+    tqdm = sys.modules.get("tqdm")  # none to close when nothing loaded it
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 def _lost_peer(exc: BaseException) -> str | None:

@@ -128,9 +128,12 @@ def cmd_models(args) -> int:
 def cmd_plugins(args) -> int:
     from segbench.plugins import make_plugin_manager, plugin_infos
 
-    for info in plugin_infos(make_plugin_manager()):
+    broken = []  # listed, not fatal: this is the command that shows what is installed
+    for info in plugin_infos(make_plugin_manager(broken=broken)):
         print(f"{info.name:<36} {info.distribution} {info.version}")
-    return 0
+    for error in broken:
+        print(f"segbench: error: {error}", file=sys.stderr)
+    return SegbenchError.exit_code if broken else 0
 
 
 def cmd_synth(args) -> int:

@@ -50,12 +50,14 @@ def _blocked_names(environ) -> set[str]:
 
 
 def make_plugin_manager(
-    *, builtins: Iterable[str] = BUILTIN_PLUGINS, load_entry_points: bool | None = None, environ=None
+    *, builtins: Iterable[str] = BUILTIN_PLUGINS, load_entry_points: bool | None = None, environ=None,
+    broken: list | None = None,
 ) -> pluggy.PluginManager:
     """Build a plugin manager with the built-in plugins and (unless disabled) entry-point plugins.
 
     ``SEGBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points; ``SEGBENCH_BLOCK_PLUGINS=a,b``
-    skips the named plugins (built-in module names or entry-point names).
+    skips the named plugins (built-in module names or entry-point names). An entry-point plugin that cannot be
+    loaded raises ``PluginError``, or, when ``broken`` is a list, is left out and its error appended there.
     """
     environ = os.environ if environ is None else environ
     blocked = _blocked_names(environ)
@@ -82,19 +84,35 @@ def make_plugin_manager(
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
             try:
-                plugin = ep.load()
-            except Exception as exc:
-                raise PluginError(
-                    f"could not load plugin {ep.name!r} (entry point {ep.value!r} in group"
-                    f" {ENTRY_POINT_GROUP!r}) from distribution {dist} {version}:"
-                    f" {type(exc).__name__}: {exc}. Reinstall or uninstall {dist}, or skip it with"
-                    f" {BLOCK_ENV}={ep.name}."
-                ) from exc
-            if pm.is_registered(plugin):
-                continue
-            pm.register(plugin, name=ep.name)
-            pm.segbench_distributions[ep.name] = PluginInfo(ep.name, dist, version)
+                _register_entry_point(pm, ep, dist, version)
+            except PluginError as exc:
+                if broken is None:
+                    raise
+                broken.append(exc)
     return pm
+
+
+def _register_entry_point(pm, ep, dist: str, version: str) -> None:
+    try:
+        plugin = ep.load()
+    except Exception as exc:
+        raise PluginError(
+            f"could not load plugin {ep.name!r} (entry point {ep.value!r} in group"
+            f" {ENTRY_POINT_GROUP!r}) from distribution {dist} {version}:"
+            f" {type(exc).__name__}: {exc}. Reinstall or uninstall {dist}, or skip it with"
+            f" {BLOCK_ENV}={ep.name}."
+        ) from exc
+    if pm.is_registered(plugin):
+        return
+    try:
+        pm.register(plugin, name=ep.name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"plugin {ep.name!r} (entry point {ep.value!r}) from distribution {dist} {version}:"
+            f" {_signature_problem(plugin) or ' '.join(str(exc).split())}. Fix the plugin, or skip it"
+            f" with {BLOCK_ENV}={ep.name}."
+        ) from None
+    pm.segbench_distributions[ep.name] = PluginInfo(ep.name, dist, version)
 
 
 _WARNED_BLOCKED: set[str] = set()
@@ -125,6 +143,21 @@ def _known_hooks() -> list[str]:
     return [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("segbench_")]
 
 
+def _signature_problem(plugin) -> str | None:
+    """Which of ``plugin``'s hooks declares parameters its specification does not (pluggy refuses those)."""
+    for name in _known_hooks():
+        function = getattr(plugin, name, None)
+        if not callable(function):
+            continue
+        wanted = list(inspect.signature(getattr(hookspecs, name)).parameters)
+        declared = list(inspect.signature(function).parameters)
+        extra = [parameter for parameter in declared if parameter not in wanted and parameter != "self"]
+        if extra:
+            return (f"its hook {name}({', '.join(declared)}) declares {', '.join(map(repr, extra))}, which segbench"
+                    f" does not pass; define it as {name}({', '.join(wanted)})")
+    return None
+
+
 def check_hook_names(pm) -> None:
     """Refuse ``segbench_*`` functions that are not hooks (a misspelled hook is otherwise silently
     ignored) and hook-named functions that lack ``@segbench.hookimpl``."""
@@ -137,6 +170,12 @@ def check_hook_names(pm) -> None:
         if dist:
             where += f" (distribution {dist})"
         for attribute in dir(plugin):
+            if not attribute.startswith("segbench_") and attribute not in known \
+                    and pm.parse_hookimpl_opts(plugin, attribute) is not None:
+                close = difflib.get_close_matches(attribute, known, n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else "."
+                raise PluginError(f"{where} marks {attribute!r} with @hookimpl, but segbench has no such hook{hint}"
+                                  f" The hooks are: {', '.join(known)}.")
             if not attribute.startswith("segbench_") or not callable(getattr(plugin, attribute, None)) \
                     or inspect.ismodule(getattr(plugin, attribute, None)):
                 continue

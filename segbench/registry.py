@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Callable, Iterator, Mapping
 
 import attrs
@@ -9,6 +10,7 @@ import attrs
 from segbench.errors import BlockedNameError, PluginError, UnknownNameError
 
 BLOCK_ENV = "SEGBENCH_BLOCK_PLUGINS"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings",
          "transforms", "loggers")
@@ -38,7 +40,9 @@ SPLIT_KEY, SUBSET_KEY = "split", "subset"
 @attrs.frozen
 class Substitute:
     """What a smoke variant returns to use another registered component of the same kind instead
-    (a dataset read from disk replaced by a generated one): its ``name`` and its ``config``."""
+    (a dataset read from disk replaced by a generated one): its ``name`` and its ``config``, an instance of
+    that component's config class or a mapping of its settings as a recipe would write them
+    (``Substitute("synthetic_city", {"train": 8, "val": 4})``)."""
 
     name: str
     config: Any
@@ -152,6 +156,11 @@ class Registry:
 
     def add(self, entry: Entry) -> None:
         for key in (entry.name, *entry.aliases):
+            if not isinstance(key, str) or not NAME_PATTERN.fullmatch(key):
+                raise PluginError(f"{entry.origin} registered a {singular(self.kind)} named {key!r}; a name (or alias)"
+                                  " is what recipes write after `name:` and what file names are made of: letters,"
+                                  " digits, '_', '-' and '.', not starting with '-' or '.'. Rename it.")
+        for key in (entry.name, *entry.aliases):
             if key in self._lookup:
                 other = self._lookup[key]
                 # suggest blocking the installed package's plugin before segbench's own
@@ -174,6 +183,10 @@ class Registry:
             if value is not None and not callable(value):
                 raise PluginError(f"{who} with {label}={value!r}; it must be a function taking the component's"
                                   " config.")
+        if any(field.name == "name" for field in attrs.fields(entry.config)):
+            raise PluginError(f"{who} with config class {entry.config.__qualname__}, which has a field called"
+                              " 'name'; in a recipe `name:` chooses the component, so that field could never be"
+                              " set. Rename the field (e.g. run_name).")
         problem = _default_problem(entry.config)
         if problem is not None:
             raise PluginError(f"{who} with config class {entry.config.__qualname__}, whose defaults are invalid:"

@@ -33,6 +33,39 @@ class StrayLabels(Blobs):
         return (image.numpy(), mask.numpy()) if self.numpy else (image, mask)
 
 
+class RaisingItem(Blobs):
+    """A file that went missing: item 3 raises what reading it would."""
+
+    def __getitem__(self, index):
+        if index == 3:
+            raise FileNotFoundError(f"/data/img_{index}.png")
+        return super().__getitem__(index)
+
+
+class ThreeTuple(Blobs):
+    def __getitem__(self, index):
+        return (*super().__getitem__(index), {"id": index})  # metadata beside the pair
+
+
+def _new_labels(image, mask, generator, ignore_index):
+    mask = mask.clone()
+    mask[0, 0] = 77  # neither a class nor the ignore index
+    return image, mask
+
+
+def _uint8_final(image, mask, generator, ignore_index):
+    return image, mask  # a final step that forgot to make the model's float input
+
+
+class DetachedLogits(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x):
+        return self.conv(x).detach()
+
+
 def _half_image(image, mask, generator, ignore_index):
     return image[:, ::2, ::2], mask  # the mask keeps its size
 
@@ -121,6 +154,8 @@ class Misbehaving:
     def segbench_register_datasets(self, register):
         register("stray_labels", StrayLabels, config=StrayLabelsConfig)
         register("a_list", lambda config: [1, 2, 3], config=BlobsConfig)
+        register("raising_item", RaisingItem, config=BlobsConfig)
+        register("three_tuple", ThreeTuple, config=BlobsConfig)
 
     @hookimpl
     def segbench_register_optimizers(self, register):
@@ -140,6 +175,8 @@ class Misbehaving:
         register("half_image", lambda config: _half_image, config=NoConfig)
         register("image_only", lambda config: _returns_image_only, config=NoConfig)
         register("floats_early", lambda config: _floats_early, config=NoConfig)
+        register("new_labels", lambda config: _new_labels, config=NoConfig)
+        register("uint8_final", lambda config: _uint8_final, config=NoConfig, final=True)
 
     @hookimpl
     def segbench_register_losses(self, register):
@@ -156,3 +193,4 @@ class Misbehaving:
                  config=NoConfig)
         register("nan_at_init", lambda config, *, num_classes: NanAtInit(num_classes), config=NoConfig)
         register("pooled_batch_norm", lambda config, *, num_classes: PooledBatchNorm(num_classes), config=NoConfig)
+        register("detached_logits", lambda config, *, num_classes: DetachedLogits(num_classes), config=NoConfig)

@@ -19,12 +19,14 @@ few = settings(max_examples=25)
 
 
 @st.composite
-def experiments(draw, seeds=None, images=None):
-    """Per-image matrices from random small label maps: realistic (C, C + 1) matrices."""
+def experiments(draw, seeds=None, images=None, labels=None):
+    """Per-image matrices from random small label maps: realistic (C, C + 1) matrices. Experiments drawn with
+    the same ``labels`` (a seed) are scored on the same label maps, as two experiments compared must be."""
     n_seeds = seeds or draw(st.integers(1, 3))
     n_images = images or draw(st.integers(1, 6))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    target = rng.integers(0, CLASSES + 1, size=(n_images, 4, 4))  # CLASSES is the ignore label here
+    labels_rng = rng if labels is None else np.random.default_rng(labels)
+    target = labels_rng.integers(0, CLASSES + 1, size=(n_images, 4, 4))  # CLASSES is the ignore label here
     matrices = np.zeros((n_seeds, n_images, CLASSES, CLASSES + 1), dtype=np.int64)
     for s in range(n_seeds):
         flip = rng.random(target.shape) < draw(st.floats(0, 0.8))
@@ -53,8 +55,8 @@ def test_identical_runs_differ_by_exactly_zero_with_a_zero_width_interval(exp):
 @few
 @given(st.data())
 def test_swapping_a_and_b_negates_the_difference(data):
-    images = data.draw(st.integers(1, 5))
-    a, b = data.draw(experiments(images=images)), data.draw(experiments(images=images))
+    images, labels = data.draw(st.integers(1, 5)), data.draw(st.integers(0, 2**32 - 1))
+    a, b = data.draw(experiments(images=images, labels=labels)), data.draw(experiments(images=images, labels=labels))
     forward, backward = bs.compare(a, b, resamples=RESAMPLES), bs.compare(b, a, resamples=RESAMPLES)
     for one, other in ((forward.miou, backward.miou), (forward.pixel_accuracy, backward.pixel_accuracy),
                        *zip(forward.class_iou, backward.class_iou)):
@@ -69,8 +71,8 @@ def attrs_tuple(interval):
 @few
 @given(st.data())
 def test_the_interval_contains_the_point_estimate(data):
-    images = data.draw(st.integers(1, 6))
-    a, b = data.draw(experiments(images=images)), data.draw(experiments(images=images))
+    images, labels = data.draw(st.integers(1, 6)), data.draw(st.integers(0, 2**32 - 1))
+    a, b = data.draw(experiments(images=images, labels=labels)), data.draw(experiments(images=images, labels=labels))
     diff = bs.compare(a, b, resamples=RESAMPLES, confidence=data.draw(st.sampled_from([0.5, 0.9, 0.95])))
     stats = bs.experiment_stats(a, resamples=RESAMPLES)
     for interval in (diff.miou, diff.pixel_accuracy, *diff.class_iou, stats.miou):
@@ -81,8 +83,8 @@ def test_the_interval_contains_the_point_estimate(data):
 @few
 @given(st.data())
 def test_reordering_images_or_seeds_changes_nothing(data):
-    images = data.draw(st.integers(1, 6))
-    a, b = data.draw(experiments(images=images)), data.draw(experiments(images=images))
+    images, labels = data.draw(st.integers(1, 6)), data.draw(st.integers(0, 2**32 - 1))
+    a, b = data.draw(experiments(images=images, labels=labels)), data.draw(experiments(images=images, labels=labels))
     seed_order = data.draw(st.permutations(range(len(b.seeds))))
     image_order = data.draw(st.permutations(range(images)))
     shuffled = bs.Replicates(tuple(b.seeds[s] for s in seed_order), tuple(b.image_ids[i] for i in image_order),
@@ -119,7 +121,8 @@ def test_the_same_seed_gives_the_same_table_and_another_seed_other_draws():
     rng = np.random.default_rng(1)
     matrices = rng.integers(0, 50, size=(3, 40, CLASSES, CLASSES + 1))
     a = bs.Replicates((0, 1, 2), tuple(map(str, range(40))), matrices)
-    b = bs.Replicates((0, 1, 2), tuple(map(str, range(40))), rng.integers(0, 50, size=matrices.shape))
+    # other predictions of the same labels: each row (a labelled class's pixels) spread over other columns
+    b = bs.Replicates((0, 1, 2), tuple(map(str, range(40))), rng.permuted(matrices, axis=-1))
     assert bs.compare(a, b, seed=3) == bs.compare(a, b, seed=3)
     assert bs.compare(a, b, seed=3).miou != bs.compare(a, b, seed=4).miou
     assert bs.compare(a, b).paired_seeds
@@ -151,3 +154,15 @@ def test_mismatched_images_are_refused():
     matrices = np.ones((1, 2, CLASSES, CLASSES + 1), dtype=np.int64)
     with pytest.raises(ValueError, match="different images"):
         bs.compare(bs.Replicates((0,), ("a", "b"), matrices), bs.Replicates((0,), ("a", "c"), matrices))
+
+
+@few
+@given(experiments(), st.data())
+def test_images_with_the_same_names_but_other_labels_are_not_paired(exp, data):
+    """Same ids, other label maps (another dataset or data seed): an image-by-image pairing would be false."""
+    image = data.draw(st.integers(0, len(exp.image_ids) - 1))
+    other = exp.matrices.copy()
+    other[:, image, 0, 0] += 1  # one more labelled pixel of class 0 in that image, for every seed
+    with pytest.raises(ValueError, match=rf"labels differ \(1 image\(s\), e.g. \['{exp.image_ids[image]}'\]\)"):
+        bs.compare(exp, bs.Replicates(exp.seeds, exp.image_ids, other), resamples=RESAMPLES)
+    bs.compare(exp, exp, resamples=RESAMPLES)  # the same labels, whatever the predictions: paired

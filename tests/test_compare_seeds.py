@@ -235,3 +235,23 @@ def test_evaluation_keeps_one_matrix_per_image_in_dataset_order():
     for i in range(5):
         assert torch.equal(per_image[i], confusion_matrix(preds[i], data.masks[i], num_classes=3))
     assert not math.isnan(float(per_image.sum()))
+
+
+def test_a_per_image_file_from_another_run_is_not_taken_for_this_runs(runs, cli, tmp_path):
+    import shutil
+
+    shutil.copytree(runs, tmp_path / "runs")
+    good = sorted((tmp_path / "runs").glob("good-*"))
+    worse = sorted((tmp_path / "runs").glob("worse-*"))
+    shutil.copy(worse[0] / FILE_NAME, good[1] / FILE_NAME)  # results.json still holds good's own scores
+    status, out, _ = cli("compare", tmp_path / "runs", "--resamples", "100")
+    table = out.split("Experiments:")[1]
+    assert status == 0 and next(line for line in table.splitlines() if line.startswith("| good |")).count("†") == 1
+    assert f"{good[1] / FILE_NAME} gives mIoU" in table and "the file belongs to another run or is damaged" in table
+    status, _, err = cli("compare", good[0], good[1])
+    assert status == 2 and "belongs to another run" in err and "Traceback" not in err
+
+
+def test_too_few_resamples_for_an_interval_are_refused(runs, cli):
+    status, _, err = cli("compare", runs, "--resamples", "10")
+    assert status == 2 and "--resamples: 10 is out of range: give 100 to" in err

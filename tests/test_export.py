@@ -68,6 +68,17 @@ def test_a_fixed_size_export_refuses_other_sizes(tmp_path, val_images):
         OnnxModel(path)(val_images[:, :, :32, :64])
 
 
+def test_a_fixed_size_export_scores_a_batch_one_image_at_a_time(tmp_path, val_images):
+    model = _model("unet")
+    path = tmp_path / "fixed.onnx"
+    export_onnx(model, path, size=(64, 128))  # batch axis fixed at 1, as `segbench export` writes by default
+    onnx_model = OnnxModel(path)
+    assert onnx_model.fixed_batch == 1 and len(val_images) == 2
+    with torch.no_grad():
+        expected, got = model(val_images), onnx_model(val_images)
+    assert got.shape == expected.shape and (got - expected).abs().max().item() <= ATOL
+
+
 @pytest.fixture(scope="module")
 def city_run(tmp_path_factory):
     from tests.test_evaluate_cli import CITY_RECIPE, city_registries, train_toy

@@ -258,6 +258,27 @@ def test_an_invalid_smoke_variant_is_blamed_on_its_plugin(tmp_path):
         load_recipe(path, smoke=True, registries=registries)
 
 
+@pytest.mark.parametrize("settings", [{"train": 8, "val": 4, "size": [32, 64]}, {"train": -1}])
+def test_a_smoke_variant_substitutes_another_dataset_from_its_settings(tmp_path, settings):
+    from segbench.registry import Substitute
+
+    class OnDisk:  # a dataset on disk whose --smoke run uses the built-in generated city, without its config class
+        @thirdparty_plugin.hookimpl
+        def segbench_register_datasets(self, register):
+            register("on_disk", lambda config: None, config=engine_plugin.BlobsConfig,
+                     smoke=lambda config: Substitute("synthetic_city", {**settings, "split": config.split}))
+
+    registries = registries_with(OnDisk())
+    path = write_recipe(tmp_path, engine_plugin.RECIPE.replace("name: blobs,", "name: on_disk,"))
+    if settings["train"] < 0:
+        with pytest.raises(PluginError, match=r"substitutes 'synthetic_city' with settings it refuses:"
+                                              r" synthetic_city.train: must be at least 0"):
+            load_recipe(path, smoke=True, registries=registries)
+        return
+    train = build_plan(load_recipe(path, smoke=True, registries=registries), registries).datasets["train"]
+    assert train.name == "synthetic_city" and (train.config.train, train.config.size) == (8, (32, 64))
+
+
 def test_smoke_applies_each_components_declared_variant_only(tmp_path):
     registries = registries_with(thirdparty_plugin.ThirdParty())
     text = engine_plugin.RECIPE.replace("{name: nobn}", "{name: tiny_seg, channels: 16, pretrained: imagenet}")

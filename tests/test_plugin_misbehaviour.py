@@ -48,11 +48,27 @@ def test_a_dataset_returning_numpy_arrays_is_told_to_return_tensors(tmp_path):
                        "{name: stray_labels, count: 12, size: 16, value: 1, numpy: true}"))
 
 
+def test_a_dataset_failing_to_read_an_item_names_the_file_and_the_dataset(tmp_path):
+    with pytest.raises(DataError) as info:
+        run(tmp_path, ("{name: blobs, count: 12, size: 16}", "{name: raising_item, count: 12, size: 16}"))
+    message = str(info.value)
+    assert "/memory/" in message and "the dataset (tests.misbehaving_plugin.RaisingItem) failed in __getitem__(3)"\
+        in message and "FileNotFoundError: /data/img_3.png" in message
+    assert_nothing_saved(tmp_path)
+
+
+def test_a_dataset_returning_more_than_the_pair_is_named(tmp_path):
+    with pytest.raises(PluginError, match=r"/memory/.*the dataset \(tests.misbehaving_plugin.ThreeTuple\) returned a"
+                                          r" tuple of 3 from __getitem__\(\d+\); it must return the pair"):
+        run(tmp_path, ("{name: blobs, count: 12, size: 16}", "{name: three_tuple, count: 12, size: 16}"))
+
+
 @pytest.mark.parametrize(("step", "expected"), [
     ("half_image", "returned an image of 8x8 with a mask of 16x16 (from 16x16): a step that changes the image's"
                    " size must change the mask's the same way"),
     ("image_only", "must return the pair (image, mask) of tensors, but returned torch.uint8 (3, 16, 16)"),
     ("floats_early", "returned a torch.float32 image; steps before the list's final step work on uint8"),
+    ("new_labels", "returned a mask holding train id(s) 77, neither a class (0..2) nor the ignore index 255"),
 ])
 def test_a_transform_breaking_its_contract_is_named_with_its_recipe_path(tmp_path, step, expected):
     with pytest.raises(PluginError) as info:
@@ -61,6 +77,14 @@ def test_a_transform_breaking_its_contract_is_named_with_its_recipe_path(tmp_pat
     assert message.startswith(f"data.train_transforms[0]: transform {step!r} ({PLUGIN}")
     assert expected in message
     assert_nothing_saved(tmp_path)
+
+
+def test_a_final_step_that_leaves_the_image_uint8_is_named_not_the_model(tmp_path):
+    with pytest.raises(PluginError) as info:
+        run(tmp_path, ("- {name: normalize}", "- {name: uint8_final}"))
+    message = str(info.value)
+    assert message.startswith(f"data.train_transforms[1]: transform 'uint8_final' ({PLUGIN}")
+    assert "a torch.uint8 image; the list's final step returns the model's input as float32" in message
 
 
 @pytest.mark.parametrize(("loss", "expected"), [
@@ -85,6 +109,7 @@ def test_a_loss_that_cannot_be_backpropagated_is_named(tmp_path, loss, expected)
                                 " a float tensor (2, 3, 16, 16) for this batch (N, num_classes, H, W at the input"
                                 " size, or smaller), but it returned shape (2, 2, 8, 8)"),
     ("nan_at_init", "returned NaN or infinite logits for an all-zero image"),
+    ("detached_logits", "but it returned a tensor without a gradient (detached"),
 ])
 def test_a_model_breaking_its_contract_outside_the_eval_check_is_named(tmp_path, model, expected):
     with pytest.raises(PluginError) as info:
@@ -126,6 +151,11 @@ class Fine:
     pass
 
 
+@attrs.frozen
+class WithNameField:
+    name: str = "my-run"  # `name:` in a recipe chooses the component: this could never be set
+
+
 def _registering(**registration):
     class Plugin:
         @hookimpl
@@ -144,12 +174,25 @@ def _registering(**registration):
     (dict(factory=lambda config, *, num_classes: None, config=TextForNumber),
      "whose defaults are invalid: field 'channels': expected an integer, got the string '8'"),
     (dict(factory=42, config=Fine), "with factory 42, which is not callable"),
+    (dict(factory=lambda config, *, num_classes: None, config=WithNameField),
+     "which has a field called 'name'; in a recipe `name:` chooses the component"),
 ])
 def test_a_registration_that_cannot_work_is_refused_naming_the_plugin(registration, expected):
     with pytest.raises(PluginError) as info:
         registries_with(_registering(**registration))
     message = str(info.value)
     assert message.startswith("plugin 'thirdparty-plugin' registered models 'mine'") and expected in message
+
+
+@pytest.mark.parametrize("name", ["", "nets/v2", "two words", "-dash", ".hidden", 3])
+def test_a_name_that_recipes_or_file_names_cannot_carry_is_refused(name):
+    class Plugin:
+        @hookimpl
+        def segbench_register_models(self, register):
+            register(name, lambda config, *, num_classes: None, config=Fine)
+
+    with pytest.raises(PluginError, match=r"plugin 'thirdparty-plugin' registered a model named .*letters, digits"):
+        registries_with(Plugin())
 
 
 def test_built_ins_register_first_so_a_plugin_does_not_change_a_recipes_defaults():

@@ -128,18 +128,53 @@ def test_disable_autoload_hides_entry_point_plugins(example_plugin_site):
     assert "tiny_fcn" not in listing.stdout
 
 
-def test_a_plugin_failing_at_import_names_distribution_and_entry_point(tmp_path):
+def _site_with_plugin(tmp_path, source: str) -> Path:
+    """A folder for PYTHONPATH holding distribution broken-dist 1.0, whose entry point ``broken`` is ``source``."""
     site = tmp_path / "site"
     dist = site / "broken_dist-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-dist\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[segbench]\nbroken = broken_module_xyz\n")
-    (site / "broken_module_xyz.py").write_text("raise ImportError('needs libfoo')\n")
+    (site / "broken_module_xyz.py").write_text(source)
+    return site
+
+
+def test_a_plugin_failing_at_import_names_distribution_and_entry_point(tmp_path):
+    site = _site_with_plugin(tmp_path, "raise ImportError('needs libfoo')\n")
     result = _segbench(site, "list")
     assert result.returncode == 2
     assert "broken-dist" in result.stderr and "broken_module_xyz" in result.stderr and "needs libfoo" in result.stderr
     assert "Traceback" not in result.stderr
     assert "SEGBENCH_BLOCK_PLUGINS=broken" in result.stderr
+
+
+HOOK_WITH_ANOTHER_PARAMETER = """\
+from segbench import hookimpl
+
+@hookimpl
+def segbench_register_models(reg):
+    pass
+"""
+
+
+def test_a_hook_with_another_parameter_name_says_how_to_declare_it_and_plugins_lists_the_rest(tmp_path):
+    site = _site_with_plugin(tmp_path, HOOK_WITH_ANOTHER_PARAMETER)
+    result = _segbench(site, "list", "models")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'broken'" in result.stderr and "broken-dist 1.0" in result.stderr
+    assert "declares 'reg'" in result.stderr and "define it as segbench_register_models(register)" in result.stderr
+    listed = _segbench(site, "plugins")  # the command that shows what is installed shows it all, and the fault
+    assert listed.returncode == 2 and "segbench_plugins.unet" in listed.stdout
+    assert "declares 'reg'" in listed.stderr
+
+
+def test_a_hookimpl_under_a_misspelled_name_gets_the_close_hook(tmp_path):
+    site = _site_with_plugin(tmp_path, HOOK_WITH_ANOTHER_PARAMETER.replace("segbench_register_models(reg)",
+                                                                           "segbnech_register_models(register)"))
+    result = _segbench(site, "list")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "broken-dist 1.0" in result.stderr and "marks 'segbnech_register_models' with @hookimpl" in result.stderr
+    assert "did you mean 'segbench_register_models'?" in result.stderr
 
 
 @pytest.mark.slow  # the same entry point is found by the default run; tests/test_plugin_boundary.py uses a transform

@@ -1,5 +1,6 @@
 """``segbench predict`` on folders (recursively) and on videos (an overlay video per clip)."""
 import argparse
+import os
 
 import numpy as np
 import pytest
@@ -83,12 +84,16 @@ def test_a_video_gets_an_overlay_video_and_the_command_prints_images_per_second(
     clip = tmp_path / "clip.mp4"
     _write_clip(clip, frames)
     decoded = _read_clip(clip)  # what the model sees: the clip's frames after compression
-    args = argparse.Namespace(run_dir=run.path, images=[clip], out=tmp_path / "out", labels=None, device=None)
+    args = argparse.Namespace(run_dir=run.path, images=[clip], out=tmp_path / "out", labels=None, device=None,
+                              checkpoint=None)
     (result,) = predict_command(args, registries=registries)
     assert result.overlay == tmp_path / "out" / "clip_overlay.mp4" and result.frames == len(frames)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert result.overlay.stat().st_mode & 0o777 == 0o666 & ~umask, "the mode of any new file, not mkstemp's 0o600"
     written = _read_clip(result.overlay)
     assert len(written) == len(frames) and written[0].shape == (32, 48, 3)
-    loaded, _ = load_run(run.path, registries, checkpoint="best")
+    loaded, _ = load_run(run.path, registries)
     for source, got in zip(decoded, written):
         pred = predict_image(loaded, torch.from_numpy(source).permute(2, 0, 1).contiguous())
         expected = overlay(source, colorize(pred, loaded.info.palette), alpha=0.5)
@@ -124,3 +129,29 @@ def test_an_empty_folder_is_an_error(city_run, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="empty holds no image or video files"):
         predict_files(run.path, [tmp_path / "empty"], tmp_path / "out", registries=registries)
+
+
+@pytest.mark.parametrize("report_checkpoint", ["last", "best"])
+def test_predict_uses_the_checkpoint_the_runs_scores_come_from(tmp_path, capsys, report_checkpoint):
+    from tests.test_evaluate_cli import CITY_RECIPE, city_registries, train_toy
+
+    registries = city_registries()
+    recipe = CITY_RECIPE.replace("log_every: 1}", f"log_every: 1, report_checkpoint: {report_checkpoint}}}")
+    run = train_toy(tmp_path / "train", registries, recipe)
+    # best.pt as another epoch's weights would be: predictions that differ from last.pt's
+    state = torch.load(run.path / "checkpoints" / "last.pt", weights_only=False)
+    state["model"] = {key: -value if value.is_floating_point() else value for key, value in state["model"].items()}
+    torch.save(state, run.path / "checkpoints" / "best.pt")
+    image = tmp_path / "a.png"
+    Image.fromarray(engine_plugin.Blobs(engine_plugin.BlobsConfig(split="val", count=1, size=16))[0][0]
+                    .permute(1, 2, 0).numpy()).save(image)
+    predictions = {}
+    for chosen, expected in (("best", "best"), ("last", "last"), (None, report_checkpoint)):
+        args = argparse.Namespace(run_dir=run.path, images=[image], out=tmp_path / f"out-{chosen}", labels=None,
+                                  device=None, checkpoint=chosen)
+        (files,) = predict_command(args, registries=registries)
+        assert f"predicting with {run.path / 'checkpoints' / expected}.pt" in capsys.readouterr().err
+        predictions[expected] = np.asarray(Image.open(files.pred))
+        loaded, _ = load_run(run.path, registries, checkpoint=expected)
+        assert np.array_equal(predictions[expected], predict_image(loaded, read_image(image)))
+    assert not np.array_equal(predictions["best"], predictions["last"]), "the two checkpoints must differ"

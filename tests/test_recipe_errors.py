@@ -20,6 +20,9 @@ def assert_user_error(result, *needles):
     ("base: _base/default.yaml\nmodle: {name: unet}\n", ["modle", "unknown top-level key", "child.yaml"]),
     ("base: _base/default.yaml\nmodel: {widht: 8}\n", ["model", "unknown key(s) widht", "valid keys"]),
     ("base: _base/default.yaml\nmodel: {name: unett}\n", ["model.name", "unknown models 'unett'", "'unet'"]),
+    # a dataset named once for every role is reported once, where it is named
+    ("base: _base/default.yaml\ndata: {dataset: {name: synthetic_cty}}\n",
+     ["1 problem(s)", "data.dataset.name: unknown datasets 'synthetic_cty'"]),
     ("base: _base/default.yaml\ntrainer: {epochs: many}\n", ["trainer.epochs", "expected an integer"]),
     ("base: _base/default.yaml\noptimizer: {lr: -1.0}\n", ["optimizer.lr", "must be greater than 0"]),
     ("base: _base/default.yaml\noptimizer: {lr: 6e-5}\n", ["optimizer.lr", "write 6.0e-5"]),

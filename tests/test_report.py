@@ -242,8 +242,12 @@ def test_predict_errors_name_the_bad_path(runs, tmp_path, capsys):
 
 def test_plot_writes_a_png_of_the_configured_size(runs, tmp_path):
     _, first, second, *_ = runs
+    own = plot_runs([first.path])
+    assert own == first.path / "curves.png"
+    before = own.read_bytes()
     out = plot_runs([first.path, second.path])
-    assert out == first.path / "curves.png"
+    assert out == first.path.parent / "curves.png", "the folder holding them, not one run's own figure"
+    assert own.read_bytes() == before
     with Image.open(out) as image:
         assert image.size == (1200, 450) and out.stat().st_size > 10_000
     custom = plot_runs([first.path], tmp_path / "small.png", size=(640, 320))
@@ -257,7 +261,11 @@ def test_plot_command_prints_the_path_and_refuses_runs_without_metrics(cli, runs
     assert status == 0 and out.strip() == str(tmp_path / "c.png") and (tmp_path / "c.png").is_file()
     (tmp_path / "fresh").mkdir()
     status, _, err = cli("plot", first.path, tmp_path / "fresh")
-    assert status == 2 and "fresh has no training metrics" in err
+    assert status == 2 and "no runs in" in err and "fresh" in err
+    shutil.copytree(first.path, tmp_path / "started")  # a run that has not logged a step yet
+    (tmp_path / "started" / "metrics.jsonl").unlink()
+    status, _, err = cli("plot", first.path, tmp_path / "started")
+    assert status == 2 and "started has no training metrics" in err
 
 
 def test_plot_of_a_runs_folder_leaves_out_a_run_that_has_logged_nothing_yet(cli, runs, tmp_path):

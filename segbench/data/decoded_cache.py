@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from segbench.data.reading import read_item
+
 MEMORY_BUDGET = 1 << 30  # bytes of decoded items per process
 
 
@@ -30,10 +32,10 @@ class DecodedCache:
 
     def __getitem__(self, index: int):
         if self._items is None:
-            return self.base[index]
+            return read_item(self.base, index)
         kept = self._items.get(index)
         if kept is None:
-            kept = self.base[index]
+            kept = read_item(self.base, index)
             if not self._keep(index, kept):
                 return kept
         return tuple(tensor.clone() for tensor in kept)

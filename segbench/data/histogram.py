@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from segbench.atomic import atomic_write_text
 from segbench.data.loader import data_loader
+from segbench.data.reading import read_mask
 from segbench.errors import DataError
 
 _FORMAT = "segbench class histogram v1"
@@ -26,7 +27,7 @@ class _MaskCounts(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index):
-        mask = self.dataset.read_mask(index)
+        mask = read_mask(self.dataset, index)
         counts = torch.bincount(mask.reshape(-1), minlength=max(self.num_classes, self.ignore_index + 1))
         stray = counts[self.num_classes:].clone()
         if 0 <= self.ignore_index - self.num_classes < len(stray):

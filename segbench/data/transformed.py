@@ -7,10 +7,12 @@ what was loaded before; no worker seeding is needed.
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 import torch
 
 from segbench.data.decoded_cache import DecodedCache
+from segbench.data.reading import item_path, read_item
 from segbench.errors import DataError
 from segbench.transforms import Pipeline, for_dataset
 
@@ -30,11 +32,6 @@ def epoch_permutation(n: int, *, seed: int, epoch: int) -> list[int]:
     """The order of ``n`` items in ``epoch``: a function of ``(seed, epoch)`` only."""
     generator = torch.Generator().manual_seed(derived_seed("order", seed, epoch))
     return torch.randperm(n, generator=generator).tolist()
-
-
-def item_path(dataset, index: int) -> str:
-    """How a message names item ``index``: its image file when the dataset knows it."""
-    return str(dataset.image_path(index)) if hasattr(dataset, "image_path") else f"item {index}"
 
 
 class SameSize:
@@ -92,13 +89,14 @@ class TransformedDataset(torch.utils.data.Dataset):
     def __init__(self, base, pipeline: Pipeline, *, seed: int, same_size: bool = False, keep_decoded: bool = False):
         pipeline = for_dataset(pipeline, base)
         self.base, self.pipeline, self.seed, self.epoch = base, pipeline, seed, 0
-        self._read = DecodedCache(base) if keep_decoded and getattr(base, "keep_decoded", True) else base
+        self._read = DecodedCache(base).__getitem__ if keep_decoded and getattr(base, "keep_decoded", True) \
+            else partial(read_item, base)
         # Items batched together must share a size: compare each with the first one this process read.
         self._sizes = SameSize(fix="Add a random_scale_crop (or resize) step to data.train_transforms, or set"
                                    " trainer.batch_size: 1.") if same_size else None
 
     def _transform(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self._read[index]
+        image, mask = self._read(index)
         try:
             return self.pipeline(image, mask, item_generator(self.seed, self.epoch, index))
         except DataError as exc:

@@ -9,7 +9,8 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from segbench.data.loader import data_loader
-from segbench.data.transformed import SameSize, item_path
+from segbench.data.reading import item_path, read_item, read_mask
+from segbench.data.transformed import SameSize
 from segbench.engine.distributed import all_reduce_sum, any_rank, unwrap_for_evaluation
 from segbench.engine.runtime import Runtime
 from segbench.errors import ConfigError, DataError
@@ -153,7 +154,7 @@ class _EvalItems(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index):
-        image, mask = self.dataset[index]
+        image, mask = read_item(self.dataset, index)
         generator = torch.Generator().manual_seed(index)
         try:
             image_t, _ = self.pipeline(image, mask, generator)
@@ -167,7 +168,7 @@ class _EvalItems(torch.utils.data.Dataset):
 
 def evaluated_size(dataset, pipeline) -> tuple[int, int]:
     """The (H, W) the model sees for the first item of ``dataset`` after the eval pipeline (only its mask is read)."""
-    mask = dataset.read_mask(0)
+    mask = read_mask(dataset, 0)
     image = torch.zeros((3, *mask.shape[-2:]), dtype=torch.uint8)
     try:
         return tuple(for_dataset(pipeline, dataset)(image, mask, torch.Generator().manual_seed(0))[0].shape[-2:])

@@ -79,8 +79,10 @@ class Logger:
 class RunLoggers:
     """The loggers of one run; each call reaches every logger still working."""
 
-    def __init__(self, loggers: Sequence[tuple[str, Logger]] = (), *, warn: Callable[[str], None] | None = None):
+    def __init__(self, loggers: Sequence[tuple[str, Logger]] = (), *, warn: Callable[[str], None] | None = None,
+                 origins: dict[str, str] | None = None):
         self._loggers = list(loggers)
+        self._origins = origins or {}  # name -> its plugin, for warnings: the author to tell
         self._warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
 
     @property
@@ -97,7 +99,8 @@ class RunLoggers:
                 getattr(logger, method)(*args)
             except Exception as exc:  # a logger's failure must never stop training
                 self._loggers.remove((name, logger))
-                self._warn(f"warning: logger {name!r} failed in {method}(): {type(exc).__name__}: {exc}."
+                origin = f" ({self._origins[name]})" if name in self._origins else ""
+                self._warn(f"warning: logger {name!r}{origin} failed in {method}(): {type(exc).__name__}: {exc}."
                            " It is switched off for the rest of this run; training goes on.")
 
     def start(self, start: RunStart) -> None:
@@ -136,9 +139,10 @@ def build_run_loggers(components, run_dir: Path, *, is_main: bool, warn=None) ->
             try:
                 built.append((component.name, component.build(run_dir=Path(run_dir))))
             except Exception as exc:
-                warn(f"warning: logger {component.name!r} could not start: {str(exc).rstrip('.')}. Training goes on"
+                warn(f"warning: logger {component.name!r} ({component.entry.origin}) could not start:"
+                     f" {str(exc).rstrip('.')}. Training goes on"
                      " without it.")
-    return RunLoggers(built, warn=warn)
+    return RunLoggers(built, warn=warn, origins={component.name: component.entry.origin for component in components})
 
 
 def flatten(data, prefix: str = "") -> dict:

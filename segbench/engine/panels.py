@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from segbench.engine.evaluate import predict
+from segbench.data.reading import read_item
 from segbench.engine.loggers import PredictionPanel
 
 
@@ -17,7 +18,7 @@ def prediction_panels(model, dataset, pipeline, *, count: int, config, runtime) 
     panels = []
     try:
         for index in range(min(count, len(dataset))):
-            image, mask = dataset[index]
+            image, mask = read_item(dataset, index)
             image_t, _ = pipeline(image, mask, torch.Generator().manual_seed(index))
             pred = predict(model, image_t[None], label_size=tuple(mask.shape[-2:]), config=config,
                            num_classes=info.num_classes, runtime=runtime)[0].to(torch.uint8).cpu()

@@ -43,12 +43,7 @@ def _check_logits(logits, masks: torch.Tensor, component, *, num_classes: int, w
                   smaller: bool = False) -> None:
     """``smaller``: the height and width may be smaller than the masks' (auxiliary logits)."""
     expected = (masks.shape[0], num_classes, *masks.shape[-2:])
-    if isinstance(logits, torch.Tensor) and logits.is_floating_point() and logits.ndim == 4:
-        shape = tuple(logits.shape)
-        if shape == expected or (smaller and shape[:2] == expected[:2]
-                                 and all(1 <= side <= limit for side, limit in zip(shape[2:], expected[2:]))):
-            return
-    entry = component.entry
+    got = None
     if isinstance(logits, dict):
         got = f"a dict with keys {sorted(map(str, logits))} (return the main logits tensor in training mode too)"
     elif not isinstance(logits, torch.Tensor):
@@ -56,7 +51,18 @@ def _check_logits(logits, masks: torch.Tensor, component, *, num_classes: int, w
     elif not logits.is_floating_point():
         got = f"a {logits.dtype} tensor"
     else:
-        got = f"shape {tuple(logits.shape)}"
+        shape = tuple(logits.shape)
+        fits = shape == expected or (smaller and logits.ndim == 4 and shape[:2] == expected[:2]
+                                     and all(1 <= side <= limit for side, limit in zip(shape[2:], expected[2:])))
+        if not fits:
+            got = f"shape {shape}"
+        elif not logits.requires_grad and torch.is_grad_enabled():
+            # Found here, the model is named; found by the loss or backward, the loss would be blamed.
+            got = ("a tensor without a gradient (detached, computed under torch.no_grad(), or from a model none of"
+                   " whose parameters requires a gradient)")
+    if got is None:
+        return
+    entry = component.entry
     raise PluginError(f"{component.path}: model {entry.name!r} ({entry.origin}) in training mode must return"
                       f" {what} {expected} for this batch (N, num_classes, H, W at the input size"
                       f"{', or smaller' if smaller else ''}), but it returned {got}. {FIX_PLUGIN}.")

@@ -247,6 +247,14 @@ def compare(a: Replicates, b: Replicates, *, resamples: int = DEFAULT_RESAMPLES,
     if a.matrices.shape[2:] != b.matrices.shape[2:]:
         raise ValueError(f"the two experiments have different classes (matrices {a.matrices.shape[2:]} vs"
                          f" {b.matrices.shape[2:]})")
+    # Pairing needs the same images, not only the same names: each image's labelled pixels per class (the
+    # matrices' row sums) do not depend on the model, so they differ only where the images do.
+    labels_a, labels_b = a.matrices[0].sum(axis=-1), b.matrices[0].sum(axis=-1)
+    if not np.array_equal(labels_a, labels_b):
+        differing = [a.image_ids[i] for i in np.flatnonzero((labels_a != labels_b).any(axis=-1))]
+        raise ValueError(f"the two experiments name the same {len(a.image_ids)} images but their labels differ"
+                         f" ({len(differing)} image(s), e.g. {differing[:3]}): they were scored on different data"
+                         " (another dataset, data seed or label setting), so no image-by-image comparison holds")
     image_counts = draw_counts(_rng(seed, _IMAGES), len(a.image_ids), resamples)
     paired = a.seeds == b.seeds
     if paired:

@@ -113,13 +113,16 @@ class _Collector:
             return None
         merged = {**(shared or {}), **section}
         name = merged.pop("name", None)
+        # A name from `data.dataset` is reported once, there, not once per role.
+        name_path = "data.dataset.name" if shared and "name" in shared and "name" not in section else f"{path}.name"
         if name is None:
             self.problems.append((f"{path}.name", f"missing; choose one of: {', '.join(registries[kind].names())}"))
             return None
         try:
             entry = registries[kind].get(name)
         except (UnknownNameError, BlockedNameError) as exc:
-            self.problems.append((f"{path}.name", str(exc)))
+            if (name_path, str(exc)) not in self.problems:
+                self.problems.append((name_path, str(exc)))
             return None
         own = set(section)
         inherited = {key for key in shared or {} if key not in own and key != "name"}

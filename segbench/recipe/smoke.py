@@ -7,10 +7,11 @@ replaces its config, the core shortens training and evaluation, and the result i
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import attrs
 
-from segbench.config import unstructure_plain
+from segbench.config import structure_config, unstructure_plain
 from segbench.errors import ConfigError, PluginError
 from segbench.recipe.load import ResolvedRecipe, apply_overrides
 from segbench.recipe.plan import Component, build_plan
@@ -57,6 +58,8 @@ class _Variant:
         self.changes = {}
         if isinstance(result, Substitute):
             target = registries[entry.kind].get(result.name)
+            if isinstance(result.config, Mapping):  # the target's settings as a recipe would write them
+                result = Substitute(result.name, self._structured(component, target, result.config))
             if not isinstance(result.config, target.config):
                 raise PluginError(f"{component.path}: the --smoke variant of {entry.name!r} ({entry.origin})"
                                   f" substitutes {target.name!r} with a {type(result.config).__name__}, not its"
@@ -70,6 +73,16 @@ class _Variant:
             raise PluginError(f"{component.path}: the --smoke variant of {entry.noun} {entry.name!r}"
                               f" ({entry.origin}) returned {result!r}; it must return a {entry.config.__name__}"
                               " or a segbench.registry.Substitute")
+
+    @staticmethod
+    def _structured(component, target, settings: Mapping):
+        entry = component.entry
+        try:
+            return structure_config(target.config, dict(settings), path=f"{target.name}")
+        except ConfigError as exc:
+            problems = "; ".join(f"{key}: {message}" for key, message in exc.problems)
+            raise PluginError(f"{component.path}: the --smoke variant of {entry.name!r} ({entry.origin}) substitutes"
+                              f" {target.name!r} with settings it refuses: {problems}") from None
 
     def full_section(self, component) -> dict:
         return self.replacement or {"name": component.name, **_non_default(self.config)}

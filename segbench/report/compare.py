@@ -236,11 +236,12 @@ def measure_speed(run_path: Path, registries=None, *, device: str | None = None,
                   repeats: int = 3) -> tuple[float, str, tuple[int, int]]:
     """Images per second (median of ``repeats`` timed runs after one warm-up), the device used, and
     the (H, W) of the timed image (the report split's first)."""
+    from segbench.data.reading import read_item
     from segbench.engine.evaluate import predict
     from segbench.report.loading import load_run
 
     loaded, dataset = load_run(run_path, registries, device=device)
-    image, mask = dataset[0]
+    image, mask = read_item(dataset, 0)
     image_t, _ = loaded.plan.eval_transforms(image, mask, torch.Generator().manual_seed(0))
     batch, settings = image_t[None], loaded.inference
 

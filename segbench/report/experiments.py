@@ -14,7 +14,7 @@ import numpy as np
 
 from segbench.engine.image_scores import FILE_NAME, load_image_scores
 from segbench.errors import SegbenchError
-from segbench.functional.bootstrap import Replicates
+from segbench.functional.bootstrap import Replicates, miou_batch
 from segbench.report.compare import RunRow, collect_runs, read_run
 
 
@@ -66,6 +66,7 @@ def replicates(experiment: Experiment) -> Replicates:
             raise SegbenchError(f"experiment {experiment.label}: two complete runs have seed {row.seed}"
                                 f" ({row.run.path} and another); keep one.")
         scores = load_image_scores(row.run.path / FILE_NAME)
+        _check_matches_results(row, scores.matrices)
         if first is None:
             first = (row, scores)
         elif (scores.image_ids, scores.class_names) != (first[1].image_ids, first[1].class_names):
@@ -74,6 +75,18 @@ def replicates(experiment: Experiment) -> Replicates:
         seeds.append(row.seed)
         stacks.append(scores.matrices)
     return Replicates(tuple(seeds), first[1].image_ids, np.stack(stacks))
+
+
+def _check_matches_results(row: RunRow, matrices: np.ndarray) -> None:
+    """The per-image matrices sum to the global matrix of the run's own ``results.json``: one copied from another
+    run (or left over from an earlier one) would otherwise put that run's scores under this run's name."""
+    if row.miou is None:
+        return
+    summed = float(miou_batch(matrices.sum(axis=0)))
+    if abs(summed - row.miou) > 1e-6:
+        raise SegbenchError(f"{row.run.path / FILE_NAME} gives mIoU {100 * summed:.2f}, but the run's results.json"
+                            f" {100 * row.miou:.2f}: the file belongs to another run or is damaged. Restore the"
+                            " run's own file, or remove it (the run is then shown without intervals).")
 
 
 def class_names_of(experiment: Experiment) -> tuple[str, ...]:
@@ -96,9 +109,16 @@ def resolve_experiment(target: str, runs_dir: Path | None = None, *,
         if experiment.label == label:
             if not seed_text:
                 return experiment
+            from segbench.errors import RecipeError
             from segbench.recipe.variants import parse_seeds
 
-            return experiment.select(parse_seeds(seed_text))
+            try:
+                seeds = parse_seeds(seed_text)
+            except RecipeError:  # its message names --seeds; here the seeds follow the label
+                raise SegbenchError(f"{target!r}: the seeds after the colon must be distinct integers (each a seed"
+                                    f" the experiment was run with) separated by commas, e.g. {label}:0,1,2"
+                                    ) from None
+            return experiment.select(seeds)
     known = ", ".join(e.label for e in found) or "none"
     raise SegbenchError(f"{target!r} is neither a run directory nor an experiment in the runs directory"
                         f" (experiments: {known}). Give a run directory, or an experiment label as"

@@ -19,6 +19,7 @@ import attrs
 import torch
 
 from segbench.atomic import atomic_write_bytes, atomic_write_text
+from segbench.data.reading import read_item
 from segbench.runs import refuse_run_file
 from segbench.errors import SegbenchError
 from segbench.report.loading import load_run
@@ -76,7 +77,7 @@ def default_export_path(run_path: Path, model_name: str, size, dynamic: bool) ->
 
 def report_input_size(loaded, dataset) -> tuple[int, int]:
     """The (H, W) the model sees for the report split's first image (after the eval transforms)."""
-    image, mask = dataset[0]
+    image, mask = read_item(dataset, 0)
     image_t, _ = loaded.plan.eval_transforms(image, mask, torch.Generator().manual_seed(0))
     return tuple(image_t.shape[-2:])
 

@@ -19,6 +19,7 @@ import matplotlib
 import yaml
 
 from segbench.atomic import atomic_write_bytes, atomic_write_text, make_folder
+from segbench.data.reading import read_item
 from segbench.engine.loggers import flatten
 from segbench.errors import SegbenchError
 from segbench.report.compare import MISSING, RunRow, class_names, collect_runs, display_names
@@ -66,7 +67,7 @@ def _panels(row: RunRow, folder: Path, relative: str, count: int, *, registries,
     info = loaded.info
     written = []
     for index in range(min(count, len(dataset))):
-        image, mask = dataset[index]
+        image, mask = read_item(dataset, index)
         sample = PredictionPanel(str(dataset.sample_id(index)), image.permute(1, 2, 0).numpy(), mask.numpy(),
                                  predict_image(loaded, image), tuple(info.class_names), tuple(info.palette),
                                  info.ignore_index)

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from segbench.atomic import atomic_write_text
+from segbench.data.reading import read_item
 from segbench.engine.device import autocast
 from segbench.errors import SegbenchError
 from segbench.report.machine import describe_machine
@@ -126,7 +127,7 @@ def _subject(target: Path, size, device, registries) -> _Subject:
     settings = inference_settings(plan, device)
     num_classes = dataset.info.num_classes if dataset is not None else None
     if dataset is not None and size is None:
-        image, mask = dataset[0]
+        image, mask = read_item(dataset, 0)
         size = tuple(plan.eval_transforms(image, mask, torch.Generator().manual_seed(0))[0].shape[-2:])
     if num_classes is None:
         raise SegbenchError(f"{target}: its report dataset cannot be built here, so the number of classes is"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -68,6 +69,20 @@ def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan) -> None:
         print(f"warning: {run.recipe_file} hashes to {plan.hash[:8]}, not {expected} as the directory name says;"
               " it was edited after the run, or a plugin changed its defaults since. Using it as it is now.",
               file=sys.stderr)
+
+
+def _warn_if_foreign(run: RunDir, checkpoint: Path, recipe_hash) -> None:
+    """A checkpoint records the hash of the run that wrote it, as do the run's results.json and directory name."""
+    try:
+        expected = json.loads(run.results.read_text()).get("recipe_hash")
+    except (OSError, ValueError, AttributeError):
+        expected = None
+    if not isinstance(expected, str):
+        expected = run.path.name.rpartition("-")[2]
+        expected = expected if len(expected) == 8 else None
+    if isinstance(recipe_hash, str) and expected and not recipe_hash.startswith(expected):
+        print(f"warning: {checkpoint} was written by run {recipe_hash[:8]}, not by this one ({expected[:8]}): a"
+              " checkpoint copied from another run, whose weights are used as they are.", file=sys.stderr)
 
 
 def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None):
@@ -158,6 +173,7 @@ def load_run(target: Path, registries=None, *, checkpoint: str | None = None, de
     settings = inference_settings(plan, device)
     model = plan.model.build(num_classes=len(info.class_names))
     state = load_model_weights(model, checkpoint_file, expected_model=plan.model.name)
+    _warn_if_foreign(run, Path(checkpoint_file), state.get("recipe_hash"))
     model = settings.model(model)
     model.eval()
     checkpoint_state = {k: v for k, v in state.items() if k in ("train_state", "recipe_hash", "model_name")}

@@ -57,6 +57,7 @@ class OnnxModel(nn.Module):
         self.session = open_session(self.path, threads=threads)
         shape = self.session.get_inputs()[0].shape
         self.fixed_size = tuple(shape[2:]) if all(isinstance(v, int) for v in shape[2:]) else None
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None  # a fixed-size export takes one image
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         size = tuple(images.shape[-2:])
@@ -65,5 +66,11 @@ class OnnxModel(nn.Module):
                 f"{self.path} was exported for {self.fixed_size[0]}x{self.fixed_size[1]} images but gets"
                 f" {size[0]}x{size[1]}; export again with --size {size[0]}x{size[1]} or --dynamic")
         array = np.ascontiguousarray(images.detach().float().cpu().numpy())
-        (logits,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
-        return torch.from_numpy(logits)
+        step = self.fixed_batch or len(array)
+        if len(array) % step:
+            raise SegbenchError(f"{self.path} was exported for batches of {step} images but gets {len(array)};"
+                                " export again with --dynamic")
+        # A batch larger than the export's runs in pieces of its batch size (evaluation batches several images).
+        pieces = [self.session.run([OUTPUT_NAME], {INPUT_NAME: array[i:i + step]})[0]
+                  for i in range(0, len(array), step)]
+        return torch.from_numpy(np.concatenate(pieces) if len(pieces) > 1 else pieces[0])

@@ -13,7 +13,7 @@ from pathlib import Path
 from segbench.atomic import atomic_write_bytes
 from segbench.runs import refuse_run_file
 from segbench.errors import SegbenchError
-from segbench.report.compare import collect_runs
+from segbench.report.compare import collect_runs, display_names
 
 FIGURE_SIZE = (900, 600)
 DPI = 100
@@ -37,12 +37,12 @@ def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dp
     rows = collect_runs(runs_dir, include_smoke=include_smoke, command="plot")
     points = {}  # backend -> [(latency ms, mIoU %, label)]
     skipped = []
-    for row in rows:
+    for row, label in zip(rows, display_names(rows)):  # `compare`'s names: the hash where recipes repeat
         if not row.complete or row.miou is None or not row.latency:
             skipped.append(row.name)
             continue
         for backend, record in row.latency.items():
-            points.setdefault(backend, []).append((record.model_only.p50_ms, 100 * row.miou, row.recipe))
+            points.setdefault(backend, []).append((record.model_only.p50_ms, 100 * row.miou, label))
     if not points:
         raise SegbenchError(f"no run in {runs_dir} has both results and a latency measurement; run"
                             " `segbench benchmark RUN_DIR` on finished runs first")

@@ -7,6 +7,7 @@ with a band: the range across seeds (``--band minmax``, default) or ± one stand
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -44,6 +45,13 @@ def _experiment_key(run: RunDir):
     return (row.recipe, row.experiment_hash or run.path.name)
 
 
+def _common_folder(paths: list[Path]) -> Path:
+    try:
+        return Path(os.path.commonpath(paths))
+    except ValueError:  # relative and absolute paths mixed
+        return Path(os.path.commonpath([path.absolute() for path in paths]))
+
+
 def _mean_band(curves: list[list[tuple]], band: str):
     """Mean and band of several runs' ``[(step, value)]`` at the steps every run has."""
     import numpy as np
@@ -74,7 +82,8 @@ def _draw_experiment(loss_ax, miou_ax, name, curves, colour, band):
 
 def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[int, int] = FIGURE_SIZE,
               dpi: int = DPI, band: str = "minmax") -> Path:
-    """Draw the curves of ``run_dirs`` into a ``size`` (pixels) PNG; default ``<first run>/curves.png``.
+    """Draw the curves of ``run_dirs`` into a ``size`` (pixels) PNG; default ``<the run>/curves.png`` for one
+    run, ``curves.png`` in the folder holding them for several (a run's own figure is not replaced by theirs).
 
     Seeds of one experiment become a mean curve with a band (``minmax`` or ``std``)."""
     # A bare Figure renders with Agg and leaves pyplot's global backend alone.
@@ -85,7 +94,9 @@ def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[
         raise SegbenchError("give at least one run directory to plot")
     runs = [RunDir(Path(p)) for p in run_dirs]
     curves = [_curves(run) for run in runs]
-    out = Path(out) if out is not None else runs[0].path / "curves.png"
+    if out is None:
+        out = (runs[0].path if len(runs) == 1 else _common_folder([run.path for run in runs])) / "curves.png"
+    out = Path(out)
     refuse_run_file(out)
 
     figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
@@ -98,9 +109,12 @@ def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[
     if len(set(names)) < len(names):  # the same recipe with different overrides: show the hashes
         names = [run.path.name for run, _ in singles]
     colours = iter(f"C{index % 10}" for index in range(10 ** 6))
-    for (recipe, _), members in groups.items():
-        if len(members) > 1:
-            _draw_experiment(loss_ax, miou_ax, recipe, [curve for _, curve in members], next(colours), band)
+    experiments = [(key, members) for key, members in groups.items() if len(members) > 1]
+    recipes = [recipe for (recipe, _), _ in experiments]
+    for (recipe, digest), members in experiments:
+        # as `compare` labels experiments: the recipe, with its hash where two experiments share the recipe
+        label = recipe if recipes.count(recipe) == 1 else f"{recipe}~{digest[:8]}"
+        _draw_experiment(loss_ax, miou_ax, label, [curve for _, curve in members], next(colours), band)
     for name, (_, (train, evals)) in zip(names, singles):
         colour = next(colours)
         if train:
@@ -179,8 +193,12 @@ def _runs_in(path: Path, *, include_smoke: bool = False) -> list[Path]:
     from segbench.report.compare import collect_runs, is_run, is_run_itself
 
     run = RunDir(path)
-    if not path.is_dir() or is_run_itself(path) or run.metrics.exists() or not any(map(is_run, path.iterdir())):
+    if not path.is_dir() or is_run_itself(path) or run.metrics.exists():
         return [path]
+    if not any(map(is_run, path.iterdir())):
+        if is_run(path):  # a run that has not logged yet: the error names its missing metrics
+            return [path]
+        collect_runs(path, include_smoke=include_smoke, command="plot")  # says what a folder of runs holds
     plotted, skipped = [], []
     for row in collect_runs(path, include_smoke=include_smoke, command="plot"):
         try:  # a run that has just started (or whose metrics are damaged) must not stop the others' figure

@@ -195,8 +195,9 @@ def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
 
 def predict_files(run_dir: Path, images: Sequence[Path], out: Path, *, labels: Sequence[Path] | None = None,
                   device: str | None = None, registries=None, loaded: LoadedRun | None = None) -> list:
-    """Predict each image, video, or folder of them with the run's best checkpoint (else its last) and
-    write the files to ``out``: a :class:`PredictionFiles` per image, a ``VideoPrediction`` per video."""
+    """Predict each image, video, or folder of them with the checkpoint the run's scores come from (the recipe's
+    ``trainer.report_checkpoint``) and write the files to ``out``: a :class:`PredictionFiles` per image, a
+    ``VideoPrediction`` per video."""
     if labels and len(labels) != len(images):
         raise SegbenchError(f"--labels gives {len(labels)} label file(s) for {len(images)} image(s); give one"
                             " labelIds PNG per image, in the same order (or none).")
@@ -222,9 +223,7 @@ def predict_files(run_dir: Path, images: Sequence[Path], out: Path, *, labels: S
 
         require_av()  # before the model loads
     if loaded is None:
-        # a run directory: its best checkpoint (its last before any evaluation); a file: that checkpoint
-        loaded, _ = load_run(run_dir, registries, checkpoint="best" if Path(run_dir).is_dir() else None,
-                             device=device)
+        loaded, _ = load_run(run_dir, registries, device=device)
     results = []
     for item, label in zip(inputs, label_paths):
         folder = out / item.subfolder
@@ -241,8 +240,9 @@ def predict_files(run_dir: Path, images: Sequence[Path], out: Path, *, labels: S
 
 def predict_command(args, *, registries=None) -> list:
     expand_inputs(args.images)  # a missing file fails before the model loads
-    loaded, _ = load_run(args.run_dir, registries, checkpoint="best" if Path(args.run_dir).is_dir() else None,
-                         device=args.device)
+    # a run directory: the checkpoint its scores come from, unless --checkpoint says; a file: that checkpoint
+    loaded, _ = load_run(args.run_dir, registries, checkpoint=args.checkpoint, device=args.device)
+    print(f"predicting with {loaded.checkpoint}", file=sys.stderr)
     started = time.perf_counter()
     results = predict_files(args.run_dir, args.images, args.out, labels=args.labels, registries=registries,
                             loaded=loaded)

@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 import torch
 
+from segbench.atomic import new_file_mode
 from segbench.errors import DataError, SegbenchError
 from segbench.palette import colorize, overlay
 
@@ -54,6 +55,7 @@ def predict_video(loaded, path: Path, out_path: Path, *, predict_frame, alpha: f
         raise DataError(f"video {path} cannot be opened ({exc})") from None
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.fchmod(fd, new_file_mode())  # mkstemp makes 0o600: the video is shared like the other outputs
     os.close(fd)
     frames, size = 0, None
     try:
