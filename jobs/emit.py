@@ -14,6 +14,7 @@ from typing import Sequence
 
 import attrs
 
+from segbench.atomic import atomic_write_text
 from segbench.cache import cache_dir
 from segbench.runs import default_runs_dir
 from segbench.errors import SegbenchError
@@ -75,9 +76,10 @@ def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, ou
     submissions = []
     for job in jobs:
         job_file, log_file = out_dir / f"{job.name}.sbatch", out_dir / f"{job.name}.log"
-        job_file.write_text(job_script(job, python=python or sys.executable, runs_dir=runs_dir,
-                                       workdir=(workdir or Path.cwd()).resolve(),
-                                       cache_dir=cache_dir().resolve()), encoding="utf-8")
+        # whole or not at all: sbatch must never read half a script
+        atomic_write_text(job_file, job_script(job, python=python or sys.executable, runs_dir=runs_dir,
+                                               workdir=(workdir or Path.cwd()).resolve(),
+                                               cache_dir=cache_dir().resolve()))
         submissions.append((job, job_file, log_file))
     pending = sum(len(job.stages) for job in jobs)
     script = submit_script(submissions, out_dir=out_dir, skipped=len(stages) - pending)

@@ -121,10 +121,11 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
                 continue
             recipe, run = link.recipe, RunDir.for_plan(link.plan, runs_dir)
             multi = len(variants) > 1
+            # checked whether or not it is submitted: a mistake does not wait for the day a stage is not complete
+            config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
             if link.complete:
                 stages[link.name] = Stage(recipe, run, None, None, requested, variant, multi)
                 continue
             parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
-            config = slurm_config(recipe.data, slurm_overrides, files=recipe.files)
             upstream = None if parent is None or parent.complete else parent.name
             stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi)

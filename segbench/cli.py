@@ -273,7 +273,20 @@ def user_message(exc: BaseException) -> str | None:
         # A rename (an atomic write's last step) names its temp file first; a folder in the way is the target.
         target = exc.filename2 if exc.filename2 and exc.errno in (errno.EISDIR, errno.EEXIST) else exc.filename
         return f"{os.fsdecode(target)}: {exc.strerror}; {_PATH_TROUBLE[exc.errno]}."
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from"):  # pathlib's resolve()
+        return f"{str(exc).removeprefix('Symlink loop from ')}: {_PATH_TROUBLE[errno.ELOOP]}."
     return str(exc) if isinstance(exc, SegbenchError) else None
+
+
+def _not_utf8(words) -> str | None:
+    """The first command-line word holding bytes that are not UTF-8 (Python keeps them as surrogates): such a
+    name or value cannot be written into the recipes, records and scripts segbench writes."""
+    for word in words:
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            return word
+    return None
 
 
 def main(argv=None) -> int:
@@ -298,6 +311,10 @@ def main(argv=None) -> int:
         print(f"segbench: error: {message}", file=sys.stderr)
         return status
 
+    bad = _not_utf8(sys.argv[1:] if argv is None else [str(word) for word in argv])
+    if bad is not None:
+        return fail(f"{os.fsencode(bad)!r} holds bytes that are not UTF-8 text; rename the file, or give the value"
+                    " as UTF-8 text.", SegbenchError.exit_code)
     try:
         return args.func(args)
     except (SegbenchError, OSError) as exc:
@@ -310,6 +327,9 @@ def main(argv=None) -> int:
         print("segbench: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        message = user_message(exc)  # a symbolic link that loops (pathlib raises RuntimeError)
+        if message is not None:
+            return fail(message, SegbenchError.exit_code)
         peer = _lost_peer(exc)
         if peer is None:
             raise

@@ -129,3 +129,29 @@ trainer: {precision: fp32, select_on: report}
     assert "unet on torch, cpu fp32: input 1x3x32x64" in out and "1 thread(s)" in out
     assert "model only" in out and "end to end" in out and "not timed: reading/decoding" in out
     assert "not saved" in err and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+def test_the_activation_peak_counts_the_outputs_alive_at_once():
+    import torch
+
+    from segbench.report.memory_guard import activation_peak_bytes
+
+    # conv (8 channels) -> ReLU in place on it -> conv (4 channels): the first output is still alive when the
+    # second is made from it, so the peak holds both
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.ReLU(inplace=True), torch.nn.Conv2d(8, 4, 1))
+    assert activation_peak_bytes(model.eval(), (16, 32), "cpu") == (8 + 4) * 16 * 32 * 4
+
+
+def test_a_size_that_cannot_fit_in_memory_is_refused_before_the_forward_pass(city_run, monkeypatch):
+    from segbench.errors import SegbenchError
+    from segbench.report import memory_guard
+
+    run, registries = city_run
+    monkeypatch.setattr(memory_guard, "free_bytes", lambda device: 50 * 2**20)  # 50 MiB free
+    record = run.path / "benchmark-torch.json"
+    before = record.read_text() if record.exists() else None
+    with pytest.raises(SegbenchError, match=r"--size 4096x4096 \(batch 2\): one forward pass needs about .* GiB,"
+                                            r" and 0.0 GiB are free on this cpu"):
+        benchmark(run.path, size=(4096, 4096), batch=2, registries=registries, repeats=1, warmup=0)
+    assert (record.read_text() if record.exists() else None) == before
+    benchmark(run.path, size=(32, 48), registries=registries, repeats=1, warmup=0)  # a small one fits

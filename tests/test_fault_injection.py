@@ -307,6 +307,27 @@ def test_a_restart_that_fails_before_its_first_checkpoint_leaves_the_completed_r
     assert _files(run) == before and not (run / ".previous").exists()
 
 
+def test_a_restart_that_fails_takes_its_own_new_files_with_it_and_nothing_else(tmp_path):
+    from segbench.engine.rundir import PreviousAttempt
+    from segbench.runs import RunDir
+
+    run = RunDir(tmp_path / "toy-0123abcd")
+    (run.path / "checkpoints").mkdir(parents=True)
+    for name, text in (("results.json", "{}"), ("events.out.tfevents.1.host", "old"), ("checkpoints/last.pt", "w")):
+        (run.path / name).write_text(text)
+    before = _files(run.path)
+    attempt = PreviousAttempt(run)
+    assert attempt.set_aside()
+    (run.path / "recipe.yaml").write_text("new")  # what the restarted attempt wrote before it failed
+    (run.path / "events.out.tfevents.2.host").write_text("new curves")
+    assert attempt.settle(this_attempt=True) == "restored"
+    assert _files(run.path) == before
+    # a set-aside interrupted half-way (a later command settles it): what is beside .previous is the run's own
+    assert attempt.set_aside()
+    (run.path / ".previous" / "results.json").rename(run.path / "results.json")
+    assert attempt.settle() == "restored" and _files(run.path) == before
+
+
 @pytest.mark.slow
 def test_a_restart_with_an_unusable_cache_folder_leaves_the_completed_run_as_it_was(tmp_path):
     from tests.test_seeding import SYNTH

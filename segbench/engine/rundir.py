@@ -44,9 +44,16 @@ class PreviousAttempt:
             os.rename(entry, self.folder / entry.name)
         return True
 
-    def restore(self) -> None:
+    def restore(self, *, drop_new: bool = False) -> None:
+        """``drop_new``: also remove what the failed attempt wrote beside the set-aside files (a new TensorBoard
+        event file); only for an attempt known to have set everything aside first."""
         if not self.folder.is_dir():
             return
+        if drop_new:
+            kept = {entry.name for entry in self.folder.iterdir()} | {self.run.lock_file.name, self.folder.name}
+            for entry in self.run.path.iterdir():
+                if entry.name not in kept:
+                    _remove(entry)
         for entry in self.folder.iterdir():
             target = self.run.path / entry.name
             if target.exists() or target.is_symlink():
@@ -58,15 +65,17 @@ class PreviousAttempt:
         if self.folder.exists():
             shutil.rmtree(self.folder)
 
-    def settle(self) -> str | None:
+    def settle(self, *, this_attempt: bool = False) -> str | None:
         """After a restart that was killed: a checkpoint in the run means the new attempt got far enough
-        (discard the old files); none means it did not, or the kill came while setting aside (restore)."""
+        (discard the old files); none means it did not, or the kill came while setting aside (restore).
+        ``this_attempt``: the failed attempt is this process's, which set everything aside, so the files beside
+        the set-aside ones are its own and go too."""
         if not self.folder.is_dir():
             return None
         if self.run.last.exists() or self.run.best.exists():
             self.discard()
             return "discarded"
-        self.restore()
+        self.restore(drop_new=this_attempt)
         return "restored"
 
 

@@ -25,7 +25,7 @@ from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
 from segbench.recipe.variants import load_variants
-from segbench.errors import SegbenchError
+from segbench.errors import ConfigError, SegbenchError
 from segbench.records import ResultsRecord, write_record
 
 
@@ -132,7 +132,7 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
                           after_first_checkpoint=previous.discard if set_aside else None, progress=progress,
                           plugins=plugins)
     except BaseException:
-        if set_aside and previous.settle() == "restored":
+        if set_aside and previous.settle(this_attempt=True) == "restored":
             _say(f"segbench: --restart failed before the new run's first checkpoint; the previous run in {run.path}"
                  " is back as it was")
         raise
@@ -146,8 +146,13 @@ def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, si
                       progress, plugins=()):
     origin = provenance.collect(plugins, device=runtime.device)
     _configure_determinism(plan)
-    parts = build_components(plan, run, runtime, progress=progress)
-    init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
+    try:
+        parts = build_components(plan, run, runtime, progress=progress)
+        init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
+    except ConfigError as exc:  # a value refused only once the data is known (warm-up against the run's length)
+        if exc.files:
+            raise
+        raise ConfigError(exc.problems, files=plan.recipe.files) from exc
     if runtime.dist.is_main:  # once the recipe has built: one refused on the way leaves no run behind
         run.write_recipe(plan)
     seed_global_generators(plan.seed, "training")  # a resumed run restores its state from last.pt instead

@@ -1,6 +1,7 @@
 """Reading recipe files: YAML (``safe_load`` only), ``base:`` inheritance and command-line overrides."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -58,6 +59,8 @@ def _read_text(path: Path) -> str:
     """The file's text, reading at most one byte more than a recipe may hold (``/dev/zero`` never ends)."""
     if path.is_dir():
         raise RecipeError(f"{path} is a folder, not a recipe file: give the path of a .yaml file.")
+    if path.exists() and not path.is_file():  # a pipe would block the read forever, a device never end
+        raise RecipeError(f"{path} is not a regular file (a pipe, socket or device): give the path of a .yaml file.")
     with open(path, "rb") as handle:
         raw = handle.read(MAX_RECIPE_BYTES + 1)
     if len(raw) > MAX_RECIPE_BYTES:
@@ -194,6 +197,11 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, smoke: bool 
     (one replicate of the experiment).
     """
     path = Path(path)
+    try:  # the recipe's name goes into run directories, recipe.yaml, records and job scripts
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecipeError(f"recipe file {os.fsencode(path)!r}: its name holds bytes that are not UTF-8 text;"
+                          " rename the file.") from None
     if path.is_dir():
         raise RecipeError(f"{path} is a folder; give one recipe file (a .yaml). `segbench emit-slurm` is the command"
                           " that takes a folder of recipes.")

@@ -81,7 +81,7 @@ def _pipeline(specs, path, transforms):
     from segbench.transforms import default_specs, parse_pipeline
 
     try:
-        if not specs:
+        if specs is None or specs == []:  # left out, or an empty list: the default pipeline
             specs = default_specs(transforms, path=path)
         if not isinstance(specs, list):
             return None, [(path, f"expected a list of transforms like [{{name: hflip, p: 0.5}}], got {specs!r}")]

@@ -53,9 +53,26 @@ class ExportRecord:
         return json.dumps(attrs.asdict(self), indent=2) + "\n"
 
 
+def check_opset(opset: int) -> None:
+    """Refuse an opset this torch cannot write before any work (its exporter prints the whole graph first)."""
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET
+    except ImportError:  # a torch without the constant: the export's own error is caught instead
+        return
+    if opset > ONNX_MAX_OPSET:
+        raise _unsupported(opset, ONNX_MAX_OPSET)
+
+
+def _unsupported(opset: int, highest: int | None = None) -> SegbenchError:
+    most = f" (at most {highest})" if highest else ""
+    return SegbenchError(f"--opset {opset}: torch {torch.__version__} cannot write that ONNX opset{most}; choose a"
+                         f" lower one (the default is {DEFAULT_OPSET})")
+
+
 def export_onnx(model: torch.nn.Module, path: Path, *, size: tuple[int, int], dynamic: bool = False,
                 opset: int = DEFAULT_OPSET) -> None:
     """Write ``model`` (fp32, eval mode, CPU) to ``path`` as ONNX, traced on a ``size`` image, atomically."""
+    check_opset(opset)
     model = model.float().eval().to("cpu", memory_format=torch.contiguous_format)
     example = torch.zeros(1, 3, *size)
     axes = {0: "batch", 2: "height", 3: "width"}
@@ -64,9 +81,14 @@ def export_onnx(model: torch.nn.Module, path: Path, *, size: tuple[int, int], dy
         # the TorchScript-based exporter: fast and exact for these convolutional graphs (the dynamo-based one
         # takes ~4x as long and cannot write opsets below 18)
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          opset_version=opset, dynamo=False,
-                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None)
+        try:
+            torch.onnx.export(model, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              opset_version=opset, dynamo=False,
+                              dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None)
+        except RuntimeError as exc:
+            if "Unsupported onnx_opset_version" not in str(exc):
+                raise
+            raise _unsupported(opset) from None
     atomic_write_bytes(Path(path), lambda handle: handle.write(buffer.getvalue()))
 
 
@@ -85,6 +107,7 @@ def report_input_size(loaded, dataset) -> tuple[int, int]:
 def export_run(target: Path, *, fmt: str = "onnx", size: tuple[int, int] | None = None, dynamic: bool = False,
                out: Path | None = None, opset: int = DEFAULT_OPSET, checkpoint: str | None = None,
                registries=None) -> ExportRecord:
+    check_opset(opset)  # before the model loads
     if fmt not in FORMATS:
         raise SegbenchError(f"--format {fmt!r}: the formats are {', '.join(FORMATS)}")
     if size is not None and dynamic:

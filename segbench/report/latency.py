@@ -37,6 +37,7 @@ from segbench.data.reading import read_item
 from segbench.engine.device import autocast
 from segbench.errors import SegbenchError
 from segbench.report.machine import describe_machine
+from segbench.report.memory_guard import check_fits
 from segbench.report.timing import Timing, time_calls
 
 BACKENDS = ("torch", "onnxruntime")
@@ -233,6 +234,7 @@ def benchmark(target: Path, *, size: tuple[int, int] | None = None, batch: int =
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     subject = _subject(target, size, device, registries)
+    check_fits(subject.model, subject.size, batch, subject.device)
     precision, channels_last = subject.precision, subject.channels_last
     if backend == "onnxruntime":
         precision, channels_last = "fp32", False

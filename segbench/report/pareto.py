@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from segbench.atomic import atomic_write_bytes
 from segbench.runs import refuse_run_file
 from segbench.errors import SegbenchError
 from segbench.report.compare import collect_runs, display_names
+from segbench.report.figure_file import figure_format, save_figure
 
 FIGURE_SIZE = (900, 600)
 DPI = 100
@@ -34,6 +34,8 @@ def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dp
     from matplotlib.figure import Figure
 
     refuse_run_file(out if out is not None else Path(runs_dir) / "pareto.png")
+    if out is not None:
+        figure_format(out)  # before reading the runs
     rows = collect_runs(runs_dir, include_smoke=include_smoke, command="plot")
     points = {}  # backend -> [(latency ms, mIoU %, label)]
     skipped = []
@@ -66,9 +68,4 @@ def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dp
     ax.set_title("accuracy vs latency (-- Pareto front)\n" + "; ".join(machines), fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small", title="backend")
-    out = Path(out) if out is not None else Path(runs_dir) / "pareto.png"
-    try:
-        atomic_write_bytes(out, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
-    except OSError as exc:
-        raise SegbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return out
+    return save_figure(figure, Path(out) if out is not None else Path(runs_dir) / "pareto.png", dpi=dpi)

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from segbench.atomic import atomic_write_bytes
 from segbench.runs import RunDir, refuse_run_file
 from segbench.errors import SegbenchError
 from segbench.records import SelectionRecord, TrainStepRecord
+from segbench.report.figure_file import figure_format, save_figure
 from segbench.report.loading import run_name
 
 FIGURE_SIZE = (1200, 450)  # pixels (width, height)
@@ -24,7 +24,8 @@ DPI = 100
 
 def _curves(run: RunDir) -> tuple[list, list]:
     if not run.path.is_dir():
-        raise SegbenchError(f"{run.path} does not exist; give run directories that `segbench run` wrote"
+        what = "is a file, not a run directory" if run.path.exists() else "does not exist"
+        raise SegbenchError(f"{run.path} {what}; give run directories that `segbench run` wrote"
                             " (runs/<recipe>-<hash>/)")
     if run.set_aside_message():
         raise SegbenchError(run.set_aside_message())
@@ -98,6 +99,7 @@ def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[
         out = (runs[0].path if len(runs) == 1 else _common_folder([run.path for run in runs])) / "curves.png"
     out = Path(out)
     refuse_run_file(out)
+    figure_format(out)  # before drawing
 
     figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
     loss_ax, miou_ax = figure.subplots(1, 2)
@@ -134,11 +136,7 @@ def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[
         ax.grid(True, alpha=0.3)
         if ax.lines:
             ax.legend(fontsize="small")
-    try:
-        atomic_write_bytes(out, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
-    except OSError as exc:
-        raise SegbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return out
+    return save_figure(figure, out, dpi=dpi)
 
 
 def forest_plot(diff, class_names: Sequence[str], out: Path, *, title: str, dpi: int = DPI) -> Path:
@@ -161,11 +159,7 @@ def forest_plot(diff, class_names: Sequence[str], out: Path, *, title: str, dpi:
     ax.grid(True, axis="x", alpha=0.3)
     out = Path(out)
     refuse_run_file(out, "--forest")
-    try:
-        atomic_write_bytes(out, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
-    except OSError as exc:
-        raise SegbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return out
+    return save_figure(figure, out, dpi=dpi, option="--forest")
 
 
 def plot_command(args) -> Path:

@@ -197,9 +197,11 @@ def difference_command(args, target_a: str, target_b: str) -> str:
                             " with A and B, compare prints the difference table only. Give a runs directory instead"
                             " of A and B to use them.")
     if getattr(args, "forest", None):
+        from segbench.report.figure_file import figure_format
         from segbench.runs import refuse_run_file
 
         refuse_run_file(args.forest, "--forest")  # before the resampling, not after it
+        figure_format(args.forest, "--forest")
     found: list = []
 
     def experiments():  # the runs directory is read once, and only when a target is a label

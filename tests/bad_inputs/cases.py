@@ -243,6 +243,11 @@ def python_tag_in_a_recipe(ctx):
 
 # ---- command line -------------------------------------------------------------------------------
 
+@case("recipe", "data.train_transforms: expected a list of transforms", "got False", slow=True)
+def transforms_that_are_not_a_list(ctx):
+    return ctx.child("data: {train_transforms: false}\n")
+
+
 @case("cli", "invalid choice: 'trian'", "choose from", "run")
 def unknown_command(ctx):
     return ["trian", "toy.yaml"]
@@ -286,6 +291,52 @@ def evaluate_a_missing_path(ctx):
 @case("cli", "runs is a folder", "give one recipe file", slow=True)
 def run_a_folder(ctx):
     return ["run", "runs", *RUN]
+
+
+@case("cli", "b'trainer.epochs=\\xff'", "holds bytes that are not UTF-8 text")
+def override_that_is_not_utf8(ctx):
+    return ["run", "toy.yaml", os.fsdecode(b"trainer.epochs=\xff"), *RUN]
+
+
+@case("cli", "b'caf\\xe9.yaml'", "holds bytes that are not UTF-8 text", "rename the file", slow=True)
+def recipe_whose_name_is_not_utf8(ctx):
+    name = os.fsdecode(b"caf\xe9.yaml")
+    ctx.write(name, (ctx.dir / "toy.yaml").read_text())
+    return ["run", name, *RUN]
+
+
+def _no_run_left(ctx, outcome):
+    assert sorted(p.name for p in (ctx.dir / "runs").iterdir()) == [ctx.world.baseline.name], outcome.stderr
+
+
+@case("cli", "loop.yaml", "a symbolic link that loops", "fix or remove the link", check=_no_run_left)
+def recipe_that_is_a_looping_link(ctx):
+    os.symlink("loop2.yaml", ctx.dir / "loop.yaml")
+    os.symlink("loop.yaml", ctx.dir / "loop2.yaml")
+    return ["run", "loop.yaml", *RUN]
+
+
+@case("cli", "pipe.yaml is not a regular file", "a pipe", slow=True)
+def recipe_that_is_a_pipe(ctx):  # reading it would block forever
+    os.mkfifo(ctx.dir / "pipe.yaml")
+    return ["show", "pipe.yaml"]
+
+
+@case("cli", "--out notes.txt", "name a figure file ending in .png", check=lambda ctx, outcome:
+      (ctx.dir / "notes.txt").read_text() == "mine\n")
+def figure_under_a_name_that_is_no_figure(ctx):
+    ctx.write("notes.txt", "mine\n")
+    return ["plot", str(ctx.run_dir), "--out", "notes.txt"]
+
+
+@case("cli", "slurm: unknown key(s) bogus", slow=True)
+def slurm_override_checked_when_nothing_is_left_to_submit(ctx):
+    return ["emit-slurm", "toy.yaml", "slurm.bogus=1", *RUN]
+
+
+@case("cli", "--opset 30", "cannot write that ONNX opset (at most", slow=True)
+def export_to_an_opset_torch_cannot_write(ctx):
+    return ["export", str(ctx.run_dir), "--opset", "30"]
 
 
 # ---- data ---------------------------------------------------------------------------------------
