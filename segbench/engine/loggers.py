@@ -139,8 +139,8 @@ def build_run_loggers(components, run_dir: Path, *, is_main: bool, warn=None) ->
             try:
                 built.append((component.name, component.build(run_dir=Path(run_dir))))
             except Exception as exc:
-                warn(f"warning: logger {component.name!r} ({component.entry.origin}) could not start:"
-                     f" {str(exc).rstrip('.')}. Training goes on"
+                # the message names the plugin (a component's build failure does)
+                warn(f"warning: logger {component.name!r} could not start: {str(exc).rstrip('.')}. Training goes on"
                      " without it.")
     return RunLoggers(built, warn=warn, origins={component.name: component.entry.origin for component in components})
 
