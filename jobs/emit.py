@@ -101,8 +101,13 @@ def summary(emitted: Emitted) -> str:
                 state += f", {stage.slurm.world_size} processes"
             if stage.multi:
                 state += f", array task {stage.variant.index} ({stage.variant.label})"
+            if stage.unchecked:
+                state += "; its data is not checked here (below)"
         origin = "" if stage.requested else " (upstream stage)"
         lines.append(f"  {stage.name}{origin}: {state}")
+    for reason in dict.fromkeys(stage.unchecked for stage in emitted.stages if stage.unchecked):
+        lines.append(f"  not checked against the data, which cannot be read on this machine ({reason}); the job"
+                     " checks it when it starts")
     if emitted.submissions:
         lines.append(f"job scripts and logs: {emitted.submissions[0][1].parent}; pipe the printed script to bash"
                      " to submit")

@@ -29,6 +29,7 @@ class Stage:
     variant: Variant = Variant(0, None)  # its place in the experiment (the array task id); an upstream
     # stage takes the variant of the stage that pulled it in, so task k pairs with task k
     multi: bool = False  # one of several runs of an experiment (submitted in a job array)
+    unchecked: str | None = None  # why its data could not be checked before submitting (None: checked)
 
     @property
     def name(self) -> str:
@@ -128,4 +129,8 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
                 continue
             parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
             upstream = None if parent is None or parent.complete else parent.name
-            stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi)
+            # what the job would refuse once it reads the data, refused now rather than after its wait in the queue
+            from segbench.engine.preflight import preflight
+
+            unchecked = preflight(link.plan, world_size=config.world_size)
+            stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi, unchecked)

@@ -403,3 +403,30 @@ def test_the_shared_slurm_base_spells_out_the_defaults():
                                            ("1-2:03", 93780), ("1-0:0:5", 86405), ("UNLIMITED", None)])
 def test_slurm_time_formats(text, seconds):
     assert time_limit_seconds(text) == seconds
+
+
+# -- what the job would refuse once it reads its data ------------------------------------------------------------
+
+def test_a_warm_up_the_jobs_processes_leave_no_room_for_is_refused_before_submitting(stages_dir, registries,
+                                                                                     tmp_path):
+    # 2 processes x 2 images per batch: MINIMAL_RECIPE's train split gives each process fewer steps than 1000
+    overrides = ["scheduler.warmup_iterations=1000", "slurm.nodes=2"]
+    with pytest.raises(ConfigError, match=r"scheduler.warmup_iterations: 1000 warm-up iterations leave nothing of"
+                                          r" the run's \d+ iterations") as info:
+        do_emit([stages_dir / "other.yaml"], overrides, registries=registries, root=tmp_path)
+    assert str(stages_dir / "other.yaml") in str(info.value)
+    assert not (tmp_path / "out").exists(), "nothing is written for a recipe its job would refuse"
+    do_emit([stages_dir / "other.yaml"], ["scheduler.warmup_iterations=10"], registries=registries, root=tmp_path)
+
+
+def test_a_recipe_whose_data_cannot_be_read_here_is_submitted_and_says_so(recipe_dir, registries, tmp_path):
+    from segbench_jobs.emit import summary
+
+    text = (REPO / "recipes" / "_base" / "cityscapes.yaml").read_text()
+    write(recipe_dir / "city.yaml", text.replace("root: data/cityscapes", f"root: {tmp_path / 'elsewhere'}") +
+          "model: {name: unet, width: 8}\noptimizer: {name: adam}\n")
+    emitted = do_emit([recipe_dir / "city.yaml"], registries=registries, root=tmp_path)
+    assert len(emitted.submissions) == 1
+    said = summary(emitted)
+    assert "its data is not checked here" in said and f"the Cityscapes folder {tmp_path / 'elsewhere'} does not" \
+        " exist" in said and "the job checks it when it starts" in said

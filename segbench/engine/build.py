@@ -8,12 +8,11 @@ import torch
 
 from segbench.cache import cache_dir
 from segbench.component_contract import check_class_weights
-from segbench.engine.evaluate import check_evaluation_cost, evaluated_size
 from segbench.engine.model_contract import check_model_output
 from segbench.engine.param_groups import split_param_groups
+from segbench.engine.preflight import check_against_data
 from segbench.engine.runtime import Runtime
 from segbench.engine.seeding import seed_global_generators
-from segbench.engine.trainer import schedule_length
 from segbench.records import ClassWeightsRecord, write_record
 from segbench.runs import RunDir
 
@@ -52,10 +51,7 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
 
     env, device = runtime.dist, runtime.device
     train_base, select_data, report_data = build_datasets(plan)
-    for split, data in (("selection", select_data), ("report", report_data)):
-        if len(data):  # before training, not after it: the size the evaluation sees, after eval_transforms
-            check_evaluation_cost(plan.evaluation, evaluated_size(data, plan.eval_transforms), split=split,
-                                  files=plan.recipe.files)
+    length = check_against_data(plan, len(train_base), select_data, report_data, env)
     info = train_base.info
     num_classes, ignore_index = len(info.class_names), info.ignore_index
     overlap = bool(_sample_keys(select_data) & _sample_keys(report_data))
@@ -92,7 +88,6 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
                                 path=plan.optimizer.path)
     optimizer = plan.optimizer.build(param_groups=groups)
 
-    length = schedule_length(len(train_base), plan.trainer, env)
     scheduler = plan.scheduler.build(optimizer=optimizer, total_iterations=length.total_iterations,
                                      iterations_per_epoch=length.iterations_per_epoch)
     train_data = TransformedDataset(train_base, plan.train_transforms, seed=plan.seed,
