@@ -246,7 +246,9 @@ def test_a_per_image_file_from_another_run_is_not_taken_for_this_runs(runs, cli,
     shutil.copy(worse[0] / FILE_NAME, good[1] / FILE_NAME)  # results.json still holds good's own scores
     status, out, _ = cli("compare", tmp_path / "runs", "--resamples", "100")
     table = out.split("Experiments:")[1]
-    assert status == 0 and next(line for line in table.splitlines() if line.startswith("| good |")).count("†") == 1
+    row = next(line for line in table.splitlines() if line.startswith("| good |"))
+    assert status == 0 and row.count("†") == 1
+    assert row.count(" ± ") == 2, "no interval, but mean ± std of mIoU and pixel accuracy from the runs' results"
     assert f"{good[1] / FILE_NAME} gives mIoU" in table and "the file belongs to another run or is damaged" in table
     status, _, err = cli("compare", good[0], good[1])
     assert status == 2 and "belongs to another run" in err and "Traceback" not in err

@@ -6,6 +6,7 @@ Numbers are percentage points of the official-rule metrics. Intervals come from
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 
 from segbench.errors import SegbenchError
@@ -27,6 +28,14 @@ def _spread(mean: float, std: float) -> str:
     if math.isnan(mean):
         return MISSING
     return _points(mean) + ("" if math.isnan(std) else f" ± {_points(std)}")
+
+
+def _mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (NaN for fewer than two) of the values that are known."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return math.nan, math.nan
+    return statistics.fmean(known), statistics.stdev(known) if len(known) > 1 else math.nan
 
 
 def _interval(interval: bootstrap.Interval, signed=False) -> str:
@@ -67,10 +76,11 @@ def experiments_csv(rows: list[RunRow], *, resamples: int, confidence: float, se
     for experiment, stats, problem in found:
         start = [experiment.label, experiment.recipe, experiment.experiment_hash or "",
                  " ".join(str(s) for s in experiment.seeds)]
-        if stats is None:  # no per-image matrices: the mean of the runs' own mIoU, nothing resampled
-            mious = [row.miou for row in experiment.runs if row.miou is not None]
-            mean = sum(mious) / len(mious) if mious else None
-            writer.writerow([*start, _csv_number(mean), *[""] * (7 + 2 * len(names)), problem])
+        if stats is None:  # no per-image matrices: the runs' own results, nothing resampled
+            miou, accuracy = (_mean_std([getattr(row, key) for row in experiment.runs])
+                              for key in ("miou", "pixel_accuracy"))
+            writer.writerow([*start, *map(_csv_number, miou), *[""] * 4, *map(_csv_number, accuracy),
+                             *[""] * (2 * len(names)), problem])
             continue
         index = {name: i for i, name in enumerate(class_names_of(experiment))}
         classes = [_csv_number(values[index[name]]) if name in index else "" for name in names
@@ -96,10 +106,10 @@ def experiment_tables(rows: list[RunRow], *, resamples: int, confidence: float, 
     for experiment in experiments:
         stats, problem = _stats(experiment, resamples=resamples, confidence=confidence, seed=seed)
         seeds = ", ".join(str(s) for s in experiment.seeds)
-        if stats is None:
-            mious = [row.miou for row in experiment.runs if row.miou is not None]
-            mean = sum(mious) / len(mious) if mious else math.nan
-            lines.append(f"| {experiment.label} | {seeds} | {_points(mean)} | {MISSING} † | {MISSING} |")
+        if stats is None:  # no interval, but the runs' own results.json still give mean and spread
+            miou, accuracy = (_spread(*_mean_std([getattr(row, key) for row in experiment.runs]))
+                              for key in ("miou", "pixel_accuracy"))
+            lines.append(f"| {experiment.label} | {seeds} | {miou} | {MISSING} † | {accuracy} |")
             notes.append(f"† {experiment.label}: {problem}")
             continue
         single = " ‡" if len(experiment.runs) == 1 else ""
