@@ -8,6 +8,7 @@ import attrs
 
 from segbench.runs import RunDir
 from segbench.errors import RecipeError
+from segbench.functional.merge import content_hash
 from segbench.records import RecordError
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
@@ -81,6 +82,7 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
     but nothing depends on it and its own upstream is not visited.
     """
     stages: dict[str, Stage] = {}
+    checked: dict = {}  # what preflight said of each recipe (seeds aside) and process count
 
     def complete(plan) -> bool:
         try:  # a damaged results.json would pass for a finished run and fail its job at once: say so now
@@ -93,7 +95,7 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
     for path in recipe_paths:
         try:
             _add_stages(stages, path, registries, overrides=overrides, slurm_overrides=slurm_overrides, smoke=smoke,
-                        runs_dir=runs_dir, seeds=seeds, grid=grid, complete=complete)
+                        runs_dir=runs_dir, seeds=seeds, grid=grid, complete=complete, checked=checked)
         except RecipeError as exc:  # every broken recipe of a folder at once, not one per attempt
             if str(exc) not in map(str, problems):  # a broken stage that several recipes start from: once
                 problems.append(exc)
@@ -106,7 +108,7 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
 
 
 def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overrides, smoke, runs_dir, seeds, grid,
-                complete) -> None:
+                complete, checked: dict) -> None:
     """Add the stages of the recipe ``path`` (each of its runs and what they start from) to ``stages``."""
     variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke,
                              registries=registries)
@@ -129,8 +131,12 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
                 continue
             parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
             upstream = None if parent is None or parent.complete else parent.name
-            # what the job would refuse once it reads the data, refused now rather than after its wait in the queue
+            # what the job would refuse once it reads the data, refused now rather than after its wait in the queue;
+            # once per recipe and process count (the seeds of an experiment read the same data)
             from segbench.engine.preflight import preflight
 
-            unchecked = preflight(link.plan, world_size=config.world_size)
+            key = (content_hash(recipe.data, exclude=("seed", "slurm", "logging")), config.world_size)
+            if key not in checked:
+                checked[key] = preflight(link.plan, world_size=config.world_size)
+            unchecked = checked[key]
             stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi, unchecked)

@@ -30,7 +30,7 @@ from segbench.data.dataset import (
     files_fingerprint,
 )
 from segbench.data.png import read_label_png, read_rgb_png
-from segbench.errors import DataError
+from segbench.errors import DataError, DataUnavailableError
 
 SPLITS = ("train", "val", "test", "train_extra")
 LABEL_FOLDERS = {"fine": "gtFine", "coarse": "gtCoarse"}
@@ -134,7 +134,7 @@ def _listing(folder: Path) -> str:
 def _missing_root(root: Path) -> DataError:
     if root.exists():
         return DataError(f"the Cityscapes root {root} is a file, not a folder (the dataset's `root` key)")
-    return DataError(
+    return DataUnavailableError(
         f"the Cityscapes folder {root} does not exist (the dataset's `root` key). Download"
         f" leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip (for coarse training also gtCoarse.zip"
         f" and leftImg8bit_trainextra.zip) from {DOWNLOADS} (free registration) and unzip them into {root},"

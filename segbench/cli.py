@@ -279,9 +279,12 @@ def user_message(exc: BaseException) -> str | None:
 
 
 def _not_utf8(words) -> str | None:
-    """The first command-line word holding bytes that are not UTF-8 (Python keeps them as surrogates): such a
-    name or value cannot be written into the recipes, records and scripts segbench writes."""
+    """The first ``key=value`` word (an override, a --grid axis) holding bytes that are not UTF-8 (Python keeps
+    them as surrogates): such a value cannot be written into the recipes, records and scripts segbench writes.
+    Paths may hold any bytes; a recipe's own name is checked where it is read."""
     for word in words:
+        if "=" not in word:
+            continue
         try:
             word.encode("utf-8")
         except UnicodeEncodeError:
@@ -306,15 +309,15 @@ def main(argv=None) -> int:
 
     def fail(message: str, status: int) -> int:
         _close_progress_bars()
-        if args.debug:
+        if args.debug and sys.exc_info()[0] is not None:
             traceback.print_exc()
         print(f"segbench: error: {message}", file=sys.stderr)
         return status
 
     bad = _not_utf8(sys.argv[1:] if argv is None else [str(word) for word in argv])
     if bad is not None:
-        return fail(f"{os.fsencode(bad)!r} holds bytes that are not UTF-8 text; rename the file, or give the value"
-                    " as UTF-8 text.", SegbenchError.exit_code)
+        return fail(f"{os.fsencode(bad)!r} holds bytes that are not UTF-8 text; give the value as UTF-8 text.",
+                    SegbenchError.exit_code)
     try:
         return args.func(args)
     except (SegbenchError, OSError) as exc:

@@ -126,11 +126,18 @@ def cmd_models(args) -> int:
 
 
 def cmd_plugins(args) -> int:
+    from segbench.errors import PluginError
     from segbench.plugins import make_plugin_manager, plugin_infos
+    from segbench.registry import build_registries
 
     broken = []  # listed, not fatal: this is the command that shows what is installed
-    for info in plugin_infos(make_plugin_manager(broken=broken)):
+    manager = make_plugin_manager(broken=broken)
+    for info in plugin_infos(manager):
         print(f"{info.name:<36} {info.distribution} {info.version}")
+    try:  # a plugin that loads may still fail its hooks' checks or its registrations
+        build_registries(manager)
+    except PluginError as exc:
+        broken.append(exc)
     for error in broken:
         print(f"segbench: error: {error}", file=sys.stderr)
     return SegbenchError.exit_code if broken else 0

@@ -68,6 +68,11 @@ class DataError(SegbenchError):
     """A dataset file or folder is missing, unreadable or inconsistent."""
 
 
+class DataUnavailableError(DataError):
+    """A dataset's data is not on this machine at all (its root folder is missing): a dataset plugin raises it so
+    that a job submitted from here, whose compute nodes may have the data, is not refused for it."""
+
+
 class DataWorkerError(SegbenchError):
     """A user mistake found while a DataLoader worker process read or transformed an item."""
 

@@ -70,6 +70,10 @@ def segbench_register_datasets(register):
     A training process that reads its own data (``trainer.num_workers: 0``) keeps a small split's items
     after their first read (up to 1 GiB) instead of reading them every epoch; a dataset whose items should
     be read anew each time sets the class attribute ``keep_decoded = False``.
+
+    A factory whose data is not on this machine at all (its root folder missing) raises
+    ``segbench.errors.DataUnavailableError``: ``emit-slurm`` then submits the job unchecked (its compute
+    nodes may have the data) instead of refusing it; any other ``DataError`` is a mistake it refuses.
     """
 
 

@@ -10,7 +10,7 @@ import attrs
 from segbench.errors import BlockedNameError, PluginError, UnknownNameError
 
 BLOCK_ENV = "SEGBENCH_BLOCK_PLUGINS"
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
 KINDS = ("models", "datasets", "losses", "schedulers", "strategies", "optimizers", "class_weightings",
          "transforms", "loggers")
@@ -159,7 +159,7 @@ class Registry:
             if not isinstance(key, str) or not NAME_PATTERN.fullmatch(key):
                 raise PluginError(f"{entry.origin} registered a {singular(self.kind)} named {key!r}; a name (or alias)"
                                   " is what recipes write after `name:` and what file names are made of: letters,"
-                                  " digits, '_', '-' and '.', not starting with '-' or '.'. Rename it.")
+                                  " digits, '_', '-', '+' and '.', not starting with '-', '+' or '.'. Rename it.")
         for key in (entry.name, *entry.aliases):
             if key in self._lookup:
                 other = self._lookup[key]

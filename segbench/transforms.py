@@ -170,9 +170,8 @@ class Pipeline:
             except Exception as exc:
                 raise PluginError(f"{step.who} failed: {type(exc).__name__}: {exc}. {FIX_PLUGIN} (--debug shows"
                                   " where).") from exc
-            changed = result[1] is not mask if isinstance(result, tuple) and len(result) == 2 else True
             image, mask = _check_step_output(step, result, size=size)
-            if changed and self.num_classes is not None:
+            if self.num_classes is not None:  # in place or not, a step may have written any value
                 _check_step_labels(step, mask, num_classes=self.num_classes, ignore_index=self.ignore_index)
         return image, mask.to(torch.int64)
 

@@ -53,6 +53,11 @@ def _new_labels(image, mask, generator, ignore_index):
     return image, mask
 
 
+def _new_labels_in_place(image, mask, generator, ignore_index):
+    mask[0, 0] = 77  # the same tensor comes back
+    return image, mask
+
+
 def _uint8_final(image, mask, generator, ignore_index):
     return image, mask  # a final step that forgot to make the model's float input
 
@@ -176,6 +181,7 @@ class Misbehaving:
         register("image_only", lambda config: _returns_image_only, config=NoConfig)
         register("floats_early", lambda config: _floats_early, config=NoConfig)
         register("new_labels", lambda config: _new_labels, config=NoConfig)
+        register("new_labels_in_place", lambda config: _new_labels_in_place, config=NoConfig)
         register("uint8_final", lambda config: _uint8_final, config=NoConfig, final=True)
 
     @hookimpl

@@ -59,6 +59,18 @@ def test_onnxruntime_logits_match_pytorch(name, tmp_path, val_images):
         torch.testing.assert_close(onnx_model(other), model(other), atol=ATOL, rtol=0)
 
 
+def test_an_opset_the_exporter_would_only_warn_about_is_refused(tmp_path):
+    from torch.onnx import _constants
+
+    from segbench.errors import SegbenchError
+
+    highest = _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET  # the TorchScript-based exporter segbench uses
+    with pytest.raises(SegbenchError, match=rf"--opset {highest + 1}: .* cannot write that ONNX opset \(at most"
+                                            rf" {highest}\)"):
+        export_onnx(_model("unet"), tmp_path / "m.onnx", size=(64, 128), opset=highest + 1)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_a_fixed_size_export_refuses_other_sizes(tmp_path, val_images):
     from segbench.errors import SegbenchError
 

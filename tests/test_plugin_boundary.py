@@ -114,6 +114,22 @@ def test_a_misspelled_hook_is_an_error_naming_the_plugin_and_the_close_match():
     assert "did you mean 'segbench_register_models'" in message
 
 
+def test_a_hook_under_another_name_with_pluggys_specname_registers():
+    class Renamed:
+        @thirdparty_plugin.hookimpl(specname="segbench_register_models")
+        def register_models(self, register):
+            register("renamed_model", thirdparty_plugin.build_tiny_seg, config=thirdparty_plugin.TinySegConfig)
+
+        @thirdparty_plugin.hookimpl
+        def register_losses(self, register):  # no specname: no such hook
+            pass
+
+    with pytest.raises(PluginError, match=r"marks 'register_losses' with @hookimpl, but segbench has no such hook"):
+        registries_with(Renamed())
+    del Renamed.register_losses
+    assert "renamed_model" in registries_with(Renamed()).models
+
+
 def test_a_hook_without_the_decorator_is_an_error():
     with pytest.raises(PluginError, match="thirdparty-undecorated.*without the @segbench.hookimpl decorator"):
         registries_with(thirdparty_plugin.Undecorated())

@@ -69,6 +69,7 @@ def test_a_dataset_returning_more_than_the_pair_is_named(tmp_path):
     ("image_only", "must return the pair (image, mask) of tensors, but returned torch.uint8 (3, 16, 16)"),
     ("floats_early", "returned a torch.float32 image; steps before the list's final step work on uint8"),
     ("new_labels", "returned a mask holding train id(s) 77, neither a class (0..2) nor the ignore index 255"),
+    ("new_labels_in_place", "returned a mask holding train id(s) 77, neither a class (0..2) nor the ignore index"),
 ])
 def test_a_transform_breaking_its_contract_is_named_with_its_recipe_path(tmp_path, step, expected):
     with pytest.raises(PluginError) as info:

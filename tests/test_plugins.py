@@ -175,6 +175,8 @@ def test_a_hookimpl_under_a_misspelled_name_gets_the_close_hook(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "broken-dist 1.0" in result.stderr and "marks 'segbnech_register_models' with @hookimpl" in result.stderr
     assert "did you mean 'segbench_register_models'?" in result.stderr
+    listed = _segbench(site, "plugins")  # it loads, so it is listed; its hook's mistake is named too
+    assert listed.returncode == 2 and "broken" in listed.stdout and "marks 'segbnech_register_models'" in listed.stderr
 
 
 @pytest.mark.slow  # the same entry point is found by the default run; tests/test_plugin_boundary.py uses a transform

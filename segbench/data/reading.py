@@ -3,6 +3,8 @@ pair, becomes an error naming the item's file and the dataset's class, not a tra
 training, evaluation or a DataLoader worker."""
 from __future__ import annotations
 
+import errno
+
 from segbench.errors import FIX_PLUGIN, DataError, PluginError, SegbenchError
 
 
@@ -25,13 +27,22 @@ def _failed(dataset, index: int, what: str, exc: Exception) -> DataError:
                      f" otherwise the dataset plugin is at fault: {FIX_PLUGIN} (--debug shows where).")
 
 
+# The machine's trouble, not the item's: reported as what it is (a full disk, too many open files).
+_NOT_THE_DATA = (MemoryError, SegbenchError)
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+
+
+def _machines_fault(exc: Exception) -> bool:
+    return isinstance(exc, _NOT_THE_DATA) or (isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS)
+
+
 def read_item(dataset, index: int):
     """``dataset[index]``, checked to be a pair (what is in the pair, the transform pipeline checks)."""
     try:
         item = dataset[index]
-    except SegbenchError:
-        raise
     except Exception as exc:
+        if _machines_fault(exc):
+            raise
         raise _failed(dataset, index, f"__getitem__({index})", exc) from exc
     if not (isinstance(item, (tuple, list)) and len(item) == 2):
         shown = f"a {type(item).__name__} of {len(item)}" if isinstance(item, (tuple, list)) else \
@@ -45,7 +56,7 @@ def read_mask(dataset, index: int):
     """``dataset.read_mask(index)``, with a failure named as :func:`read_item` names it."""
     try:
         return dataset.read_mask(index)
-    except SegbenchError:
-        raise
     except Exception as exc:
+        if _machines_fault(exc):
+            raise
         raise _failed(dataset, index, f"read_mask({index})", exc) from exc

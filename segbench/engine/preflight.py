@@ -12,7 +12,7 @@ import torch
 from segbench.engine.distributed import DistEnv
 from segbench.engine.evaluate import check_evaluation_cost, evaluated_size
 from segbench.engine.trainer import ScheduleLength, schedule_length
-from segbench.errors import ConfigError, DataError
+from segbench.errors import ConfigError, DataError, DataUnavailableError, PluginError, RecipeError, SegbenchError
 
 
 def check_against_data(plan, train_length: int, select_data, report_data, env: DistEnv) -> ScheduleLength:
@@ -46,7 +46,13 @@ def preflight(plan, *, world_size: int = 1) -> str | None:
 
     try:
         train, select, report = build_datasets(plan)
-    except DataError as exc:  # e.g. Cityscapes on the compute nodes' storage only: the job will check it
+    except DataUnavailableError as exc:  # e.g. Cityscapes on the compute nodes' storage only: the job checks it
+        return str(exc).split(". ")[0]
+    except DataError as exc:  # a mistake about data that is here (too few images for a subset): the job's too
+        raise RecipeError(f"{' <- '.join(plan.recipe.files)}: {exc}") from None
+    except (RecipeError, PluginError):
+        raise
+    except SegbenchError as exc:  # a plugin's dataset that raised something of its own (its folder missing?)
         return str(exc).split(". ")[0]
     length = check_against_data(plan, len(train), select, report, DistEnv(world_size=world_size))
     check_scheduler(plan, length)

@@ -56,11 +56,14 @@ class ExportRecord:
 def check_opset(opset: int) -> None:
     """Refuse an opset this torch cannot write before any work (its exporter prints the whole graph first)."""
     try:
-        from torch.onnx._constants import ONNX_MAX_OPSET
-    except ImportError:  # a torch without the constant: the export's own error is caught instead
+        from torch.onnx import _constants
+    except ImportError:  # a torch without the constants: the export's own error is caught instead
         return
-    if opset > ONNX_MAX_OPSET:
-        raise _unsupported(opset, ONNX_MAX_OPSET)
+    # the TorchScript-based exporter used here stops below the dynamo-based one's ONNX_MAX_OPSET, writing a
+    # higher opset only with a warning
+    highest = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", None))
+    if highest is not None and opset > highest:
+        raise _unsupported(opset, highest)
 
 
 def _unsupported(opset: int, highest: int | None = None) -> SegbenchError:

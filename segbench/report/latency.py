@@ -234,7 +234,8 @@ def benchmark(target: Path, *, size: tuple[int, int] | None = None, batch: int =
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     subject = _subject(target, size, device, registries)
-    check_fits(subject.model, subject.size, batch, subject.device)
+    check_fits(subject.model, subject.size, batch, subject.device,
+               "fp32" if backend == "onnxruntime" else subject.precision)
     precision, channels_last = subject.precision, subject.channels_last
     if backend == "onnxruntime":
         precision, channels_last = "fp32", False

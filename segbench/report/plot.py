@@ -7,7 +7,6 @@ with a band: the range across seeds (``--band minmax``, default) or ± one stand
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -47,10 +46,12 @@ def _experiment_key(run: RunDir):
 
 
 def _common_folder(paths: list[Path]) -> Path:
-    try:
-        return Path(os.path.commonpath(paths))
-    except ValueError:  # relative and absolute paths mixed
-        return Path(os.path.commonpath([path.absolute() for path in paths]))
+    """The folder holding every run; runs in different folders need ``--out`` (their common ancestor may be ``/``)."""
+    parents = {path.absolute().parent for path in paths}
+    if len(parents) > 1:
+        raise SegbenchError(f"the runs are in {len(parents)} different folders; say where the figure goes with"
+                            " --out FILE.png")
+    return paths[0].parent
 
 
 def _mean_band(curves: list[list[tuple]], band: str):
@@ -112,7 +113,7 @@ def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[
         names = [run.path.name for run, _ in singles]
     colours = iter(f"C{index % 10}" for index in range(10 ** 6))
     experiments = [(key, members) for key, members in groups.items() if len(members) > 1]
-    recipes = [recipe for (recipe, _), _ in experiments]
+    recipes = [recipe for recipe, _ in groups]  # every group counts, as in `compare`
     for (recipe, digest), members in experiments:
         # as `compare` labels experiments: the recipe, with its hash where two experiments share the recipe
         label = recipe if recipes.count(recipe) == 1 else f"{recipe}~{digest[:8]}"

@@ -316,12 +316,6 @@ def recipe_that_is_a_looping_link(ctx):
     return ["run", "loop.yaml", *RUN]
 
 
-@case("cli", "pipe.yaml is not a regular file", "a pipe", slow=True)
-def recipe_that_is_a_pipe(ctx):  # reading it would block forever
-    os.mkfifo(ctx.dir / "pipe.yaml")
-    return ["show", "pipe.yaml"]
-
-
 @case("cli", "--out notes.txt", "name a figure file ending in .png", check=lambda ctx, outcome:
       (ctx.dir / "notes.txt").read_text() == "mine\n")
 def figure_under_a_name_that_is_no_figure(ctx):
