@@ -33,7 +33,7 @@ def test_run_trains_each_seed_in_turn_and_resumes_the_incomplete_one(tmp_path, c
     assert status == 0 and "already complete" in err
     assert json.loads((interrupted / "results.json").read_text())["resumed"] is True
 
-    status, out, _ = cli("compare", runs, "--resamples", "50", "--include-smoke")
+    status, out, _ = cli("compare", runs, "--resamples", "100", "--include-smoke")
     assert status == 0 and "| r | 0, 1 |" in out
     status, out, _ = cli("plot", *folders, "--out", tmp_path / "curves.png", "--band", "std")
     assert status == 0 and (tmp_path / "curves.png").is_file()
