@@ -52,8 +52,11 @@ def split_paths_and_overrides(items: Sequence[str]) -> tuple[list[Path], list[st
 
 def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, out_dir: Path | None = None,
          runs_dir: Path | None = None, smoke: bool = False, python: str | None = None,
-         workdir: Path | None = None, seeds: Sequence[int] | None = None, grid=()) -> Emitted:
+         workdir: Path | None = None, seeds: Sequence[int] | None = None, grid=(), check_stage=None) -> Emitted:
     """Write the job scripts of every stage to run into ``out_dir`` and return the submit script.
+
+    ``check_stage(plan, world_size=N)`` (``segbench run``'s checks against the data; see
+    :func:`segbench.engine.preflight.preflight`) is asked of every stage to submit before anything is written.
 
     Jobs run the ``segbench`` command with ``python`` (default: this interpreter; see
     :func:`segbench.process.command_invocation`) in ``workdir`` (default: the current folder), with absolute
@@ -69,7 +72,7 @@ def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, ou
     for path in paths:
         recipe_paths += [p for p in find_recipes(Path(path)) if p not in recipe_paths]
     stages = build_stages(recipe_paths, registries, overrides=recipe_overrides, slurm_overrides=slurm_overrides,
-                          smoke=smoke, runs_dir=runs_dir, seeds=seeds, grid=grid)
+                          smoke=smoke, runs_dir=runs_dir, seeds=seeds, grid=grid, check_stage=check_stage)
     jobs = plan_jobs(stages)
     if jobs:
         out_dir.mkdir(parents=True, exist_ok=True)  # Slurm does not create the folder of --output
@@ -114,7 +117,7 @@ def summary(emitted: Emitted) -> str:
     return "\n".join(lines)
 
 
-def emit_command(args) -> None:
+def emit_command(args, *, check_stage=None) -> None:
     from segbench.plugins import make_plugin_manager
     from segbench.registry import build_registries
 
@@ -123,7 +126,7 @@ def emit_command(args) -> None:
     paths, overrides = split_paths_and_overrides(args.paths)
     emitted = emit(paths, overrides, registries=build_registries(make_plugin_manager()), out_dir=args.out,
                    runs_dir=args.runs_dir, smoke=args.smoke, seeds=seeds_option(args.seeds),
-                   grid=parse_grid(args.grid))
+                   grid=parse_grid(args.grid), check_stage=check_stage)
     print(summary(emitted), file=sys.stderr)
     sys.stdout.write(emitted.script)
     sys.stdout.flush()

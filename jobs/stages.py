@@ -75,14 +75,14 @@ def _is_run_directory(folder: Path) -> bool:
 
 def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequence[str] = (),
                  slurm_overrides: Sequence[str] = (), smoke: bool = False, runs_dir: Path | None = None,
-                 seeds: Sequence[int] | None = None, grid: Sequence[GridAxis] = ()) -> list[Stage]:
+                 seeds: Sequence[int] | None = None, grid: Sequence[GridAxis] = (), check_stage=None) -> list[Stage]:
     """Stages in submission order: every stage comes after the stage it depends on.
 
     A stage reached from several recipes appears once; a complete stage is kept (so it can be reported)
     but nothing depends on it and its own upstream is not visited.
     """
     stages: dict[str, Stage] = {}
-    checked: dict = {}  # what preflight said of each recipe (seeds aside) and process count
+    checked: dict = {}  # what check_stage said of each recipe (seeds aside) and process count
 
     def complete(plan) -> bool:
         try:  # a damaged results.json would pass for a finished run and fail its job at once: say so now
@@ -95,7 +95,8 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
     for path in recipe_paths:
         try:
             _add_stages(stages, path, registries, overrides=overrides, slurm_overrides=slurm_overrides, smoke=smoke,
-                        runs_dir=runs_dir, seeds=seeds, grid=grid, complete=complete, checked=checked)
+                        runs_dir=runs_dir, seeds=seeds, grid=grid, complete=complete, checked=checked,
+                        check_stage=check_stage)
         except RecipeError as exc:  # every broken recipe of a folder at once, not one per attempt
             if str(exc) not in map(str, problems):  # a broken stage that several recipes start from: once
                 problems.append(exc)
@@ -108,7 +109,7 @@ def build_stages(recipe_paths: Iterable[Path], registries, *, overrides: Sequenc
 
 
 def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overrides, smoke, runs_dir, seeds, grid,
-                complete, checked: dict) -> None:
+                complete, checked: dict, check_stage) -> None:
     """Add the stages of the recipe ``path`` (each of its runs and what they start from) to ``stages``."""
     variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke,
                              registries=registries)
@@ -133,10 +134,8 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
             upstream = None if parent is None or parent.complete else parent.name
             # what the job would refuse once it reads the data, refused now rather than after its wait in the queue;
             # once per recipe and process count (the seeds of an experiment read the same data)
-            from segbench.engine.preflight import preflight
-
             key = (content_hash(recipe.data, exclude=("seed", "slurm", "logging")), config.world_size)
-            if key not in checked:
-                checked[key] = preflight(link.plan, world_size=config.world_size)
-            unchecked = checked[key]
+            if check_stage is not None and key not in checked:
+                checked[key] = check_stage(link.plan, world_size=config.world_size)
+            unchecked = checked.get(key)
             stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi, unchecked)

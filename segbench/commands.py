@@ -204,7 +204,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_emit_slurm(args) -> int:
+    from segbench.engine.preflight import preflight
     from segbench_jobs.emit import emit_command
 
-    emit_command(args)
+    emit_command(args, check_stage=preflight)
     return 0

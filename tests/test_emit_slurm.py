@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segbench.cli import build_parser
+from segbench.engine.preflight import preflight
 from segbench.process import command_invocation
 from segbench.errors import ConfigError, SegbenchError
 from segbench.recipe.load import load_recipe
@@ -413,10 +414,11 @@ def test_a_warm_up_the_jobs_processes_leave_no_room_for_is_refused_before_submit
     overrides = ["scheduler.warmup_iterations=1000", "slurm.nodes=2"]
     with pytest.raises(ConfigError, match=r"scheduler.warmup_iterations: 1000 warm-up iterations leave nothing of"
                                           r" the run's \d+ iterations") as info:
-        do_emit([stages_dir / "other.yaml"], overrides, registries=registries, root=tmp_path)
+        do_emit([stages_dir / "other.yaml"], overrides, registries=registries, root=tmp_path, check_stage=preflight)
     assert str(stages_dir / "other.yaml") in str(info.value)
     assert not (tmp_path / "out").exists(), "nothing is written for a recipe its job would refuse"
-    do_emit([stages_dir / "other.yaml"], ["scheduler.warmup_iterations=10"], registries=registries, root=tmp_path)
+    do_emit([stages_dir / "other.yaml"], ["scheduler.warmup_iterations=10"], registries=registries, root=tmp_path,
+            check_stage=preflight)
 
 
 def test_a_recipe_whose_data_cannot_be_read_here_is_submitted_and_says_so(recipe_dir, registries, tmp_path):
@@ -425,7 +427,7 @@ def test_a_recipe_whose_data_cannot_be_read_here_is_submitted_and_says_so(recipe
     text = (REPO / "recipes" / "_base" / "cityscapes.yaml").read_text()
     write(recipe_dir / "city.yaml", text.replace("root: data/cityscapes", f"root: {tmp_path / 'elsewhere'}") +
           "model: {name: unet, width: 8}\noptimizer: {name: adam}\n")
-    emitted = do_emit([recipe_dir / "city.yaml"], registries=registries, root=tmp_path)
+    emitted = do_emit([recipe_dir / "city.yaml"], registries=registries, root=tmp_path, check_stage=preflight)
     assert len(emitted.submissions) == 1
     said = summary(emitted)
     assert "its data is not checked here" in said and f"the Cityscapes folder {tmp_path / 'elsewhere'} does not" \
@@ -435,5 +437,5 @@ def test_a_recipe_whose_data_cannot_be_read_here_is_submitted_and_says_so(recipe
 def test_a_data_mistake_about_data_that_is_here_is_refused_naming_the_recipe(stages_dir, registries, tmp_path):
     with pytest.raises(SegbenchError, match=r"other.yaml <- .*default.yaml: subset.first is 100000 but split"):
         do_emit([stages_dir / "other.yaml"], ["data.select.subset.first=100000"], registries=registries,
-                root=tmp_path)
+                root=tmp_path, check_stage=preflight)
     assert not (tmp_path / "out").exists()
