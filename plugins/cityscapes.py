@@ -270,10 +270,11 @@ class CityscapesDataset(SegmentationDataset):
             raise DataError(str(exc)) from None
         self.root = Path(os.path.expanduser(os.fspath(root))).absolute()
         self.split, self.annotation, self.subset, self.check_sizes = split, annotation, subset, check_sizes
-        self.info = cityscapes_info()
-        self._lut = torch.from_numpy(cityscapes_label_to_train_lut().copy())
+        # the files first: a tree that is not here is said so before torchvision's label table is loaded
         items = sorted((item for part in split.split("+") for item in find_items(self.root, part, annotation)),
                        key=lambda item: item.image)
+        self.info = cityscapes_info()
+        self._lut = torch.from_numpy(cityscapes_label_to_train_lut().copy())
         where = f"split {split!r} ({annotation} annotation) in {self.root}"
         if not items:
             raise DataError(f"{where} has no images (no *{IMAGE_SUFFIX} files under"
