@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from pathlib import Path
 
 import torch
 
@@ -81,7 +82,7 @@ def _meminfo_available() -> int | None:
 def _cgroup_room() -> int | None:
     """The memory limit of this process's cgroup minus what it uses (v2 or v1); None without a limit."""
     try:
-        lines = open("/proc/self/cgroup", encoding="ascii").read().splitlines()
+        lines = Path("/proc/self/cgroup").read_text(encoding="ascii").splitlines()
     except OSError:
         return None
     for line in lines:
@@ -94,7 +95,7 @@ def _cgroup_room() -> int | None:
         else:
             continue
         try:
-            limit, used = (open(name, encoding="ascii").read().strip() for name in files)
+            limit, used = (Path(name).read_text(encoding="ascii").strip() for name in files)
             if limit != "max" and int(limit) < 1 << 60:  # v1 writes "no limit" as a huge number
                 return max(0, int(limit) - int(used))
         except (OSError, ValueError):
