@@ -85,6 +85,21 @@ def test_evaluate_reproduces_results_json_and_leaves_it_alone(toy):
     assert run.results.read_bytes() == before
 
 
+def test_a_checkpoint_copied_from_another_run_is_said_to_be_foreign(toy, tmp_path, capsys):
+    import shutil
+
+    run, registries = toy
+    copy = tmp_path / run.path.name
+    shutil.copytree(run.path, copy)
+    evaluate_run(copy, registries=registries, progress=False)
+    assert "written by run" not in capsys.readouterr().err  # its own weights: nothing to say
+    state = torch.load(copy / "checkpoints" / "best.pt", weights_only=False)
+    state["recipe_hash"] = "f" * 64  # as another run's checkpoint records its own hash
+    torch.save(state, copy / "checkpoints" / "best.pt")
+    evaluate_run(copy, registries=registries, progress=False)
+    assert f"was written by run ffffffff, not by this one ({run.path.name[-8:]})" in capsys.readouterr().err
+
+
 def test_a_checkpoint_path_names_its_run_and_weights(toy):
     run, registries = toy
     by_dir = evaluate_run(run.path, checkpoint="last", registries=registries, progress=False)
