@@ -8,7 +8,6 @@ import attrs
 
 from segbench.runs import RunDir
 from segbench.errors import RecipeError
-from segbench.functional.merge import content_hash
 from segbench.records import RecordError
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
@@ -134,7 +133,7 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
             upstream = None if parent is None or parent.complete else parent.name
             # what the job would refuse once it reads the data, refused now rather than after its wait in the queue;
             # once per recipe and process count (the seeds of an experiment read the same data)
-            key = (content_hash(recipe.data, exclude=("seed", "slurm", "logging")), config.world_size)
+            key = (link.plan.experiment_hash, config.world_size)
             if check_stage is not None and key not in checked:
                 checked[key] = check_stage(link.plan, world_size=config.world_size)
             unchecked = checked.get(key)

@@ -1,6 +1,7 @@
 """Errors that reach the user: each says what went wrong, where, and how to fix it."""
 from __future__ import annotations
 
+import contextlib
 import difflib
 from typing import Iterable
 
@@ -36,6 +37,18 @@ class ConfigError(RecipeError):
         lines[0] += ":"
         lines += [f"  {path}: {message}" for path, message in self.problems]
         super().__init__("\n".join(lines))
+
+
+@contextlib.contextmanager
+def naming_recipe_files(files: Iterable[str]):
+    """A ``ConfigError`` raised inside without its recipe files (a component found the value wrong once the run's
+    data was known, e.g. a scheduler's warm-up against the run's length) raised again naming ``files``."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.files:
+            raise
+        raise ConfigError(exc.problems, files=files) from exc
 
 
 class PluginError(SegbenchError):

@@ -27,13 +27,13 @@ def _failed(dataset, index: int, what: str, exc: Exception) -> DataError:
                      f" otherwise the dataset plugin is at fault: {FIX_PLUGIN} (--debug shows where).")
 
 
-# The machine's trouble, not the item's: reported as what it is (a full disk, too many open files).
-_NOT_THE_DATA = (MemoryError, SegbenchError)
+# Passed on as they are: segbench's own errors (already a message naming the file) and the machine's trouble,
+# not the item's (memory, a full disk, too many open files).
 _MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM}
 
 
-def _machines_fault(exc: Exception) -> bool:
-    return isinstance(exc, _NOT_THE_DATA) or (isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS)
+def _passed_on(exc: Exception) -> bool:
+    return isinstance(exc, (SegbenchError, MemoryError)) or (isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS)
 
 
 def read_item(dataset, index: int):
@@ -41,7 +41,7 @@ def read_item(dataset, index: int):
     try:
         item = dataset[index]
     except Exception as exc:
-        if _machines_fault(exc):
+        if _passed_on(exc):
             raise
         raise _failed(dataset, index, f"__getitem__({index})", exc) from exc
     if not (isinstance(item, (tuple, list)) and len(item) == 2):
@@ -57,6 +57,6 @@ def read_mask(dataset, index: int):
     try:
         return dataset.read_mask(index)
     except Exception as exc:
-        if _machines_fault(exc):
+        if _passed_on(exc):
             raise
         raise _failed(dataset, index, f"read_mask({index})", exc) from exc

@@ -12,7 +12,8 @@ import torch
 from segbench.engine.distributed import DistEnv
 from segbench.engine.evaluate import check_evaluation_cost, evaluated_size
 from segbench.engine.trainer import ScheduleLength, schedule_length
-from segbench.errors import ConfigError, DataError, DataUnavailableError, PluginError, RecipeError, SegbenchError
+from segbench.errors import (ConfigError, DataError, DataUnavailableError, PluginError, RecipeError, SegbenchError,
+                             naming_recipe_files)
 
 
 def check_against_data(plan, train_length: int, select_data, report_data, env: DistEnv) -> ScheduleLength:
@@ -30,13 +31,9 @@ def check_against_data(plan, train_length: int, select_data, report_data, env: D
 def check_scheduler(plan, length: ScheduleLength) -> None:
     """Build the scheduler on a stand-in optimizer: a warm-up longer than the run is refused as it would be."""
     stand_in = plan.optimizer.build(param_groups=[{"params": [torch.nn.Parameter(torch.zeros(1))]}])
-    try:
+    with naming_recipe_files(plan.recipe.files):
         plan.scheduler.build(optimizer=stand_in, total_iterations=length.total_iterations,
                              iterations_per_epoch=length.iterations_per_epoch)
-    except ConfigError as exc:
-        if exc.files:
-            raise
-        raise ConfigError(exc.problems, files=plan.recipe.files) from None
 
 
 def preflight(plan, *, world_size: int = 1) -> str | None:

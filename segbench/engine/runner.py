@@ -25,7 +25,7 @@ from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
 from segbench.recipe.variants import load_variants
-from segbench.errors import ConfigError, SegbenchError
+from segbench.errors import SegbenchError, naming_recipe_files
 from segbench.records import ResultsRecord, write_record
 
 
@@ -146,13 +146,9 @@ def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, si
                       progress, plugins=()):
     origin = provenance.collect(plugins, device=runtime.device)
     _configure_determinism(plan)
-    try:
+    with naming_recipe_files(plan.recipe.files):
         parts = build_components(plan, run, runtime, progress=progress)
         init_note = strategy.prepare(parts.raw_model, upstream_run=upstream_run.path if upstream_run else None)
-    except ConfigError as exc:  # a value refused only once the data is known (warm-up against the run's length)
-        if exc.files:
-            raise
-        raise ConfigError(exc.problems, files=plan.recipe.files) from exc
     if runtime.dist.is_main:  # once the recipe has built: one refused on the way leaves no run behind
         run.write_recipe(plan)
     seed_global_generators(plan.seed, "training")  # a resumed run restores its state from last.pt instead

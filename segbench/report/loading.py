@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from segbench.engine.runtime import Runtime, channels_last_default
 from segbench.runs import RunDir
 from segbench.errors import CheckpointError, SegbenchError
 from segbench.recipe.load import ResolvedRecipe, load_recipe
+from segbench.records import RecordError, read_results
 
 
 def default_registries():
@@ -62,10 +62,16 @@ def load_run_recipe(run: RunDir) -> ResolvedRecipe:
     return load_recipe(run.recipe_file)
 
 
+def _name_hash(run: RunDir) -> str | None:
+    """The 8 characters of the run's hash that end its directory's name (``<recipe>-<hash8>``), if they do."""
+    tail = run.path.name.rpartition("-")[2]
+    return tail if len(tail) == 8 else None
+
+
 def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan) -> None:
     """The directory name holds the hash of the resolved recipe (of the recipe as written, before it did)."""
-    expected = run.path.name.rpartition("-")[2]
-    if len(expected) == 8 and not (plan.hash.startswith(expected) or recipe.hash.startswith(expected)):
+    expected = _name_hash(run)
+    if expected and not (plan.hash.startswith(expected) or recipe.hash.startswith(expected)):
         print(f"warning: {run.recipe_file} hashes to {plan.hash[:8]}, not {expected} as the directory name says;"
               " it was edited after the run, or a plugin changed its defaults since. Using it as it is now.",
               file=sys.stderr)
@@ -74,12 +80,9 @@ def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan) -> None:
 def _warn_if_foreign(run: RunDir, checkpoint: Path, recipe_hash) -> None:
     """A checkpoint records the hash of the run that wrote it, as do the run's results.json and directory name."""
     try:
-        expected = json.loads(run.results.read_text()).get("recipe_hash")
-    except (OSError, ValueError, AttributeError):
-        expected = None
-    if not isinstance(expected, str):
-        expected = run.path.name.rpartition("-")[2]
-        expected = expected if len(expected) == 8 else None
+        expected = read_results(run.results).recipe_hash
+    except (RecordError, OSError):  # no results yet, or damaged: the directory's name still says
+        expected = _name_hash(run)
     if isinstance(recipe_hash, str) and expected and not recipe_hash.startswith(expected):
         print(f"warning: {checkpoint} was written by run {recipe_hash[:8]}, not by this one ({expected[:8]}): a"
               " checkpoint copied from another run, whose weights are used as they are.", file=sys.stderr)
