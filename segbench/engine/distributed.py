@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 
 import attrs
 import torch
@@ -108,10 +109,27 @@ def shutdown(env: DistEnv, *, finished: bool = False) -> None:
     """Leave the process group. ``finished``: this process ends without an error, so the others will get here
     too: wait for them first, as a process tearing down its connections while a peer is still finishing made
     that peer abort now and then (gloo, "terminate called without an active exception")."""
-    if env.enabled and dist.is_initialized():
-        if finished:
-            dist.barrier()
-        dist.destroy_process_group()
+    if not (env.enabled and dist.is_initialized()):
+        return
+    store = dist.distributed_c10d._get_default_store() if finished else None
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
+    if store is not None and env.world_size > 1:
+        _leave_store_host_last(store, env)
+
+
+def _leave_store_host_last(store: dist.Store, env: DistEnv) -> None:
+    """Keep rank 0, which hosts the rendezvous store when Slurm starts the processes, alive until every other
+    rank has left its process group: a peer whose store vanished mid-teardown could abort at exit, and Slurm
+    then marks a job that wrote its results FAILED. Best effort: a peer that never reports only costs the wait."""
+    try:
+        if env.is_main:
+            store.wait([f"segbench/left/{rank}" for rank in range(1, env.world_size)], timedelta(seconds=30))
+        else:
+            store.set(f"segbench/left/{env.rank}", "1")
+    except (RuntimeError, dist.DistError):
+        pass
 
 
 # What gloo and NCCL say when a peer process has exited; the peer prints its own (real) error.
