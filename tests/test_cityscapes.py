@@ -506,3 +506,51 @@ def test_a_killed_generation_leaves_no_partial_tree_behind_once_generation_succe
     other.mkdir()
     assert len(synthetic_city.build_synthetic_city(config, progress=False)) == 2
     assert sorted(p.name for p in root.parent.iterdir()) == sorted([root.name, f"{root.name}.lock", other.name])
+
+
+# ---- checked ahead of training (file headers) ---------------------------------------------------
+
+def test_check_files_finds_what_reading_would_refuse_without_decoding(make_tree):
+    root = make_tree({"val": {"frankfurt": 6}})
+    CityscapesDataset(root, split="val").check_files()  # a sound split passes
+    Image.fromarray(np.zeros((*SIZE, 3), np.uint8)).save(_label_file(root, "val", "frankfurt", 0))
+    Image.fromarray(np.full(SIZE, 7, np.uint16)).save(_label_file(root, "val", "frankfurt", 1))
+    Image.fromarray(np.zeros((8, 32), np.uint8)).save(_label_file(root, "val", "frankfurt", 2))
+    _label_file(root, "val", "frankfurt", 3).write_bytes(b"not a png at all, long enough to hold a header")
+    with pytest.raises(DataError) as info:
+        CityscapesDataset(root, split="val").check_files()
+    message = str(info.value)
+    assert message.startswith("4 of the 6 image/label pairs of split 'val'")
+    for index, problem in ((0, "3 channels"), (1, "16-bit"), (2, "is 32x8"), (3, "not a PNG file")):
+        assert f"{_label_file(root, 'val', 'frankfurt', index)}" in message and problem in message
+    assert str(_label_file(root, "val", "frankfurt", 4)) not in message
+
+
+def test_check_files_follows_check_sizes_and_lists_the_first_few(make_tree):
+    root = make_tree({"train": {"aachen": 8}})
+    for index in range(8):
+        Image.fromarray(np.zeros((8, 32), np.uint8)).save(_label_file(root, index=index))
+    CityscapesDataset(root, check_sizes=False).check_files()
+    with pytest.raises(DataError) as info:
+        CityscapesDataset(root).check_files()
+    assert f"and {8 - plugin._SHOWN} more" in str(info.value) and "check_sizes: false" in str(info.value)
+
+
+def test_a_broken_report_label_stops_a_run_before_it_trains(make_tree, cli, tmp_path):
+    root = make_tree()
+    Image.fromarray(np.zeros((*SIZE, 3), np.uint8)).save(_label_file(root, "val", "lindau", 0))
+    recipe = tmp_path / "city.yaml"
+    recipe.write_text(f"""\
+model: {{name: unet, width: 4}}
+data:
+  dataset: {{name: cityscapes, root: {root}}}
+  train: {{split: train}}
+  report: {{split: val}}
+  train_transforms: [{{name: normalize}}]
+loss: {{name: cross_entropy}}
+optimizer: {{name: adam}}
+trainer: {{epochs: 1, batch_size: 2, select_on: report}}
+""")
+    status, _, err = cli("run", recipe, "--runs-dir", tmp_path / "runs")
+    assert status == 2 and str(_label_file(root, "val", "lindau", 0)) in err and "3 channels" in err
+    assert not list((tmp_path / "runs").glob("*/checkpoints/*.pt"))

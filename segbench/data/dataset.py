@@ -75,6 +75,11 @@ class SegmentationDataset(torch.utils.data.Dataset, abc.ABC):
     @abc.abstractmethod
     def label_path(self, index: int) -> Path: ...
 
+    def check_files(self) -> None:
+        """Raise ``DataError`` for files that reading them would refuse, as far as cheap checks (file headers,
+        no decoding) can tell. Called before a run trains, so that a broken file of the report split is not
+        found after hours of training. Optional: by default nothing is checked ahead."""
+
     @abc.abstractmethod
     def fingerprint(self) -> str:
         """A key that changes whenever the masks could have changed (used to cache label statistics)."""

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+
+import attrs
 
 import torch
 
@@ -20,12 +23,16 @@ _CPP_LOCATION = re.compile(r"^.*?\.cpp:\d+,\s*")
 def _read_bytes(path: str | os.PathLike) -> torch.Tensor:
     try:
         return torchvision_io().read_file(os.fspath(path))
-    except RuntimeError:
-        pass
-    # torchvision's message is terse; Python's open() tells missing, forbidden and empty files apart.
+    except RuntimeError:  # its message is terse: read it again to say why
+        return torch.frombuffer(bytearray(_read_head(path, None)), dtype=torch.uint8)
+
+
+def _read_head(path: str | os.PathLike, size: int | None) -> bytes:
+    """The first ``size`` bytes of ``path`` (all with ``None``); a missing, forbidden or empty file is a
+    ``DataError`` saying which (Python's open() tells them apart, torchvision's message does not)."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read() if size is None else handle.read(size)
     except FileNotFoundError:
         raise DataError(f"{path} does not exist (was it deleted or moved after the dataset was listed?)") from None
     except PermissionError:
@@ -36,7 +43,7 @@ def _read_bytes(path: str | os.PathLike) -> torch.Tensor:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not data:
         raise DataError(f"{path} is empty (0 bytes), probably an interrupted copy or extraction: {_REPAIR}")
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    return data
 
 
 def read_png(path: str | os.PathLike, *, mode="UNCHANGED") -> torch.Tensor:
@@ -73,3 +80,44 @@ def read_label_png(path: str | os.PathLike) -> torch.Tensor:
             f"{path} is a 16-bit PNG, but a label file must be 8-bit class ids. This looks like an instance"
             " map (a *_instanceIds.png); use the *_labelIds.png files.")
     return label[0]
+
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> channels as decoded (a palette gives indices)
+
+
+@attrs.frozen
+class PngHeader:
+    width: int
+    height: int
+    bit_depth: int
+    channels: int
+
+
+def read_png_header(path: str | os.PathLike) -> PngHeader:
+    """Size, bit depth and channel count from the first 26 bytes of a PNG file, without decoding it."""
+    head = _read_head(path, 26)
+    if len(head) < 26 or not head.startswith(_SIGNATURE) or head[12:16] != b"IHDR" or head[25] not in _CHANNELS:
+        raise DataError(f"{path} is not a PNG file (its first bytes are not a PNG header): {_REPAIR}")
+    width, height = struct.unpack(">II", head[16:24])
+    return PngHeader(width=width, height=height, bit_depth=head[24], channels=_CHANNELS[head[25]])
+
+
+def png_pair_problem(image: str | os.PathLike, label: str | os.PathLike, *, same_size: bool = True) -> str | None:
+    """What :func:`read_rgb_png` and :func:`read_label_png` would refuse in an image/label pair, from the files'
+    headers alone (``None`` when nothing is wrong); ``same_size``: the two must have one size."""
+    try:
+        image_header, label_header = read_png_header(image), read_png_header(label)
+    except DataError as exc:
+        return str(exc)
+    if image_header.bit_depth == 16:
+        return f"{image} is a 16-bit image; expected an 8-bit RGB PNG"
+    if label_header.channels != 1:
+        return (f"{label} has {label_header.channels} channels, but a label file must be a single-channel (mode L)"
+                " PNG of class ids")
+    if label_header.bit_depth == 16:
+        return f"{label} is a 16-bit PNG, but a label file must be 8-bit class ids"
+    if same_size and (image_header.width, image_header.height) != (label_header.width, label_header.height):
+        return (f"image {image} is {image_header.width}x{image_header.height} (width x height) but its label"
+                f" {label} is {label_header.width}x{label_header.height}")
+    return None

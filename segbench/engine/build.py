@@ -51,7 +51,7 @@ def build_components(plan, run: RunDir, runtime: Runtime, *, progress=True) -> R
 
     env, device = runtime.dist, runtime.device
     train_base, select_data, report_data = build_datasets(plan)
-    length = check_against_data(plan, len(train_base), select_data, report_data, env)
+    length = check_against_data(plan, train_base, select_data, report_data, env)
     info = train_base.info
     num_classes, ignore_index = len(info.class_names), info.ignore_index
     overlap = bool(_sample_keys(select_data) & _sample_keys(report_data))

@@ -1,6 +1,7 @@
 """What a run can only check once it has read its data, checked before a cluster job waits in a queue for it:
 the training split against the batch size and the number of processes, the scheduler (its warm-up) against
-the run's length, and the cost of evaluating the selection and report splits.
+the run's length, the cost of evaluating the selection and report splits, and what a dataset can check of
+its files without reading them all (file headers).
 
 ``segbench run`` makes these checks while it builds the run (:func:`check_against_data`); ``segbench
 emit-slurm`` makes them for each job it is about to submit (:func:`preflight`), with the job's process count.
@@ -16,14 +17,18 @@ from segbench.errors import (ConfigError, DataError, DataUnavailableError, Plugi
                              naming_recipe_files)
 
 
-def check_against_data(plan, train_length: int, select_data, report_data, env: DistEnv) -> ScheduleLength:
-    """The run's length for ``train_length`` training images; refuses what its data makes impossible."""
+def check_against_data(plan, train_data, select_data, report_data, env: DistEnv) -> ScheduleLength:
+    """The run's length for ``train_data``; refuses what its data makes impossible."""
+    for data in {id(data): data for data in (train_data, select_data, report_data)}.values():
+        check_files = getattr(data, "check_files", None)  # SegmentationDataset's; duck-typed datasets may lack it
+        if check_files is not None:
+            check_files()
     for split, data in (("selection", select_data), ("report", report_data)):
         if len(data):  # before training, not after it: the size the evaluation sees, after eval_transforms
             check_evaluation_cost(plan.evaluation, evaluated_size(data, plan.eval_transforms), split=split,
                                   files=plan.recipe.files)
     try:
-        return schedule_length(train_length, plan.trainer, env)
+        return schedule_length(len(train_data), plan.trainer, env)
     except DataError as exc:  # too few images for a batch per process: the recipe's batch size or data
         raise ConfigError([("trainer.batch_size", str(exc))], files=plan.recipe.files) from None
 
@@ -51,6 +56,6 @@ def preflight(plan, *, world_size: int = 1) -> str | None:
         raise
     except SegbenchError as exc:  # a plugin's dataset that raised something of its own (its folder missing?)
         return str(exc).split(". ")[0]
-    length = check_against_data(plan, len(train), select, report, DistEnv(world_size=world_size))
+    length = check_against_data(plan, train, select, report, DistEnv(world_size=world_size))
     check_scheduler(plan, length)
     return None
