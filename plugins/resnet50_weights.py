@@ -121,6 +121,12 @@ def load_backbone_state(backbone: nn.Module, path: Path, spec: Backbone = RESNET
             " dict written by torch.save(model.state_dict(), path)."
         ) from exc
     state = _backbone_entries(state, path, spec)
+    not_finite = [key for key, value in state.items()
+                  if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if not_finite:  # found here, they would be blamed on the model at the first forward pass
+        raise CheckpointError(
+            f"backbone weights {path} hold NaN or infinite values in {_first(not_finite)}: the file was saved from"
+            " a model whose training diverged, or it is damaged. Give a state dict of finite weights.")
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

@@ -202,3 +202,16 @@ def test_lraspp_loads_torchvisions_mobilenet_v3_large_file(registries, tmp_path,
 def test_lraspp_rejects_a_resnet50_file(registries, resnet50_file):
     with pytest.raises(CheckpointError, match="do not fit a MobileNetV3-Large backbone"):
         _build(registries, "lraspp_mobilenet_v3", pretrained=str(resnet50_file))
+
+
+def test_weights_with_nan_are_refused_naming_the_file_and_tensors(registries, tmp_path, resnet50_state):
+    state = dict(resnet50_state)
+    state["conv1.weight"] = state["conv1.weight"].clone()
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    state["layer4.2.bn3.bias"] = torch.full_like(state["layer4.2.bn3.bias"], float("inf"))
+    path = tmp_path / "diverged.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as info:
+        _build(registries, "deeplabv3plus", pretrained=str(path))
+    assert str(path) in str(info.value) and "conv1.weight, layer4.2.bn3.bias" in str(info.value)
+    assert "NaN or infinite" in str(info.value)
