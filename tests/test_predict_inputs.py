@@ -155,3 +155,24 @@ def test_predict_uses_the_checkpoint_the_runs_scores_come_from(tmp_path, capsys,
         loaded, _ = load_run(run.path, registries, checkpoint=expected)
         assert np.array_equal(predictions[expected], predict_image(loaded, read_image(image)))
     assert not np.array_equal(predictions["best"], predictions["last"]), "the two checkpoints must differ"
+
+
+def test_a_16_bit_grey_image_keeps_its_contrast(tmp_path):
+    grey = np.linspace(0, 65535, 24 * 32).reshape(24, 32).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    Image.fromarray((grey >> 8).astype(np.uint8)).save(tmp_path / "grey8.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    wide, narrow = read_image(tmp_path / "grey16.png"), read_image(tmp_path / "grey8.png")
+    assert torch.equal(wide, narrow) and int(wide.min()) == 0 and int(wide.max()) == 255
+
+
+def test_a_photo_is_turned_as_its_exif_orientation_says(tmp_path):
+    stored = np.zeros((16, 40, 3), np.uint8)
+    stored[:, :8] = 255  # a white band on the left of the stored pixels
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    shown = read_image(tmp_path / "phone.jpg")
+    assert tuple(shown.shape) == (3, 40, 16)  # as a viewer shows it: tall
+    assert int(shown[:, :8].float().mean()) > 200 and int(shown[:, -8:].float().mean()) < 50  # the band on top

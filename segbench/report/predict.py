@@ -27,7 +27,7 @@ from typing import Sequence
 import attrs
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segbench.atomic import make_folder
 from segbench.engine.evaluate import predict
@@ -78,8 +78,18 @@ def check_image(path: Path) -> None:
     read_image(path, decode=False)
 
 
+def _rgb_array(image: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` ``uint8``. PIL's ``convert("RGB")`` clips 16-bit grey values to 255 (a white image):
+    their top 8 bits are kept instead, as for 16-bit RGB files."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
+
+
 def read_image(path: Path, *, decode: bool = True) -> torch.Tensor | None:
-    """An image file as ``uint8`` RGB ``(3, H, W)``; any format PIL reads."""
+    """An image file as ``uint8`` RGB ``(3, H, W)``, turned as its EXIF orientation says (as viewers show
+    a phone's photo); any format PIL reads."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
@@ -88,7 +98,7 @@ def read_image(path: Path, *, decode: bool = True) -> torch.Tensor | None:
             _open_checked(image, path)
             if not decode:
                 return None
-            array = np.asarray(image.convert("RGB"))
+            array = _rgb_array(ImageOps.exif_transpose(image))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DataError(f"image {path} cannot be read as an image ({exc}); give PNG or JPEG files") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
