@@ -155,3 +155,25 @@ def test_a_size_that_cannot_fit_in_memory_is_refused_before_the_forward_pass(cit
         benchmark(run.path, size=(4096, 4096), batch=2, registries=registries, repeats=1, warmup=0)
     assert (record.read_text() if record.exists() else None) == before
     benchmark(run.path, size=(32, 48), registries=registries, repeats=1, warmup=0)  # a small one fits
+
+
+def test_latencies_measured_in_other_settings_are_tagged_and_not_plotted_together(cli, city_run, tmp_path):
+    import shutil
+
+    run, registries = city_run
+    runs = tmp_path / "runs"
+    first, second = (shutil.copytree(run.path, runs / name, ignore=shutil.ignore_patterns("benchmark-*"))
+                     for name in (f"{run.path.name}-a", f"{run.path.name}-b"))
+    benchmark(first, threads=1, repeats=2, warmup=1, registries=registries)
+    benchmark(second, threads=1, batch=2, size=(24, 24), repeats=2, warmup=1, registries=registries)
+    table = markdown_tables(collect_runs(runs))
+    assert "[a]" in table and "[b]" in table and "several settings" in table
+    assert "batch 1, 16x16" in table and "batch 2, 24x24" in table
+    header, *lines = csv_table(collect_runs(runs)).splitlines()
+    assert sorted(dict(zip(header.split(","), line.split(",")))["torch_batch"] for line in lines) == ["1", "2"]
+    status, _, err = cli("plot", "--pareto", runs, "--out", tmp_path / "pareto.png")
+    assert status == 2 and "different settings" in err and second.name in err and "--batch" in err
+    benchmark(second, threads=1, repeats=2, warmup=1, registries=registries)  # measured alike: one setting
+    assert "[a]" not in markdown_tables(collect_runs(runs))
+    status, _, err = cli("plot", "--pareto", runs, "--out", tmp_path / "pareto.png")
+    assert status == 0, err

@@ -336,7 +336,7 @@ def markdown_tables(rows: list[RunRow], columns=()) -> str:
         cells = [name, row.model or MISSING, row.strategy or MISSING, _pct(row.miou), _pct(row.pixel_accuracy),
                  MISSING if row.params is None else f"{row.params:,}",
                  _megabytes(row.checkpoint_mb),
-                 _speed(row), *latency_cells(row, backends), split, status]
+                 _speed(row), *latency_cells(row, backends, rows), split, status]
         cells += [MISSING if (v := cell_text(lookup(row.results, c))) is None else v for c in columns]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if any_overlap:

@@ -23,6 +23,7 @@ random weights and only printed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -231,6 +232,10 @@ def benchmark(target: Path, *, size: tuple[int, int] | None = None, batch: int =
         if batch != 1:
             raise SegbenchError("--backend onnxruntime times batch 1 only (the model is exported for one image)")
     if threads is not None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if cores and threads > cores:
+            print(f"warning: --threads {threads} is more than the {cores} CPU core(s) this process may use: the"
+                  " latency measured includes the threads' contention, not what the model needs", file=sys.stderr)
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     subject = _subject(target, size, device, registries)

@@ -10,31 +10,61 @@ def latency_backends(rows) -> list[str]:
     return [backend for backend in BACKENDS if any(backend in row.latency for row in rows)]
 
 
-def latency_cells(row, backends: list[str]) -> list[str]:
+def setting(record) -> str:
+    """What a latency depends on besides the model: machine, device, precision, threads, batch, image size."""
+    return (f"{record.gpu or record.cpu} ({record.instruction_set}), {record.device} {record.precision},"
+            f" {record.threads} thread(s), batch {record.batch}, {record.input_size[0]}x{record.input_size[1]}")
+
+
+def _settings(rows, backends: list[str]) -> dict[str, str]:
+    """Each distinct setting of the shown measurements -> its tag (``a``, ``b``, ...), in order of appearance."""
+    tags: dict[str, str] = {}
+    for row in rows:
+        for backend in backends:
+            if backend in row.latency:
+                tags.setdefault(setting(row.latency[backend]), chr(ord("a") + len(tags) % 26))
+    return tags
+
+
+def setting_tag(record, rows, backends: list[str]) -> str:
+    """`` [a]`` naming ``record``'s setting where the table's measurements were taken in several settings
+    (another image size, batch or thread count; listed under the table by :func:`latency_notes`), else ``""``."""
+    tags = _settings(rows, backends)
+    return f" [{tags[setting(record)]}]" if len(tags) > 1 else ""
+
+
+def latency_cells(row, backends: list[str], rows) -> list[str]:
+    """Median latencies (model only / end to end) and FPS, tagged with their setting where settings differ."""
     cells = []
     for backend in backends:
         record = row.latency.get(backend)
         if record is None:
             cells += [MISSING, MISSING]
         else:
-            cells += [f"{record.model_only.p50_ms:.2f} / {record.end_to_end.p50_ms:.2f}",
-                      f"{record.end_to_end.images_per_s:.1f}"]
+            tag = setting_tag(record, rows, backends)
+            cells += [f"{record.model_only.p50_ms:.2f} / {record.end_to_end.p50_ms:.2f}{tag}",
+                      f"{record.end_to_end.images_per_s:.1f}{tag}"]
     return cells
 
 
 def latency_notes(rows, backends: list[str]) -> list[str]:
-    setups = sorted({f"{b}: {r.gpu or r.cpu} ({r.instruction_set}), {r.device} {r.precision}, {r.threads} thread(s),"
-                     f" batch {r.batch}" for row in rows for b, r in row.latency.items() if b in backends})
-    if not setups:
+    tags = _settings(rows, backends)
+    if not tags:
         return []
-    return ["", "Latency: median of repeated runs after a warm-up (segbench benchmark), in ms, model only (forward"
-            " on a normalised image) / end to end (normalisation, forward, up-sampling, argmax; no file I/O);"
-            " FPS end to end. Measured on " + "; ".join(setups) + "."]
+    if len(tags) == 1:
+        measured = f"Measured on {next(iter(tags))}."
+    else:
+        measured = ("Measured in several settings, not comparable across them (`segbench benchmark` each run with"
+                    " the same --size, --batch and --threads): " + "; ".join(f"[{t}] {s}" for s, t in tags.items())
+                    + ".")
+    return ["", "Latency: median of repeated runs after a warm-up (segbench benchmark), in ms per batch, model only"
+            " (forward on a normalised image) / end to end (normalisation, forward, up-sampling, argmax; no file"
+            " I/O); FPS: images per second end to end. " + measured]
 
 
 
 LATENCY_COLUMNS = ("model_p50_ms", "model_p90_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_images_per_s", "device",
-                   "precision", "threads", "size", "cpu")
+                   "precision", "threads", "batch", "size", "cpu")
 
 
 def latency_value(record, column):
@@ -43,5 +73,5 @@ def latency_value(record, column):
     return {"model_p50_ms": record.model_only.p50_ms, "model_p90_ms": record.model_only.p90_ms,
             "e2e_p50_ms": record.end_to_end.p50_ms, "e2e_p90_ms": record.end_to_end.p90_ms,
             "e2e_images_per_s": record.end_to_end.images_per_s, "device": record.device,
-            "precision": record.precision, "threads": record.threads,
+            "precision": record.precision, "threads": record.threads, "batch": record.batch,
             "size": f"{record.input_size[0]}x{record.input_size[1]}", "cpu": record.gpu or record.cpu}[column]

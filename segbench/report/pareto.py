@@ -8,12 +8,14 @@ benchmark record or without results are listed on stderr and left out.
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 from segbench.runs import refuse_run_file
 from segbench.errors import SegbenchError
 from segbench.report.compare import collect_runs, display_names
 from segbench.report.figure_file import figure_format, save_figure
+from segbench.report.latency_table import setting
 
 FIGURE_SIZE = (900, 600)
 DPI = 100
@@ -28,6 +30,26 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
             front.append((x, y))
             best = y
     return front
+
+
+def _one_setting_per_backend(rows, points: dict) -> dict[str, str]:
+    """backend -> the setting all its plotted measurements share; measurements taken at another image size,
+    batch or thread count (or on another machine) would sit on one axis as if comparable: refused."""
+    settings = {}
+    for backend in points:
+        measured = {}
+        for row in rows:
+            record = row.latency.get(backend)
+            if record is not None and row.complete and row.miou is not None:
+                measured.setdefault(setting(record), []).append(row.name)
+        if len(measured) > 1:
+            listed = "; ".join(f"{', '.join(names)}: {text}" for text, names in measured.items())
+            raise SegbenchError(
+                f"the runs' {backend} latencies were measured in different settings ({listed}). Measure them"
+                f" alike (`segbench benchmark RUN_DIR --backend {backend}` with the same --size, --batch and"
+                " --threads, on one machine) before plotting them together.")
+        settings[backend] = next(iter(measured))
+    return settings
 
 
 def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dpi=DPI, include_smoke=False) -> Path:
@@ -50,8 +72,7 @@ def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dp
                             " `segbench benchmark RUN_DIR` on finished runs first")
     if skipped:
         print(f"left out (no results.json or no benchmark): {', '.join(skipped)}", file=sys.stderr)
-    machines = sorted({f"{r.gpu or r.cpu}, {r.threads} thread(s), {r.precision}, "
-                       f"{r.input_size[0]}x{r.input_size[1]}" for row in rows for r in row.latency.values()})
+    settings = _one_setting_per_backend(rows, points)
     figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
     ax = figure.subplots()
     for index, (backend, entries) in enumerate(sorted(points.items())):
@@ -64,8 +85,9 @@ def plot_pareto(runs_dir: Path, out: Path | None = None, *, size=FIGURE_SIZE, dp
         front = pareto_front(list(zip(xs, ys)))
         ax.plot(*zip(*front), color=colour, linestyle="--", linewidth=1, alpha=0.6, drawstyle="steps-post")
     ax.set_xscale("log")
-    ax.set(xlabel="forward latency, model only, batch 1 (ms, log scale)", ylabel="mIoU (%)")
-    ax.set_title("accuracy vs latency (-- Pareto front)\n" + "; ".join(machines), fontsize="medium")
+    ax.set(xlabel="forward latency per batch, model only (ms, log scale)", ylabel="mIoU (%)")
+    subtitle = "\n".join(textwrap.fill(f"{backend}: {text}", 110) for backend, text in sorted(settings.items()))
+    ax.set_title("accuracy vs latency (-- Pareto front)\n" + subtitle, fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small", title="backend")
     return save_figure(figure, Path(out) if out is not None else Path(runs_dir) / "pareto.png", dpi=dpi)
