@@ -22,6 +22,7 @@ from attrs.validators import in_
 
 from segbench import hookimpl
 from segbench.config import SEED_MAX, in_range
+from segbench.config_paths import absolute_path
 from segbench.data.dataset import (
     CITYSCAPES_MAX_LABEL_ID,
     SegmentationDataset,
@@ -97,14 +98,15 @@ def check_split_annotation(split: str, annotation: str) -> None:
 
 @attrs.frozen
 class CityscapesConfig:
-    """``root``: the folder holding ``leftImg8bit/`` and ``gtFine/`` (and ``gtCoarse/``).
+    """``root``: the folder holding ``leftImg8bit/`` and ``gtFine/`` (and ``gtCoarse/``); a relative path is taken
+    from the folder segbench runs from.
     ``split``: train, val, test, train_extra, or several joined with ``+`` (``train+train_extra``).
     ``annotation``: ``fine`` (gtFine) or ``coarse`` (gtCoarse; train_extra has only coarse labels).
     ``subset``: keep part of the split (see ``Subset``). ``check_sizes``: every image must have its
     label's size (checked from the file headers before a run trains, and when an item is read).
     """
 
-    root: str = "data/cityscapes"
+    root: str = attrs.field(default="data/cityscapes", converter=absolute_path)
     split: str = attrs.field(default="train", validator=validate_split)
     annotation: Literal["fine", "coarse"] = attrs.field(default="fine", validator=in_(("fine", "coarse")))
     subset: Subset | None = None

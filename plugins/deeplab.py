@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import attrs
 import torch
-from attrs.validators import in_, min_len
+from attrs.validators import in_
 from torch import nn
 from torch.nn import functional as F
 
 from segbench import hookimpl
-from segbench_plugins.resnet50_weights import IMAGENET, RANDOM, init_backbone, standin_weights
+from segbench_plugins.resnet50_weights import IMAGENET, RANDOM, init_backbone, pretrained_field, standin_weights
 
 ATROUS_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 DILATION = {16: [False, False, True], 8: [False, True, True]}
-
-
-def _pretrained_field():
-    return attrs.field(default="none", validator=[attrs.validators.instance_of(str), min_len(1)])
 
 
 def _upsample(x: torch.Tensor, size) -> torch.Tensor:
@@ -40,7 +36,7 @@ class DeepLabV3PlusConfig:
     """``output_stride`` 16 (atrous rates 6/12/18) or 8 (12/24/36, about 2.6x the forward FLOPs)."""
 
     output_stride: int = attrs.field(default=16, validator=in_((8, 16)))
-    pretrained: str = _pretrained_field()
+    pretrained: str = pretrained_field()
 
 
 class DeepLabV3PlusHead(nn.Module):
@@ -95,7 +91,7 @@ class DeepLabV3Config:
     """``aux: true`` adds torchvision's auxiliary FCN head (on layer3), frozen; see ``DeepLabV3``."""
 
     aux: bool = False
-    pretrained: str = _pretrained_field()
+    pretrained: str = pretrained_field()
 
 
 class DeepLabV3(nn.Module):

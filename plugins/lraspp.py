@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import attrs
 import torch
-from attrs.validators import and_, gt, instance_of, le, min_len, optional
+from attrs.validators import and_, gt, le, optional
 from torch import nn
 from torch.nn import functional as F
 
 from segbench import hookimpl
-from segbench_plugins.resnet50_weights import Backbone, init_backbone
+from segbench_plugins.resnet50_weights import Backbone, init_backbone, pretrained_field
 
 
 def _mobilenet_v3_large_imagenet_url() -> str:
@@ -38,7 +38,7 @@ MOBILENET_V3_LARGE = Backbone("MobileNetV3-Large", "mobilenet_v3_large", _mobile
 
 @attrs.frozen
 class LRASPPConfig:
-    pretrained: str = attrs.field(default="none", validator=[instance_of(str), min_len(1)])
+    pretrained: str = pretrained_field()
     bn_momentum: float | None = attrs.field(default=None, validator=optional(and_(gt(0.0), le(1.0))))  # None: torchvision's
 
 

@@ -18,10 +18,23 @@ import torch
 from torch import nn
 
 from segbench.atomic import atomic_write_bytes
+from segbench.config_paths import absolute_path
 from segbench.errors import CheckpointError
 
 RANDOM = "none"
 IMAGENET = "imagenet"
+
+
+def _weights_choice(value):
+    """``none``, ``imagenet``, or a weights file's absolute path (see ``segbench.config_paths``)."""
+    return value if value in (RANDOM, IMAGENET) else absolute_path(value)
+
+
+def pretrained_field():
+    """A model config's ``pretrained``: ``none`` (random), ``imagenet`` (torchvision's file in the torch cache)
+    or the path of a state dict."""
+    return attrs.field(default=RANDOM, converter=_weights_choice,
+                       validator=[attrs.validators.instance_of(str), attrs.validators.min_len(1)])
 MAX_LISTED = 10
 
 

@@ -3,6 +3,7 @@
 No torch: job emission and result readers use it without the training engine."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def default_runs_dir(runs_dir: Path | None = None) -> Path:
 
 
 # What `segbench run` and the inspection commands keep in a run directory: an --out must not replace them.
+WORKDIR_LINE = "# working directory: "  # recipe.yaml's header line (a JSON string: any folder name fits one line)
 RUN_FILE_PATTERNS = ("recipe.yaml", "results.json", "metrics.jsonl", "metrics.csv", "confusion_per_image.npz",
                      "class_weights.json", "run.lock", "evaluation-*.json", "benchmark-*.json", "events.out.tfevents.*")
 
@@ -143,10 +145,24 @@ class RunDir:
     def read_metrics(self) -> list[MetricsRecord]:
         return read_metrics(self.metrics)
 
+    def working_directory(self) -> str | None:
+        """The folder the run ran from, against which its recipe's relative paths were resolved (see
+        ``segbench.config_paths``); ``None`` for runs that did not record it."""
+        try:
+            with open(self.recipe_file, encoding="utf-8") as handle:
+                for line in handle:
+                    if not line.startswith("#"):
+                        return None
+                    if line.startswith(WORKDIR_LINE):
+                        return json.loads(line[len(WORKDIR_LINE):])
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        return None
+
     def write_recipe(self, plan) -> None:
         recipe = plan.recipe
         header = (f"# resolved from {' <- '.join(recipe.files)}\n# overrides: {list(recipe.overrides)}\n"
-                  f"# hash: {plan.hash}\n")
+                  f"{WORKDIR_LINE}{json.dumps(os.getcwd())}\n# hash: {plan.hash}\n")
         body = dump_yaml(recipe.data)
         if self.recipe_file.is_file() and \
                 self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {plan.hash}\n{body}"):

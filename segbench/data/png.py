@@ -118,6 +118,6 @@ def png_pair_problem(image: str | os.PathLike, label: str | os.PathLike, *, same
     if label_header.bit_depth == 16:
         return f"{label} is a 16-bit PNG, but a label file must be 8-bit class ids"
     if same_size and (image_header.width, image_header.height) != (label_header.width, label_header.height):
-        return (f"image {image} is {image_header.width}x{image_header.height} (width x height) but its label"
+        return (f"size mismatch: image {image} is {image_header.width}x{image_header.height} (width x height) but its label"
                 f" {label} is {label_header.width}x{label_header.height}")
     return None

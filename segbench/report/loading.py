@@ -13,6 +13,7 @@ from segbench.engine.device import pick_device, resolve_precision
 from segbench.engine.runtime import Runtime, channels_last_default
 from segbench.runs import RunDir
 from segbench.errors import CheckpointError, SegbenchError
+from segbench.config_paths import paths_relative_to
 from segbench.recipe.load import ResolvedRecipe, load_recipe
 from segbench.records import RecordError, read_results
 
@@ -93,12 +94,13 @@ def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None)
     from segbench.recipe.plan import build_plan
 
     recipe = load_run_recipe(run)
-    _warn_if_edited(run, recipe, build_plan(recipe, registries))
-    data = recipe.data
-    if data_overrides:
-        data = copy.deepcopy(data)
-        data.setdefault("data", {}).update(data_overrides)
-    plan = build_plan(attrs.evolve(recipe, data=data), registries)
+    with paths_relative_to(run.working_directory()):  # its data where the run found it, from any folder
+        _warn_if_edited(run, recipe, build_plan(recipe, registries))
+        data = recipe.data
+        if data_overrides:
+            data = copy.deepcopy(data)
+            data.setdefault("data", {}).update(data_overrides)
+        plan = build_plan(attrs.evolve(recipe, data=data), registries)
     # The checkpoint supplies every weight: the model's registration says what it then needs not read.
     model = attrs.evolve(plan.model, config=plan.model.entry.checkpoint_config(plan.model.config))
     return attrs.evolve(plan, model=model)
