@@ -18,6 +18,20 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     chosen = environ.get(CACHE_ENV)
     if not chosen:
         xdg = environ.get("XDG_CACHE_HOME")
-        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path("~/.cache")
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else _home(environ) / ".cache"
         chosen = str(base / "segbench")
     return Path(os.path.expanduser(chosen)).absolute()
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    """``$HOME``, or the user's home from the password database when it is unset or empty (``~`` would
+    then be the file system's root)."""
+    home = environ.get("HOME")
+    if home:
+        return Path(home)
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError):
+        return Path(os.path.expanduser("~"))

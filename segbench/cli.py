@@ -320,6 +320,9 @@ def main(argv=None) -> int:
                     SegbenchError.exit_code)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `segbench show RECIPE | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 128 + 13  # what a shell reports for a process ended by SIGPIPE
     except (SegbenchError, OSError) as exc:
         message = user_message(exc)
         if message is None:

@@ -41,3 +41,11 @@ def test_jobs_and_synthetic_data_use_the_xdg_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("SEGBENCH_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert tree_root(SyntheticCityConfig()).parent == tmp_path / "xdg" / "segbench" / "synthetic_city"
+
+
+def test_an_empty_home_falls_back_to_the_users_home_not_the_root(monkeypatch):
+    import pwd
+
+    monkeypatch.setenv("HOME", "")
+    expected = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "segbench"
+    assert cache_dir({"HOME": ""}) == expected != Path("/.cache/segbench")

@@ -71,3 +71,13 @@ def test_show_defaults_fills_every_key_and_reads_back_as_the_same_plan(tmp_path,
     for name in ("model", "loss", "optimizer", "scheduler", "strategy"):
         assert getattr(again, name).config == getattr(original, name).config
     assert again.trainer == original.trainer and again.evaluation == original.evaluation
+
+
+def test_show_into_a_pipe_closed_early_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    # `true` reads nothing and exits at once: every write of `show` finds the pipe closed
+    script = f"{sys.executable} -m segbench show {REPO / 'recipes' / 'quickstart.yaml'} | true; exit ${{PIPESTATUS[0]}}"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 141 and done.stderr == ""

@@ -54,7 +54,8 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
             runs.append(run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress))
         finished = True
     except Preempted as exc:
-        _say(f"segbench: received signal {exc.args[0]}; checkpoint written. Run the same command to resume.")
+        again = "the same command without --restart" if restart else "the same command"
+        _say(f"segbench: received signal {exc.args[0]}; checkpoint written. Run {again} to resume.")
         raise SystemExit(PREEMPTED_EXIT_CODE)
     finally:
         # One process group for all the stages and seeds this process runs: a second one would not join.
