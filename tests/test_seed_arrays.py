@@ -8,6 +8,7 @@ import pytest
 from segbench.cli import build_parser
 from segbench.recipe.load import load_recipe
 from segbench.recipe.plan import build_plan
+from segbench.recipe.stages import resolve_stages
 from segbench.recipe.variants import load_variants, parse_grid
 from segbench_jobs.emit import summary
 from tests.test_emit_slurm import (do_emit, fake_slurm, finish, option, read_argv, run_job, run_submit,  # noqa: F401
@@ -89,9 +90,9 @@ def test_a_multi_seed_pair_becomes_two_arrays_paired_task_by_task(seeded, regist
             argv = read_argv(folder / "srun")
             args = build_parser().parse_args(argv[argv.index(sys.executable) + 3:])
             (_, recipe), = load_variants(args.recipe, args.overrides, seeds=(int(args.seeds),), smoke=args.smoke)
-            assert build_plan(recipe, registries).hash == build_plan(stage.recipe, registries).hash
-            assert recipe.data["seed"] == stage.variant.seed and stage.name.endswith(
-                build_plan(recipe, registries).hash[:8])
+            job_plan = resolve_stages(recipe, registries)[-1].plan  # with the run its stage starts from
+            assert job_plan.hash == build_plan(stage.recipe, registries).hash
+            assert recipe.data["seed"] == stage.variant.seed and stage.name.endswith(job_plan.hash[:8])
     assert run_job(fine_file, env, SLURM_ARRAY_TASK_ID="9") == 2
 
 

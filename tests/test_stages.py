@@ -35,3 +35,33 @@ def test_a_stage_cycle_is_the_same_error_for_run_and_emit_slurm(recipe_dir, cli)
     a, b = str((recipe_dir / "a.yaml").resolve()), str((recipe_dir / "b.yaml").resolve())
     assert f"stage cycle: {a} -> {b} -> {a}" in messages[0]
     assert not (recipe_dir / "runs").exists()  # refused before anything trained
+
+
+def test_a_stage_is_a_new_run_when_the_stage_it_starts_from_changes(recipe_dir, registries):
+    coarse = write(recipe_dir / "coarse.yaml", "base: _base/default.yaml\ntrainer: {epochs: 3}\n")
+    fine = write(recipe_dir / "fine.yaml", "base: _base/default.yaml\nstrategy: {name: finetune, source: coarse.yaml}\n")
+    before = resolve_stages(load_recipe(fine), registries)
+    assert before[1].recipe.data["upstream"]["run"] == before[0].plan.hash
+    write(coarse, "base: _base/default.yaml\ntrainer: {epochs: 4}\n")  # the fine recipe itself is unchanged
+    after = resolve_stages(load_recipe(fine), registries)
+    assert after[1].name != before[1].name and after[0].name != before[0].name
+    # a fine run is found complete only under the new name: the old one was fine-tuned from the old coarse run
+    done = resolve_stages(load_recipe(fine), registries, is_complete=lambda plan: plan.run_name == before[1].name)
+    assert [stage.complete for stage in done] == [False, False]
+
+
+def test_the_seeds_of_a_fine_tuning_experiment_are_one_experiment(recipe_dir, registries):
+    write(recipe_dir / "coarse.yaml", "base: _base/default.yaml\n")
+    fine = write(recipe_dir / "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n")
+    runs = [resolve_stages(load_recipe(fine, seed=seed), registries) for seed in (0, 1)]
+    assert runs[0][1].plan.hash != runs[1][1].plan.hash  # each starts from its own seed of the coarse stage
+    assert runs[0][1].plan.experiment_hash == runs[1][1].plan.experiment_hash
+    assert runs[0][1].recipe.data["upstream"]["run"] != runs[1][1].recipe.data["upstream"]["run"]
+
+
+def test_an_upstream_key_written_in_a_recipe_is_refused(recipe_dir, cli):
+    write(recipe_dir / "coarse.yaml", "base: _base/default.yaml\n")
+    write(recipe_dir / "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n")
+    for text in ("base: fine.yaml\nupstream: {run: abc, experiment: def}\n", "base: coarse.yaml\nupstream: 3\n"):
+        status, _, err = cli("show", write(recipe_dir / "forged.yaml", text))
+        assert status == 2 and "`upstream:` is written by segbench" in err and "forged.yaml" in err

@@ -9,7 +9,7 @@ from segbench.config import SEED_MAX, structure_problems
 from segbench.errors import BlockedNameError, ConfigError, SegbenchError, UnknownNameError, shown
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.resolved import experiment_hash, run_hash
-from segbench.recipe.schema import TOP_LEVEL_KEYS, EvaluationConfig, TrainerConfig
+from segbench.recipe.schema import TOP_LEVEL_KEYS, UPSTREAM_KEY, EvaluationConfig, TrainerConfig
 from segbench.registry import Entry, Registries
 
 DATA_ROLES = ("train", "select", "report")
@@ -160,6 +160,12 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
     for required in ("model", "data", "loss", "optimizer"):
         if required not in data:
             c.problems.append((required, "missing section (add it, or inherit it with `base:`)"))
+
+    upstream = data.get(UPSTREAM_KEY)
+    if upstream is not None and not (isinstance(upstream, dict) and set(upstream) == {"run", "experiment"}
+                                     and all(isinstance(v, str) for v in upstream.values())):
+        c.problems.append((UPSTREAM_KEY, "is written by segbench (the run a fine-tuning stage starts from) and"
+                                         " holds `run` and `experiment` hashes; remove it from the recipe"))
 
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from segbench.config import unstructure_plain
 from segbench.functional.merge import content_hash
 from segbench.recipe.load import REPLICATE_KEYS, UNHASHED_SECTIONS
+from segbench.recipe.schema import UPSTREAM_KEY
 
 
 def _component(component) -> dict:
@@ -44,5 +45,9 @@ def run_hash(plan) -> str:
 
 
 def experiment_hash(plan) -> str:
-    """The same for every replicate of one experiment: the run hash without the seed."""
-    return content_hash(resolved_data(plan), exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
+    """The same for every replicate of one experiment: the run hash without the seed, and for a stage that starts
+    from another, with that stage's experiment instead of its run (seed k starts from the upstream's seed k)."""
+    data = resolved_data(plan)
+    if isinstance(data.get(UPSTREAM_KEY), dict):
+        data[UPSTREAM_KEY] = data[UPSTREAM_KEY]["experiment"]
+    return content_hash(data, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))

@@ -9,8 +9,10 @@ from segbench.config import IMAGE_SIDE_MAX, in_range
 
 TOP_LEVEL_KEYS = (
     "description", "seed", "seeds", "model", "data", "loss", "class_weighting", "optimizer", "scheduler",
-    "strategy", "trainer", "evaluation", "logging", "slurm",
+    "strategy", "trainer", "evaluation", "logging", "slurm", "upstream",
 )
+# Written by segbench, never by a recipe: the identity of the run a stage starts from (``segbench.recipe.stages``).
+UPSTREAM_KEY = "upstream"
 
 
 @attrs.frozen

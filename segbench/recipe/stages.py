@@ -12,6 +12,7 @@ import attrs
 from segbench.errors import RecipeError
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.plan import Plan, build_plan
+from segbench.recipe.schema import UPSTREAM_KEY
 
 
 @attrs.frozen
@@ -37,26 +38,48 @@ def resolve_stages(recipe: ResolvedRecipe, registries, *,
                    is_complete: Callable[[Plan], bool] = lambda plan: False) -> list[Stage]:
     """``recipe``'s stage and the stages it needs, upstream first, ``recipe``'s own stage last.
 
-    The walk stops at a stage ``is_complete`` accepts: its run exists, so what it started from does not
-    matter. A strategy whose source leads back to a recipe already in the chain is a :class:`RecipeError`
-    showing the cycle.
+    A stage that starts from another one holds that run's identity (the recipe key ``upstream``): editing the
+    coarse recipe makes a new fine-tuning run rather than reusing the one fine-tuned from the old coarse run.
+    The stages returned stop at one ``is_complete`` accepts (its run exists: it need not be trained again).
+    A strategy whose source leads back to a recipe already in the chain is a :class:`RecipeError` showing
+    the cycle.
     """
-    links: list[tuple[Plan, object, bool]] = []  # downstream first
+    links: list[tuple[ResolvedRecipe, Plan, object]] = []  # downstream first, each stage's recipe as written
     current: ResolvedRecipe | None = recipe
     while current is not None:
-        seen = [plan.recipe.path for plan, _, _ in links]
+        seen = [link[0].path for link in links]
         if current.path in seen:
             cycle = " -> ".join(str(p) for p in (*seen[seen.index(current.path):], current.path))
             raise RecipeError(f"stage cycle: {cycle}. A strategy's source must not lead back to the recipe.")
+        if UPSTREAM_KEY in current.data:
+            raise RecipeError(f"{' <- '.join(current.files)}: `{UPSTREAM_KEY}:` is written by segbench into a run's"
+                              " recipe.yaml (the run a fine-tuning stage starts from), not by a recipe; remove it"
+                              " (strategy.source chooses the stage to start from).")
         plan = build_plan(current, registries)
         if links:  # the stage before starts from this one: may it? (e.g. weights of another model would not fit)
-            downstream, downstream_strategy, _ = links[-1]
+            downstream, downstream_strategy = links[-1][1], links[-1][2]
             check = getattr(downstream_strategy, "check_upstream", None)
             if check is not None:
                 check(downstream, plan)
         strategy = plan.strategy.build()
+        links.append((current, plan, strategy))
+        current = strategy.upstream(current)
+    plans: list[Plan] = []  # upstream first, each with the identity of the run it starts from
+    for written, plan, _strategy in reversed(links):
+        if plans:
+            plan = build_plan(_starting_from(written, plans[-1]), registries)
+        plans.append(plan)
+    stages: list[Stage] = []
+    for position, (plan, (_written, _plan, strategy)) in enumerate(zip(reversed(plans), links)):
         complete = is_complete(plan)
-        links.append((plan, strategy, complete))
-        current = None if complete else strategy.upstream(current)
-    return [Stage(plan, strategy, links[i + 1][0] if i + 1 < len(links) else None, complete)
-            for i, (plan, strategy, complete) in enumerate(links)][::-1]
+        upstream = plans[-position - 2] if position + 1 < len(links) and not complete else None
+        stages.append(Stage(plan, strategy, upstream, complete))
+        if complete:
+            break
+    return stages[::-1]
+
+
+def _starting_from(recipe: ResolvedRecipe, upstream: Plan) -> ResolvedRecipe:
+    """``recipe`` holding the identity of the run it starts from."""
+    return attrs.evolve(recipe, data={**recipe.data,
+                                      UPSTREAM_KEY: {"run": upstream.hash, "experiment": upstream.experiment_hash}})
