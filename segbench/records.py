@@ -97,6 +97,7 @@ class ResultsRecord:
     experiment_hash: Optional[str] = None  # the run hash without the seed
     per_image_confusion: Optional[str] = None  # per-image confusion matrices, next to results.json
     smoke: bool = False  # a `run --smoke` check on tiny data: `compare` leaves it out unless asked
+    world_size: Optional[int] = None  # training processes (the batch is per process); None in older files
     provenance: Optional[Provenance] = None  # what produced the run (None in files written before it was kept)
     schema_version: int = SCHEMA_VERSION
 

@@ -292,3 +292,26 @@ def test_a_damaged_run_directory_is_refused_before_training_and_restart_repairs_
     assert not run.lock_file.exists() and not run.last.is_file()  # nothing trained, the lock released
     recipe = load_recipe(tmp_path / "toy.yaml")
     assert run_stage(recipe, registries, runs_dir=tmp_path / "runs", restart=True, progress=False).is_complete()
+
+
+def test_a_run_started_with_other_processes_is_not_resumed_with_a_changed_schedule(tmp_path, registries, capsys):
+    from segbench.engine.checkpoint import save_checkpoint
+
+    write_recipe(tmp_path)
+    run = train(tmp_path, registries)
+    assert run.read_results().world_size == 1 and load_checkpoint(run.last)["world_size"] == 1
+    run.results.unlink()
+    state = load_checkpoint(run.last)
+    save_checkpoint(run.last, {**state, "world_size": 2})  # as a 2-process torchrun would have left it
+    with pytest.raises(CheckpointError) as info:
+        train(tmp_path, registries)
+    assert "with 2 process(es), and this command starts 1" in str(info.value)
+    assert "torchrun --nproc_per_node 2" in str(info.value) and "--restart" in str(info.value)
+    save_checkpoint(run.last, {key: value for key, value in state.items() if key != "world_size"})  # older file
+    train(tmp_path, registries)
+    assert run.is_complete()
+    results = json.loads(run.results.read_text())
+    run.results.write_text(json.dumps({**results, "world_size": 4}))
+    capsys.readouterr()
+    train(tmp_path, registries)
+    assert "was trained with 4 process(es)" in capsys.readouterr().err

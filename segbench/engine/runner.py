@@ -87,6 +87,7 @@ def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=Fals
         if stage.complete:
             if requested:
                 _say(f"stage {stage.recipe.name}: already complete in {run.path} (use --restart to train again)")
+                _warn_if_other_layout(run, env_from_environment().world_size)
                 _print_summary(run)
             else:
                 _say(f"stage {stage.recipe.name}: complete in {run.path}, reusing it")
@@ -126,6 +127,7 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         if any_rank(env.is_main and not restart and run.is_complete(), env, runtime.device):
             if env.is_main:
                 _say(f"stage {plan.recipe.name}: already complete in {run.path} (use --restart to train again)")
+                _warn_if_other_layout(run, env.world_size)
                 _print_summary(run)
             return
         barrier(env)  # no rank looks for last.pt before rank 0 has set the old one aside
@@ -236,12 +238,23 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
         wall_time_s=trainer.state.elapsed,
         resumed=resumed,
         smoke=plan.recipe.smoke,  # `compare` leaves smoke runs out unless asked
+        world_size=runtime.dist.world_size,
         class_weights=parts.class_weights,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         provenance=origin.finished(),
     )
     write_record(run.results, results)
     _print_summary(run)
+
+
+def _warn_if_other_layout(run: RunDir, world_size: int) -> None:
+    """A finished run is the recipe's run whatever the process count; say when it was trained with another one
+    (the batch is per process, so its schedule differed from what this command would have run)."""
+    trained_with = run.read_results().world_size
+    if trained_with is not None and trained_with != world_size:
+        _say(f"note: {run.path} was trained with {trained_with} process(es), each taking trainer.batch_size images"
+             f" per step, and this command has {world_size}: its scores are those of {trained_with}. `--restart`"
+             " trains it again with this command's processes, replacing it.")
 
 
 def _fraction(value: float | None) -> str:

@@ -105,6 +105,12 @@ class SignalFlag:
             signal.signal(sig, handler)
 
 
+def _launch_hint(world_size: int) -> str:
+    if world_size == 1:
+        return "plain `segbench run`, or a Slurm job with one task"
+    return f"`torchrun --nproc_per_node {world_size} -m segbench run ...`, or a Slurm job with {world_size} tasks"
+
+
 class Trainer:
     """Trains ``parts`` (the objects :func:`segbench.engine.build.build_components` made) under ``runtime``."""
 
@@ -138,6 +144,7 @@ class Trainer:
             "train_state": attrs.asdict(self.state),
             "rng": capture_rng_state(),
             "recipe_hash": self.plan.hash,
+            "world_size": self.env.world_size,
         }
 
     def save(self, path: Path) -> None:
@@ -160,6 +167,14 @@ class Trainer:
         if state.get("recipe_hash") != self.plan.hash:
             raise CheckpointError(f"{self.run.last} belongs to another recipe (hash {state.get('recipe_hash')});"
                                   " use --restart to start this run over.")
+        written_by = state.get("world_size", self.env.world_size)  # older checkpoints do not say
+        if written_by != self.env.world_size:
+            # the batch is per process: another count changes the steps per epoch and the schedule midway
+            raise CheckpointError(
+                f"{self.run.last} was written by this run with {written_by} process(es), and this command starts"
+                f" {self.env.world_size}: resumed so, its learning-rate schedule and epochs would change midway."
+                f" Resume it with {written_by} process(es) ({_launch_hint(written_by)}), or start it over with"
+                " `segbench run --restart`.")
         load_weights(self._raw_model(), state["model"], self.run.last)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
