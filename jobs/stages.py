@@ -10,7 +10,7 @@ from segbench.runs import RunDir
 from segbench.errors import RecipeError
 from segbench.records import RecordError
 from segbench.recipe.load import ResolvedRecipe
-from segbench.recipe.stages import resolve_stages
+from segbench.recipe.stages import check_upstream_files, resolve_stages
 from segbench.recipe.variants import GridAxis, Variant, load_variants
 from segbench_jobs.slurm_config import SlurmConfig, slurm_config
 
@@ -115,6 +115,7 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
     for variant, requested_recipe in variants:
         # every stage of the chain takes the variant of the requested run: task k pairs with task k
         chain = resolve_stages(requested_recipe, registries, is_complete=complete)
+        check_upstream_files(chain, runs_dir)
         for position, link in enumerate(chain):
             requested = position == len(chain) - 1
             known = stages.get(link.name)

@@ -71,6 +71,10 @@ class Finetune:
                 " would not load. Fine-tune the same model (remove `model:` here, or set the same name), or"
                 " use strategy scratch.")
 
+    def upstream_files(self, upstream_run: Path) -> list[Path]:
+        """What :meth:`prepare` reads from the upstream run (checked before anything trains)."""
+        return [upstream_run / "checkpoints" / f"{self.config.checkpoint}.pt"]
+
     def prepare(self, model, *, upstream_run: Path | None):
         from segbench.engine.checkpoint import load_model_weights
 

@@ -315,3 +315,21 @@ def test_a_run_started_with_other_processes_is_not_resumed_with_a_changed_schedu
     capsys.readouterr()
     train(tmp_path, registries)
     assert "was trained with 4 process(es)" in capsys.readouterr().err
+
+
+def test_a_complete_base_stage_missing_the_checkpoint_the_fine_stage_reads_is_named_before_training(
+        tmp_path, registries):
+    write_recipe(tmp_path, "coarse.yaml")
+    write_recipe(tmp_path, "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n")
+    coarse = train(tmp_path, registries, name="coarse.yaml")
+    (coarse.checkpoints / "best.pt").unlink()
+    with pytest.raises(SegbenchError) as info:
+        train(tmp_path, registries, name="fine.yaml")
+    message = str(info.value)
+    assert f"starts from {coarse.checkpoints / 'best.pt'}, which does not exist" in message
+    assert f"segbench run {tmp_path / 'coarse.yaml'} --runs-dir {tmp_path / 'runs'} --restart" in message
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == [coarse.path.name]
+    from segbench_jobs.stages import build_stages
+
+    with pytest.raises(SegbenchError, match="best.pt, which does not exist"):  # emit-slurm submits nothing
+        build_stages([tmp_path / "fine.yaml"], registries, runs_dir=tmp_path / "runs")

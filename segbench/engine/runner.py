@@ -23,7 +23,7 @@ from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
 from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe
-from segbench.recipe.stages import resolve_stages
+from segbench.recipe.stages import check_upstream_files, resolve_stages
 from segbench.recipe.variants import load_variants
 from segbench.errors import SegbenchError, naming_recipe_files
 from segbench.records import ResultsRecord, write_record
@@ -81,6 +81,7 @@ def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=Fals
         return not (restart and plan.recipe.path == recipe.path) and RunDir.for_plan(plan, runs_dir).is_finished()
 
     stages = resolve_stages(recipe, registries, is_complete=complete)
+    check_upstream_files(stages, runs_dir)
     for stage in stages:
         run = RunDir.for_plan(stage.plan, runs_dir)
         requested = stage is stages[-1]
