@@ -179,8 +179,10 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        if height < self.min_side or width < self.min_side:
-            x = F.pad(x, [0, max(0, self.min_side - width), 0, max(0, self.min_side - height)])
+        # Traced for an ONNX export, the sizes are graph values: the padding must be too, not a branch taken at
+        # the traced size (a dynamic-size export would then skip it for small inputs and give wrong logits).
+        if torch.jit.is_tracing() or height < self.min_side or width < self.min_side:
+            x = F.pad(x, [0, self._shortfall(width), 0, self._shortfall(height)])
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
@@ -193,10 +195,16 @@ class UNet(nn.Module):
                 auxiliary.append(self._unpadded(self.auxiliary_heads[index](x), height, width))
         logits = self.head(x)
         if self.stem_stride != 1:
-            logits = F.interpolate(logits, size=(max(height, self.min_side), max(width, self.min_side)),
+            logits = F.interpolate(logits, size=(height + self._shortfall(height), width + self._shortfall(width)),
                                    mode="bilinear", align_corners=False)
         logits = logits[..., :height, :width]
         return DeepSupervision(logits, tuple(auxiliary), self.deep_supervision) if supervise else logits
+
+    def _shortfall(self, side):
+        """How far ``side`` is below the smallest input side: an int, or a graph value while traced."""
+        if isinstance(side, torch.Tensor):
+            return torch.clamp(self.min_side - side, min=0)
+        return max(0, self.min_side - side)
 
     def _unpadded(self, logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """A coarse level's logits without the rows and columns that cover only the padding of a small input."""
