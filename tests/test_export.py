@@ -197,3 +197,26 @@ def test_export_command_line_rejects_size_with_dynamic(cli, tmp_path):
     assert status == 2 and "not allowed with argument" in err
     status, _, err = cli("export", tmp_path, "--size", "64by128")
     assert status == 2 and "HEIGHTxWIDTH" in err
+
+
+class _BranchesOnSize(torch.nn.Module):
+    """Halves its logits for inputs narrower than 16 pixels, decided in Python: tracing fixes the branch."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 19, 1)
+
+    def forward(self, x):
+        logits = self.conv(x)
+        return logits * 0.5 if x.shape[-1] < 16 else logits
+
+
+def test_a_dynamic_export_that_computes_something_else_at_other_sizes_is_refused(tmp_path):
+    path = tmp_path / "branchy.onnx"
+    from segbench.errors import SegbenchError
+
+    with pytest.raises(SegbenchError, match=r"traced at 64x128 does not compute the model at 7x9.*--size"):
+        export_onnx(_BranchesOnSize(), path, size=(64, 128), dynamic=True)
+    assert not path.exists()
+    export_onnx(_BranchesOnSize(), path, size=(64, 128))  # a fixed size is what it was traced at
+    assert path.is_file()

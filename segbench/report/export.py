@@ -92,7 +92,39 @@ def export_onnx(model: torch.nn.Module, path: Path, *, size: tuple[int, int], dy
             if "Unsupported onnx_opset_version" not in str(exc):
                 raise
             raise _unsupported(opset) from None
+    if dynamic:
+        _check_other_sizes(model, buffer.getvalue(), size)
     atomic_write_bytes(Path(path), lambda handle: handle.write(buffer.getvalue()))
+
+
+CHECK_SIZES = ((37, 69), (7, 9))  # odd sizes, one below what most models take without padding
+
+
+def _check_other_sizes(model: torch.nn.Module, graph: bytes, traced: tuple[int, int]) -> None:
+    """A dynamic export must compute what the model computes at sizes it was not traced at: a ``forward`` that
+    branches on the input size in Python has the branch fixed at tracing, silently."""
+    _, ort = require_onnx()
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    for size in CHECK_SIZES:
+        image = torch.randn(1, 3, *size, generator=generator)
+        with torch.no_grad():
+            expected = model(image).float()
+        try:
+            (got,) = session.run(None, {INPUT_NAME: image.numpy()})
+        except Exception as exc:  # onnxruntime's own exception types
+            got, reason = None, str(exc).splitlines()[0][:200]
+        else:
+            got = torch.from_numpy(got)
+            reason = (f"its output is {tuple(got.shape)}" if got.shape != expected.shape else
+                      f"its logits differ by up to {(got - expected).abs().max().item():.3g}")
+        if got is None or got.shape != expected.shape or \
+                (got - expected).abs().max().item() > 1e-3 * (1 + expected.abs().max().item()):
+            raise SegbenchError(
+                f"the dynamic-size ONNX graph traced at {traced[0]}x{traced[1]} does not compute the model at"
+                f" {size[0]}x{size[1]} ({reason}): the model's forward decides something from the input size in"
+                " Python, which tracing fixes at the traced size. Export a fixed size (--size HxW, the size the"
+                " model will see), or make the decision with tensor operations. Nothing was written.")
 
 
 def default_export_path(run_path: Path, model_name: str, size, dynamic: bool) -> Path:
