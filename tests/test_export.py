@@ -220,3 +220,23 @@ def test_a_dynamic_export_that_computes_something_else_at_other_sizes_is_refused
     assert not path.exists()
     export_onnx(_BranchesOnSize(), path, size=(64, 128))  # a fixed size is what it was traced at
     assert path.is_file()
+
+
+def test_onnx_scores_are_filed_under_the_checkpoint_the_export_came_from(city_run, tmp_path, capsys):
+    import shutil
+
+    from segbench.report.evaluate_cli import evaluate_run
+    from segbench.report.export import export_run
+
+    run, registries = city_run
+    last = export_run(run.path, dynamic=True, checkpoint="last", out=run.path / "export" / "from-last.onnx",
+                      registries=registries)
+    scores = evaluate_run(run.path, registries=registries, progress=False, backend="onnxruntime",
+                          onnx_file=Path(last.file))  # evaluate's own default checkpoint is best.pt
+    assert scores.checkpoint == last.checkpoint and Path(last.checkpoint).name == "last.pt"
+    bare = tmp_path / "bare.onnx"
+    shutil.copy(last.file, bare)  # no export record beside it
+    capsys.readouterr()
+    scores = evaluate_run(run.path, registries=registries, progress=False, backend="onnxruntime", onnx_file=bare)
+    assert scores.checkpoint.startswith("unknown") and scores.checkpoint_epoch is None
+    assert "export record" in capsys.readouterr().err

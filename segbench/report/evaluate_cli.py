@@ -143,13 +143,22 @@ def onnx_backend(loaded: LoadedRun, onnx_file: Path | None) -> LoadedRun:
                                 " the file with --onnx.")
         onnx_file = exported[-1]
     model = OnnxModel(onnx_file).eval()
-    _check_export_matches(loaded, Path(onnx_file), model)
+    exported_from = _check_export_matches(loaded, Path(onnx_file), model)
+    # the scores are the export's: filed under the checkpoint it was made from, which the export record names
+    if exported_from is None:
+        print(f"warning: {Path(onnx_file).with_suffix('.json')}, the export record `segbench export` writes beside"
+              f" {Path(onnx_file).name}, is missing: nothing ties its weights to a checkpoint of this run, and the"
+              " scores are filed under the ONNX file alone.", file=sys.stderr)
+    if exported_from is None or Path(exported_from) != Path(loaded.checkpoint):
+        checkpoint = Path(exported_from) if exported_from else Path("unknown (no export record beside the ONNX file)")
+        loaded = attrs.evolve(loaded, checkpoint=checkpoint, checkpoint_state={})
     return attrs.evolve(loaded, model=model, inference=Runtime(torch.device("cpu"), "fp32", False))
 
 
-def _check_export_matches(loaded: LoadedRun, onnx_file: Path, model) -> None:
+def _check_export_matches(loaded: LoadedRun, onnx_file: Path, model) -> str | None:
     """The scores go into this run's folder: an ONNX file of another model, class count or run would put
-    another model's numbers under this run's name. The export record beside the file says what it holds."""
+    another model's numbers under this run's name. The export record beside the file says what it holds;
+    returns the checkpoint it names (``None`` without a record)."""
     problems = []
     outputs = model.session.get_outputs()[0].shape
     if len(outputs) == 4 and isinstance(outputs[1], int) and outputs[1] != loaded.info.num_classes:
@@ -171,6 +180,8 @@ def _check_export_matches(loaded: LoadedRun, onnx_file: Path, model) -> None:
         raise SegbenchError(f"--onnx {onnx_file} does not belong to run {loaded.run.path}: {'; '.join(problems)}."
                             f" Evaluate it with its own run, or export this run with `segbench export"
                             f" {loaded.run.path} --format onnx --dynamic`.")
+    checkpoint = record.get("checkpoint")
+    return checkpoint if isinstance(checkpoint, str) and checkpoint else None
 
 
 def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None = None,
