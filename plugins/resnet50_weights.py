@@ -8,6 +8,7 @@ loading path is exercised, not the accuracy.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -94,7 +95,8 @@ def init_backbone(backbone: nn.Module, pretrained: str, spec: Backbone = RESNET5
 
     ``pretrained`` is ``"none"`` (keep the random initialisation), ``"imagenet"`` or a path to a
     state dict of ``spec``'s network. Returns the string to store as ``module.segbench_init``:
-    ``"random"``, ``"imagenet:<path>"`` or ``"file:<path>"``.
+    ``"random"``, ``"imagenet:<path> sha256:<16 hex>"`` or ``"file:<path> sha256:<16 hex>"``: the run hash
+    covers the path, this records the content (a file replaced at the same path shows in ``results.json``).
     """
     if pretrained == RANDOM:
         return "random"
@@ -108,10 +110,19 @@ def init_backbone(backbone: nn.Module, pretrained: str, spec: Backbone = RESNET5
                 f" model.pretrained to the path of a {spec.name} state dict."
             )
         load_backbone_state(backbone, path, spec)
-        return f"imagenet:{path}"
+        return f"imagenet:{path} sha256:{_digest(path)}"
     path = Path(pretrained).expanduser().resolve()
     load_backbone_state(backbone, path, spec)
-    return f"file:{path}"
+    return f"file:{path} sha256:{_digest(path)}"
+
+
+def _digest(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256 (about 0.2 s for ResNet50's 100 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def load_backbone_state(backbone: nn.Module, path: Path, spec: Backbone = RESNET50) -> None:

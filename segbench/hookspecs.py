@@ -39,7 +39,7 @@ def segbench_register_models(register):
     any H and W (not a dict or tuple: unwrap torchvision's ``{"out": ...}``). Before training, the
     built model runs once on a ``(1, 3, 32, 64)`` batch in eval mode without gradients; any other
     output is refused naming the plugin. It may set ``module.segbench_init`` (a short string such as
-    ``"random"`` or ``"imagenet:/path/to/weights.pth"``) to record how its weights were
+    ``"random"`` or ``"imagenet:/path/to/weights.pth sha256:…"``) to record how its weights were
     initialised; the run saves it. Sub-module names (``backbone``, ``head`` ...) are what an
     optimizer's parameter groups refer to.
 

@@ -33,6 +33,12 @@ def resnet50_file(tmp_path_factory, resnet50_state):
     return path
 
 
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def _assert_backbone_equals(model, state):
     loaded = model.backbone.state_dict()
     assert set(loaded) == {k for k in state if not k.startswith("fc.")}
@@ -77,7 +83,7 @@ def test_random_init_follows_the_torch_seed(registries, name):
 def test_a_resnet50_state_dict_file_loads_exactly(registries, resnet50_file, resnet50_state, name):
     model = _build(registries, name, pretrained=str(resnet50_file))
     _assert_backbone_equals(model, resnet50_state)
-    assert model.segbench_init == f"file:{resnet50_file}"
+    assert model.segbench_init == f"file:{resnet50_file} sha256:{_sha256(resnet50_file)}"
 
 
 def test_keys_with_a_backbone_prefix_load(registries, tmp_path, resnet50_state):
@@ -104,7 +110,7 @@ def test_imagenet_loads_the_file_from_the_torch_hub_cache(registries, torch_home
     cached.symlink_to(resnet50_file)
     model = _build(registries, "deeplabv3", pretrained="imagenet")
     _assert_backbone_equals(model, resnet50_state)
-    assert model.segbench_init == f"imagenet:{cached}"
+    assert model.segbench_init == f"imagenet:{cached} sha256:{_sha256(cached)}"
 
 
 def test_state_dict_of_another_model_is_rejected_with_the_differences(registries, tmp_path):
@@ -196,7 +202,7 @@ def test_lraspp_loads_torchvisions_mobilenet_v3_large_file(registries, tmp_path,
         model = _build(registries, "lraspp_mobilenet_v3", pretrained=pretrained)
         loaded = model.backbone.state_dict()
         assert [k for k in loaded if not torch.equal(loaded[k], mobilenet_state[f"features.{k}"])] == []
-    assert model.segbench_init == f"imagenet:{cached}"
+    assert model.segbench_init == f"imagenet:{cached} sha256:{_sha256(cached)}"
 
 
 def test_lraspp_rejects_a_resnet50_file(registries, resnet50_file):
