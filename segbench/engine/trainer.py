@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,14 +84,33 @@ def schedule_length(num_items: int, trainer, env: DistEnv) -> ScheduleLength:
     return ScheduleLength(per_epoch, trainer.epochs, trainer.epochs * per_epoch)
 
 
+def _stop_now(signum: int) -> None:
+    """Leave at once, as after a SIGKILL, which every step before the training loop survives (a data tree is
+    generated into a ``.partial`` folder, files are written atomically, the run lock and a ``--restart``'s set-aside
+    run are settled by the next command) but with the exit status that asks Slurm to requeue. An exception raised
+    from the handler could interrupt a worker pool inside its own locks and hang it."""
+    import multiprocessing
+
+    sys.stderr.write(f"\nsegbench: received signal {signum} before training started (nothing new to save)."
+                     " Run the same command to go on.\n")
+    sys.stderr.flush()
+    for child in multiprocessing.active_children():  # data generation or DataLoader workers
+        child.kill()  # not SIGTERM: forked from here, they carry this handler, which leaves it to their parent
+    os._exit(PREEMPTED_EXIT_CODE)
+
+
 class SignalFlag:
-    """Records SIGTERM/SIGUSR1 so the loop can checkpoint at the next step boundary."""
+    """Records SIGTERM/SIGUSR1 so the loop can checkpoint at the next step boundary. Before the loop starts
+    (``immediate``: reading data, counting class pixels, building the model) there is nothing to save, and
+    waiting for the first step could outlast a scheduler's grace period: the signal stops the run at once."""
 
     def __init__(self):
         self.received: int | None = None
+        self.immediate = True
         self._previous = {}
 
     def __enter__(self):
+        self._pid = os.getpid()
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -98,7 +119,11 @@ class SignalFlag:
         return self
 
     def _handle(self, signum, frame):
+        if os.getpid() != self._pid:  # a forked DataLoader worker: its parent answers the signal
+            return
         self.received = signum
+        if self.immediate:
+            _stop_now(signum)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -257,6 +282,8 @@ class Trainer:
 
     def fit(self, signals: SignalFlag) -> TrainState:
         cfg = self.cfg
+        signals.immediate = False  # from here on a signal is answered with a checkpoint at a step boundary
+        self._stop_if_signalled(signals)  # one that arrived while the handler was being switched
         self.model.train()
         if self.state.pending_selection:
             self._select_and_checkpoint(signals)
