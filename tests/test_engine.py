@@ -139,8 +139,9 @@ def test_gradient_accumulation_equals_one_large_batch(tmp_path, registries, accu
         load_checkpoint(single.last)["train_state"]["iteration"]
 
 
-def test_signal_mid_epoch_checkpoints_and_resume_is_bitwise_identical(tmp_path, registries, monkeypatch):
-    write_recipe(tmp_path)
+@pytest.mark.parametrize("log_every", [1, 4])  # 4: the signal falls inside a logged window of steps
+def test_signal_mid_epoch_checkpoints_and_resume_is_bitwise_identical(tmp_path, registries, monkeypatch, log_every):
+    write_recipe(tmp_path, text=engine_plugin.RECIPE.replace("log_every: 1", f"log_every: {log_every}"))
     reference = train(tmp_path, registries, runs="reference")
 
     from segbench.data.transformed import TransformedDataset

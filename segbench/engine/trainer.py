@@ -49,6 +49,10 @@ class TrainState:
     elapsed: float = 0.0
     # The selection evaluation after epoch ``epoch`` is still to do (a signal stopped it): resume redoes it.
     pending_selection: bool = False
+    # A signal inside a log_every window: the loss summed so far in it, and its steps, so the resumed run
+    # logs the same value as an uninterrupted one.
+    window_loss_sum: float = 0.0
+    window_logged_steps: int = 0
 
 
 def epoch_batches(num_items: int, *, batch_size: int, seed: int, epoch: int, env: DistEnv) -> list[list[int]]:
@@ -321,8 +325,9 @@ class Trainer:
         steps_here = min(len(windows), state.window_in_epoch + self.total_iterations - state.iteration)
         bar = tqdm(total=steps_here, initial=state.window_in_epoch, disable=not (self.progress and self.env.is_main),
                    desc=f"epoch {state.epoch + 1}/{self.epochs}", unit="it", leave=False)
-        loss_sum = torch.zeros((), device=self.device)
-        logged_steps, images_seen, log_started = 0, 0, time.perf_counter()
+        loss_sum = torch.tensor(state.window_loss_sum, dtype=torch.float32, device=self.device)
+        logged_steps, images_seen, log_started = state.window_logged_steps, 0, time.perf_counter()
+        state.window_loss_sum, state.window_logged_steps = 0.0, 0
         iterator = iter(loader)
         stop = False
         for window in windows[state.window_in_epoch:]:
@@ -362,6 +367,7 @@ class Trainer:
         if stop and state.iteration < self.total_iterations and state.window_in_epoch != 0:
             if logged_steps:
                 self._check_finite(loss_sum, f"iteration {state.iteration}")
+                state.window_loss_sum, state.window_logged_steps = float(loss_sum), logged_steps
             self.save(self.run.last)
             barrier(self.env)  # no rank exits before rank 0's last.pt is written
             raise Preempted(signals.received if signals.received is not None else "on another rank")
