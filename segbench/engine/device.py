@@ -28,8 +28,9 @@ from segbench.errors import SegbenchError
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` is CUDA when present (the local rank's GPU under distributed runs), else the CPU."""
+def pick_device(requested: str = "auto", *, option: str = "trainer.device") -> torch.device:
+    """``auto`` is CUDA when present (the local rank's GPU under distributed runs), else the CPU; ``option``
+    names where ``requested`` came from in errors."""
     if requested == "auto":
         if torch.cuda.is_available():
             from segbench.engine.distributed import local_rank
@@ -39,10 +40,10 @@ def pick_device(requested: str = "auto") -> torch.device:
     try:
         device = torch.device(requested)
     except RuntimeError:
-        raise SegbenchError(f"trainer.device {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise SegbenchError(f"{option} {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SegbenchError(f"trainer.device is {requested!r} but no CUDA device is available here;"
-                            " use trainer.device=auto or cpu")
+        raise SegbenchError(f"{option} is {requested!r} but no CUDA device is available here;"
+                            f" use {option}{' ' if option.startswith('--') else '='}auto or cpu")
     return device
 
 

@@ -46,11 +46,14 @@ def resolve_target(target: Path) -> tuple[RunDir, Path | None]:
                                 " `segbench run` created (runs/<recipe>-<hash>/) or a checkpoint file in it.")
         return run, None
     if target.is_file():
+        if target.suffix in (".yaml", ".yml"):
+            raise SegbenchError(f"{target} is a recipe; this command reads a trained run. Train it first (`segbench"
+                                f" run {target}`, or `--smoke` for a quick one) and give its run directory.")
         run = RunDir(target.resolve().parent.parent)
         if not run.recipe_file.is_file():
             raise SegbenchError(f"checkpoint {target} is not inside a run directory (expected"
-                                f" <run>/checkpoints/{target.name} with <run>/recipe.yaml, but {run.recipe_file}"
-                                " does not exist).")
+                                f" <run>/checkpoints/{target.name} beside <run>/recipe.yaml, which is not there):"
+                                " give the run directory that `segbench run` created, or a checkpoint in it.")
         return run, target
     raise SegbenchError(f"{target} does not exist; give a run directory (runs/<recipe>-<hash>/) or a checkpoint"
                         " file (runs/<recipe>-<hash>/checkpoints/best.pt).")
@@ -124,7 +127,7 @@ def inference_settings(plan, device: str | None = None) -> Runtime:
     """``device`` (``--device``), else the recipe's ``trainer.device``; a run trained on a GPU can be
     inspected on a machine without one (with a warning: reduced precision may shift the last digits)."""
     if device is not None:
-        chosen = pick_device(device)
+        chosen = pick_device(device, option="--device")
     else:
         try:
             chosen = pick_device(plan.trainer.device)

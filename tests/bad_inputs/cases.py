@@ -283,6 +283,11 @@ def unknown_device(ctx):
     return ["run", "toy.yaml", "--device", "tpu", *RUN]
 
 
+@case("cli", "toy.yaml is a recipe; this command reads a trained run", "segbench run")
+def export_a_recipe(ctx):
+    return ["export", "toy.yaml"]
+
+
 @case("cli", "runs/nothing does not exist", "give a run directory")
 def evaluate_a_missing_path(ctx):
     return ["evaluate", "runs/nothing"]
