@@ -16,6 +16,7 @@ import attrs
 
 from segbench.atomic import atomic_write_text
 from segbench.cache import cache_dir
+from segbench.config_paths import paths_relative_to
 from segbench.runs import default_runs_dir
 from segbench.errors import SegbenchError
 from segbench_jobs.arrays import Job, plan_jobs
@@ -71,8 +72,9 @@ def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, ou
     recipe_paths: list[Path] = []
     for path in paths:
         recipe_paths += [p for p in find_recipes(Path(path)) if p not in recipe_paths]
-    stages = build_stages(recipe_paths, registries, overrides=recipe_overrides, slurm_overrides=slurm_overrides,
-                          smoke=smoke, runs_dir=runs_dir, seeds=seeds, grid=grid, check_stage=check_stage)
+    with paths_relative_to(workdir):  # a recipe's relative paths mean the folder its job runs in
+        stages = build_stages(recipe_paths, registries, overrides=recipe_overrides, slurm_overrides=slurm_overrides,
+                              smoke=smoke, runs_dir=runs_dir, seeds=seeds, grid=grid, check_stage=check_stage)
     jobs = plan_jobs(stages)
     if jobs:
         out_dir.mkdir(parents=True, exist_ok=True)  # Slurm does not create the folder of --output

@@ -6,11 +6,11 @@ from typing import Iterable, Sequence
 
 import attrs
 
-from segbench.runs import RunDir
+from segbench.runs import RunDir, check_upstream_files
 from segbench.errors import RecipeError
 from segbench.records import RecordError
 from segbench.recipe.load import ResolvedRecipe
-from segbench.recipe.stages import check_upstream_files, resolve_stages
+from segbench.recipe.stages import resolve_stages
 from segbench.recipe.variants import GridAxis, Variant, load_variants
 from segbench_jobs.slurm_config import SlurmConfig, slurm_config
 

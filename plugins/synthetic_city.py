@@ -25,6 +25,7 @@ from filelock import FileLock
 
 from segbench import hookimpl
 from segbench.cache import cache_dir
+from segbench.config_paths import absolute_path
 from segbench.config import in_range
 from segbench.errors import DataError
 from segbench.limits import SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
@@ -70,7 +71,7 @@ class SyntheticCityConfig:
                                    validator=in_range(0, SYNTH_MAX_IMAGES))
     size: tuple[int, int] = attrs.field(default=tuple(_GENERATOR_DEFAULTS["size"]), validator=_check_size)
     seed: int = attrs.field(default=_GENERATOR_DEFAULTS["seed"], validator=in_range(0, SEED_MAX))
-    cache_dir: str | None = None
+    cache_dir: str | None = attrs.field(default=None, converter=absolute_path)  # relative: to where segbench runs
 
     def __attrs_post_init__(self):
         check_split_annotation(self.split, self.annotation)

@@ -320,10 +320,10 @@ def main(argv=None) -> int:
                     SegbenchError.exit_code)
     try:
         return args.func(args)
-    except BrokenPipeError:  # `segbench show RECIPE | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
-        return 128 + 13  # what a shell reports for a process ended by SIGPIPE
     except (SegbenchError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():  # `segbench show RECIPE | head`: enough read
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            return 128 + 13  # what a shell reports for a process ended by SIGPIPE
         message = user_message(exc)
         if message is None:
             raise
@@ -340,6 +340,19 @@ def main(argv=None) -> int:
         if peer is None:
             raise
         return fail(peer, 1)
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output's reader has gone (not some other pipe of the command, such as a worker's): the
+    write end of a pipe whose reader closed polls as an error."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or stdout is no file
+        return False
 
 
 def _close_progress_bars() -> None:

@@ -40,9 +40,14 @@ def cmd_show(args) -> int:
               " --seeds chooses others)")
     if args.defaults:
         from segbench.recipe.resolved import resolved_data
+        from segbench.recipe.schema import UPSTREAM_KEY
 
         print("# every component's settings with their defaults filled in")
-        print(dump_yaml(resolved_data(plan)), end="")
+        data = resolved_data(plan)
+        upstream = data.pop(UPSTREAM_KEY, None)  # segbench's to write: the output reads back as a recipe
+        if upstream is not None:
+            print(f"# starts from run {upstream['run'][:8]} (its hash; `{UPSTREAM_KEY}:` in the run's recipe.yaml)")
+        print(dump_yaml(data), end="")
     else:
         data = recipe.data if slurm is None else {**recipe.data, "slurm": slurm}
         print(dump_yaml(data), end="")

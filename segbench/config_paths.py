@@ -22,7 +22,7 @@ def absolute_path(value):
         return value
     path = os.path.expanduser(value)
     if not os.path.isabs(path):
-        path = os.path.join(_BASE.get() or os.getcwd(), path)
+        path = os.path.join(os.path.abspath(_BASE.get() or os.getcwd()), path)
     return os.path.normpath(path)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import attrs
 
 from segbench.atomic import atomic_write_text
-from segbench.errors import SegbenchError
+from segbench.errors import RecipeError, SegbenchError
 from segbench.recipe.load import dump_yaml
 from segbench.records import (MetricsRecord, NewerRecordError, RecordError, ResultsRecord, read_metrics,
                               read_results)
@@ -168,3 +169,27 @@ class RunDir:
                 self.recipe_file.read_text(encoding="utf-8").endswith(f"# hash: {plan.hash}\n{body}"):
             return  # resuming: leave the file (and its time stamp) as the first attempt wrote it
         atomic_write_text(self.recipe_file, header + body)
+
+
+def check_upstream_files(stages, runs_dir) -> None:
+    """Refuse a chain whose complete stage lacks a file the stage after it starts from: ``results.json`` alone
+    counts a stage complete, and a deleted checkpoint would otherwise fail the next stage only when it starts
+    (after its wait in a queue)."""
+    for before, stage in zip(stages, stages[1:]):
+        needs = getattr(stage.strategy, "upstream_files", None)
+        if not before.complete or needs is None:
+            continue
+        upstream = RunDir.for_plan(before.plan, runs_dir)
+        missing = [path for path in needs(upstream.path) if not Path(path).is_file()]
+        if missing:
+            again = ["segbench", "run", str(before.recipe.path), *before.recipe.overrides]
+            if before.recipe.replicate_seed is not None:
+                again += ["--seeds", str(before.recipe.replicate_seed)]
+            if before.recipe.smoke:
+                again.append("--smoke")
+            if runs_dir is not None:
+                again += ["--runs-dir", str(runs_dir)]
+            raise RecipeError(
+                f"stage {stage.recipe.name} starts from {missing[0]}, which does not exist, although"
+                f" {upstream.path} is complete (its results.json). Train that stage again with"
+                f" `{shlex.join([*again, '--restart'])}`, then run this command again.")

@@ -85,11 +85,14 @@ def stages_dir(recipe_dir):
     return recipe_dir
 
 
-def finish(plan, root: Path) -> Path:
-    """A finished run of ``plan`` under ``root/runs``, as far as its results.json goes (nothing trained)."""
+def finish(plan, root: Path, *, checkpoints: bool = True) -> Path:
+    """A finished run of ``plan`` under ``root/runs`` as far as its results.json and checkpoint files go (nothing
+    trained: a stage starting from it would find placeholder weights)."""
     results = results_record(recipe=plan.recipe.name, recipe_hash=plan.hash)
     path = root / "runs" / plan.run_name / "results.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for name in ("best.pt", "last.pt") if checkpoints else ():
+        (path.parent / "checkpoints" / name).write_bytes(b"placeholder")
     write_record(path, results)
     return path
 
@@ -149,7 +152,7 @@ def test_a_damaged_results_file_is_an_error_naming_it_not_a_finished_stage(stage
     """Counted as finished, a stage with a damaged results.json was never submitted and its job would stop at
     once on the file; nothing is submitted and the message says which file and how to write it again."""
     coarse = build_plan(load_recipe(stages_dir / "coarse.yaml"), registries)
-    results = finish(coarse, tmp_path)
+    results = finish(coarse, tmp_path, checkpoints=False)
     results.write_bytes(damage.encode("latin-1"))
     status, out, err = cli("emit-slurm", stages_dir, "--runs-dir", tmp_path / "runs", "--out", tmp_path / "out")
     assert status == 2 and out == "" and "Traceback" not in err

@@ -303,11 +303,17 @@ def test_a_run_started_with_other_processes_is_not_resumed_with_a_changed_schedu
     assert run.read_results().world_size == 1 and load_checkpoint(run.last)["world_size"] == 1
     run.results.unlink()
     state = load_checkpoint(run.last)
-    save_checkpoint(run.last, {**state, "world_size": 2})  # as a 2-process torchrun would have left it
+    # a 2-process torchrun stopped mid-training would have left this
+    mid_training = {**state, "world_size": 2, "train_state": {**state["train_state"], "iteration": 1}}
+    save_checkpoint(run.last, mid_training)
     with pytest.raises(CheckpointError) as info:
         train(tmp_path, registries)
     assert "with 2 process(es), and this command starts 1" in str(info.value)
     assert "torchrun --nproc_per_node 2" in str(info.value) and "--restart" in str(info.value)
+    save_checkpoint(run.last, {**state, "world_size": 2})  # training done, only the report left: any count
+    train(tmp_path, registries)
+    assert run.is_complete()
+    run.results.unlink()
     save_checkpoint(run.last, {key: value for key, value in state.items() if key != "world_size"})  # older file
     train(tmp_path, registries)
     assert run.is_complete()

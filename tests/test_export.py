@@ -233,7 +233,10 @@ def test_onnx_scores_are_filed_under_the_checkpoint_the_export_came_from(city_ru
                       registries=registries)
     scores = evaluate_run(run.path, registries=registries, progress=False, backend="onnxruntime",
                           onnx_file=Path(last.file))  # evaluate's own default checkpoint is best.pt
-    assert scores.checkpoint == last.checkpoint and Path(last.checkpoint).name == "last.pt"
+    assert Path(scores.checkpoint).resolve() == Path(last.checkpoint).resolve() and scores.checkpoint.endswith("last.pt")
+    from segbench.engine.checkpoint import load_checkpoint
+
+    assert scores.checkpoint_iteration == load_checkpoint(Path(last.checkpoint))["train_state"]["iteration"]
     bare = tmp_path / "bare.onnx"
     shutil.copy(last.file, bare)  # no export record beside it
     capsys.readouterr()

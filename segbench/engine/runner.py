@@ -23,7 +23,8 @@ from segbench.engine.seeding import seed_global_generators
 from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
 from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe
-from segbench.recipe.stages import check_upstream_files, resolve_stages
+from segbench.recipe.stages import resolve_stages
+from segbench.runs import check_upstream_files
 from segbench.recipe.variants import load_variants
 from segbench.errors import SegbenchError, naming_recipe_files
 from segbench.records import ResultsRecord, write_record
@@ -54,6 +55,7 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
             runs.append(run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress))
         finished = True
     except Preempted as exc:
+        finished = True  # every rank agreed to stop here: leave the process group in order, as after success
         again = "the same command without --restart" if restart else "the same command"
         _say(f"segbench: received signal {exc.args[0]}; checkpoint written. Run {again} to resume.")
         raise SystemExit(PREEMPTED_EXIT_CODE)
@@ -112,10 +114,9 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         except SegbenchError:
             lock.release()
             raise
-    # SIGTERM/SIGUSR1 are recorded, never fatal, for the whole stage: one during set-up stops training
-    # after its first step, one during training or an evaluation at the next step, window or batch
-    # (last.pt, exit 75).
-    signals = SignalFlag().__enter__()
+    # SIGTERM/SIGUSR1: during set-up the stage exits 75 at once (nothing to save); during training or an
+    # evaluation, at the next step, window or batch (last.pt, exit 75).
+    signals = SignalFlag(before_exit=lock.release if lock is not None else None).__enter__()
     previous = PreviousAttempt(run)
     set_aside = False
     try:

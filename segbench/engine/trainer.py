@@ -5,7 +5,6 @@ import contextlib
 import math
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,18 +87,23 @@ def schedule_length(num_items: int, trainer, env: DistEnv) -> ScheduleLength:
     return ScheduleLength(per_epoch, trainer.epochs, trainer.epochs * per_epoch)
 
 
-def _stop_now(signum: int) -> None:
+def _stop_now(signum: int, before_exit=None) -> None:
     """Leave at once, as after a SIGKILL, which every step before the training loop survives (a data tree is
-    generated into a ``.partial`` folder, files are written atomically, the run lock and a ``--restart``'s set-aside
-    run are settled by the next command) but with the exit status that asks Slurm to requeue. An exception raised
-    from the handler could interrupt a worker pool inside its own locks and hang it."""
+    generated into a ``.partial`` folder, files are written atomically, a ``--restart``'s set-aside run is settled
+    by the next command) but with the exit status that asks Slurm to requeue, and with the run lock released
+    (``before_exit``: a requeued job may start on another host, which could not take a lock held here over).
+    An exception raised from the handler could interrupt a worker pool inside its own locks and hang it."""
     import multiprocessing
 
-    sys.stderr.write(f"\nsegbench: received signal {signum} before training started (nothing new to save)."
-                     " Run the same command to go on.\n")
-    sys.stderr.flush()
+    os.write(2, f"\nsegbench: received signal {signum} before training started (nothing new to save). Run the"
+                " same command to go on.\n".encode())  # not sys.stderr: the signal may have interrupted a write
     for child in multiprocessing.active_children():  # data generation or DataLoader workers
         child.kill()  # not SIGTERM: forked from here, they carry this handler, which leaves it to their parent
+    if before_exit is not None:
+        try:
+            before_exit()
+        except Exception:  # leaving matters more: a stale lock is still taken over on this host
+            pass
     os._exit(PREEMPTED_EXIT_CODE)
 
 
@@ -108,9 +112,10 @@ class SignalFlag:
     (``immediate``: reading data, counting class pixels, building the model) there is nothing to save, and
     waiting for the first step could outlast a scheduler's grace period: the signal stops the run at once."""
 
-    def __init__(self):
+    def __init__(self, *, before_exit=None):
         self.received: int | None = None
         self.immediate = True
+        self._before_exit = before_exit
         self._previous = {}
 
     def __enter__(self):
@@ -127,7 +132,7 @@ class SignalFlag:
             return
         self.received = signum
         if self.immediate:
-            _stop_now(signum)
+            _stop_now(signum, self._before_exit)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -197,7 +202,9 @@ class Trainer:
             raise CheckpointError(f"{self.run.last} belongs to another recipe (hash {state.get('recipe_hash')});"
                                   " use --restart to start this run over.")
         written_by = state.get("world_size", self.env.world_size)  # older checkpoints do not say
-        if written_by != self.env.world_size:
+        trained = state.get("train_state") or {}
+        training_left = trained.get("iteration", 0) < self.total_iterations or trained.get("pending_selection")
+        if written_by != self.env.world_size and training_left:
             # the batch is per process: another count changes the steps per epoch and the schedule midway
             raise CheckpointError(
                 f"{self.run.last} was written by this run with {written_by} process(es), and this command starts"

@@ -5,8 +5,6 @@ walk the graph through :func:`resolve_stages`, so they agree on it and on what a
 """
 from __future__ import annotations
 
-import shlex
-from pathlib import Path
 from typing import Callable
 
 import attrs
@@ -86,28 +84,3 @@ def _starting_from(recipe: ResolvedRecipe, upstream: Plan) -> ResolvedRecipe:
     return attrs.evolve(recipe, data={**recipe.data,
                                       UPSTREAM_KEY: {"run": upstream.hash, "experiment": upstream.experiment_hash}})
 
-
-def check_upstream_files(stages: list[Stage], runs_dir) -> None:
-    """Refuse a chain whose complete stage lacks a file the stage after it starts from: ``results.json`` alone
-    counts a stage complete, and a deleted checkpoint would otherwise fail the next stage only when it starts
-    (after its wait in a queue)."""
-    from segbench.runs import RunDir
-
-    for before, stage in zip(stages, stages[1:]):
-        needs = getattr(stage.strategy, "upstream_files", None)
-        if not before.complete or needs is None:
-            continue
-        upstream = RunDir.for_plan(before.plan, runs_dir)
-        missing = [path for path in needs(upstream.path) if not Path(path).is_file()]
-        if missing:
-            again = ["segbench", "run", str(before.recipe.path), *before.recipe.overrides]
-            if before.recipe.replicate_seed is not None:
-                again += ["--seeds", str(before.recipe.replicate_seed)]
-            if before.recipe.smoke:
-                again.append("--smoke")
-            if runs_dir is not None:
-                again += ["--runs-dir", str(runs_dir)]
-            raise RecipeError(
-                f"stage {stage.recipe.name} starts from {missing[0]}, which does not exist, although"
-                f" {upstream.path} is complete (its results.json). Train that stage again with"
-                f" `{shlex.join([*again, '--restart'])}`, then run this command again.")

@@ -149,9 +149,20 @@ def onnx_backend(loaded: LoadedRun, onnx_file: Path | None) -> LoadedRun:
         print(f"warning: {Path(onnx_file).with_suffix('.json')}, the export record `segbench export` writes beside"
               f" {Path(onnx_file).name}, is missing: nothing ties its weights to a checkpoint of this run, and the"
               " scores are filed under the ONNX file alone.", file=sys.stderr)
-    if exported_from is None or Path(exported_from) != Path(loaded.checkpoint):
-        checkpoint = Path(exported_from) if exported_from else Path("unknown (no export record beside the ONNX file)")
-        loaded = attrs.evolve(loaded, checkpoint=checkpoint, checkpoint_state={})
+    if exported_from is None:
+        loaded = attrs.evolve(loaded, checkpoint=Path("unknown (no export record beside the ONNX file)"),
+                              checkpoint_state={})
+    else:
+        checkpoint = Path(exported_from)
+        if checkpoint.parent.name == "checkpoints" and checkpoint.parent.parent.name == loaded.run.path.resolve().name:
+            checkpoint = loaded.run.checkpoints / checkpoint.name  # this run's file, however it was reached then
+        if checkpoint.resolve() != Path(loaded.checkpoint).resolve():
+            state = {}
+            if checkpoint.is_file():
+                from segbench.engine.checkpoint import load_checkpoint
+
+                state = load_checkpoint(checkpoint)
+            loaded = attrs.evolve(loaded, checkpoint=checkpoint, checkpoint_state=state)
     return attrs.evolve(loaded, model=model, inference=Runtime(torch.device("cpu"), "fp32", False))
 
 

@@ -135,7 +135,7 @@ def _latency_cells(row: RunRow, backends: list[str], rows: list[RunRow]) -> list
         record = row.latency.get(backend)
         model = record.model_only.p50_ms if record else None
         fps = record.end_to_end.images_per_s if record else None
-        tag = setting_tag(record, rows, backends) if record else ""
+        tag = setting_tag(record, rows, backend) if record else ""
         cells += [_number_cell(model, f"{model:.2f}{tag}" if model is not None else ""),
                   _number_cell(fps, f"{fps:.1f}{tag}" if fps is not None else "")]
     return cells

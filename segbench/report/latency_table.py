@@ -16,20 +16,23 @@ def setting(record) -> str:
             f" {record.threads} thread(s), batch {record.batch}, {record.input_size[0]}x{record.input_size[1]}")
 
 
-def _settings(rows, backends: list[str]) -> dict[str, str]:
-    """Each distinct setting of the shown measurements -> its tag (``a``, ``b``, ...), in order of appearance."""
+def _settings(rows, backend: str) -> dict[str, str]:
+    """Each distinct setting of ``backend``'s measurements -> its tag (``a``, ``b``, ...), in order of appearance
+    (onnxruntime always measures fp32 on the CPU: each backend's column is compared within itself)."""
     tags: dict[str, str] = {}
     for row in rows:
-        for backend in backends:
-            if backend in row.latency:
-                tags.setdefault(setting(row.latency[backend]), chr(ord("a") + len(tags) % 26))
+        if backend in row.latency:
+            text = setting(row.latency[backend])
+            if text not in tags:
+                index = len(tags)
+                tags[text] = chr(ord("a") + index % 26) + (str(index // 26) if index >= 26 else "")
     return tags
 
 
-def setting_tag(record, rows, backends: list[str]) -> str:
-    """`` [a]`` naming ``record``'s setting where the table's measurements were taken in several settings
-    (another image size, batch or thread count; listed under the table by :func:`latency_notes`), else ``""``."""
-    tags = _settings(rows, backends)
+def setting_tag(record, rows, backend: str) -> str:
+    """`` [a]`` naming ``record``'s setting where ``backend``'s measurements in the table were taken in several
+    settings (another image size, batch or thread count; listed by :func:`latency_notes`), else ``""``."""
+    tags = _settings(rows, backend)
     return f" [{tags[setting(record)]}]" if len(tags) > 1 else ""
 
 
@@ -41,26 +44,29 @@ def latency_cells(row, backends: list[str], rows) -> list[str]:
         if record is None:
             cells += [MISSING, MISSING]
         else:
-            tag = setting_tag(record, rows, backends)
+            tag = setting_tag(record, rows, backend)
             cells += [f"{record.model_only.p50_ms:.2f} / {record.end_to_end.p50_ms:.2f}{tag}",
                       f"{record.end_to_end.images_per_s:.1f}{tag}"]
     return cells
 
 
 def latency_notes(rows, backends: list[str]) -> list[str]:
-    tags = _settings(rows, backends)
-    if not tags:
+    parts, mixed = [], False
+    for backend in backends:
+        tags = _settings(rows, backend)
+        if len(tags) == 1:
+            parts.append(f"{backend}: {next(iter(tags))}")
+        elif tags:
+            mixed = True
+            parts.append(f"{backend} in several settings, not comparable across them: "
+                         + "; ".join(f"[{t}] {s}" for s, t in tags.items()))
+    if not parts:
         return []
-    if len(tags) == 1:
-        measured = f"Measured on {next(iter(tags))}."
-    else:
-        measured = ("Measured in several settings, not comparable across them (`segbench benchmark` each run with"
-                    " the same --size, --batch and --threads): " + "; ".join(f"[{t}] {s}" for s, t in tags.items())
-                    + ".")
+    advice = (" (`segbench benchmark` each run with the same --size, --batch and --threads to compare them)"
+              if mixed else "")
     return ["", "Latency: median of repeated runs after a warm-up (segbench benchmark), in ms per batch, model only"
             " (forward on a normalised image) / end to end (normalisation, forward, up-sampling, argmax; no file"
-            " I/O); FPS: images per second end to end. " + measured]
-
+            " I/O); FPS: images per second end to end. Measured on " + "; ".join(parts) + advice + "."]
 
 
 LATENCY_COLUMNS = ("model_p50_ms", "model_p90_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_images_per_s", "device",

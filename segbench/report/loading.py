@@ -75,6 +75,8 @@ def _name_hash(run: RunDir) -> str | None:
 def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan) -> None:
     """The directory name holds the hash of the resolved recipe (of the recipe as written, before it did)."""
     expected = _name_hash(run)
+    if run.working_directory() is None:  # written before runs recorded it: relative paths hashed as written then
+        return
     if expected and not (plan.hash.startswith(expected) or recipe.hash.startswith(expected)):
         print(f"warning: {run.recipe_file} hashes to {plan.hash[:8]}, not {expected} as the directory name says;"
               " it was edited after the run, or a plugin changed its defaults since. Using it as it is now.",
