@@ -30,7 +30,7 @@ from segbench.data.dataset import (
     cityscapes_label_to_train_lut,
     files_fingerprint,
 )
-from segbench.data.png import png_pair_problem, read_label_png, read_rgb_png
+from segbench.data.png import png_pair_problem, read_label_png, read_rgb_png, size_mismatch
 from segbench.errors import DataError, DataUnavailableError
 
 SPLITS = ("train", "val", "test", "train_extra")
@@ -321,11 +321,10 @@ class CityscapesDataset(SegmentationDataset):
         image_path = self.image_path(index)
         image = read_rgb_png(image_path)
         mask = self.read_mask(index)
-        if self.check_sizes and tuple(image.shape[1:]) != tuple(mask.shape):
-            (h, w), (lh, lw) = image.shape[1:], mask.shape
-            raise DataError(f"size mismatch: image {image_path} is {w}x{h} (width x height) but its label"
-                            f" {self.label_path(index)} is {lw}x{lh}. Re-extract the pair; if the images were"
-                            " resized on purpose, set check_sizes: false.")
+        if self.check_sizes and (mismatch := size_mismatch(image_path, (image.shape[2], image.shape[1]),
+                                                           self.label_path(index), (mask.shape[1], mask.shape[0]))):
+            raise DataError(f"{mismatch}. Re-extract the pair; if the images were resized on purpose, set"
+                            " check_sizes: false.")
         return image, mask
 
     def check_files(self) -> None:
@@ -341,8 +340,7 @@ class CityscapesDataset(SegmentationDataset):
             raise DataError(
                 f"{len(problems)} of the {len(self)} image/label pairs of split {self.split!r} ({self.annotation}"
                 f" annotation) in {self.root} cannot be read:\n{shown}{more}\nRe-extract them from the Cityscapes"
-                f" archives ({DOWNLOADS}); for labels use the *_labelIds.png files (not *_color.png or"
-                " *_instanceIds.png); if the images were resized on purpose, set check_sizes: false.")
+                f" archives ({DOWNLOADS}); if the images were resized on purpose, set check_sizes: false.")
 
     def fingerprint(self) -> str:
         config = {"dataset": "cityscapes labelIds->trainIds", "split": self.split, "annotation": self.annotation,

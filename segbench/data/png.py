@@ -59,26 +59,44 @@ def read_png(path: str | os.PathLike, *, mode="UNCHANGED") -> torch.Tensor:
                         f" {_REPAIR}") from None
 
 
+# What the readers refuse, as messages, for a decoded file and for a header alike (``png_pair_problem``).
+
+def _image_problem(path, *, sixteen_bit: bool) -> str | None:
+    return f"{path} is a 16-bit image; expected an 8-bit RGB PNG" if sixteen_bit else None
+
+
+def _label_problem(path, *, channels: int, sixteen_bit: bool) -> str | None:
+    if channels != 1:
+        return (f"{path} has {channels} channels, but a label file must be a single-channel (mode L) PNG of class"
+                " ids. This looks like a colour visualisation (a *_color.png); use the *_labelIds.png files.")
+    if sixteen_bit:
+        return (f"{path} is a 16-bit PNG, but a label file must be 8-bit class ids. This looks like an instance"
+                " map (a *_instanceIds.png); use the *_labelIds.png files.")
+    return None
+
+
+def size_mismatch(image, image_size: tuple[int, int], label, label_size: tuple[int, int]) -> str | None:
+    """The message for an image and its label of different (width, height), else ``None``."""
+    if image_size == label_size:
+        return None
+    return (f"size mismatch: image {image} is {image_size[0]}x{image_size[1]} (width x height) but its label"
+            f" {label} is {label_size[0]}x{label_size[1]}")
+
+
 def read_rgb_png(path: str | os.PathLike) -> torch.Tensor:
     """An 8-bit RGB image ``(3, H, W)`` ``uint8``; grey or palette files are expanded, alpha dropped (as PIL's
     ``convert("RGB")``)."""
     image = read_png(path, mode="RGB")
-    if image.dtype != torch.uint8:
-        raise DataError(f"{path} is a 16-bit image; expected an 8-bit RGB PNG")
+    if problem := _image_problem(path, sixteen_bit=image.dtype != torch.uint8):
+        raise DataError(problem)
     return image
 
 
 def read_label_png(path: str | os.PathLike) -> torch.Tensor:
     """A single-channel 8-bit label image ``(H, W)`` ``uint8``, values as stored (palette files give indices)."""
     label = read_png(path, mode="UNCHANGED")
-    if label.shape[0] != 1:
-        raise DataError(
-            f"{path} has {label.shape[0]} channels, but a label file must be a single-channel (mode L) PNG of"
-            " class ids. This looks like a colour visualisation (a *_color.png); use the *_labelIds.png files.")
-    if label.dtype != torch.uint8:
-        raise DataError(
-            f"{path} is a 16-bit PNG, but a label file must be 8-bit class ids. This looks like an instance"
-            " map (a *_instanceIds.png); use the *_labelIds.png files.")
+    if problem := _label_problem(path, channels=label.shape[0], sixteen_bit=label.dtype != torch.uint8):
+        raise DataError(problem)
     return label[0]
 
 
@@ -110,14 +128,7 @@ def png_pair_problem(image: str | os.PathLike, label: str | os.PathLike, *, same
         image_header, label_header = read_png_header(image), read_png_header(label)
     except DataError as exc:
         return str(exc)
-    if image_header.bit_depth == 16:
-        return f"{image} is a 16-bit image; expected an 8-bit RGB PNG"
-    if label_header.channels != 1:
-        return (f"{label} has {label_header.channels} channels, but a label file must be a single-channel (mode L)"
-                " PNG of class ids")
-    if label_header.bit_depth == 16:
-        return f"{label} is a 16-bit PNG, but a label file must be 8-bit class ids"
-    if same_size and (image_header.width, image_header.height) != (label_header.width, label_header.height):
-        return (f"size mismatch: image {image} is {image_header.width}x{image_header.height} (width x height) but its label"
-                f" {label} is {label_header.width}x{label_header.height}")
-    return None
+    return (_image_problem(image, sixteen_bit=image_header.bit_depth == 16)
+            or _label_problem(label, channels=label_header.channels, sixteen_bit=label_header.bit_depth == 16)
+            or (size_mismatch(image, (image_header.width, image_header.height),
+                              label, (label_header.width, label_header.height)) if same_size else None))
