@@ -37,7 +37,7 @@ from segbench.records import RecordError
 from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.report.columns import cell_text, has_key, known_columns, lookup, parse_columns
 from segbench.report.latency_table import (LATENCY_COLUMNS, latency_backends, latency_cells, latency_notes,
-                                            latency_value)
+                                            latency_value, setting_tags)
 from segbench.report.loading import run_name
 
 MISSING = "–"
@@ -317,6 +317,7 @@ def markdown_tables(rows: list[RunRow], columns=()) -> str:
     devices = sorted({row.speed_device for row in rows if row.speed_device})
     speed_header = f"img/s ({', '.join(devices)})" if devices else "img/s"
     backends = latency_backends(rows)
+    tags = setting_tags(rows, backends)
     latency_header = "".join(f" {b} ms (model / e2e) | {b} FPS |" for b in backends)
     lines = [f"| recipe | model | strategy | mIoU | pixel accuracy | params | checkpoint MB | {speed_header} |"
              f"{latency_header} report split | status |" + "".join(f" {_cell(c)} |" for c in columns),
@@ -336,12 +337,12 @@ def markdown_tables(rows: list[RunRow], columns=()) -> str:
         cells = [name, row.model or MISSING, row.strategy or MISSING, _pct(row.miou), _pct(row.pixel_accuracy),
                  MISSING if row.params is None else f"{row.params:,}",
                  _megabytes(row.checkpoint_mb),
-                 _speed(row), *latency_cells(row, backends, rows), split, status]
+                 _speed(row), *latency_cells(row, backends, tags), split, status]
         cells += [MISSING if (v := cell_text(lookup(row.results, c))) is None else v for c in columns]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if any_overlap:
         lines += ["", "† the best checkpoint was chosen on the report split itself: these numbers are optimistic."]
-    lines += latency_notes(rows, backends)
+    lines += latency_notes(backends, tags)
 
     complete = [(name, row) for name, row in zip(names, rows) if row.complete]
     classes = class_names([row for _, row in complete])

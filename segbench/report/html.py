@@ -24,7 +24,7 @@ from segbench.engine.loggers import flatten
 from segbench.errors import SegbenchError
 from segbench.report.compare import MISSING, RunRow, class_names, collect_runs, display_names
 from segbench.report.html_assets import SCRIPT, STYLE
-from segbench.report.latency_table import latency_backends, latency_notes, setting_tag
+from segbench.report.latency_table import latency_backends, latency_notes, setting_tag, setting_tags
 
 CURVES_SIZE = (760, 300)  # pixels
 
@@ -127,7 +127,7 @@ RESULT_HEADERS = (("run", False), ("model", False), ("strategy", False), ("mIoU 
                   ("iterations", True), ("train time s", True), ("status", False), ("commit", False))
 
 
-def _latency_cells(row: RunRow, backends: list[str], rows: list[RunRow]) -> list[str]:
+def _latency_cells(row: RunRow, backends: list[str], tags: dict) -> list[str]:
     """Per backend measured by `segbench benchmark`: model-only p50 latency (ms) and end-to-end FPS, tagged with
     their setting where the table's measurements differ in it (as in `segbench compare`)."""
     cells = []
@@ -135,7 +135,7 @@ def _latency_cells(row: RunRow, backends: list[str], rows: list[RunRow]) -> list
         record = row.latency.get(backend)
         model = record.model_only.p50_ms if record else None
         fps = record.end_to_end.images_per_s if record else None
-        tag = setting_tag(record, rows, backend) if record else ""
+        tag = setting_tag(record, backend, tags) if record else ""
         cells += [_number_cell(model, f"{model:.2f}{tag}" if model is not None else ""),
                   _number_cell(fps, f"{fps:.1f}{tag}" if fps is not None else "")]
     return cells
@@ -144,6 +144,7 @@ def _latency_cells(row: RunRow, backends: list[str], rows: list[RunRow]) -> list
 def results_table(runs: list[RunFigures]) -> str:
     rows = [item.row for item in runs]
     backends = latency_backends(rows)
+    tags = setting_tags(rows, backends)
     headers = (*RESULT_HEADERS[:-2], *((name, True) for b in backends for name in (f"{b} ms (model, p50)",
                                                                                    f"{b} FPS (end to end)")),
                *RESULT_HEADERS[-2:])
@@ -160,11 +161,11 @@ def results_table(runs: list[RunFigures]) -> str:
                  _number_cell(row.params, f"{row.params:,}" if row.params is not None else ""),
                  _number_cell(row.checkpoint_mb, f"{row.checkpoint_mb:.2f}" if row.checkpoint_mb is not None else ""),
                  _number_cell(row.epochs, str(row.epochs)), _number_cell(row.iterations, str(row.iterations)),
-                 _number_cell(wall, f"{wall:.1f}" if wall is not None else ""), *_latency_cells(row, backends, rows),
+                 _number_cell(wall, f"{wall:.1f}" if wall is not None else ""), *_latency_cells(row, backends, tags),
                  f"<td>{_esc(row.status)}</td>",
                  f"<td>{_esc((commit or MISSING)[:10] + (' (dirty)' if dirty else ''))}</td>"]
         body.append("<tr>" + "".join(cells) + "</tr>")
-    notes = " ".join(line for line in latency_notes(rows, backends) if line).replace("`", "")
+    notes = " ".join(line for line in latency_notes(backends, tags) if line).replace("`", "")
     return (f'<table id="results" class="sortable"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>' + (f"<p>{_esc(notes)}</p>" if notes else ""))
 

@@ -16,27 +16,28 @@ def setting(record) -> str:
             f" {record.threads} thread(s), batch {record.batch}, {record.input_size[0]}x{record.input_size[1]}")
 
 
-def _settings(rows, backend: str) -> dict[str, str]:
-    """Each distinct setting of ``backend``'s measurements -> its tag (``a``, ``b``, ...), in order of appearance
-    (onnxruntime always measures fp32 on the CPU: each backend's column is compared within itself)."""
-    tags: dict[str, str] = {}
+def setting_tags(rows, backends: list[str]) -> dict[str, dict[str, str]]:
+    """backend -> each distinct setting of its measurements -> its tag (``a``, ``b``, ...), in order of appearance.
+    Each backend's column is compared within itself (onnxruntime always measures fp32 on the CPU)."""
+    tags: dict[str, dict[str, str]] = {backend: {} for backend in backends}
     for row in rows:
-        if backend in row.latency:
-            text = setting(row.latency[backend])
-            if text not in tags:
-                index = len(tags)
-                tags[text] = chr(ord("a") + index % 26) + (str(index // 26) if index >= 26 else "")
+        for backend, known in tags.items():
+            if backend in row.latency:
+                text = setting(row.latency[backend])
+                if text not in known:
+                    index = len(known)
+                    known[text] = chr(ord("a") + index % 26) + (str(index // 26) if index >= 26 else "")
     return tags
 
 
-def setting_tag(record, rows, backend: str) -> str:
+def setting_tag(record, backend: str, tags: dict[str, dict[str, str]]) -> str:
     """`` [a]`` naming ``record``'s setting where ``backend``'s measurements in the table were taken in several
     settings (another image size, batch or thread count; listed by :func:`latency_notes`), else ``""``."""
-    tags = _settings(rows, backend)
-    return f" [{tags[setting(record)]}]" if len(tags) > 1 else ""
+    known = tags[backend]
+    return f" [{known[setting(record)]}]" if len(known) > 1 else ""
 
 
-def latency_cells(row, backends: list[str], rows) -> list[str]:
+def latency_cells(row, backends: list[str], tags: dict[str, dict[str, str]]) -> list[str]:
     """Median latencies (model only / end to end) and FPS, tagged with their setting where settings differ."""
     cells = []
     for backend in backends:
@@ -44,22 +45,22 @@ def latency_cells(row, backends: list[str], rows) -> list[str]:
         if record is None:
             cells += [MISSING, MISSING]
         else:
-            tag = setting_tag(record, rows, backend)
+            tag = setting_tag(record, backend, tags)
             cells += [f"{record.model_only.p50_ms:.2f} / {record.end_to_end.p50_ms:.2f}{tag}",
                       f"{record.end_to_end.images_per_s:.1f}{tag}"]
     return cells
 
 
-def latency_notes(rows, backends: list[str]) -> list[str]:
+def latency_notes(backends: list[str], tags: dict[str, dict[str, str]]) -> list[str]:
     parts, mixed = [], False
     for backend in backends:
-        tags = _settings(rows, backend)
-        if len(tags) == 1:
-            parts.append(f"{backend}: {next(iter(tags))}")
-        elif tags:
+        known = tags[backend]
+        if len(known) == 1:
+            parts.append(f"{backend}: {next(iter(known))}")
+        elif known:
             mixed = True
             parts.append(f"{backend} in several settings, not comparable across them: "
-                         + "; ".join(f"[{t}] {s}" for s, t in tags.items()))
+                         + "; ".join(f"[{t}] {s}" for s, t in known.items()))
     if not parts:
         return []
     advice = (" (`segbench benchmark` each run with the same --size, --batch and --threads to compare them)"
