@@ -36,6 +36,8 @@ def pretrained_field():
     or the path of a state dict."""
     return attrs.field(default=RANDOM, converter=_weights_choice,
                        validator=[attrs.validators.instance_of(str), attrs.validators.min_len(1)])
+
+
 MAX_LISTED = 10
 
 

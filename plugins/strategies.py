@@ -78,7 +78,7 @@ class Finetune:
     def prepare(self, model, *, upstream_run: Path | None):
         from segbench.engine.checkpoint import load_model_weights
 
-        path = upstream_run / "checkpoints" / f"{self.config.checkpoint}.pt"
+        (path,) = self.upstream_files(upstream_run)
         load_model_weights(model, path)
         return f"finetune: initialised from {path}"
 

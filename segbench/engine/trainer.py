@@ -294,7 +294,6 @@ class Trainer:
     def fit(self, signals: SignalFlag) -> TrainState:
         cfg = self.cfg
         signals.immediate = False  # from here on a signal is answered with a checkpoint at a step boundary
-        self._stop_if_signalled(signals)  # one that arrived while the handler was being switched
         self.model.train()
         if self.state.pending_selection:
             self._select_and_checkpoint(signals)

@@ -149,7 +149,6 @@ def onnx_backend(loaded: LoadedRun, onnx_file: Path | None) -> LoadedRun:
         print(f"warning: {Path(onnx_file).with_suffix('.json')}, the export record `segbench export` writes beside"
               f" {Path(onnx_file).name}, is missing: nothing ties its weights to a checkpoint of this run, and the"
               " scores are filed under the ONNX file alone.", file=sys.stderr)
-    if exported_from is None:
         loaded = attrs.evolve(loaded, checkpoint=Path("unknown (no export record beside the ONNX file)"),
                               checkpoint_state={})
     else:

@@ -72,11 +72,11 @@ def _name_hash(run: RunDir) -> str | None:
     return tail if len(tail) == 8 else None
 
 
-def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan) -> None:
+def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan, workdir: str | None) -> None:
     """The directory name holds the hash of the resolved recipe (of the recipe as written, before it did)."""
-    expected = _name_hash(run)
-    if run.working_directory() is None:  # written before runs recorded it: relative paths hashed as written then
+    if workdir is None:  # written before runs recorded their folder: relative paths were hashed as written then
         return
+    expected = _name_hash(run)
     if expected and not (plan.hash.startswith(expected) or recipe.hash.startswith(expected)):
         print(f"warning: {run.recipe_file} hashes to {plan.hash[:8]}, not {expected} as the directory name says;"
               " it was edited after the run, or a plugin changed its defaults since. Using it as it is now.",
@@ -99,8 +99,9 @@ def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None)
     from segbench.recipe.plan import build_plan
 
     recipe = load_run_recipe(run)
-    with paths_relative_to(run.working_directory()):  # its data where the run found it, from any folder
-        _warn_if_edited(run, recipe, build_plan(recipe, registries))
+    workdir = run.working_directory()
+    with paths_relative_to(workdir):  # its data where the run found it, from any folder
+        _warn_if_edited(run, recipe, build_plan(recipe, registries), workdir)
         data = recipe.data
         if data_overrides:
             data = copy.deepcopy(data)

@@ -85,8 +85,8 @@ def _draw_experiment(loss_ax, miou_ax, name, curves, colour, band):
 def plot_runs(run_dirs: Sequence[Path], out: Path | None = None, *, size: tuple[int, int] = FIGURE_SIZE,
               dpi: int = DPI, band: str = "minmax") -> Path:
     """Draw the curves of ``run_dirs`` into a ``size`` (pixels) figure (PNG, or what ``out``'s extension names);
-    default ``<the run>/curves.png`` for one
-    run, ``curves.png`` in the folder holding them for several (a run's own figure is not replaced by theirs).
+    default ``<the run>/curves.png`` for one run, ``curves.png`` in the folder holding them for several (a run's
+    own figure is not replaced by theirs).
 
     Seeds of one experiment become a mean curve with a band (``minmax`` or ``std``)."""
     # A bare Figure renders with Agg and leaves pyplot's global backend alone.
