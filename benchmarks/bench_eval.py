@@ -119,33 +119,38 @@ def with_cache(cache: str, call):
             os.environ["SEGBENCH_CACHE"] = before
 
 
-def measure_quickstart(log, *, seed: int | None = None) -> dict:
-    """Wall time of ``segbench run recipes/quickstart.yaml`` from nothing (fresh cache and runs directory),
-    its scores, its arithmetic (``run_arithmetic``) and the machine it ran on."""
+def time_run(recipe: Path, overrides: list[str], log, *, arithmetic: bool = True) -> dict:
+    """Wall time of ``segbench run RECIPE OVERRIDES`` from nothing (fresh cache and runs directory), its
+    scores, its arithmetic (``run_arithmetic``, unless not wanted) and the machine it ran on."""
     machine = common.machine()  # measured before the run, so its GEMM does not overlap it
-    overrides = [] if seed is None else [f"seed={seed}"]
-    with tempfile.TemporaryDirectory(prefix="segbench-quickstart-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="segbench-run-") as tmp:
         env = {**os.environ, "SEGBENCH_CACHE": str(Path(tmp) / "cache"), "PYTHONPATH": os.pathsep.join(
             filter(None, [str(common.ROOT), os.environ.get("PYTHONPATH")]))}
-        command = [*segbench_command(), "run", str(QUICKSTART), "--runs-dir", str(Path(tmp) / "runs"), *overrides]
-        log(f"quickstart: {' '.join(command)} (SEGBENCH_CACHE={env['SEGBENCH_CACHE']})")
+        command = [*segbench_command(), "run", str(recipe), "--runs-dir", str(Path(tmp) / "runs"), *overrides]
+        log(f"{' '.join(command)} (SEGBENCH_CACHE={env['SEGBENCH_CACHE']})")
         load_before = common.load_average()
         start = time.perf_counter()
         completed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=common.ROOT)
         wall = time.perf_counter() - start
         if completed.returncode != 0:
-            raise RuntimeError(f"the quickstart failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
+            raise RuntimeError(f"{recipe.name} failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
         results_path = next((Path(tmp) / "runs").rglob("results.json"))
         results = json.loads(results_path.read_text())
-        arithmetic = with_cache(env["SEGBENCH_CACHE"], lambda: run_arithmetic(results_path.parent))
+        counted = with_cache(env["SEGBENCH_CACHE"], lambda: run_arithmetic(results_path.parent)) if arithmetic else {}
         shutil.rmtree(tmp, ignore_errors=True)
-    log(f"quickstart{'' if seed is None else f' seed={seed}'}: {wall:.0f} s wall, val mIoU {results['mIoU']:.4f},"
-        f" {arithmetic['total_gflop']:.0f} GFLOP")
+    log(f"{recipe.name} {' '.join(overrides)}: {wall:.0f} s wall, val mIoU {results['mIoU']:.4f}"
+        + (f", {counted['total_gflop']:.0f} GFLOP" if counted else ""))
     return {"wall_time_s": wall, "training_time_s": results["wall_time_s"], "mIoU": results["mIoU"],
             "per_class_iou": results["per_class_iou"], "pixel_accuracy": results["pixel_accuracy"],
             "report_images": results["report_images"], "epochs": results["epochs"],
-            "precision": results["precision"], "seed": 0 if seed is None else seed, "arithmetic": arithmetic,
-            "machine": machine, "load_average": [load_before, common.load_average()]}
+            "precision": results["precision"], "arithmetic": counted, "machine": machine,
+            "load_average": [load_before, common.load_average()]}
+
+
+def measure_quickstart(log, *, seed: int | None = None) -> dict:
+    """``time_run`` of ``recipes/quickstart.yaml`` (at ``seed`` if given)."""
+    overrides = [] if seed is None else [f"seed={seed}"]
+    return {**time_run(QUICKSTART, overrides, log), "seed": 0 if seed is None else seed}
 
 
 def markdown(report: dict) -> str:

@@ -25,6 +25,7 @@ def bench(script, *args, results_dir, cwd=None):
     ("bench_allocator.py", ["--workloads", "deeplab", "unet"], "--workloads: no 'unet'; choose from"),
     ("bench_decoded_cache.py", ["--epochs", "0"], "argument --epochs: 0 is too few; give 1 or more"),
     ("bench_optimizer.py", ["--steps", "x"], "argument --steps: 'x' is not a whole number"),
+    ("bench_slow_cpu_estimate.py", ["--epochs", "6", "2"], "--epochs 6 2: the first must be the shorter"),
 ])
 def test_a_bad_argument_is_a_usage_error_that_writes_no_result(tmp_path, script, args, message):
     results = tmp_path / "results"

@@ -176,3 +176,28 @@ def test_a_photo_is_turned_as_its_exif_orientation_says(tmp_path):
     shown = read_image(tmp_path / "phone.jpg")
     assert tuple(shown.shape) == (3, 40, 16)  # as a viewer shows it: tall
     assert int(shown[:, :8].float().mean()) > 200 and int(shown[:, -8:].float().mean()) < 50  # the band on top
+
+
+def test_a_photos_label_is_turned_with_it(city_run, tmp_path):
+    """A label's pixels follow the image's stored pixels: scored against a turned photo, it is turned alike, and
+    scores as the photo and label turned beforehand (without EXIF) do."""
+    run, registries = city_run
+    dataset = engine_plugin.Blobs(engine_plugin.BlobsConfig(split="val", count=1, size=16))
+    image, mask = dataset[0]
+    stored, label = image.permute(1, 2, 0).numpy()[:, :12], mask.numpy()[:, :12]  # not square: 12 wide, 16 tall
+    results = {}
+    for name, pixels, truth, orientation in (("phone", stored, label, 6), ("shown", np.rot90(stored, -1),
+                                                                            np.rot90(label, -1), 1)):
+        folder = tmp_path / name  # the same file names: the panels' titles match
+        folder.mkdir()
+        photo = Image.fromarray(np.ascontiguousarray(pixels))
+        exif = photo.getexif()
+        exif[0x0112] = orientation  # 6: "rotate 90 degrees clockwise to display"; 1: as stored
+        photo.save(folder / "street.png", exif=exif)
+        Image.fromarray(np.ascontiguousarray(truth)).save(folder / "street_label.png")
+        (results[name],) = predict_files(run.path, [folder / "street.png"], folder / "out",
+                                         labels=[folder / "street_label.png"], registries=registries)
+    turned, shown = results["phone"], results["shown"]
+    assert Image.open(turned.pred).size == (16, 12)
+    assert turned.summary == shown.summary
+    assert np.array_equal(np.asarray(Image.open(turned.panel)), np.asarray(Image.open(shown.panel)))

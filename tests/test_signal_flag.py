@@ -1,6 +1,6 @@
 """SIGTERM/SIGUSR1: before the training loop a run stops at once with the requeue status (nothing to save yet,
 and a scheduler's grace period may be shorter than the preparation); inside it, the signal is answered at the
-next step boundary."""
+next step boundary, and so is a first Ctrl-C (a second one stops at once)."""
 import os
 import signal
 import subprocess
@@ -60,3 +60,29 @@ def test_a_forked_worker_leaves_the_signal_to_its_parent():
             os._exit(0)
         _, status = os.waitpid(child, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_inside_the_training_loop_a_first_ctrl_c_is_recorded_and_a_second_stops_at_once():
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    with SignalFlag() as flag:
+        with pytest.raises(KeyboardInterrupt):  # before the loop: nothing to save, Python's own answer
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        flag.answer_at_step_boundaries()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert flag.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_stays_ignored_where_the_caller_ignores_it():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # `nohup segbench run ... &`
+    try:
+        with SignalFlag() as flag:
+            flag.answer_at_step_boundaries()
+            os.kill(os.getpid(), signal.SIGINT)
+            assert flag.received is None
+    finally:
+        signal.signal(signal.SIGINT, previous)

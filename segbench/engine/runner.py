@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from segbench.engine.loggers import build_run_loggers
 from segbench.engine.rundir import PreviousAttempt, RunDir, RunLock
 from segbench.engine.runtime import Runtime
 from segbench.engine.seeding import seed_global_generators
-from segbench.engine.trainer import PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
+from segbench.engine.trainer import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE, Preempted, SignalFlag, Trainer
 from segbench.functional.metrics import summarize
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.stages import resolve_stages
@@ -57,8 +58,10 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     except Preempted as exc:
         finished = True  # every rank agreed to stop here: leave the process group in order, as after success
         again = "the same command without --restart" if restart else "the same command"
-        _say(f"segbench: received signal {exc.args[0]}; checkpoint written. Run {again} to resume.")
-        raise SystemExit(PREEMPTED_EXIT_CODE)
+        interrupted = exc.args[0] == signal.SIGINT
+        _say(f"segbench: {'interrupted' if interrupted else f'received signal {exc.args[0]}'}; checkpoint written."
+             f" Run {again} to resume.")
+        raise SystemExit(INTERRUPTED_EXIT_CODE if interrupted else PREEMPTED_EXIT_CODE)
     finally:
         # One process group for all the stages and seeds this process runs: a second one would not join.
         shutdown(env_from_environment(), finished=finished)

@@ -32,10 +32,11 @@ if TYPE_CHECKING:
     from segbench.engine.build import RunComponents
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: last.pt is written, run the same command again to resume
+INTERRUPTED_EXIT_CODE = 130  # what a shell reports for Ctrl-C (SIGINT)
 
 
 class Preempted(Exception):
-    """SIGTERM or SIGUSR1 arrived; ``last.pt`` was written."""
+    """SIGTERM, SIGUSR1 or a Ctrl-C arrived; ``last.pt`` was written."""
 
 
 @attrs.define
@@ -110,7 +111,10 @@ def _stop_now(signum: int, before_exit=None) -> None:
 class SignalFlag:
     """Records SIGTERM/SIGUSR1 so the loop can checkpoint at the next step boundary. Before the loop starts
     (``immediate``: reading data, counting class pixels, building the model) there is nothing to save, and
-    waiting for the first step could outlast a scheduler's grace period: the signal stops the run at once."""
+    waiting for the first step could outlast a scheduler's grace period: the signal stops the run at once.
+
+    From the loop on (``answer_at_step_boundaries``) a first Ctrl-C (SIGINT) is answered like SIGTERM, so an
+    interrupted run keeps the steps since its last checkpoint; a second one stops at once."""
 
     def __init__(self, *, before_exit=None):
         self.received: int | None = None
@@ -121,11 +125,21 @@ class SignalFlag:
     def __enter__(self):
         self._pid = os.getpid()
         for sig in (signal.SIGTERM, signal.SIGUSR1):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
+            self._install(sig, self._handle)
         return self
+
+    def _install(self, sig, handler) -> None:
+        try:
+            previous = signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            return
+        self._previous.setdefault(sig, previous)
+
+    def answer_at_step_boundaries(self) -> None:
+        """From here on a signal is answered with a checkpoint at a step boundary (Ctrl-C included)."""
+        self.immediate = False
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not a caller's own handler
+            self._install(signal.SIGINT, self._interrupt)
 
     def _handle(self, signum, frame):
         if os.getpid() != self._pid:  # a forked DataLoader worker: its parent answers the signal
@@ -133,6 +147,15 @@ class SignalFlag:
         self.received = signum
         if self.immediate:
             _stop_now(signum, self._before_exit)
+
+    def _interrupt(self, signum, frame):
+        if os.getpid() != self._pid:  # a worker gets the terminal's Ctrl-C too: its parent stops the run
+            return
+        if self.received is not None:  # asked twice: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+        os.write(2, b"\nsegbench: interrupted; stopping after this step to write a checkpoint (Ctrl-C again to"
+                    b" stop at once)\n")
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -293,7 +316,7 @@ class Trainer:
 
     def fit(self, signals: SignalFlag) -> TrainState:
         cfg = self.cfg
-        signals.immediate = False  # from here on a signal is answered with a checkpoint at a step boundary
+        signals.answer_at_step_boundaries()
         self.model.train()
         if self.state.pending_selection:
             self._select_and_checkpoint(signals)

@@ -27,7 +27,7 @@ from typing import Sequence
 import attrs
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from segbench.atomic import make_folder
 from segbench.engine.evaluate import predict
@@ -104,6 +104,22 @@ def read_image(path: Path, *, decode: bool = True) -> torch.Tensor | None:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
+# How each EXIF orientation turns the stored pixels for display (the table ImageOps.exif_transpose applies).
+_EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+               5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+               8: Image.Transpose.ROTATE_90}
+
+
+def exif_turn(path: Path) -> Image.Transpose | None:
+    """How ``read_image`` turned the image file at ``path`` (None: as stored). A label's pixels follow the
+    image's stored pixels, so its label is turned the same way."""
+    try:
+        with _open_header(Path(path)) as image:
+            return _EXIF_TURNS.get(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except (UnidentifiedImageError, OSError, ValueError):  # read_image has named the problem already
+        return None
+
+
 def cityscapes_label_for(image: Path) -> Path | None:
     """``<root>/gtFine/<split>/<city>/<id>_gtFine_labelIds.png`` for a
     ``<root>/leftImg8bit/<split>/<city>/<id>_leftImg8bit.png`` image, when that file exists."""
@@ -133,16 +149,21 @@ def label_to_train_lut(info) -> np.ndarray:
     return lut
 
 
-def read_truth(path: Path, info, *, size: tuple[int, int]) -> np.ndarray:
+def read_truth(path: Path, info, *, size: tuple[int, int], turn: Image.Transpose | None = None) -> np.ndarray:
+    """Train ids ``(H, W)`` of a labelIds PNG, turned by ``turn`` (its image's EXIF orientation) to match the
+    image as predicted."""
     from segbench.data.png import read_label_png
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"label {path} does not exist")
     label = read_label_png(path).numpy()
+    if turn is not None:
+        label = np.asarray(Image.fromarray(label).transpose(turn))
     if label.shape != tuple(size):
-        raise DataError(f"label {path} is {label.shape[1]}x{label.shape[0]} but its image is {size[1]}x{size[0]}"
-                        " (width x height); give the label file that belongs to the image")
+        turned = " after the turn its image's EXIF orientation asks for" if turn is not None else ""
+        raise DataError(f"label {path} is {label.shape[1]}x{label.shape[0]}{turned} but its image is"
+                        f" {size[1]}x{size[0]} (width x height); give the label file that belongs to the image")
     return label_to_train_lut(info)[label]
 
 
@@ -187,7 +208,7 @@ def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
     if label_path is None:
         return PredictionFiles(Path(image_path), files["pred"], files["overlay"], None, None, None)
 
-    truth = read_truth(label_path, info, size=pred.shape)
+    truth = read_truth(label_path, info, size=pred.shape, turn=exif_turn(image_path))
     matrix = confusion_matrix(torch.from_numpy(pred), torch.from_numpy(truth), num_classes=info.num_classes,
                               ignore_index=info.ignore_index)
     summary = summarize(matrix, info.class_names)
