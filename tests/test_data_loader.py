@@ -1,4 +1,8 @@
-"""A user mistake raised in a DataLoader worker reaches the main process as that mistake, not a traceback."""
+"""A user mistake raised in a DataLoader worker reaches the main process as that mistake, not a traceback; the
+signals that stop a run are left to the main process, however the workers were started."""
+import os
+import signal
+
 import pytest
 import torch
 
@@ -31,3 +35,25 @@ def test_in_process_errors_and_batches_are_unchanged():
         == [[[0, 0], [1, 1]], [[3, 3]]]
     with pytest.raises(DataError, match="not a readable PNG"):
         list(data_loader(Items(), batch_size=2, num_workers=0))
+
+
+class SignalDispositions(torch.utils.data.Dataset):
+    """Each item: the worker's SIGINT, SIGTERM and SIGUSR1 handlers, and a number its init function set."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        handlers = [signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)]
+        return torch.tensor([int(handler is signal.SIG_IGN) for handler in handlers] + [int(os.environ["INIT"])])
+
+
+def _mark_initialised(worker_id):
+    os.environ["INIT"] = str(10 + worker_id)
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_workers_leave_ctrl_c_and_preemption_to_the_main_process_and_run_the_callers_init(start):
+    loader = data_loader(SignalDispositions(), batch_size=None, num_workers=1, multiprocessing_context=start,
+                         worker_init_fn=_mark_initialised)
+    assert [item.tolist() for item in loader] == [[1, 1, 1, 10], [1, 1, 1, 10]]

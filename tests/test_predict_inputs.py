@@ -178,16 +178,21 @@ def test_a_photo_is_turned_as_its_exif_orientation_says(tmp_path):
     assert int(shown[:, :8].float().mean()) > 200 and int(shown[:, -8:].float().mean()) < 50  # the band on top
 
 
-def test_a_photos_label_is_turned_with_it(city_run, tmp_path):
-    """A label's pixels follow the image's stored pixels: scored against a turned photo, it is turned alike, and
-    scores as the photo and label turned beforehand (without EXIF) do."""
+@pytest.mark.parametrize("drawn_on", ["stored pixels", "photo as shown"])
+def test_a_photos_label_fits_it_drawn_on_either_its_stored_pixels_or_the_photo_as_shown(city_run, tmp_path,
+                                                                                         drawn_on):
+    """Scored against a photo turned by its EXIF orientation, a label that fits only its stored pixels is turned
+    alike, and one drawn on the photo as shown (as labelme and CVAT do) is used as it is: either scores as the
+    photo and label turned beforehand (without EXIF) do."""
     run, registries = city_run
     dataset = engine_plugin.Blobs(engine_plugin.BlobsConfig(split="val", count=1, size=16))
     image, mask = dataset[0]
     stored, label = image.permute(1, 2, 0).numpy()[:, :12], mask.numpy()[:, :12]  # not square: 12 wide, 16 tall
+    shown_label = np.rot90(label, -1)
     results = {}
-    for name, pixels, truth, orientation in (("phone", stored, label, 6), ("shown", np.rot90(stored, -1),
-                                                                            np.rot90(label, -1), 1)):
+    for name, pixels, truth, orientation in (
+            ("phone", stored, label if drawn_on == "stored pixels" else shown_label, 6),
+            ("shown", np.rot90(stored, -1), shown_label, 1)):
         folder = tmp_path / name  # the same file names: the panels' titles match
         folder.mkdir()
         photo = Image.fromarray(np.ascontiguousarray(pixels))
@@ -201,3 +206,22 @@ def test_a_photos_label_is_turned_with_it(city_run, tmp_path):
     assert Image.open(turned.pred).size == (16, 12)
     assert turned.summary == shown.summary
     assert np.array_equal(np.asarray(Image.open(turned.panel)), np.asarray(Image.open(shown.panel)))
+
+
+def test_a_label_that_fits_a_half_turned_photo_either_way_is_taken_as_drawn_on_it_as_shown_with_a_warning(
+        city_run, tmp_path, capsys):
+    run, registries = city_run
+    photo = Image.fromarray(np.full((16, 12, 3), 90, np.uint8))
+    exif = photo.getexif()
+    exif[0x0112] = 3  # a half turn: the same size either way
+    photo.save(tmp_path / "upside_down.jpg", exif=exif)
+    Image.fromarray(np.zeros((16, 12), np.uint8)).save(tmp_path / "label.png")
+    (result,) = predict_files(run.path, [tmp_path / "upside_down.jpg"], tmp_path / "out",
+                              labels=[tmp_path / "label.png"], registries=registries)
+    assert result.summary is not None
+    assert "label.png is taken as drawn on its image as shown" in capsys.readouterr().err
+
+
+def test_a_photo_whose_exif_block_cannot_be_parsed_is_read_as_stored(tmp_path):
+    Image.fromarray(np.full((6, 10, 3), 30, np.uint8)).save(tmp_path / "odd.png", exif=b"Exif\x00\x00garbage")
+    assert tuple(read_image(tmp_path / "odd.png").shape) == (3, 6, 10)

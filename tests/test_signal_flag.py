@@ -63,7 +63,7 @@ def test_a_forked_worker_leaves_the_signal_to_its_parent():
 
 
 def test_inside_the_training_loop_a_first_ctrl_c_is_recorded_and_a_second_stops_at_once():
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     with SignalFlag() as flag:
         with pytest.raises(KeyboardInterrupt):  # before the loop: nothing to save, Python's own answer
             os.kill(os.getpid(), signal.SIGINT)
@@ -75,10 +75,23 @@ def test_inside_the_training_loop_a_first_ctrl_c_is_recorded_and_a_second_stops_
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_after_a_sigterm_is_still_a_first_one():
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with SignalFlag() as flag:
+            flag.answer_at_step_boundaries()
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)  # recorded, not a second Ctrl-C
+            assert flag.received == signal.SIGTERM and flag.interrupts == 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_stays_ignored_where_the_caller_ignores_it():
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # `nohup segbench run ... &`
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # `segbench run ... &` in a script
     try:
         with SignalFlag() as flag:
             flag.answer_at_step_boundaries()

@@ -8,6 +8,9 @@ message and the worker that raised it. With ``num_workers=0`` errors are raised 
 """
 from __future__ import annotations
 
+import functools
+import signal
+
 import attrs
 import torch
 from torch.utils.data import DataLoader, get_worker_info
@@ -43,13 +46,10 @@ class _Reporting(torch.utils.data.Dataset):
             return WorkerFailure(type(exc).__name__, str(exc), exc.exit_code, worker.id)
 
 
-def _collating(combine):
-    def collate(items):
-        batch = items if isinstance(items, list) else [items]
-        failure = next((item for item in batch if isinstance(item, WorkerFailure)), None)
-        return failure if failure is not None else combine(items)
-
-    return collate
+def _collate(items, *, combine):
+    batch = items if isinstance(items, list) else [items]
+    failure = next((item for item in batch if isinstance(item, WorkerFailure)), None)
+    return failure if failure is not None else combine(items)
 
 
 class _Loader:
@@ -68,6 +68,16 @@ class _Loader:
             yield batch
 
 
+def _leave_stop_signals_to_the_parent(worker_id: int, then=None) -> None:
+    """A worker forked from a run inherits its handlers, which leave SIGTERM, SIGUSR1 and Ctrl-C to the parent
+    (it writes the checkpoint, then stops its workers); one started by spawn or forkserver (Python 3.14's default on
+    Linux) would die of them mid-epoch, and take the run down before its checkpoint."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+    if then is not None:
+        then(worker_id)
+
+
 def data_loader(dataset, **kwargs) -> _Loader:
     """``DataLoader(dataset, **kwargs)`` with worker errors reported as :class:`DataWorkerError`.
 
@@ -76,6 +86,10 @@ def data_loader(dataset, **kwargs) -> _Loader:
     random numbers of model initialisation or training.
     """
     kwargs.setdefault("generator", torch.Generator().manual_seed(0))
+    if kwargs.get("num_workers", 0) > 0:
+        kwargs["worker_init_fn"] = functools.partial(_leave_stop_signals_to_the_parent,
+                                                     then=kwargs.get("worker_init_fn"))
     combine = kwargs.pop("collate_fn", None) or (default_convert if kwargs.get("batch_size", 1) is None
                                                  else default_collate)
-    return _Loader(DataLoader(_Reporting(dataset), collate_fn=_collating(combine), **kwargs))
+    # Functions of a module, not closures: workers started by spawn or forkserver receive them pickled.
+    return _Loader(DataLoader(_Reporting(dataset), collate_fn=functools.partial(_collate, combine=combine), **kwargs))

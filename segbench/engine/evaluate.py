@@ -16,6 +16,7 @@ from segbench.engine.runtime import Runtime
 from segbench.errors import ConfigError, DataError
 from segbench.functional.metrics import confusion_matrix
 from segbench.records import EvaluationSettings
+from segbench.stderr import STDERR
 from segbench.transforms import for_dataset
 
 
@@ -198,7 +199,8 @@ def evaluate_per_image(model, dataset, pipeline, *, config, num_classes, ignore_
     # Rank 0 has the most images: every rank takes part in as many stop votes as it has batches.
     steps = math.ceil(len(range(0, len(dataset), env.world_size)) / config.batch_size)
     matrices = torch.zeros((len(dataset), num_classes, num_classes + 1), dtype=torch.int64)
-    bar = tqdm(total=len(loader), desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch")
+    bar = tqdm(total=len(loader), desc=desc, leave=False, disable=not (progress and env.is_main), unit="batch",
+               file=STDERR)
     batches = iter(loader)
     position = 0
     try:

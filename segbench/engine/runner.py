@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import shlex
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -28,11 +27,10 @@ from segbench.recipe.stages import resolve_stages
 from segbench.runs import check_upstream_files
 from segbench.recipe.variants import load_variants
 from segbench.errors import SegbenchError, naming_recipe_files
+from segbench.stderr import say
 from segbench.records import ResultsRecord, write_record
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=False, device=None,
@@ -52,21 +50,21 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     try:
         for variant, recipe in variants:
             if len(variants) > 1:
-                _say(f"experiment {recipe.name}: run {variant.index + 1} of {len(variants)} ({variant.label})")
+                say(f"experiment {recipe.name}: run {variant.index + 1} of {len(variants)} ({variant.label})")
             runs.append(run_stage(recipe, registries, runs_dir=runs_dir, restart=restart, progress=progress))
         finished = True
     except Preempted as exc:
         finished = True  # every rank agreed to stop here: leave the process group in order, as after success
         again = "the same command without --restart" if restart else "the same command"
         interrupted = exc.args[0] == signal.SIGINT
-        _say(f"segbench: {'interrupted' if interrupted else f'received signal {exc.args[0]}'}; checkpoint written."
+        say(f"segbench: {'interrupted' if interrupted else f'received signal {exc.args[0]}'}; checkpoint written."
              f" Run {again} to resume.")
         raise SystemExit(INTERRUPTED_EXIT_CODE if interrupted else PREEMPTED_EXIT_CODE)
     finally:
         # One process group for all the stages and seeds this process runs: a second one would not join.
         shutdown(env_from_environment(), finished=finished)
     if len(runs) > 1:
-        _say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
+        say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
              f" segbench compare {shlex.quote(str(runs[0].path.parent))}")
     return runs
 
@@ -92,14 +90,14 @@ def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=Fals
         requested = stage is stages[-1]
         if stage.complete:
             if requested:
-                _say(f"stage {stage.recipe.name}: already complete in {run.path} (use --restart to train again)")
+                say(f"stage {stage.recipe.name}: already complete in {run.path} (use --restart to train again)")
                 _warn_if_other_layout(run, env_from_environment().world_size)
                 _print_summary(run)
             else:
-                _say(f"stage {stage.recipe.name}: complete in {run.path}, reusing it")
+                say(f"stage {stage.recipe.name}: complete in {run.path}, reusing it")
             continue
         if not requested:
-            _say(f"stage {stage.recipe.name}: not complete yet, running it first")
+            say(f"stage {stage.recipe.name}: not complete yet, running it first")
         upstream_run = RunDir.for_plan(stage.upstream, runs_dir) if stage.upstream is not None else None
         train_stage(stage.plan, run, strategy=stage.strategy, upstream_run=upstream_run,
                     restart=restart and requested, progress=progress, plugins=registries.plugins)
@@ -125,13 +123,13 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
     try:
         if env.is_main:
             if previous.settle() == "restored":
-                _say(f"run {run.path}: an earlier --restart stopped before its first checkpoint; the run it"
+                say(f"run {run.path}: an earlier --restart stopped before its first checkpoint; the run it"
                      " replaced is back in place")
             # --restart deletes nothing yet: the old files wait in .previous until the new run's first checkpoint.
             set_aside = restart and previous.set_aside()
         if any_rank(env.is_main and not restart and run.is_complete(), env, runtime.device):
             if env.is_main:
-                _say(f"stage {plan.recipe.name}: already complete in {run.path} (use --restart to train again)")
+                say(f"stage {plan.recipe.name}: already complete in {run.path} (use --restart to train again)")
                 _warn_if_other_layout(run, env.world_size)
                 _print_summary(run)
             return
@@ -141,7 +139,7 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
                           plugins=plugins)
     except BaseException:
         if set_aside and previous.settle(this_attempt=True) == "restored":
-            _say(f"segbench: --restart failed before the new run's first checkpoint; the previous run in {run.path}"
+            say(f"segbench: --restart failed before the new run's first checkpoint; the previous run in {run.path}"
                  " is back as it was")
         raise
     finally:
@@ -160,19 +158,22 @@ def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, si
     if runtime.dist.is_main:  # once the recipe has built: one refused on the way leaves no run behind
         run.write_recipe(plan)
     seed_global_generators(plan.seed, "training")  # a resumed run restores its state from last.pt instead
-    loggers = build_run_loggers(plan.loggers, run.path, is_main=runtime.dist.is_main, warn=_say)
+    loggers = build_run_loggers(plan.loggers, run.path, is_main=runtime.dist.is_main, warn=say)
     try:
-        trainer = Trainer(plan, run, parts, runtime, progress=progress, log=_say if runtime.dist.is_main else _quiet,
+        trainer = Trainer(plan, run, parts, runtime, progress=progress, log=say if runtime.dist.is_main else _quiet,
                           after_first_checkpoint=after_first_checkpoint, loggers=loggers)
         resumed = trainer.resume()
         if runtime.dist.is_main:
-            _say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
+            say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
                  f" {_schedule(trainer)}, {init_note}")
         trainer.fit(signals)
     finally:
         loggers.close()
     _report(plan, run, parts, trainer, runtime, init_note=init_note, resumed=resumed, progress=progress,
             signals=signals, origin=origin)
+    # A signal while the results were written: this run is complete, and the next seed or stage is not started.
+    if any_rank(signals.received is not None, runtime.dist, runtime.device):
+        raise Preempted(signals.received if signals.received is not None else "on another rank")
 
 
 def _quiet(message):
@@ -211,7 +212,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
     summary = summarize(matrix, parts.class_names)
     overlap = parts.splits_overlap
     if overlap:
-        _say("warning: the selection split overlaps the report split; the reported numbers are optimistic"
+        say("warning: the selection split overlaps the report split; the reported numbers are optimistic"
              " (declare data.select as a subset carved out of train)")
     data = plan.recipe.data["data"]
     results = ResultsRecord(
@@ -257,7 +258,7 @@ def _warn_if_other_layout(run: RunDir, world_size: int) -> None:
     (the batch is per process, so its schedule differed from what this command would have run)."""
     trained_with = run.read_results().world_size
     if trained_with is not None and trained_with != world_size:
-        _say(f"note: {run.path} was trained with {trained_with} process(es), each taking trainer.batch_size images"
+        say(f"note: {run.path} was trained with {trained_with} process(es), each taking trainer.batch_size images"
              f" per step, and this command has {world_size}: its scores are those of {trained_with}. `--restart`"
              " trains it again with this command's processes, replacing it.")
 

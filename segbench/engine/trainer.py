@@ -27,6 +27,7 @@ from segbench.engine.loggers import RunLoggers, RunStart, flatten
 from segbench.errors import CheckpointError, DataError, TrainingDivergedError
 from segbench.functional.metrics import iou_per_class, mean_iou
 from segbench.records import SelectionRecord, TrainStepRecord
+from segbench.stderr import STDERR
 
 if TYPE_CHECKING:
     from segbench.engine.build import RunComponents
@@ -118,6 +119,7 @@ class SignalFlag:
 
     def __init__(self, *, before_exit=None):
         self.received: int | None = None
+        self.interrupts = 0  # Ctrl-C presses: a first one after a SIGTERM is still a first one
         self.immediate = True
         self._before_exit = before_exit
         self._previous = {}
@@ -151,11 +153,16 @@ class SignalFlag:
     def _interrupt(self, signum, frame):
         if os.getpid() != self._pid:  # a worker gets the terminal's Ctrl-C too: its parent stops the run
             return
-        if self.received is not None:  # asked twice: stop now
+        self.interrupts += 1
+        if self.interrupts > 1:  # asked twice: stop now
             raise KeyboardInterrupt
-        self.received = signum
-        os.write(2, b"\nsegbench: interrupted; stopping after this step to write a checkpoint (Ctrl-C again to"
-                    b" stop at once)\n")
+        if self.received is None:
+            self.received = signum
+        try:  # not sys.stderr: the signal may have interrupted a write to it
+            os.write(2, b"\nsegbench: interrupted; stopping after this step to write a checkpoint (Ctrl-C again to"
+                        b" stop at once)\n")
+        except OSError:  # the reader of a pipe got the Ctrl-C too
+            pass
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -353,6 +360,7 @@ class Trainer:
         # trainer.max_iterations may end the run inside this epoch: the bar ends where training does.
         steps_here = min(len(windows), state.window_in_epoch + self.total_iterations - state.iteration)
         bar = tqdm(total=steps_here, initial=state.window_in_epoch, disable=not (self.progress and self.env.is_main),
+                   file=STDERR,
                    desc=f"epoch {state.epoch + 1}/{self.epochs}", unit="it", leave=False)
         loss_sum = torch.tensor(state.window_loss_sum, dtype=torch.float32, device=self.device)
         logged_steps, images_seen, log_started = state.window_logged_steps, 0, time.perf_counter()

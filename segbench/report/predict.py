@@ -19,6 +19,7 @@ inside a Cityscapes tree, from its ``gtFine/<split>/<city>/<id>_gtFine_labelIds.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Sequence
 import attrs
 import numpy as np
 import torch
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from segbench.atomic import make_folder
 from segbench.engine.evaluate import predict
@@ -55,17 +56,9 @@ class PredictionFiles:
 MAX_IMAGE_PIXELS = 8192 * 4096
 
 
-def _open_checked(image: Image.Image, path: Path) -> Image.Image:
-    width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
-        raise DataError(f"image {path} is {width}x{height} ({width * height:,} pixels), more than the"
-                        f" {MAX_IMAGE_PIXELS:,} pixels `segbench predict` decodes; downscale or crop it first")
-    return image
-
-
 def _open_header(path: Path) -> Image.Image:
-    """``Image.open`` (which reads only the header) with PIL's own pixel bound lifted: ``_open_checked``
-    applies a lower one and names the size."""
+    """``Image.open`` (which reads only the header) with PIL's own pixel bound lifted: ``_opened`` applies a lower
+    one and names the size."""
     previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         return Image.open(path)
@@ -73,9 +66,27 @@ def _open_header(path: Path) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = previous
 
 
+@contextlib.contextmanager
+def _opened(path: Path):
+    """The image file at ``path`` opened (its header read) and of a sane size; what goes wrong reading it,
+    then or in the ``with`` body, is a :class:`DataError` naming the file."""
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+    try:
+        with _open_header(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(f"image {path} is {width}x{height} ({width * height:,} pixels), more than the"
+                                f" {MAX_IMAGE_PIXELS:,} pixels `segbench predict` decodes; downscale or crop it first")
+            yield image
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise DataError(f"image {path} cannot be read as an image ({exc}); give PNG or JPEG files") from None
+
+
 def check_image(path: Path) -> None:
     """Read only ``path``'s header: it must be an image of a sane size (the pixels are not decoded)."""
-    read_image(path, decode=False)
+    with _opened(Path(path)):
+        pass
 
 
 def _rgb_array(image: Image.Image) -> np.ndarray:
@@ -87,21 +98,25 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def read_image(path: Path, *, decode: bool = True) -> torch.Tensor | None:
-    """An image file as ``uint8`` RGB ``(3, H, W)``, turned as its EXIF orientation says (as viewers show
-    a phone's photo); any format PIL reads."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
-    try:
-        with _open_header(path) as image:
-            _open_checked(image, path)
-            if not decode:
-                return None
-            array = _rgb_array(ImageOps.exif_transpose(image))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
-        raise DataError(f"image {path} cannot be read as an image ({exc}); give PNG or JPEG files") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+@attrs.frozen
+class Photo:
+    pixels: torch.Tensor  # uint8 RGB (3, H, W), as a viewer shows the file
+    turn: Image.Transpose | None  # how its EXIF orientation turned the stored pixels (None: not at all)
+
+
+def read_photo(path: Path) -> Photo:
+    """An image file as viewers show it (a phone's photo turned as its EXIF orientation says); any format PIL
+    reads."""
+    with _opened(Path(path)) as image:
+        image.load()  # a PNG's EXIF block may follow its pixels
+        turn = _exif_turn(image)
+        array = _rgb_array(image if turn is None else image.transpose(turn))
+    return Photo(torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous(), turn)
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """``read_photo(path).pixels``: ``uint8`` RGB ``(3, H, W)``."""
+    return read_photo(path).pixels
 
 
 # How each EXIF orientation turns the stored pixels for display (the table ImageOps.exif_transpose applies).
@@ -110,14 +125,12 @@ _EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180
                8: Image.Transpose.ROTATE_90}
 
 
-def exif_turn(path: Path) -> Image.Transpose | None:
-    """How ``read_image`` turned the image file at ``path`` (None: as stored). A label's pixels follow the
-    image's stored pixels, so its label is turned the same way."""
+def _exif_turn(image: Image.Image) -> Image.Transpose | None:
     try:
-        with _open_header(Path(path)) as image:
-            return _EXIF_TURNS.get(image.getexif().get(ExifTags.Base.Orientation, 1))
-    except (UnidentifiedImageError, OSError, ValueError):  # read_image has named the problem already
+        orientation = image.getexif().get(ExifTags.Base.Orientation)
+    except Exception:  # an EXIF block that cannot be parsed is left out, as viewers do
         return None
+    return _EXIF_TURNS.get(orientation) if isinstance(orientation, int) else None
 
 
 def cityscapes_label_for(image: Path) -> Path | None:
@@ -150,8 +163,12 @@ def label_to_train_lut(info) -> np.ndarray:
 
 
 def read_truth(path: Path, info, *, size: tuple[int, int], turn: Image.Transpose | None = None) -> np.ndarray:
-    """Train ids ``(H, W)`` of a labelIds PNG, turned by ``turn`` (its image's EXIF orientation) to match the
-    image as predicted."""
+    """Train ids ``(H, W)`` of a labelIds PNG for an image predicted at ``size`` (height, width).
+
+    ``turn``: how the image's EXIF orientation turned it. A label drawn on the photo as shown (labelme and CVAT
+    turn photos so) fits as it is; one whose size fits only the stored pixels is turned the same way. When both
+    fit (a square photo, or a half turn or mirror), it is taken as drawn on the photo as shown, with a warning.
+    """
     from segbench.data.png import read_label_png
 
     path = Path(path)
@@ -159,11 +176,18 @@ def read_truth(path: Path, info, *, size: tuple[int, int], turn: Image.Transpose
         raise DataError(f"label {path} does not exist")
     label = read_label_png(path).numpy()
     if turn is not None:
-        label = np.asarray(Image.fromarray(label).transpose(turn))
+        turned = np.asarray(Image.fromarray(label).transpose(turn))
+        if label.shape != tuple(size) and turned.shape == tuple(size):
+            label = turned  # drawn on the stored pixels
+        elif label.shape == tuple(size) and turned.shape == tuple(size):
+            print(f"warning: {path} is taken as drawn on its image as shown, turned by the image's EXIF"
+                  " orientation; if it was drawn on the stored pixels, turn the label file the same way",
+                  file=sys.stderr)
     if label.shape != tuple(size):
-        turned = " after the turn its image's EXIF orientation asks for" if turn is not None else ""
-        raise DataError(f"label {path} is {label.shape[1]}x{label.shape[0]}{turned} but its image is"
-                        f" {size[1]}x{size[0]} (width x height); give the label file that belongs to the image")
+        raise DataError(f"label {path} is {label.shape[1]}x{label.shape[0]} but its image is {size[1]}x{size[0]}"
+                        " (width x height" + ("; shown turned as its EXIF orientation says, and the label fits"
+                                              " neither way round" if turn else "")
+                        + "); give the label file that belongs to the image")
     return label_to_train_lut(info)[label]
 
 
@@ -197,7 +221,8 @@ def _percent(value) -> str:
 def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
                      label_path: Path | None = None) -> PredictionFiles:
     info = loaded.info
-    image = read_image(image_path)
+    photo = read_photo(image_path)
+    image = photo.pixels
     pred = predict_image(loaded, image)
     rgb = image.permute(1, 2, 0).numpy()
     pred_colours = colorize(pred, info.palette)
@@ -208,7 +233,7 @@ def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
     if label_path is None:
         return PredictionFiles(Path(image_path), files["pred"], files["overlay"], None, None, None)
 
-    truth = read_truth(label_path, info, size=pred.shape, turn=exif_turn(image_path))
+    truth = read_truth(label_path, info, size=pred.shape, turn=photo.turn)
     matrix = confusion_matrix(torch.from_numpy(pred), torch.from_numpy(truth), num_classes=info.num_classes,
                               ignore_index=info.ignore_index)
     summary = summarize(matrix, info.class_names)
