@@ -138,7 +138,7 @@ def time_run(recipe: Path, overrides: list[str], log, *, arithmetic: bool = True
         results = json.loads(results_path.read_text())
         counted = with_cache(env["SEGBENCH_CACHE"], lambda: run_arithmetic(results_path.parent)) if arithmetic else {}
         shutil.rmtree(tmp, ignore_errors=True)
-    log(f"{recipe.name} {' '.join(overrides)}: {wall:.0f} s wall, val mIoU {results['mIoU']:.4f}"
+    log(f"{' '.join([recipe.name, *overrides])}: {wall:.0f} s wall, val mIoU {results['mIoU']:.4f}"
         + (f", {counted['total_gflop']:.0f} GFLOP" if counted else ""))
     return {"wall_time_s": wall, "training_time_s": results["wall_time_s"], "mIoU": results["mIoU"],
             "per_class_iou": results["per_class_iou"], "pixel_accuracy": results["pixel_accuracy"],

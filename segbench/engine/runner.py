@@ -27,10 +27,8 @@ from segbench.recipe.stages import resolve_stages
 from segbench.runs import check_upstream_files
 from segbench.recipe.variants import load_variants
 from segbench.errors import SegbenchError, naming_recipe_files
-from segbench.stderr import say
 from segbench.records import ResultsRecord, write_record
-
-
+from segbench.stderr import say
 
 
 def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=False, device=None,
@@ -58,14 +56,14 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
         again = "the same command without --restart" if restart else "the same command"
         interrupted = exc.args[0] == signal.SIGINT
         say(f"segbench: {'interrupted' if interrupted else f'received signal {exc.args[0]}'}; checkpoint written."
-             f" Run {again} to resume.")
+            f" Run {again} to resume.")
         raise SystemExit(INTERRUPTED_EXIT_CODE if interrupted else PREEMPTED_EXIT_CODE)
     finally:
         # One process group for all the stages and seeds this process runs: a second one would not join.
         shutdown(env_from_environment(), finished=finished)
     if len(runs) > 1:
         say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
-             f" segbench compare {shlex.quote(str(runs[0].path.parent))}")
+            f" segbench compare {shlex.quote(str(runs[0].path.parent))}")
     return runs
 
 
@@ -124,7 +122,7 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
         if env.is_main:
             if previous.settle() == "restored":
                 say(f"run {run.path}: an earlier --restart stopped before its first checkpoint; the run it"
-                     " replaced is back in place")
+                    " replaced is back in place")
             # --restart deletes nothing yet: the old files wait in .previous until the new run's first checkpoint.
             set_aside = restart and previous.set_aside()
         if any_rank(env.is_main and not restart and run.is_complete(), env, runtime.device):
@@ -140,7 +138,7 @@ def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, pro
     except BaseException:
         if set_aside and previous.settle(this_attempt=True) == "restored":
             say(f"segbench: --restart failed before the new run's first checkpoint; the previous run in {run.path}"
-                 " is back as it was")
+                " is back as it was")
         raise
     finally:
         signals.__exit__(None, None, None)
@@ -165,7 +163,7 @@ def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, si
         resumed = trainer.resume()
         if runtime.dist.is_main:
             say(f"run {run.path}: {plan.model.name} on {runtime.describe()},"
-                 f" {_schedule(trainer)}, {init_note}")
+                f" {_schedule(trainer)}, {init_note}")
         trainer.fit(signals)
     finally:
         loggers.close()
@@ -213,7 +211,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
     overlap = parts.splits_overlap
     if overlap:
         say("warning: the selection split overlaps the report split; the reported numbers are optimistic"
-             " (declare data.select as a subset carved out of train)")
+            " (declare data.select as a subset carved out of train)")
     data = plan.recipe.data["data"]
     results = ResultsRecord(
         recipe=plan.recipe.name,
@@ -259,8 +257,8 @@ def _warn_if_other_layout(run: RunDir, world_size: int) -> None:
     trained_with = run.read_results().world_size
     if trained_with is not None and trained_with != world_size:
         say(f"note: {run.path} was trained with {trained_with} process(es), each taking trainer.batch_size images"
-             f" per step, and this command has {world_size}: its scores are those of {trained_with}. `--restart`"
-             " trains it again with this command's processes, replacing it.")
+            f" per step, and this command has {world_size}: its scores are those of {trained_with}. `--restart`"
+            " trains it again with this command's processes, replacing it.")
 
 
 def _fraction(value: float | None) -> str:

@@ -360,8 +360,7 @@ class Trainer:
         # trainer.max_iterations may end the run inside this epoch: the bar ends where training does.
         steps_here = min(len(windows), state.window_in_epoch + self.total_iterations - state.iteration)
         bar = tqdm(total=steps_here, initial=state.window_in_epoch, disable=not (self.progress and self.env.is_main),
-                   file=STDERR,
-                   desc=f"epoch {state.epoch + 1}/{self.epochs}", unit="it", leave=False)
+                   desc=f"epoch {state.epoch + 1}/{self.epochs}", unit="it", leave=False, file=STDERR)
         loss_sum = torch.tensor(state.window_loss_sum, dtype=torch.float32, device=self.device)
         logged_steps, images_seen, log_started = state.window_logged_steps, 0, time.perf_counter()
         state.window_loss_sum, state.window_logged_steps = 0.0, 0
