@@ -170,8 +170,7 @@ def _train_and_report(plan, run, runtime: Runtime, *, strategy, upstream_run, si
     _report(plan, run, parts, trainer, runtime, init_note=init_note, resumed=resumed, progress=progress,
             signals=signals, origin=origin)
     # A signal while the results were written: this run is complete, and the next seed or stage is not started.
-    if any_rank(signals.received is not None, runtime.dist, runtime.device):
-        raise Preempted(signals.received if signals.received is not None else "on another rank")
+    signals.stop_if_any_rank_received(runtime.dist, runtime.device)
 
 
 def _quiet(message):
@@ -202,7 +201,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
                                        num_workers=plan.trainer.num_workers, progress=progress, desc="report",
                                        stop=lambda: signals.received is not None)
     except EvaluationStopped:
-        raise Preempted(signals.received if signals.received is not None else "on another rank") from None
+        raise signals.stopped() from None
     if not runtime.dist.is_main:
         return
     matrix = per_image.sum(dim=0)  # the global matrix of the official rule

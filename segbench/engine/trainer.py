@@ -164,6 +164,16 @@ class SignalFlag:
         except OSError:  # the reader of a pipe got the Ctrl-C too
             pass
 
+    def stopped(self) -> Preempted:
+        """What ends the run for the signal received here (or, with none here, on another rank)."""
+        return Preempted(self.received if self.received is not None else "on another rank")
+
+    def stop_if_any_rank_received(self, env: DistEnv, device) -> None:
+        """At a point where ``last.pt`` is up to date: end the run for a signal that any rank received (ranks vote,
+        as one that stopped alone would leave the others in a collective)."""
+        if any_rank(self.received is not None, env, device):
+            raise self.stopped()
+
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
@@ -338,13 +348,8 @@ class Trainer:
                 else:
                     self.save(self.run.last)
                     barrier(self.env)
-                    self._stop_if_signalled(signals)
+                    signals.stop_if_any_rank_received(self.env, self.device)
         return self.state
-
-    def _stop_if_signalled(self, signals: SignalFlag) -> None:
-        """At a point where ``last.pt`` is up to date: exit for a signal that any rank received."""
-        if any_rank(signals.received is not None, self.env, self.device):
-            raise Preempted(signals.received if signals.received is not None else "on another rank")
 
     def _train_epoch(self, signals: SignalFlag):
         cfg, state = self.cfg, self.state
@@ -406,7 +411,7 @@ class Trainer:
                 state.window_loss_sum, state.window_logged_steps = float(loss_sum), logged_steps
             self.save(self.run.last)
             barrier(self.env)  # no rank exits before rank 0's last.pt is written
-            raise Preempted(signals.received if signals.received is not None else "on another rank")
+            raise signals.stopped()
 
     def _select_and_checkpoint(self, signals: SignalFlag):
         state = self.state
@@ -419,7 +424,7 @@ class Trainer:
         except EvaluationStopped:
             self.save(self.run.last)  # with pending_selection: the resumed run starts with this evaluation
             barrier(self.env)
-            raise Preempted(signals.received if signals.received is not None else "on another rank") from None
+            raise signals.stopped() from None
         miou = float(mean_iou(matrix))
         with blamed_on(self.plan.scheduler, "in step_epoch()"):
             self.scheduler.step_epoch(miou)
@@ -437,5 +442,5 @@ class Trainer:
             self.save(self.run.best)
         self.save(self.run.last)
         barrier(self.env)
-        self._stop_if_signalled(signals)
+        signals.stop_if_any_rank_received(self.env, self.device)
 
