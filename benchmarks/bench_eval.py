@@ -3,7 +3,7 @@
 * Inference: one 1024x2048 image at a time through the engine's own scoring code,
   ``segbench.engine.evaluate.predict`` (whole-image logits, up-sampled to the label size, argmax) plus
   the confusion-matrix update, in eval mode under ``torch.no_grad`` — what ``evaluate_confusion`` does
-  per image. fp32 runs with contiguous memory, bf16 with channels-last (segbench's defaults for each
+  per image. Each precision runs in the memory format segbench picks for it on this CPU (its defaults for each
   precision). Every (model, precision) runs in one process, interleaved, after a warm-up; medians.
 * Quickstart: ``segbench run recipes/quickstart.yaml`` in a fresh runs directory with a fresh
   ``SEGBENCH_CACHE``, so the synthetic data generation is included; wall time of the whole command.
@@ -44,12 +44,13 @@ class ScoreImage:
         import torch
 
         from segbench.engine.evaluate import predict
-        from segbench.engine.runtime import Runtime, channels_last_default
+        from segbench.engine.device import choose_numerics
+        from segbench.engine.runtime import Runtime
         from segbench.functional.metrics import confusion_matrix
         from segbench.recipe.schema import EvaluationConfig
 
         self.predict, self.confusion_matrix = predict, confusion_matrix
-        self.runtime = Runtime(device, precision, channels_last_default(None, precision))
+        self.runtime = Runtime(device, precision, choose_numerics(precision, None, device).channels_last)
         self.device, self.precision, self.channels_last = device, precision, self.runtime.channels_last
         self.model = self.runtime.model(model).eval()
         self.config = EvaluationConfig()
@@ -60,7 +61,8 @@ class ScoreImage:
 
     @property
     def settings(self) -> str:
-        return f"{self.precision}{' autocast, channels-last' if self.channels_last else ', contiguous'}"
+        autocast = " autocast" if self.precision != "fp32" else ""
+        return f"{self.precision}{autocast}, {'channels-last' if self.channels_last else 'contiguous'}"
 
     def __call__(self):
         import torch

@@ -1,15 +1,16 @@
 """Device, numeric precision and memory format: the choices ``auto`` makes, in one place.
 
-The rule (measured per CPU class by ``benchmarks/bench_numerics.py``, results in
-``benchmarks/results/numerics_*.md``):
-
 * CUDA: bf16 autocast where the GPU supports it, else fp16 (with a gradient scaler); channels-last.
-* A CPU with native bf16 (``avx512_bf16`` or ``amx_bf16`` in its flags, and torch running its AVX-512
-  kernels): bf16 autocast, channels-last. bf16 convolutions run ~2x fp32 there, and channels-last
-  pays off only together with bf16.
-* Every other CPU (AVX2-only, AVX-512 without bf16, ARM): fp32 with contiguous memory. bf16 is
-  emulated there (many times slower than fp32), and fp32 channels-last convolutions were no faster.
+* A CPU with native bf16 (``avx512_bf16`` or ``amx_bf16``, torch allowed its AVX-512 kernels): bf16 autocast
+  with channels-last where a training step timed once on this machine (``segbench.engine.cpu_speeds``) runs at
+  least ``BF16_MARGIN`` times as fast as in fp32. The flags alone do not tell: bf16 ran 1.5x fp32 on an AMD
+  EPYC and 0.8x on an Intel Xeon whose hypervisor hides AMX.
+* Otherwise fp32 (bf16 without native instructions is emulated, many times slower, and never timed), with
+  channels-last where torch runs its AVX-512 kernels (1.1-1.4x faster than contiguous there; with AVX2
+  kernels up to 5% slower for DeepLabV3+).
 
+Measured per CPU class by ``benchmarks/bench_numerics.py`` (``benchmarks/results/**/numerics_*.md``), which
+also says whether the choice was the fastest for the quickstart's model and DeepLabV3+.
 ``trainer.precision`` and ``trainer.channels_last`` in a recipe override ``auto``.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import attrs
 import torch
 
+from segbench.engine.cpu_speeds import CpuSpeeds, cpu_speeds
 from segbench.errors import SegbenchError
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -99,10 +101,6 @@ def describe_cpu() -> CpuClass:
     return CpuClass(model=model, capability=capability, flags=shown, native_bf16=native_bf16(capability, flags))
 
 
-def cpu_supports_fast_bf16() -> bool:
-    return describe_cpu().native_bf16
-
-
 @attrs.frozen
 class Numerics:
     """How a run computes: ``precision`` (fp32, bf16 or fp16 autocast) and the memory format."""
@@ -111,33 +109,35 @@ class Numerics:
     channels_last: bool
 
 
-def resolve_precision(requested: str, device: torch.device, *, cpu: CpuClass | None = None) -> str:
-    """``auto``: bf16 where the hardware runs it fast (recent GPUs, CPUs with native bf16), else fp16 on
-    older GPUs and fp32 on other CPUs."""
-    if requested == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if (cpu or describe_cpu()).native_bf16 else "fp32"
-    if requested == "fp16" and device.type != "cuda":
-        raise SegbenchError("trainer.precision fp16 needs a CUDA device (it uses a gradient scaler); on the CPU"
-                            " use bf16 or fp32")
-    return requested
+# bf16 rounds more coarsely than fp32: only a clear gain is worth it. The margin also keeps the choice from
+# flipping between machines of one kind on timing noise.
+BF16_MARGIN = 1.1
 
 
 def choose_numerics(precision: str, channels_last: bool | None, device: torch.device, *,
-                    cpu: CpuClass | None = None) -> Numerics:
+                    cpu: CpuClass | None = None, speeds: CpuSpeeds | None = None) -> Numerics:
     """The recipe's ``trainer.precision`` and ``trainer.channels_last`` (``None``: automatic), resolved.
 
-    Channels-last goes with reduced precision: on CPUs it paid off only with bf16 (fp32 convolutions
-    were as fast or faster contiguous), and on GPUs the bf16/fp16 tensor-core kernels want it.
+    On a CPU with native bf16, ``auto`` follows ``speeds`` (``segbench.engine.cpu_speeds.CpuSpeeds``), this
+    machine's timings when not given. bf16 and fp16 go with channels-last, which their kernels want.
     """
-    resolved = resolve_precision(precision, device, cpu=cpu)
-    return Numerics(resolved, channels_last_default(channels_last, resolved))
+    if precision == "fp16" and device.type != "cuda":
+        raise SegbenchError("trainer.precision fp16 needs a CUDA device (it uses a gradient scaler); on the CPU"
+                            " use bf16 or fp32")
+    if device.type != "cpu":  # a GPU's reduced-precision kernels are fast wherever they exist
+        if precision == "auto":
+            precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "fp32"
+        return Numerics(precision, precision != "fp32" if channels_last is None else channels_last)
+    cpu = cpu or describe_cpu()
+    if precision == "auto":
+        precision = "bf16" if cpu.native_bf16 and _bf16_speedup(cpu, speeds) >= BF16_MARGIN else "fp32"
+    if channels_last is None:
+        channels_last = precision == "bf16" or cpu.capability.startswith("AVX512")
+    return Numerics(precision, channels_last)
 
 
-def channels_last_default(requested: bool | None, precision: str) -> bool:
-    """``trainer.channels_last``, or when unset: on with reduced precision, where it pays off."""
-    return precision != "fp32" if requested is None else requested
+def _bf16_speedup(cpu: CpuClass, speeds: CpuSpeeds | None) -> float:
+    return (speeds or cpu_speeds(cpu)).bf16_speedup
 
 
 def autocast(device: torch.device, precision: str):

@@ -4,10 +4,8 @@ from __future__ import annotations
 import attrs
 import torch
 
-from segbench.engine.device import autocast, channels_last_default, choose_numerics, pick_device
+from segbench.engine.device import autocast, choose_numerics, pick_device
 from segbench.engine.distributed import DistEnv
-
-__all__ = ["Runtime", "channels_last_default"]  # the memory-format rule itself lives in segbench.engine.device
 
 
 @attrs.frozen

@@ -9,8 +9,8 @@ import attrs
 import torch
 
 from segbench.engine.checkpoint import load_model_weights
-from segbench.engine.device import pick_device, resolve_precision
-from segbench.engine.runtime import Runtime, channels_last_default
+from segbench.engine.device import choose_numerics, pick_device
+from segbench.engine.runtime import Runtime
 from segbench.runs import RunDir
 from segbench.errors import CheckpointError, SegbenchError
 from segbench.config_paths import paths_relative_to
@@ -138,11 +138,11 @@ def inference_settings(plan, device: str | None = None) -> Runtime:
             chosen = pick_device("auto")
             print(f"warning: {exc}; using {chosen} instead (choose with --device)", file=sys.stderr)
     try:
-        precision = resolve_precision(plan.trainer.precision, chosen)
+        numerics = choose_numerics(plan.trainer.precision, plan.trainer.channels_last, chosen)
     except SegbenchError as exc:  # fp16 was for a GPU
-        precision = resolve_precision("auto", chosen)
-        print(f"warning: {exc}; evaluating in {precision} instead", file=sys.stderr)
-    return Runtime(chosen, precision, channels_last_default(plan.trainer.channels_last, precision))
+        numerics = choose_numerics("auto", plan.trainer.channels_last, chosen)
+        print(f"warning: {exc}; evaluating in {numerics.precision} instead", file=sys.stderr)
+    return Runtime(chosen, numerics.precision, numerics.channels_last)
 
 
 @attrs.frozen
