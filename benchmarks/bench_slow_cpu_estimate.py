@@ -53,7 +53,10 @@ class_weighting: {name: enet, c: 1.02}
 optimizer: {name: adamw, lr: 3.0e-3, weight_decay: 1.0e-4}
 scheduler: {name: poly, power: 0.9, warmup_iterations: 10}
 strategy: {name: scratch}
-trainer: {epochs: 38, batch_size: 8, precision: auto, num_workers: 0, eval_every: 3, log_every: 12}
+# What the anchor ran on the AVX2-only CPU; pinned, as `auto` picks channels-last under the convolution limit
+# (torch's kernels stay AVX-512 there).
+trainer: {epochs: 38, batch_size: 8, precision: fp32, channels_last: false, num_workers: 0, eval_every: 3,
+          log_every: 12}
 evaluation: {flip: true, batch_size: 8}
 """
 LIMITS = {"conv": {"ONEDNN_MAX_CPU_ISA": "SSE41"},

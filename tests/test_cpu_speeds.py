@@ -34,7 +34,9 @@ def timings(monkeypatch, tmp_path):
 def test_measured_once_then_read_back_by_the_next_process(timings, monkeypatch, tmp_path, capsys):
     first = cpu_speeds(CPU)
     assert first.bf16_speedup == pytest.approx(1.5)
-    assert "timed fp32 and bf16 training on this CPU once" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    assert "timed fp32 and bf16 training on this CPU once" in message and "bf16 1.50x the speed of fp32" in message
+    assert f"kept in {tmp_path / 'cache' / CACHE_FILE}" in message
     monkeypatch.setattr(module, "_measured_here", {})  # as a new process would start
     assert cpu_speeds(CPU) == first
     assert len(timings) == 1
@@ -70,11 +72,12 @@ def test_other_machines_timings_are_kept(timings, tmp_path):
     assert json.loads(path.read_text())["another machine"] == other
 
 
-def test_a_cache_that_cannot_be_written_costs_a_measurement_not_the_run(timings, monkeypatch, tmp_path):
+def test_a_cache_that_cannot_be_written_costs_a_measurement_not_the_run(timings, monkeypatch, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("SEGBENCH_CACHE", str(blocker / "cache"))  # below a file: no folder can be made
     assert cpu_speeds(CPU).bf16_speedup == pytest.approx(1.5)
+    assert f"{blocker / 'cache' / CACHE_FILE} cannot be written" in capsys.readouterr().err
 
 
 def test_processes_starting_together_measure_once(tmp_path):

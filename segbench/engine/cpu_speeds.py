@@ -16,6 +16,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import torch
@@ -25,6 +26,9 @@ from segbench.atomic import atomic_write_text
 from segbench.cache import cache_dir
 from segbench.errors import SegbenchError
 from segbench.stderr import say
+
+if TYPE_CHECKING:
+    from segbench.engine.device import CpuClass
 
 CACHE_FILE = "cpu_speeds.json"
 PROBE_VERSION = 1  # bump when the probe network changes: older timings are then measured again
@@ -47,7 +51,7 @@ class CpuSpeeds:
         return self.fp32_s / self.bf16_s
 
 
-def machine_key(cpu, environ=None) -> str:
+def machine_key(cpu: CpuClass, environ=None) -> str:
     """What the timings depend on: the CPU, torch's build and kernels, the thread count, the kernel limits."""
     environ = os.environ if environ is None else environ
     limits = ",".join(f"{name}={environ[name]}" for name in KERNEL_ENVIRONMENT if environ.get(name))
@@ -58,7 +62,7 @@ def machine_key(cpu, environ=None) -> str:
 _measured_here: dict[str, CpuSpeeds] = {}
 
 
-def cpu_speeds(cpu) -> CpuSpeeds:
+def cpu_speeds(cpu: CpuClass) -> CpuSpeeds:
     """This machine's timings (``cpu`` has native bf16): from this process, else from the cache, else measured
     now (and remembered).
 
@@ -76,9 +80,9 @@ def cpu_speeds(cpu) -> CpuSpeeds:
         else:
             started = time.perf_counter()
             speeds = measure()
+            kept = f"kept in {path}" if _write(path, {**known, key: speeds}) else f"{path} cannot be written"
             say(f"segbench: timed fp32 and bf16 training on this CPU once ({time.perf_counter() - started:.1f} s):"
-                f" bf16 {speeds.bf16_speedup:.2f}x the speed of fp32")
-            _write(path, {**known, key: speeds})
+                f" bf16 {speeds.bf16_speedup:.2f}x the speed of fp32 ({kept})")
     _measured_here[key] = speeds
     return speeds
 
@@ -87,7 +91,8 @@ def measure() -> CpuSpeeds:
     """Time the probe network's training step in fp32 and in bf16, interleaved (a burst of load from elsewhere
     then slows both alike); the best of ``TIMED_STEPS`` steps each, after one warm-up step."""
     best = {"fp32_s": float("inf"), "bf16_s": float("inf")}
-    with torch.random.fork_rng(devices=[]):  # the run's seeded random streams are left where they were
+    # The run's seeded random streams are left where they were; a caller's no_grad does not apply to a training step.
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(0)
         net = _probe_network().to(memory_format=torch.channels_last)
         images = torch.randn(2, 3, 128, 256).contiguous(memory_format=torch.channels_last)
@@ -160,8 +165,10 @@ def _plausible(speeds: CpuSpeeds) -> bool:
     return all(isinstance(t, (int, float)) and 0 < t < float("inf") for t in (speeds.fp32_s, speeds.bf16_s))
 
 
-def _write(path: Path, known: dict[str, CpuSpeeds]) -> None:
+def _write(path: Path, known: dict[str, CpuSpeeds]) -> bool:
+    """Whether the timings could be kept (in a read-only cache only this process has them)."""
     try:
         atomic_write_text(path, json.dumps({key: attrs.asdict(s) for key, s in known.items()}, indent=1) + "\n")
     except (OSError, SegbenchError):
-        pass  # a read-only cache: this process keeps its timings, the next one measures again
+        return False
+    return True
