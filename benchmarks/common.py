@@ -149,6 +149,7 @@ def machine(device=None, *, gemm_size: int = 2048) -> dict:
     import torch
 
     import_segbench()
+    from segbench.engine.cpu_speeds import KERNEL_ENVIRONMENT
     from segbench.engine.device import describe_cpu
 
     device = pick_device() if device is None else device
@@ -160,8 +161,7 @@ def machine(device=None, *, gemm_size: int = 2048) -> dict:
                 "machine": platform.machine(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "allocator": allocator_note(), "device": str(device),
                 "date": time.strftime("%Y-%m-%d %H:%M")}
-        limits = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-                  if k in os.environ}
+        limits = {k: os.environ[k] for k in KERNEL_ENVIRONMENT if k in os.environ}
         if limits:  # a smaller instruction set emulated on a larger CPU: ratios carry over, not absolute times
             info["emulated"] = limits
         if device.type == "cuda":

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 CACHE_FILE = "cpu_speeds.json"
 PROBE_VERSION = 1  # bump when the probe network changes: older timings are then measured again
-# The variables that change which kernels torch and oneDNN run (how a slower machine is emulated).
+# The variables that change which kernels torch, oneDNN and MKL run (how a slower machine is emulated); the
+# benchmarks record them too.
 KERNEL_ENVIRONMENT = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 TIMED_STEPS = 5
 
