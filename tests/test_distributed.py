@@ -131,6 +131,39 @@ def test_two_process_evaluation_equals_the_single_process_matrix(tmp_path, style
             assert torch.equal(torch.tensor(result["matrix"]), expected), (wrapper, count)
 
 
+NUMERICS_WORKER = """
+import json, sys, torch
+from segbench.engine.distributed import init_distributed, shutdown
+from segbench.engine.runtime import Runtime
+env = init_distributed("cpu")
+# as two machines whose own timings disagree: rank 0 found bf16 faster, rank 1 did not
+own = Runtime(torch.device("cpu"), "bf16" if env.rank == 0 else "fp32", env.rank == 0, env)
+followed = own.following_rank_0()
+with open(f"{sys.argv[1]}/rank{env.rank}.json", "w") as handle:
+    json.dump([followed.precision, followed.channels_last], handle)
+shutdown(env, finished=True)
+"""
+
+
+def test_every_rank_computes_in_rank_0s_precision_and_memory_format(tmp_path):
+    port = free_port()
+    workers = [subprocess.Popen([sys.executable, "-c", NUMERICS_WORKER, str(tmp_path)], cwd=REPO,
+                                env=launch_env("torchrun", rank, port), stderr=subprocess.PIPE, text=True)
+               for rank in range(2)]
+    try:
+        errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert [w.returncode for w in workers] == [0, 0], errors
+    assert [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)] == [["bf16", True]] * 2
+
+
+def test_a_single_process_keeps_its_own_numerics():
+    own = Runtime(torch.device("cpu"), "fp32", True)
+    assert own.following_rank_0() == own
+
+
 def test_launch_variables_are_read_from_torchrun_or_slurm():
     assert env_from_environment({}) == DistEnv(0, 1, 0)
     assert env_from_environment({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == DistEnv(3, 4, 1)

@@ -104,7 +104,7 @@ def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=Fals
 
 def train_stage(plan, run: RunDir, *, strategy, upstream_run, restart=False, progress=True, plugins=()) -> None:
     runtime = Runtime.resolve(plan.trainer)
-    runtime = attrs.evolve(runtime, dist=init_distributed(runtime.device.type))
+    runtime = attrs.evolve(runtime, dist=init_distributed(runtime.device.type)).following_rank_0()
     env = runtime.dist
     lock = RunLock(run).acquire() if env.is_main else None
     if lock is not None and not restart:  # --restart sets the damaged files aside

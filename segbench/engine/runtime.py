@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import attrs
 import torch
+import torch.distributed as dist
 
 from segbench.engine.device import autocast, choose_numerics, pick_device
 from segbench.engine.distributed import DistEnv
+
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @attrs.frozen
@@ -23,6 +26,18 @@ class Runtime:
         device = pick_device(trainer.device)
         numerics = choose_numerics(trainer.precision, trainer.channels_last, device)
         return cls(device, numerics.precision, numerics.channels_last, dist)
+
+    def following_rank_0(self) -> "Runtime":
+        """This runtime with rank 0's precision and memory format (a collective: every rank calls it once).
+
+        ``precision: auto`` times the CPU of each machine, so the nodes of one job may choose differently; one
+        choice keeps a multi-process run computing as a single process would.
+        """
+        if not self.dist.enabled:
+            return self
+        choice = torch.tensor([PRECISIONS.index(self.precision), int(self.channels_last)], device=self.device)
+        dist.broadcast(choice, src=0)
+        return attrs.evolve(self, precision=PRECISIONS[int(choice[0])], channels_last=bool(choice[1]))
 
     def images(self, images: torch.Tensor) -> torch.Tensor:
         """An input batch on this device, in this memory format."""
