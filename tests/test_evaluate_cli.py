@@ -85,6 +85,26 @@ def test_evaluate_reproduces_results_json_and_leaves_it_alone(toy):
     assert run.results.read_bytes() == before
 
 
+TRAINING_ONLY_PLUGINS = ("segbench_plugins.losses", "segbench_plugins.optimizers", "segbench_plugins.schedulers",
+                         "segbench_plugins.strategies", "segbench_plugins.class_weightings", "segbench_plugins.loggers")
+
+
+def test_a_run_is_evaluated_without_the_plugins_only_its_training_used(toy, tmp_path, capsys):
+    run, _ = toy
+    pm = make_plugin_manager(load_entry_points=False,
+                             environ={"SEGBENCH_BLOCK_PLUGINS": ",".join(TRAINING_ONLY_PLUGINS)})
+    pm.register(engine_plugin.EnginePlugin(), name="engine-test-plugin")
+    without_training_plugins = build_registries(pm)
+    record = evaluate_run(run.path, registries=without_training_plugins, progress=False)
+    assert (record.mIoU, record.confusion_matrix) == (run.read_results().mIoU, run.read_results().confusion_matrix)
+    assert "warning" not in capsys.readouterr().err  # the sections left as written still hash to the run's name
+    # training the same recipe still needs them, and says which
+    (tmp_path / "toy.yaml").write_text(engine_plugin.RECIPE)
+    with pytest.raises(SegbenchError, match="loss.name.*blocked|blocked.*loss"):
+        run_stage(load_recipe(tmp_path / "toy.yaml"), without_training_plugins, runs_dir=tmp_path / "runs",
+                  progress=False)
+
+
 def test_a_checkpoint_copied_from_another_run_is_said_to_be_foreign(toy, tmp_path, capsys):
     import shutil
 

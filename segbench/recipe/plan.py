@@ -52,14 +52,21 @@ class Plan:
     datasets: dict  # role -> Component (select may be absent)
     train_transforms: Any
     eval_transforms: Any
-    loss: Component
+    # None only in a plan built with training=False whose plugin for it is not installed:
+    loss: Component | None
     class_weighting: Component | None
-    optimizer: Component
-    scheduler: Component
-    strategy: Component
+    optimizer: Component | None
+    scheduler: Component | None
+    strategy: Component | None
     trainer: TrainerConfig
     evaluation: EvaluationConfig
     loggers: tuple = ()  # Components; the registered defaults when the recipe has no `logging:` list
+
+    @property
+    def complete(self) -> bool:
+        """Every section resolved, as a run needs (one built with ``training=False`` may lack training's)."""
+        return None not in (self.loss, self.optimizer, self.scheduler, self.strategy, self.train_transforms) and \
+            (self.class_weighting is not None or self.recipe.data.get("class_weighting") is None)
 
     @property
     def hash(self) -> str:
@@ -150,14 +157,21 @@ class _Collector:
         return instance
 
 
-def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
-    """Validate every section of ``recipe`` against the registries; raise one ``ConfigError``."""
+def build_plan(recipe: ResolvedRecipe, registries: Registries, *, training: bool = True) -> Plan:
+    """Validate every section of ``recipe`` against the registries; raise one ``ConfigError``.
+
+    ``training=False`` (evaluating, predicting, exporting a model): the sections only training reads (loss,
+    class weighting, optimizer, scheduler, strategy, loggers, training transforms) are resolved where their
+    plugins are installed and otherwise left ``None``, so a model is used without the plugins it was trained
+    with.
+    """
     data = recipe.data
     c = _Collector()
+    for_training = c if training else _Collector()  # its problems are not raised when not training
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             c.problems.append((key, f"unknown top-level key; valid keys: {', '.join(TOP_LEVEL_KEYS)}"))
-    for required in ("model", "data", "loss", "optimizer"):
+    for required in ("model", "data", "loss", "optimizer") if training else ("model", "data"):
         if required not in data:
             c.problems.append((required, "missing section (add it, or inherit it with `base:`)"))
 
@@ -177,16 +191,18 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
                                           " several under `description: |`"))
 
     model = c.component(registries, "models", data["model"], "model") if "model" in data else None
-    loss = c.component(registries, "losses", data["loss"], "loss") if "loss" in data else None
-    optimizer = c.component(registries, "optimizers", data["optimizer"], "optimizer") if "optimizer" in data else None
-    scheduler = c.component(registries, "schedulers", _section_or_default(data, "scheduler", registries.schedulers),
-                            "scheduler")
-    strategy = c.component(registries, "strategies", _section_or_default(data, "strategy", registries.strategies),
-                           "strategy")
+    loss = for_training.component(registries, "losses", data["loss"], "loss") if "loss" in data else None
+    optimizer = (for_training.component(registries, "optimizers", data["optimizer"], "optimizer")
+                 if "optimizer" in data else None)
+    scheduler = for_training.component(registries, "schedulers",
+                                       _section_or_default(data, "scheduler", registries.schedulers), "scheduler")
+    strategy = for_training.component(registries, "strategies",
+                                      _section_or_default(data, "strategy", registries.strategies), "strategy")
     weighting = None
     if data.get("class_weighting") is not None:
-        weighting = c.component(registries, "class_weightings", data["class_weighting"], "class_weighting")
-    loggers = _loggers(c, registries, data.get("logging"))
+        weighting = for_training.component(registries, "class_weightings", data["class_weighting"],
+                                           "class_weighting")
+    loggers = _loggers(for_training, registries, data.get("logging"))
     trainer = c.config(TrainerConfig, data.get("trainer"), "trainer")
     evaluation = c.config(EvaluationConfig, data.get("evaluation"), "evaluation")
 
@@ -210,7 +226,7 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries) -> Plan:
                 datasets[role] = component
         for key in ("train_transforms", "eval_transforms"):
             pipeline, problems = _pipeline(data_section.get(key), f"data.{key}", registries.transforms)
-            c.problems += problems
+            (for_training if key == "train_transforms" else c).problems += problems
             if key == "train_transforms":
                 train_tf = pipeline
             else:

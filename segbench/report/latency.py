@@ -147,7 +147,7 @@ def _recipe_plan(path: Path, registries, *, need_data: bool):
     from segbench.recipe.load import load_recipe
     from segbench.recipe.plan import build_plan
 
-    plan = build_plan(load_recipe(path), registries)
+    plan = build_plan(load_recipe(path), registries, training=False)
     plan = attrs.evolve(plan, model=attrs.evolve(plan.model,
                                                  config=plan.model.entry.checkpoint_config(plan.model.config)))
     try:

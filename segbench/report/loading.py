@@ -74,8 +74,8 @@ def _name_hash(run: RunDir) -> str | None:
 
 def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan, workdir: str | None) -> None:
     """The directory name holds the hash of the resolved recipe (of the recipe as written, before it did)."""
-    if workdir is None:  # written before runs recorded their folder: relative paths were hashed as written then
-        return
+    if workdir is None or not plan.complete:  # written before runs recorded their folder (relative paths were
+        return  # hashed as written then), or a training plugin is not installed here: its defaults are unknown
     expected = _name_hash(run)
     if expected and not (plan.hash.startswith(expected) or recipe.hash.startswith(expected)):
         print(f"warning: {run.recipe_file} hashes to {plan.hash[:8]}, not {expected} as the directory name says;"
@@ -101,12 +101,12 @@ def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None)
     recipe = load_run_recipe(run)
     workdir = run.working_directory()
     with paths_relative_to(workdir):  # its data where the run found it, from any folder
-        _warn_if_edited(run, recipe, build_plan(recipe, registries), workdir)
+        _warn_if_edited(run, recipe, build_plan(recipe, registries, training=False), workdir)
         data = recipe.data
         if data_overrides:
             data = copy.deepcopy(data)
             data.setdefault("data", {}).update(data_overrides)
-        plan = build_plan(attrs.evolve(recipe, data=data), registries)
+        plan = build_plan(attrs.evolve(recipe, data=data), registries, training=False)
     # The checkpoint supplies every weight: the model's registration says what it then needs not read.
     model = attrs.evolve(plan.model, config=plan.model.entry.checkpoint_config(plan.model.config))
     return attrs.evolve(plan, model=model)
