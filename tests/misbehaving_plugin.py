@@ -16,6 +16,35 @@ class NoConfig:
 
 
 @attrs.frozen
+class OddSchedulerConfig:
+    keeps: str = "numpy"  # what its state_dict() holds: numpy, a lambda (cannot be pickled), or plain
+    lr: str = "0.1"  # the rate it sets after every step (text: recipes refuse a NaN number)
+
+
+class OddScheduler:
+    """A scheduler whose state a checkpoint cannot keep, or which sets an impossible learning rate."""
+
+    def __init__(self, config, *, optimizer, total_iterations, iterations_per_epoch):
+        self.config, self.optimizer = config, optimizer
+
+    def step_iteration(self):
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(self.config.lr)
+
+    def step_epoch(self, metric):
+        pass
+
+    def state_dict(self):
+        import numpy as np
+
+        keeps = {"numpy": np.float64(0.5), "lambda": lambda: 0, "plain": 0.5}[self.config.keeps]
+        return {"history": [1.0, {"best": keeps}]}
+
+    def load_state_dict(self, state):
+        pass
+
+
+@attrs.frozen
 class StrayLabelsConfig(BlobsConfig):
     value: int = 250  # neither a class (0..2) nor the ignore index (255)
     numpy: bool = False
@@ -169,6 +198,7 @@ class Misbehaving:
     @hookimpl
     def segbench_register_schedulers(self, register):
         register("not_a_scheduler", lambda config, **context: object(), config=NoConfig)
+        register("odd", OddScheduler, config=OddSchedulerConfig)
 
     @hookimpl
     def segbench_register_class_weightings(self, register):

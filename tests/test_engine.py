@@ -193,7 +193,7 @@ def test_completed_run_is_not_retrained(tmp_path, registries, capsys):
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, registries):
     write_recipe(tmp_path)
-    with pytest.raises(TrainingDivergedError, match="loss became nan"):
+    with pytest.raises(TrainingDivergedError, match=r"loss was not a finite number \(nan\) in iteration 9,"):
         train(tmp_path, registries, ["loss={name: nan_after, step: 9}"])
     recipe = load_recipe(tmp_path / "toy.yaml", ["loss={name: nan_after, step: 9}"])
     run = RunDir.for_plan(build_plan(recipe, registries), tmp_path / "runs")

@@ -451,7 +451,7 @@ def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path, sit
     assert "Traceback" not in result.stderr
     run = _run_dir(folder)
     last = run / "checkpoints" / "last.pt"
-    assert "the training loss became nan (iteration 9)" in result.stderr
+    assert "the training loss was not a finite number (nan) in iteration 9," in result.stderr
     assert f"the last good checkpoint is runs/{run.name}/checkpoints/last.pt" in result.stderr
     assert "lower optimizer.lr" in result.stderr
     state = load_checkpoint(last)

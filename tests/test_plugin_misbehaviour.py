@@ -305,5 +305,39 @@ def test_a_loss_that_is_nan_from_the_start_blames_the_inputs_first_and_names_the
     with pytest.raises(TrainingDivergedError) as info:  # NaN at step 1, first seen at the first log (step 4)
         run(tmp_path, ("{name: cross_entropy}", "{name: nan_after, step: 1}"), ("log_every: 1", "log_every: 4"))
     message = str(info.value)
-    assert "became nan (iteration 4)" in message and "(1) the data:" in message and "(2) the learning rate" in message
+    assert "not a finite number (nan) in iterations 1-4, checked every trainer.log_every = 4" in message
+    assert "(1) the data:" in message and "(2) the learning rate" in message
     assert "(4) the loss 'nan_after' (plugin 'engine-test-plugin') itself" in message
+
+
+# ---- a scheduler's state and learning rates -------------------------------------------------------
+
+@pytest.mark.parametrize("keeps, expected", [
+    ("numpy", "state['history'][1]['best'] (a numpy.float64 is not read back)"),
+    ("lambda", "state['history'][1]['best'] (it cannot be saved: AttributeError"),
+])
+def test_a_scheduler_state_a_checkpoint_cannot_keep_is_named_before_the_checkpoint_is_written(tmp_path, keeps,
+                                                                                             expected):
+    with pytest.raises(PluginError) as info:
+        run(tmp_path, ("{name: constant}", f"{{name: odd, keeps: {keeps}}}"))
+    message = str(info.value)
+    assert message.startswith(f"scheduler: scheduler 'odd' ({PLUGIN}) returned from state_dict() a state that a"
+                              " checkpoint cannot keep:")
+    assert expected in message and "torch.load(weights_only=True)" in message
+    assert_nothing_saved(tmp_path)
+
+
+def test_a_scheduler_state_of_plain_values_is_checkpointed_as_it_was(tmp_path):
+    from segbench.engine.checkpoint import load_checkpoint
+
+    run_dir = run(tmp_path, ("{name: constant}", "{name: odd, keeps: plain}"))
+    assert load_checkpoint(run_dir.last)["scheduler"] == {"history": [1.0, {"best": 0.5}]}
+
+
+@pytest.mark.parametrize("lr", ["'-1'", "nan", "inf"])
+def test_a_scheduler_setting_an_impossible_learning_rate_is_named(tmp_path, lr):
+    with pytest.raises(PluginError) as info:
+        run(tmp_path, ("{name: constant}", f"{{name: odd, keeps: plain, lr: {lr}}}"))
+    assert str(info.value).startswith(f"scheduler: scheduler 'odd' ({PLUGIN}) set a learning rate that is not a"
+                                      " finite number >= 0 in step_iteration() (group 0: ")
+    assert_nothing_saved(tmp_path)

@@ -89,6 +89,18 @@ def check_loss_value(loss, component) -> None:
                       f" {FIX_PLUGIN}.")
 
 
+def check_learning_rates(optimizer: torch.optim.Optimizer, component, method: str) -> None:
+    """After ``component`` (the scheduler) ran ``method``: every parameter group's lr a finite number >= 0."""
+    bad = [(index, group.get("lr")) for index, group in enumerate(optimizer.param_groups)
+           if not (isinstance(group.get("lr"), (int, float)) and math.isfinite(group["lr"]) and group["lr"] >= 0)]
+    if not bad:
+        return
+    entry = component.entry
+    shown = ", ".join(f"group {index}: {lr!r}" for index, lr in bad)
+    raise PluginError(f"{component.path}: scheduler {entry.name!r} ({entry.origin}) set a learning rate that is not"
+                      f" a finite number >= 0 in {method} ({shown}). {FIX_PLUGIN}.")
+
+
 @contextlib.contextmanager
 def blamed_on(component, doing: str):
     """Report an exception raised inside ``component``'s code while ``doing`` as that plugin's error (one line;

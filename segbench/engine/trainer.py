@@ -22,7 +22,8 @@ from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.engine.runtime import Runtime
-from segbench.engine.step_contract import blamed_on, check_loss_value, check_training_logits
+from segbench.engine.step_contract import blamed_on, check_learning_rates, check_loss_value, check_training_logits
+from segbench.engine.state_contract import check_checkpointable
 from segbench.engine.loggers import RunLoggers, RunStart, flatten
 from segbench.errors import CheckpointError, DataError, TrainingDivergedError
 from segbench.functional.metrics import iou_per_class, mean_iou
@@ -208,12 +209,18 @@ class Trainer:
     def _raw_model(self):
         return getattr(self.model, "module", self.model)
 
+    def _component_state(self, built, component) -> dict:
+        with blamed_on(component, "in state_dict()"):
+            state = built.state_dict()
+        check_checkpointable(state, component)
+        return state
+
     def _checkpoint_state(self) -> dict:
         return {
             "model": self._raw_model().state_dict(),
             "model_name": self.plan.model.name,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "optimizer": self._component_state(self.optimizer, self.plan.optimizer),
+            "scheduler": self._component_state(self.scheduler, self.plan.scheduler),
             "scaler": self.scaler.state_dict(),
             "train_state": attrs.asdict(self.state),
             "rng": capture_rng_state(),
@@ -307,11 +314,16 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with blamed_on(self.plan.scheduler, "in step_iteration()"):
             self.scheduler.step_iteration()
+        check_learning_rates(self.optimizer, self.plan.scheduler, "step_iteration()")
 
-    def _check_finite(self, loss_sum: torch.Tensor, where: str) -> float:
+    def _check_finite(self, loss_sum: torch.Tensor, steps: int) -> float:
+        """``loss_sum`` over the last ``steps`` iterations, checked once per logged window (reading it waits for
+        the device), so the window is what the error can name."""
         value = float(loss_sum)
         if not math.isfinite(value):
-            first = self.state.iteration <= self.cfg.log_every  # within the first logged window
+            last = self.state.iteration
+            window = f"iteration {last}" if steps <= 1 else f"iterations {last - steps + 1}-{last}"
+            first = last - steps < 1  # within the first logged window
             causes = [  # most likely first: a loss that is NaN before any update comes from the inputs
                 "the data: a dataset yielding NaN or infinite values, or the normalisation (data.*_transforms"
                 " normalize mean/std) of a custom transform or dataset",
@@ -320,19 +332,23 @@ class Trainer:
                 "reduced precision overflowing: use trainer.precision=fp32 (or bf16 instead of fp16)",
                 f"the loss {self.plan.loss.name!r} ({self.plan.loss.entry.origin}) itself: a division by a count"
                 " that can be zero (a batch whose pixels are all ignored) or a log of zero",
+                f"the model {self.plan.model.name!r} ({self.plan.model.entry.origin}) itself: NaN or infinite"
+                " logits in training mode (its eval-mode output was checked before training)",
             ]
             if not first:
                 causes[0], causes[1] = causes[1], causes[0]
             listed = "; ".join(f"({n}) {cause}" for n, cause in enumerate(causes, 1))
             raise TrainingDivergedError(
-                f"the training loss became {value} ({where}). Stopped without saving; the last good checkpoint"
-                f" is {self.run.last if self.run.last.exists() else '(none yet)'}. Likely causes, most likely"
-                f" first: {listed}."
+                f"the training loss was not a finite number ({value}) in {window}, checked every"
+                f" trainer.log_every = {self.cfg.log_every} iteration(s). Stopped without saving; the last good"
+                f" checkpoint is {self.run.last if self.run.last.exists() else '(none yet)'}. Likely causes, most"
+                f" likely first: {listed}."
             )
         return value
 
     def fit(self, signals: SignalFlag) -> TrainState:
         cfg = self.cfg
+        check_learning_rates(self.optimizer, self.plan.scheduler, "its factory")
         signals.answer_at_step_boundaries()
         self.model.train()
         if self.state.pending_selection:
@@ -388,7 +404,7 @@ class Trainer:
             images_seen += window_images * self.env.world_size
             bar.update(1)
             if state.iteration % cfg.log_every == 0 or state.window_in_epoch == len(windows):
-                loss = self._check_finite(loss_sum, f"iteration {state.iteration}") / logged_steps
+                loss = self._check_finite(loss_sum, logged_steps) / logged_steps
                 rate = images_seen / max(time.perf_counter() - log_started, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._lr():.2e}", img_s=f"{rate:.1f}")
                 self.loggers.train(TrainStepRecord(epoch=state.epoch, iteration=state.iteration, loss=loss,
@@ -407,7 +423,7 @@ class Trainer:
             state.window_in_epoch = 0
         if stop and state.iteration < self.total_iterations and state.window_in_epoch != 0:
             if logged_steps:
-                self._check_finite(loss_sum, f"iteration {state.iteration}")
+                self._check_finite(loss_sum, logged_steps)
                 state.window_loss_sum, state.window_logged_steps = float(loss_sum), logged_steps
             self.save(self.run.last)
             barrier(self.env)  # no rank exits before rank 0's last.pt is written
@@ -428,6 +444,7 @@ class Trainer:
         miou = float(mean_iou(matrix))
         with blamed_on(self.plan.scheduler, "in step_epoch()"):
             self.scheduler.step_epoch(miou)
+        check_learning_rates(self.optimizer, self.plan.scheduler, "step_epoch()")
         improved = miou > state.best_metric or state.best_epoch < 0
         if improved:
             state.best_metric, state.best_epoch = miou, state.epoch
