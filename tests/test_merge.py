@@ -74,6 +74,13 @@ def test_set_path_merges_and_requires_existing_parents():
         set_path(tree, "trainer.epochs.x", 2)
 
 
+def test_set_path_fills_a_section_the_recipe_left_null():
+    tree = {"class_weighting": None, "trainer": {"epochs": 5}}
+    assert set_path(tree, "class_weighting.name", "enet") == {"class_weighting": {"name": "enet"},
+                                                              "trainer": {"epochs": 5}}
+    assert tree["class_weighting"] is None  # the input is left alone
+
+
 def test_a_replace_marker_must_be_true_or_false_and_is_named_by_its_path():
     import pytest
 

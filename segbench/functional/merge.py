@@ -64,7 +64,7 @@ class OverridePathError(ValueError):
 def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
     """Return a copy of ``tree`` with ``value`` merged at ``dotted_key`` (``a.b.c``).
 
-    Every parent on the path must already be a mapping; the last key may be new (its validity is
+    Every parent on the path must already be a mapping (or null, which becomes one); the last key may be new (its validity is
     checked when the section is structured against its config class). Setting a different ``name``
     replaces the whole mapping, as in a recipe (``loss.name=ohem_cross_entropy`` drops the old loss's keys).
     """
@@ -74,12 +74,15 @@ def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
     result = copy.deepcopy(tree)
     node = result
     for depth, key in enumerate(keys[:-1]):
+        if isinstance(node, dict) and key in node and node[key] is None:  # `class_weighting: null`: none set yet
+            node[key] = {}
         child = node.get(key) if isinstance(node, dict) else None
         if not isinstance(child, dict):
             where = ".".join(keys[: depth + 1])
             existing = ", ".join(sorted(map(str, node))) if isinstance(node, dict) else "(not a mapping)"
             if child is None:
-                raise OverridePathError(f"{where!r} is not a section of the recipe (keys there: {existing})")
+                raise OverridePathError(f"{where!r} is not a section of the recipe (keys there: {existing}); to"
+                                        f" add it, give it whole, e.g. {where}={{name: ...}}")
             if isinstance(child, list):
                 raise OverridePathError(f"{where!r} is a list, whose items have no keys: give the whole list,"
                                         f" e.g. {where}=[...]")
