@@ -212,11 +212,16 @@ class Registry:
                 f"={os.environ.get(BLOCK_ENV, '')!r}. Remove {given!r} from SEGBENCH_BLOCK_PLUGINS to use it,"
                 f" or choose another {singular(self.kind)}.")
         unknown = UnknownNameError(self.kind, str(name), self._lookup)
-        unimported = [plugin for plugin in self.blocked_plugins if plugin not in self.blocked.values()]
-        if unimported:
-            unknown.args = (f"{unknown} SEGBENCH_BLOCK_PLUGINS blocks plugin(s) {', '.join(unimported)}, which may"
-                            f" provide it: remove them from SEGBENCH_BLOCK_PLUGINS to use them.",)
+        unknown.args = (f"{unknown}{self.blocked_note()}",)
         raise unknown
+
+    def blocked_note(self) -> str:
+        """For an unknown name: the blocked plugins whose components are not known, which may provide it."""
+        unimported = [plugin for plugin in self.blocked_plugins if plugin not in self.blocked.values()]
+        if not unimported:
+            return ""
+        return (f" SEGBENCH_BLOCK_PLUGINS blocks plugin(s) {', '.join(unimported)}, which may provide it: remove"
+                " them from SEGBENCH_BLOCK_PLUGINS to use them.")
 
     def __contains__(self, name: str) -> bool:
         return name in self._lookup

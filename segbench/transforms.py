@@ -18,7 +18,8 @@ import torch
 
 from segbench.component_contract import check_built
 from segbench.config import structure_config
-from segbench.errors import FIX_PLUGIN, ConfigError, DataError, PluginError, SegbenchError
+from segbench.errors import (BlockedNameError, ConfigError, DataError, FIX_PLUGIN, PluginError, SegbenchError,
+                             UnknownNameError)
 
 
 @attrs.frozen
@@ -220,10 +221,18 @@ def parse_pipeline(specs: list, *, path: str, transforms) -> Pipeline:
             continue
         name = spec["name"]
         if not isinstance(name, str) or name not in transforms:
+            try:
+                transforms.get(name)
+            except BlockedNameError as exc:
+                problems.append((f"{where}.name", str(exc)))
+                continue
+            except UnknownNameError:
+                pass
             close = difflib.get_close_matches(str(name), transforms.names(), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append((f"{where}.name", f"unknown transform {name!r}{hint}; available: {available}"
-                                              " (`segbench list transforms` shows them with their plugins)"))
+                                              f" (`segbench list transforms` shows them with their plugins)."
+                                              f"{transforms.blocked_note()}"))
             continue
         entry = transforms.get(name)
         if entry.final:

@@ -170,6 +170,13 @@ def test_a_component_of_a_blocked_plugin_says_so(cli, recipe_dir, monkeypatch, b
                       f"Remove {blocked!r} from SEGBENCH_BLOCK_PLUGINS")  # as the variable names it
 
 
+def test_a_transform_of_a_blocked_plugin_says_so(cli, recipe_dir, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_BLOCK_PLUGINS", "transforms")
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\n")
+    assert_user_error(cli("show", path), "transforms[", "'normalize'", "segbench_plugins.transforms", "blocked",
+                      "Remove 'transforms' from SEGBENCH_BLOCK_PLUGINS")
+
+
 @pytest.mark.parametrize("text, needles", [
     ("optimizer: {name: sgd, lr: 0.1}\noptimizer: {name: sgd, lr: 1000}\n",
      ["duplicate key 'optimizer'", "line 3", "first given on line 2"]),
