@@ -78,6 +78,20 @@ def test_report_is_one_folder_with_every_figure_and_no_outside_reference(report)
     assert len(recipes) == 3 and {r["optimizer.lr"] for r in recipes.values()} == {0.1, 0.05}
 
 
+def test_a_run_whose_model_plugin_is_missing_is_reported_on_the_terminal_and_the_page(report, tmp_path, capsys):
+    from segbench.plugins import make_plugin_manager
+    from segbench.registry import build_registries
+
+    _, folder = report
+    without_the_model = build_registries(make_plugin_manager(load_entry_points=False))
+    page = build_report(folder / "runs", tmp_path / "report", images=1, registries=without_the_model)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: report: ")]
+    assert len(warnings) == 2 and all("no prediction panels: " in line for line in warnings)
+    assert err.count("unknown models 'nobn'") == 2
+    assert page.read_text().count("no prediction panels: ") == 2
+
+
 def test_report_command_refuses_a_folder_without_runs(cli, tmp_path):
     status, _, err = cli("report", tmp_path, "--out", tmp_path / "report")
     assert status == 2 and "no runs in" in err

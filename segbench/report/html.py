@@ -107,6 +107,8 @@ def draw_run(row: RunRow, display: str, out: Path, *, images: int, registries, d
             panels = _panels(row, folder, relative, images, registries=registries, device=device)
         except SegbenchError as exc:
             notes.append(f"no prediction panels: {exc}")
+    for note in notes:  # the page shows them too, but a reader of the terminal should not have to look
+        print(f"warning: report: {row.name}: {note}", file=sys.stderr)
     return RunFigures(row, display, curves, confusion, panels, _recipe(row), " ".join(notes))
 
 
