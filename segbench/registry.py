@@ -84,6 +84,10 @@ class Entry:
         return singular(self.kind)
 
     @property
+    def builtin(self) -> bool:
+        return self.distribution.startswith("segbench (built-in)")
+
+    @property
     def origin(self) -> str:
         """``plugin 'x' (distribution y 1.0)``: who to ask when the component misbehaves."""
         return f"plugin {self.plugin!r}" + (f" (distribution {self.distribution})" if self.distribution else "")
@@ -164,7 +168,7 @@ class Registry:
             if key in self._lookup:
                 other = self._lookup[key]
                 # suggest blocking the installed package's plugin before segbench's own
-                first, second = sorted((entry, other), key=lambda e: e.distribution.startswith("segbench (built-in)"))
+                first, second = sorted((entry, other), key=lambda e: e.builtin)
                 first, second = first.plugin, second.plugin
                 raise PluginError(
                     f"{self.kind} name {key!r} is registered twice: by {other.origin} and by {entry.origin}."

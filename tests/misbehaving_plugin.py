@@ -15,6 +15,12 @@ class NoConfig:
     pass
 
 
+def _data_not_here(config):
+    from segbench.errors import DataUnavailableError
+
+    raise DataUnavailableError("no data in /nowhere")
+
+
 @attrs.frozen
 class OddSchedulerConfig:
     keeps: str = "numpy"  # what its state_dict() holds: numpy, a lambda (cannot be pickled), or plain
@@ -190,6 +196,7 @@ class Misbehaving:
         register("a_list", lambda config: [1, 2, 3], config=BlobsConfig)
         register("raising_item", RaisingItem, config=BlobsConfig)
         register("three_tuple", ThreeTuple, config=BlobsConfig)
+        register("not_here", _data_not_here, config=BlobsConfig)
 
     @hookimpl
     def segbench_register_optimizers(self, register):

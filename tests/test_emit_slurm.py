@@ -440,7 +440,7 @@ def test_a_recipe_whose_data_cannot_be_read_here_is_submitted_and_says_so(recipe
 
 
 def test_a_data_mistake_about_data_that_is_here_is_refused_naming_the_recipe(stages_dir, registries, tmp_path):
-    with pytest.raises(SegbenchError, match=r"other.yaml <- .*default.yaml: subset.first is 100000 but split"):
+    with pytest.raises(SegbenchError, match=r"other.yaml <- .*default.yaml: data.select: dataset 'synthetic_city': subset.first is 100000 but split"):
         do_emit([stages_dir / "other.yaml"], ["data.select.subset.first=100000"], registries=registries,
                 root=tmp_path, check_stage=preflight)
     assert not (tmp_path / "out").exists()

@@ -57,6 +57,13 @@ def test_a_dataset_failing_to_read_an_item_names_the_file_and_the_dataset(tmp_pa
     assert_nothing_saved(tmp_path)
 
 
+def test_a_dataset_whose_data_is_missing_says_which_section_and_plugin_looked(tmp_path):
+    from segbench.errors import DataUnavailableError
+
+    with pytest.raises(DataUnavailableError, match=rf"^data\.\w+: dataset 'not_here' \({PLUGIN}\): no data in /nowhere$"):
+        run(tmp_path, ("name: blobs,", "name: not_here,"))
+
+
 def test_a_dataset_returning_more_than_the_pair_is_named(tmp_path):
     with pytest.raises(PluginError, match=r"/memory/.*the dataset \(tests.misbehaving_plugin.ThreeTuple\) returned a"
                                           r" tuple of 3 from __getitem__\(\d+\); it must return the pair"):

@@ -6,7 +6,7 @@ from typing import Any
 import attrs
 
 from segbench.config import SEED_MAX, structure_problems
-from segbench.errors import BlockedNameError, ConfigError, SegbenchError, UnknownNameError, shown
+from segbench.errors import BlockedNameError, ConfigError, DataError, SegbenchError, UnknownNameError, shown
 from segbench.recipe.load import ResolvedRecipe
 from segbench.recipe.resolved import experiment_hash, run_hash
 from segbench.recipe.schema import TOP_LEVEL_KEYS, UPSTREAM_KEY, EvaluationConfig, TrainerConfig
@@ -33,6 +33,11 @@ class Component:
 
         try:
             built = self.entry.factory(self.config, **context)
+        except DataError as exc:  # its message names what is missing; say which section and plugin looked
+            if len(exc.args) == 1 and isinstance(exc.args[0], str) and not exc.args[0].startswith(self.path):
+                origin = "" if self.entry.builtin else f" ({self.entry.origin})"
+                exc.args = (f"{self.path}: {self.entry.noun} {self.entry.name!r}{origin}: {exc.args[0]}",)
+            raise
         except SegbenchError:
             raise
         except Exception as exc:
