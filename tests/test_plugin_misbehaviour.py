@@ -60,7 +60,8 @@ def test_a_dataset_failing_to_read_an_item_names_the_file_and_the_dataset(tmp_pa
 def test_a_dataset_whose_data_is_missing_says_which_section_and_plugin_looked(tmp_path):
     from segbench.errors import DataUnavailableError
 
-    with pytest.raises(DataUnavailableError, match=rf"^data\.\w+: dataset 'not_here' \({PLUGIN}\): no data in /nowhere$"):
+    expected = rf"^data\.\w+: dataset 'not_here' \({PLUGIN}\): no data in /nowhere$"
+    with pytest.raises(DataUnavailableError, match=expected):
         run(tmp_path, ("name: blobs,", "name: not_here,"))
 
 
