@@ -49,6 +49,11 @@ class Substitute:
 
 
 @attrs.frozen
+class NoSettings:
+    """The config of a component registered without ``config=``: its recipe section holds its name alone."""
+
+
+@attrs.frozen
 class GroupSettings:
     """One optimizer parameter group as an optimizer's ``param_groups`` declaration gives it:
     ``None`` leaves a value at the optimizer's own."""
@@ -268,7 +273,7 @@ class Registries:
 def _make_register(registry: Registry, plugin: str, distribution: str):
     allowed = KIND_OPTIONS.get(registry.kind, ())
 
-    def register(name, factory, *, config, aliases=(), smoke=None, **options):
+    def register(name, factory, *, config=NoSettings, aliases=(), smoke=None, **options):
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             valid = ", ".join(("config", "aliases", "smoke", *allowed))

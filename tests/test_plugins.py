@@ -42,6 +42,27 @@ def _plugin(kind, name):
     return Plugin()
 
 
+def test_a_component_registered_without_config_takes_no_settings(tmp_path):
+    from segbench.errors import ConfigError
+    from segbench.recipe.load import load_recipe
+    from segbench.recipe.plan import build_plan
+
+    class Plugin:
+        @hookimpl
+        def segbench_register_losses(self, register):
+            register("plain", lambda config, **_: None)
+
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(Plugin(), name="thirdparty-plain")
+    registries = build_registries(pm)
+    base = (REPO / "recipes" / "quickstart.yaml").resolve()
+    (tmp_path / "plain.yaml").write_text(f"base: {base}\nloss: {{name: plain}}\n")
+    assert build_plan(load_recipe(tmp_path / "plain.yaml"), registries).loss.name == "plain"
+    (tmp_path / "extra.yaml").write_text(f"base: {base}\nloss: {{name: plain, weight: 2}}\n")
+    with pytest.raises(ConfigError, match=r"loss: unknown key\(s\) weight; valid keys: \(none: it has no settings\)"):
+        build_plan(load_recipe(tmp_path / "extra.yaml"), registries)
+
+
 def test_duplicate_name_is_an_error_naming_both_plugins():
     pm = make_plugin_manager(load_entry_points=False)
     pm.register(_plugin("losses", "cross_entropy"), name="thirdparty-losses")
