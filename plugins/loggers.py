@@ -11,9 +11,10 @@ from pathlib import Path
 import attrs
 
 from segbench import hookimpl
-from segbench.atomic import atomic_write_text
+from segbench.atomic import atomic_write_bytes, atomic_write_text
 from segbench.engine.loggers import Logger, RunStart
 from segbench.records import SelectionRecord, TrainStepRecord, metrics_line
+from segbench.stderr import say
 
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
@@ -35,28 +36,54 @@ class _AppendingFile(Logger):
     def __init__(self, path: Path):
         self.path = path
 
-    def _kept_text(self, start: RunStart) -> str:
+    def _kept_text(self, lines: list[str], start: RunStart) -> tuple[str, int]:
+        """The text to keep of ``lines`` (the file's, each with its line end) and how many were damaged."""
         raise NotImplementedError
 
+    def _lines(self) -> list[str]:
+        # decoded line by line: one damaged byte costs its line, not the file
+        return self.path.read_bytes().decode("utf-8", errors="replace").splitlines(keepends=True)
+
     def start(self, start: RunStart) -> None:
-        atomic_write_text(self.path, self._kept_text(start) if start.resumed and self.path.is_file() else "")
+        if not (start.resumed and self.path.is_file()):
+            if start.resumed and start.iteration > 0:
+                say(f"warning: {self.path} was missing when the run resumed at iteration {start.iteration}: it"
+                    " starts again there, so its curves begin at that step")
+            atomic_write_text(self.path, "")
+            return
+        original = self.path.read_bytes()
+        kept, damaged = self._kept_text(self._lines(), start)
+        if damaged:  # the file as it was stays beside it: nothing written is lost
+            aside = self.path.with_name(f"{self.path.name}.damaged")
+            atomic_write_bytes(aside, lambda handle: handle.write(original))
+            say(f"warning: {self.path}: {damaged} damaged line(s) left out when the run resumed; the file as it"
+                f" was is kept in {aside}")
+        atomic_write_text(self.path, kept)
 
     def _append(self, text: str) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)
 
 
+def _cut_short(lines: list[str], index: int) -> bool:
+    """The last line without its line end: a write that a crash interrupted, not damage."""
+    return index == len(lines) - 1 and not lines[index].endswith("\n")
+
+
 class JsonlLogger(_AppendingFile):
-    def _kept_text(self, start: RunStart) -> str:
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True):
+    def _kept_text(self, lines: list[str], start: RunStart) -> tuple[str, int]:
+        kept, damaged = [], 0
+        for index, line in enumerate(lines):
             try:
                 record = json.loads(line)
             except ValueError:
-                continue  # a line cut short by a crash
-            if line.endswith("\n") and isinstance(record, dict) and record.get("iteration", 0) <= start.iteration:
+                record = None
+            if not isinstance(record, dict) or _cut_short(lines, index):
+                damaged += not _cut_short(lines, index)
+                continue
+            if record.get("iteration", 0) <= start.iteration:
                 kept.append(line)
-        return "".join(kept)
+        return "".join(kept), damaged
 
     def train(self, record: TrainStepRecord) -> None:
         self._append(metrics_line(record))
@@ -80,11 +107,17 @@ class CsvLogger(_AppendingFile):
     def _header(self) -> str:
         return self._row([*self.COLUMNS, *(f"iou_{name}" for name in self.class_names)])
 
-    def _kept_text(self, start: RunStart) -> str:
-        rows = list(csv.reader(io.StringIO(self.path.read_text(encoding="utf-8"))))
-        kept = [row for row in rows[1:] if len(row) == len(self.COLUMNS) + len(self.class_names)
-                and row[3].isdigit() and int(row[3]) <= start.iteration]
-        return self._header() + "".join(self._row(row) for row in kept)
+    def _kept_text(self, lines: list[str], start: RunStart) -> tuple[str, int]:
+        kept, damaged = [], 0
+        for index, line in enumerate(lines[1:], 1):  # after the header
+            row = next(csv.reader([line]), [])
+            if len(row) != len(self.COLUMNS) + len(self.class_names) or not row[3].isdigit() \
+                    or _cut_short(lines, index):
+                damaged += not _cut_short(lines, index)
+                continue
+            if int(row[3]) <= start.iteration:
+                kept.append(self._row(row))
+        return self._header() + "".join(kept), damaged
 
     def start(self, start: RunStart) -> None:
         self.class_names = tuple(start.class_names)

@@ -238,3 +238,55 @@ def test_prediction_panels_show_image_truth_and_prediction(tmp_path):
     image = panel_image(panels[0])
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[1] >= 3 * 16  # three tiles side by side
     assert not math.isnan(float(image.mean()))
+
+
+def _jsonl_line(iteration: int) -> bytes:
+    return json.dumps({"type": "train", "epoch": 0, "iteration": iteration, "loss": 1.0}).encode() + b"\n"
+
+
+def test_resuming_leaves_out_damaged_metrics_lines_keeps_the_file_as_it_was_and_says_so(tmp_path, capsys):
+    from segbench_plugins.loggers import JsonlConfig, build_jsonl
+
+    original = (_jsonl_line(1) + b"\xff\n" + _jsonl_line(2) + b"garbage\n" + _jsonl_line(3) + _jsonl_line(5)
+                + b'{"type": "train", "iter')  # a non-UTF-8 byte, a stray line, a step after the checkpoint, a cut
+    (tmp_path / "metrics.jsonl").write_bytes(original)
+    logger = build_jsonl(JsonlConfig(), run_dir=tmp_path)
+    logger.start(_start(tmp_path, iteration=4, resumed=True))
+    logger.train(TrainStepRecord(epoch=0, iteration=5, loss=2.0, lr=0.1, images_per_s=5.0))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], r["loss"]) for r in records] == [(1, 1.0), (2, 1.0), (3, 1.0), (5, 2.0)]
+    assert (tmp_path / "metrics.jsonl.damaged").read_bytes() == original
+    assert "2 damaged line(s) left out when the run resumed" in capsys.readouterr().err
+
+
+def test_a_metrics_file_cut_short_by_a_crash_resumes_without_a_warning(tmp_path, capsys):
+    from segbench_plugins.loggers import JsonlConfig, build_jsonl
+
+    (tmp_path / "metrics.jsonl").write_bytes(_jsonl_line(1) + _jsonl_line(2) + b'{"type": "tr')
+    build_jsonl(JsonlConfig(), run_dir=tmp_path).start(_start(tmp_path, iteration=2, resumed=True))
+    assert (tmp_path / "metrics.jsonl").read_bytes() == _jsonl_line(1) + _jsonl_line(2)
+    assert capsys.readouterr().err == "" and not (tmp_path / "metrics.jsonl.damaged").exists()
+
+
+def test_a_metrics_file_missing_on_resume_is_said_to_start_there(tmp_path, capsys):
+    from segbench_plugins.loggers import CsvConfig, JsonlConfig, build_csv, build_jsonl
+
+    for logger in (build_jsonl(JsonlConfig(), run_dir=tmp_path), build_csv(CsvConfig(), run_dir=tmp_path)):
+        logger.start(_start(tmp_path, iteration=4, resumed=True))
+    err = capsys.readouterr().err
+    assert err.count("was missing when the run resumed at iteration 4") == 2
+
+
+def test_a_damaged_csv_row_is_left_out_on_resume(tmp_path, capsys):
+    from segbench_plugins.loggers import CsvConfig, build_csv
+
+    first = build_csv(CsvConfig(), run_dir=tmp_path)
+    first.start(_start(tmp_path))
+    for step in (1, 2):
+        first.train(TrainStepRecord(epoch=0, iteration=step, loss=1.0, lr=0.1, images_per_s=5.0))
+    with open(tmp_path / "metrics.csv", "ab") as handle:
+        handle.write(b"\xff,\xfe\n")
+    build_csv(CsvConfig(), run_dir=tmp_path).start(_start(tmp_path, iteration=2, resumed=True))
+    rows = list(csv.reader((tmp_path / "metrics.csv").open()))
+    assert [row[3] for row in rows[1:]] == ["1", "2"]
+    assert "1 damaged line(s)" in capsys.readouterr().err
