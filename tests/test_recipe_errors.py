@@ -279,6 +279,14 @@ def test_a_base_that_is_not_a_file_says_what_it_is(cli, recipe_dir, base, kind):
     assert_user_error(cli("show", path), f"`base: {base}`", kind)
 
 
+@pytest.mark.parametrize("command", ["show", "run"])
+def test_a_recipe_path_that_is_a_pipe_is_refused_not_waited_on(cli, tmp_path, command):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")  # opened for reading, it would wait for a writer that never comes
+    assert_user_error(cli(command, tmp_path / "pipe.yaml"), "pipe.yaml", "not a regular file")
+
+
 # ---- the command line: experiments, paths ---------------------------------------------------------------
 
 @pytest.mark.parametrize("grid", ["trainer.batch_size=2,0", "trainer.precision=fp32,fp16",

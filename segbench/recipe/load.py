@@ -56,9 +56,12 @@ class ResolvedRecipe:
 
 
 def _read_text(path: Path) -> str:
-    """The file's text, reading at most one byte more than a recipe may hold (``/dev/zero`` never ends)."""
+    """The file's text, reading at most one byte more than a recipe may hold (a file may grow without end)."""
     if path.is_dir():
         raise RecipeError(f"{path} is a folder, not a recipe file: give the path of a .yaml file.")
+    if path.exists() and not path.is_file():  # opening a pipe would wait for a writer, forever
+        raise RecipeError(f"{path} is not a regular file (a device, a pipe or a socket), not a recipe file: give"
+                          " the path of a .yaml file.")
     with open(path, "rb") as handle:
         raw = handle.read(MAX_RECIPE_BYTES + 1)
     if len(raw) > MAX_RECIPE_BYTES:
@@ -120,7 +123,8 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, tuple[Path, .
         except MergeMarkerError as exc:
             raise RecipeError(f"{path}: {exc}.") from None
     if not isinstance(base, str) or not base.strip():
-        raise RecipeError(f"{path}: `base:` must be a relative path to another recipe, got {base!r}.")
+        raise RecipeError(f"{path}: `base:` must be the path of another recipe (relative to this one, or"
+                          f" absolute), got {base!r}.")
     base_path = (path.parent / base)
     if not base_path.exists():
         raise RecipeError(f"{path}: base recipe {base!r} not found (looked for {base_path.resolve()})."
