@@ -74,6 +74,14 @@ def test_set_path_merges_and_requires_existing_parents():
         set_path(tree, "trainer.epochs.x", 2)
 
 
+def test_a_replace_marker_as_a_dotted_override_says_where_it_goes():
+    import pytest
+    from segbench.functional.merge import OverridePathError
+
+    with pytest.raises(OverridePathError, match=r"trainer=\{_replace_: true, \.\.\.\}"):
+        set_path({"trainer": {"epochs": 5}}, "trainer._replace_", True)
+
+
 def test_set_path_fills_a_section_the_recipe_left_null():
     tree = {"class_weighting": None, "trainer": {"epochs": 5}}
     assert set_path(tree, "class_weighting.name", "enet") == {"class_weighting": {"name": "enet"},

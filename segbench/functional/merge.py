@@ -71,6 +71,10 @@ def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
     keys = dotted_key.split(".")
     if any(not k for k in keys):
         raise OverridePathError(f"{dotted_key!r} has an empty key; write dotted keys like trainer.epochs")
+    if REPLACE_KEY in keys:
+        section = ".".join(keys[:keys.index(REPLACE_KEY)]) or "section"
+        raise OverridePathError(f"{dotted_key!r}: {REPLACE_KEY} marks a mapping that replaces the base's instead of"
+                                f" merging, so it goes inside the new mapping: {section}={{{REPLACE_KEY}: true, ...}}")
     result = copy.deepcopy(tree)
     node = result
     for depth, key in enumerate(keys[:-1]):

@@ -175,7 +175,8 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries, *, training: bool
     for_training = c if training else _Collector()  # its problems are not raised when not training
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            c.problems.append((key, f"unknown top-level key; valid keys: {', '.join(TOP_LEVEL_KEYS)}"))
+            written_by_recipes = [name for name in TOP_LEVEL_KEYS if name != UPSTREAM_KEY]
+            c.problems.append((key, f"unknown top-level key; valid keys: {', '.join(written_by_recipes)}"))
     for required in ("model", "data", "loss", "optimizer") if training else ("model", "data"):
         if required not in data:
             c.problems.append((required, "missing section (add it, or inherit it with `base:`)"))
