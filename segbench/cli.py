@@ -56,7 +56,8 @@ def _add_overrides(parser):
                         help="override recipe values, e.g. optimizer.lr=1.0e-4 trainer.epochs=2")
 
 
-image_size = _image_size(1, IMAGE_SIDE_MAX)  # ``HxW`` as ``(H, W)``
+# ``HxW`` as ``(H, W)``: a model input, from the size its contract is checked at (32x64) up
+image_size = _image_size(32, IMAGE_SIDE_MAX)
 
 
 def _add_experiment_options(parser):
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_list)
 
     p = sub.add_parser("models", help="table of models: parameters, size, GFLOPs")
-    p.add_argument("--size", default=(512, 1024), type=_image_size(32, IMAGE_SIDE_MAX),
+    p.add_argument("--size", default=(512, 1024), type=image_size,
                    help="input HxW for GFLOPs (default 512x1024)")
     p.set_defaults(func=commands.cmd_models)
 

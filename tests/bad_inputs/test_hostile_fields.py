@@ -115,8 +115,8 @@ def test_a_hostile_field_value_is_refused_by_the_command(case, capsys, tmp_path)
 # ---- numeric command-line options ---------------------------------------------------------------
 
 HOSTILE_NUMBERS = ["nan", "inf", "-1", "1e40", "99999999999999999999", "abc", "1.5", ""]
-HOSTILE_SIZES = ["nan", "0x0", "-8x16", "64", "64x", "x64", "axb", "1x2x3", "30000x30000", "99999999999999999999x8",
-                 "64x64.5", ""]
+HOSTILE_SIZES = ["nan", "0x0", "1x1", "3x5", "-8x16", "64", "64x", "x64", "axb", "1x2x3", "30000x30000",
+                 "99999999999999999999x8", "64x64.5", ""]
 
 
 def _cli_option_cases():
