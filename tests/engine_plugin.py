@@ -29,7 +29,7 @@ class BlobsConfig:
     count: int = 12
     size: int = 16
     seed: int = 0
-    split: str = "train"
+    split: str = attrs.field(default="train", validator=attrs.validators.in_(("train", "val")))
     subset: int | None = None
     nan_after: int | None = None  # item index whose image turns into NaN-producing values
 

@@ -140,6 +140,14 @@ def test_other_splits(toy):
     assert (run.path / "evaluation-train.json").is_file()
 
 
+def test_an_unknown_split_is_blamed_on_the_option_not_on_the_runs_recipe(toy):
+    run, registries = toy
+    with pytest.raises(SegbenchError) as info:
+        evaluate_run(run.path, split="nosuch", registries=registries, progress=False)
+    message = str(info.value)
+    assert message.startswith("--split 'nosuch': ") and "'train'" in message and "recipe.yaml" not in message
+
+
 def test_clear_errors(toy, tmp_path):
     run, registries = toy
     with pytest.raises(SegbenchError, match="does not exist"):

@@ -26,7 +26,7 @@ from PIL import Image
 from segbench.atomic import atomic_write_bytes, make_folder
 from segbench.data.loader import data_loader
 from segbench.engine.evaluate import _EvalItems, evaluate_confusion, evaluation_settings, predict
-from segbench.errors import SegbenchError
+from segbench.errors import ConfigError, SegbenchError
 from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.functional.metrics import confusion_matrix, summarize
 from segbench.records import EvaluationRecord, LabelIdsExport, write_record
@@ -209,7 +209,15 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
     run, _ = resolve_target(target)
     role, override, label = split_choice(run, split)
     registries = registries if registries is not None else default_registries()
-    plan = plan_for_run(run, registries, data_overrides=override)
+    try:
+        plan = plan_for_run(run, registries, data_overrides=override)
+    except ConfigError as exc:
+        # the split is the option's, not the run's recipe.yaml: that file is the run's record, not to be edited
+        about_split = [message for where, message in exc.problems if where == f"data.report.{SPLIT_KEY}"]
+        if override is None or not about_split:
+            raise
+        raise SegbenchError(f"--split {split!r}: {about_split[0]}; or give report or select (the run's own"
+                            " roles)") from None
     if role == "select" and (plan.trainer.select_on == "report" or "select" not in plan.datasets):
         role = "report"  # this recipe picked its checkpoint on the report split
     dataset = plan.datasets[role].build()
