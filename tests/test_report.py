@@ -295,6 +295,9 @@ def test_a_run_set_aside_by_an_interrupted_restart_is_named_with_how_to_get_it_b
         assert status == 2 and expected in err and "The next `segbench run` of its recipe puts them back" in err
     status, out, err = cli("compare", folder)
     assert status == 0 and "| short |" in out and f"compare: left out {expected}" in err
+    other = next(path for path in folder.iterdir() if path.is_dir() and path != run.path)
+    status, _, err = cli("compare", other, run.path)  # two experiments, one of them a run set aside
+    assert status == 2 and expected in err
 
 
 def test_the_printed_next_commands_can_be_pasted_for_a_path_with_spaces(runs, tmp_path, capsys):

@@ -16,6 +16,7 @@ from segbench.engine.image_scores import FILE_NAME, load_image_scores
 from segbench.errors import SegbenchError
 from segbench.functional.bootstrap import Replicates, miou_batch
 from segbench.report.compare import RunRow, collect_runs, read_run
+from segbench.runs import RunDir
 
 
 @attrs.frozen
@@ -98,6 +99,8 @@ def resolve_experiment(target: str, runs_dir: Path | None = None, *,
     """A run directory (one run), or ``LABEL[:seeds]`` among the experiments of ``runs_dir`` (or of
     ``experiments()``, which lets two targets share one reading of the runs directory)."""
     path = Path(target)
+    if path.is_dir() and RunDir(path).set_aside_message():  # a --restart that stopped before its first checkpoint
+        raise SegbenchError(RunDir(path).set_aside_message())
     if path.is_dir() and (path / "recipe.yaml").is_file():
         row = read_run(path)
         if not row.complete:
