@@ -22,8 +22,8 @@ from segbench.engine.distributed import DistEnv, any_rank, barrier
 from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.engine.runtime import Runtime
-from segbench.engine.step_contract import blamed_on, check_learning_rates, check_loss_value, check_training_logits
 from segbench.engine.state_contract import check_checkpointable
+from segbench.engine.step_contract import blamed_on, check_learning_rates, check_loss_value, check_training_logits
 from segbench.engine.loggers import RunLoggers, RunStart, flatten
 from segbench.errors import CheckpointError, DataError, TrainingDivergedError
 from segbench.functional.metrics import iou_per_class, mean_iou

@@ -64,8 +64,8 @@ class OverridePathError(ValueError):
 def set_path(tree: dict, dotted_key: str, value: Any) -> dict:
     """Return a copy of ``tree`` with ``value`` merged at ``dotted_key`` (``a.b.c``).
 
-    Every parent on the path must already be a mapping (or null, which becomes one); the last key may be new (its validity is
-    checked when the section is structured against its config class). Setting a different ``name``
+    Every parent on the path must already be a mapping (or null, which becomes one); the last key may be new
+    (its validity is checked when the section is structured against its config class). Setting a different ``name``
     replaces the whole mapping, as in a recipe (``loss.name=ohem_cross_entropy`` drops the old loss's keys).
     """
     keys = dotted_key.split(".")

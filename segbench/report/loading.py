@@ -74,8 +74,10 @@ def _name_hash(run: RunDir) -> str | None:
 
 def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan, workdir: str | None) -> None:
     """The directory name holds the hash of the resolved recipe (of the recipe as written, before it did)."""
-    if workdir is None or not plan.complete:  # written before runs recorded their folder (relative paths were
-        return  # hashed as written then), or a training plugin is not installed here: its defaults are unknown
+    if workdir is None or not plan.complete:
+        # A run written before runs recorded their folder hashed relative paths as written; with a training
+        # plugin missing here, that component's defaults, part of the hash, are unknown.
+        return
     expected = _name_hash(run)
     if expected and not (plan.hash.startswith(expected) or recipe.hash.startswith(expected)):
         print(f"warning: {run.recipe_file} hashes to {plan.hash[:8]}, not {expected} as the directory name says;"
