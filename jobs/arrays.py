@@ -7,6 +7,7 @@ stage ends. Any other shape waits for the exact upstream tasks with ``afterok`` 
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Sequence
 
@@ -65,8 +66,15 @@ def _group(pending: Sequence[Stage]) -> list[list[Stage]]:
 
 
 def _job_name(members: list[Stage], taken: set[str]) -> str:
+    """A single run's job is named after the run (``<recipe>-<hash8>``); an array after its recipe and the runs it
+    holds, so that arrays of another emit (other seeds, another recipe of the same file name) get their own job
+    script and logs."""
     first = members[0]
-    name = first.name if len(members) == 1 and not first.multi else f"{first.recipe.name}-array"
+    if len(members) == 1 and not first.multi:
+        name = first.name
+    else:
+        runs = hashlib.sha256("\n".join(sorted(stage.name for stage in members)).encode()).hexdigest()[:8]
+        name = f"{first.recipe.name}-array-{runs}"
     unique, n = name, 2
     while unique in taken:
         unique, n = f"{name}-{n}", n + 1

@@ -66,11 +66,46 @@ def _mem(instance, attribute, value):
                          " K, M, G or T, e.g. '32G' (a number alone is megabytes)")
 
 
+# sbatch options that segbench writes itself, so an `extra` item giving them again would fight it: the ones
+# with a key of this section, and those the job's own workings need.
+_OWN_KEYS = {"--partition": "partition", "-p": "partition", "--account": "account", "-A": "account",
+             "--qos": "qos", "-q": "qos", "--time": "time", "-t": "time", "--nodes": "nodes", "-N": "nodes",
+             "--ntasks-per-node": "ntasks_per_node", "--gpus-per-node": "gpus_per_node",
+             "--cpus-per-task": "cpus_per_task", "-c": "cpus_per_task", "--mem": "mem",
+             "--constraint": "constraint", "-C": "constraint", "--signal": "signal_lead"}
+_MANAGED = {
+    "--array": "segbench makes an array of a recipe's seeds itself (`seeds:`, --seeds, --grid)",
+    "-a": "segbench makes an array of a recipe's seeds itself (`seeds:`, --seeds, --grid)",
+    "--output": "segbench sends each job's log to its --out folder (emit-slurm --out)",
+    "-o": "segbench sends each job's log to its --out folder (emit-slurm --out)",
+    "--error": "segbench sends each job's log to its --out folder (emit-slurm --out)",
+    "-e": "segbench sends each job's log to its --out folder (emit-slurm --out)",
+    "--dependency": "segbench chains a fine-tuning stage after its upstream stage itself",
+    "-d": "segbench chains a fine-tuning stage after its upstream stage itself",
+    "--chdir": "the job runs where emit-slurm was run, where the recipe's relative paths point",
+    "-D": "the job runs where emit-slurm was run, where the recipe's relative paths point",
+    "--job-name": "segbench names each job after its run",
+    "-J": "segbench names each job after its run",
+    "--open-mode": "a requeued job appends to its log",
+    "--no-requeue": "a job past its time limit is requeued to continue from its checkpoint",
+    "--wrap": "the job script is segbench's",
+}
+
+
 def _extra_lines(instance, attribute, value):
     for line in value:
         if not line.startswith("-") or _CONTROL.search(line):
             raise ValueError(f"{line!r} is not an sbatch option: each item is one option on one line,"
                              " e.g. '--mail-type=END' or '--exclusive' (it becomes an #SBATCH line)")
+        if any(character.isspace() for character in line):
+            raise ValueError(f"{line!r}: sbatch reads an #SBATCH line up to its first space, so the rest would be"
+                             " lost or refused; write the value without spaces (e.g. --comment=nightly_run)")
+        option = line.split("=", 1)[0] if line.startswith("--") else line[:2]  # --time=1:00, -t1:00
+        if option in _OWN_KEYS:
+            raise ValueError(f"{line!r}: set slurm.{_OWN_KEYS[option]} instead, which segbench checks and writes"
+                             f" as {option}")
+        if option in _MANAGED:
+            raise ValueError(f"{line!r}: {option} is segbench's to set: {_MANAGED[option]}")
 
 
 def _setup_lines(instance, attribute, value):

@@ -258,6 +258,12 @@ def test_recipe_section_then_command_line_overrides(stages_dir, registries, tmp_
     ({"gpus_per_node": -1}, "slurm.gpus_per_node", ""),
     ({"extra": ["--comment=a\n rm -rf /"]}, "slurm.extra", "one option on one line"),
     ({"extra": ["mail-type=END"]}, "slurm.extra", "not an sbatch option"),
+    ({"extra": ["--comment=nightly run"]}, "slurm.extra", "write the value without spaces"),
+    ({"extra": ["--time=1:00:00"]}, "slurm.extra", "set slurm.time instead"),
+    ({"extra": ["-pdebug"]}, "slurm.extra", "set slurm.partition instead"),
+    ({"extra": ["--array=0-1"]}, "slurm.extra", "--array is segbench's to set"),
+    ({"extra": ["--output=/tmp/x.log"]}, "slurm.extra", "--output is segbench's to set"),
+    ({"extra": ["-D", "/elsewhere"]}, "slurm.extra", "-D is segbench's to set"),
     ({"env": {"BAD NAME": "1"}}, "slurm.env", "not an environment variable name"),
     ({"time": "00:02:00", "signal_lead": 300}, "slurm", "must be shorter than slurm.time"),
 ])

@@ -106,6 +106,17 @@ def test_complete_seeds_are_left_out_of_the_array(seeded, registries, tmp_path):
     assert "5 to submit in 2 job(s), 1 already complete" in summary(emitted)
 
 
+def test_arrays_of_other_runs_get_their_own_job_script_and_logs(seeded, registries, tmp_path):
+    def array_files(**options):
+        (job, job_file, log_file), = do_emit([seeded / "coarse.yaml"], registries=registries, root=tmp_path,
+                                             **options).submissions
+        return job.name, job_file, log_file
+
+    first, other_seeds, again = array_files(), array_files(seeds=(3, 4)), array_files()
+    assert first[0].startswith("coarse-array-") and first == again  # the same runs: the same files
+    assert len({first[1], other_seeds[1]}) == 2 and len({first[2], other_seeds[2]}) == 2
+
+
 def test_a_grid_sweep_is_one_array(seeded, registries, tmp_path):
     emitted = do_emit([seeded / "coarse.yaml"], registries=registries, root=tmp_path, seeds=(0, 1),
                       grid=parse_grid(["optimizer.lr=1.0e-3,1.0e-4"]))
