@@ -1,11 +1,13 @@
 """Recipes -> the stage DAG: a finetuned recipe depends on the stage its strategy starts from."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import attrs
 
+from segbench.engine.checkpoint import written_world_size
 from segbench.runs import RunDir, check_upstream_files
 from segbench.errors import RecipeError
 from segbench.records import RecordError
@@ -130,6 +132,7 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
             if link.complete:
                 stages[link.name] = Stage(recipe, run, None, None, requested, variant, multi)
                 continue
+            _check_resumable(run, config, recipe)
             parent = stages.get(link.upstream.run_name) if link.upstream is not None else None
             upstream = None if parent is None or parent.complete else parent.name
             # what the job would refuse once it reads the data, refused now rather than after its wait in the queue;
@@ -139,3 +142,23 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
                 checked[key] = check_stage(link.plan, world_size=config.world_size)
             unchecked = checked.get(key)
             stages[link.name] = Stage(recipe, run, config, upstream, requested, variant, multi, unchecked)
+
+
+def _check_resumable(run: RunDir, config: SlurmConfig, recipe: ResolvedRecipe) -> None:
+    """A run resumes only with the process count it started with (its batch is per process): refused now, not
+    after the job's wait in the queue."""
+    if not run.last.is_file():
+        return
+    written_by = written_world_size(run.last)
+    if written_by is None or written_by == config.world_size:
+        return
+    raise RecipeError(
+        f"{run.path} was started with {written_by} process(es) and its job would resume it with"
+        f" {config.world_size} (slurm.nodes x slurm.ntasks_per_node): its learning-rate schedule and epochs would"
+        f" change midway. Emit it with {written_by} process(es) (e.g. slurm.nodes=1"
+        f" slurm.ntasks_per_node={written_by}), or start it over first with `{_restart_command(recipe)}`.")
+
+
+def _restart_command(recipe: ResolvedRecipe) -> str:
+    seeds = [] if recipe.replicate_seed is None else ["--seeds", str(recipe.replicate_seed)]
+    return shlex.join(["segbench", "run", "--restart", str(recipe.path), *recipe.overrides, *seeds])

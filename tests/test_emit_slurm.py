@@ -112,6 +112,23 @@ def option(argv: list[str], name: str) -> str | None:
 
 # -- the stage DAG ---------------------------------------------------------------------------------------
 
+def test_a_run_started_with_another_process_count_is_refused_before_submitting(stages_dir, registries, tmp_path):
+    import torch
+
+    other = build_plan(load_recipe(stages_dir / "other.yaml"), registries)
+    last = tmp_path / "runs" / other.run_name / "checkpoints" / "last.pt"
+    last.parent.mkdir(parents=True)
+    torch.save({"model": {"w": torch.zeros(3)}, "world_size": 1, "format_version": 1}, last)
+    with pytest.raises(SegbenchError) as info:
+        do_emit([stages_dir / "other.yaml"], ["slurm.ntasks_per_node=2"], registries=registries, root=tmp_path)
+    message = str(info.value)
+    assert "was started with 1 process(es) and its job would resume it with 2" in message
+    assert "slurm.ntasks_per_node=1" in message and "segbench run --restart" in message
+    assert not (tmp_path / "out").exists()  # nothing written
+    (job, _, _), = do_emit([stages_dir / "other.yaml"], registries=registries, root=tmp_path).submissions
+    assert job.name == other.run_name  # as it started: resumed
+
+
 def test_stages_are_ordered_and_a_shared_upstream_is_submitted_once(stages_dir, registries, tmp_path, fake_slurm):
     emitted = do_emit([stages_dir], registries=registries, root=tmp_path)
     names = [stage.recipe.name for stage, _, _ in emitted.submissions]
