@@ -151,6 +151,12 @@ submit() {  # sbatch --parsable ARGS...; prints the job id
     esac
     printf '%s\\n' "$out"
 }
+queued() {  # the id of this user's queued or running job named $1, if squeue shows one
+    command -v squeue >/dev/null 2>&1 || return 0
+    local id
+    id=$({ squeue -h -u "$(id -un)" --name="$1" -o %F 2>/dev/null || true; } | head -n 1)
+    case "$id" in ''|*[!0-9]*) ;; *) printf '%s\\n' "$id" ;; esac
+}
 """
 
 
@@ -192,14 +198,22 @@ def submit_script(submissions: Sequence[tuple[Job, Path, Path]], *, out_dir: Pat
             # afterok/aftercorr: start only when the upstream job (task) completed; a failed upstream cancels.
             args += [_dependency_option(job, variables), "--kill-on-invalid-dep=yes"]
         args += [q(f"--output={log_pattern(job, log_file)}"), q(str(job_file))]
-        lines.append(f"{variable}=$(submit {' '.join(args)})")
+        # Emitted again while this job waits or runs (the same runs, so the same name): not submitted twice, and
+        # the stages after it wait for that job.
+        lines += [f"{variable}=$(queued {q(job_name(job.name))})",
+                  f'if [ -n "${variable}" ]; then',
+                  f"    printf '%s is already queued or running as job %s: not submitted again\\n' {q(job.name)}"
+                  f' "${variable}" >&2',
+                  "else",
+                  f"    {variable}=$(submit {' '.join(args)})"]
         tasks = f" (array tasks {job.array_spec})" if job.array else ""
         if job.dependency is None:
-            lines.append(f"printf 'submitted %s as job %s%s\\n' {q(job.name)} \"${variable}\" {q(tasks)} >&2")
+            lines.append(f"    printf 'submitted %s as job %s%s\\n' {q(job.name)} \"${variable}\" {q(tasks)} >&2")
         else:
             upstream = variables[job.dependency.on[0][0]]
             how = ", task by task (aftercorr)" if job.dependency.kind == "aftercorr" else ""
-            lines.append(f"printf 'submitted %s as job %s after job %s%s\\n' {q(job.name)} \"${variable}\""
+            lines.append(f"    printf 'submitted %s as job %s after job %s%s\\n' {q(job.name)} \"${variable}\""
                          f" \"${upstream}\" {q(tasks + how)} >&2")
+        lines.append("fi")
         variables[job.name] = variable
     return "\n".join(lines) + "\n"

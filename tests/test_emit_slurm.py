@@ -129,6 +129,29 @@ def test_a_run_started_with_another_process_count_is_refused_before_submitting(s
     assert job.name == other.run_name  # as it started: resumed
 
 
+FAKE_SQUEUE = """#!/bin/bash
+# Prints the id of each queued job named as --name asks ($FAKE_QUEUED: lines of NAME ID), as squeue -h -o %F does.
+for arg in "$@"; do case "$arg" in --name=*) wanted=${arg#--name=} ;; esac; done
+printf '%s\\n' "${FAKE_QUEUED:-}" | while read -r name id; do [ "$name" = "$wanted" ] && echo "$id"; done; true
+"""
+
+
+def test_a_job_still_queued_is_not_submitted_again_and_its_dependents_wait_for_it(stages_dir, registries, tmp_path,
+                                                                                 fake_slurm):
+    env, folder = fake_slurm
+    (folder / "bin" / "squeue").write_text(FAKE_SQUEUE)
+    (folder / "bin" / "squeue").chmod(0o755)
+    emitted = do_emit([stages_dir], registries=registries, root=tmp_path)
+    coarse = next(job for job, _, _ in emitted.submissions if job.recipe.name == "coarse")
+    result = run_submit(emitted.script, {**env, "FAKE_QUEUED": f"{coarse.name} 777"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{coarse.name} is already queued or running as job 777: not submitted again" in result.stderr
+    calls = sbatch_calls(folder)
+    by_name = {Path(argv[-1]).name.rsplit("-", 1)[0]: argv for argv in calls}
+    assert sorted(by_name) == ["fine_a", "fine_b", "other"]
+    assert option(by_name["fine_a"], "--dependency") == option(by_name["fine_b"], "--dependency") == "afterok:777"
+
+
 def test_stages_are_ordered_and_a_shared_upstream_is_submitted_once(stages_dir, registries, tmp_path, fake_slurm):
     emitted = do_emit([stages_dir], registries=registries, root=tmp_path)
     names = [stage.recipe.name for stage, _, _ in emitted.submissions]
