@@ -148,6 +148,30 @@ def test_an_unknown_split_is_blamed_on_the_option_not_on_the_runs_recipe(toy):
     assert message.startswith("--split 'nosuch': ") and "'train'" in message and "recipe.yaml" not in message
 
 
+def test_inference_keeps_the_precision_an_auto_run_trained_with(tmp_path, monkeypatch):
+    import attrs as _attrs
+
+    from segbench.engine.device import choose_numerics, describe_cpu
+    from segbench.recipe.plan import build_plan
+    from segbench.report import loading
+
+    (tmp_path / "auto.yaml").write_text(engine_plugin.RECIPE.replace("precision: fp32", "precision: auto"))
+    plan = build_plan(load_recipe(tmp_path / "auto.yaml"), engine_plugin.registries())
+    cpu = torch.device("cpu")
+    today = choose_numerics("auto", None, cpu).precision  # what `auto` picks here now
+
+    def settings(trained, native_bf16=True):
+        monkeypatch.setattr(loading, "describe_cpu", lambda: _attrs.evolve(describe_cpu(), native_bf16=native_bf16))
+        return loading.inference_settings(plan, "cpu", trained=trained).precision
+
+    assert settings(("cpu", "fp32")) == "fp32"  # even where auto would now pick bf16
+    assert settings(("cpu", "bf16")) == "bf16"
+    assert settings(("cpu", "bf16"), native_bf16=False) == today  # emulated bf16 would be many times slower
+    assert settings(("cuda", "fp16")) == settings(None) == today  # trained elsewhere, or no results yet
+    fixed = _attrs.evolve(plan, trainer=_attrs.evolve(plan.trainer, precision="fp32"))
+    assert loading.inference_settings(fixed, "cpu", trained=("cpu", "bf16")).precision == "fp32"  # the recipe's
+
+
 def test_clear_errors(toy, tmp_path):
     run, registries = toy
     with pytest.raises(SegbenchError, match="does not exist"):

@@ -9,7 +9,7 @@ import attrs
 import torch
 
 from segbench.engine.checkpoint import load_model_weights
-from segbench.engine.device import choose_numerics, pick_device
+from segbench.engine.device import choose_numerics, describe_cpu, pick_device
 from segbench.engine.runtime import Runtime
 from segbench.runs import RunDir
 from segbench.errors import CheckpointError, SegbenchError
@@ -128,9 +128,30 @@ def choose_checkpoint(run: RunDir, which: str | None, *, default: str = "best") 
                           " train it first with `segbench run`.")
 
 
-def inference_settings(plan, device: str | None = None) -> Runtime:
+def trained_numerics(run: RunDir) -> tuple[str, str] | None:
+    """The device type and precision a finished run trained and scored with (its ``results.json``)."""
+    try:
+        record = read_results(run.results)
+        return torch.device(record.device).type, record.precision
+    except (RecordError, OSError, RuntimeError):
+        return None
+
+
+def _runs_well_here(precision: str, device: torch.device) -> bool:
+    """fp16 needs a GPU; bf16 on a CPU without native bf16 is emulated, many times slower."""
+    if precision == "fp16":
+        return device.type == "cuda"
+    return precision != "bf16" or device.type != "cpu" or describe_cpu().native_bf16
+
+
+def inference_settings(plan, device: str | None = None, *, trained: tuple[str, str] | None = None) -> Runtime:
     """``device`` (``--device``), else the recipe's ``trainer.device``; a run trained on a GPU can be
-    inspected on a machine without one (with a warning: reduced precision may shift the last digits)."""
+    inspected on a machine without one (with a warning: reduced precision may shift the last digits).
+
+    ``trained`` (:func:`trained_numerics`): with ``precision: auto``, the precision the run chose when it trained
+    on this kind of device is kept, so that its scores are reproduced (``auto`` may choose otherwise today: another
+    thread count is timed on its own).
+    """
     if device is not None:
         chosen = pick_device(device, option="--device")
     else:
@@ -139,8 +160,12 @@ def inference_settings(plan, device: str | None = None) -> Runtime:
         except SegbenchError as exc:
             chosen = pick_device("auto")
             print(f"warning: {exc}; using {chosen} instead (choose with --device)", file=sys.stderr)
+    precision = plan.trainer.precision
+    if precision == "auto" and trained is not None and trained[0] == chosen.type \
+            and _runs_well_here(trained[1], chosen):
+        precision = trained[1]
     try:
-        numerics = choose_numerics(plan.trainer.precision, plan.trainer.channels_last, chosen)
+        numerics = choose_numerics(precision, plan.trainer.channels_last, chosen)
     except SegbenchError as exc:  # fp16 was for a GPU
         numerics = choose_numerics("auto", plan.trainer.channels_last, chosen)
         print(f"warning: {exc}; evaluating in {numerics.precision} instead", file=sys.stderr)
@@ -183,7 +208,7 @@ def load_run(target: Path, registries=None, *, checkpoint: str | None = None, de
         checkpoint_file = choose_checkpoint(run, checkpoint, default=plan.trainer.report_checkpoint)
     dataset = report_dataset if report_dataset is not None else plan.datasets["report"].build()
     info = dataset.info
-    settings = inference_settings(plan, device)
+    settings = inference_settings(plan, device, trained=trained_numerics(run))
     model = plan.model.build(num_classes=len(info.class_names))
     state = load_model_weights(model, checkpoint_file, expected_model=plan.model.name)
     _warn_if_foreign(run, Path(checkpoint_file), state.get("recipe_hash"))
