@@ -243,3 +243,23 @@ def test_onnx_scores_are_filed_under_the_checkpoint_the_export_came_from(city_ru
     scores = evaluate_run(run.path, registries=registries, progress=False, backend="onnxruntime", onnx_file=bare)
     assert scores.checkpoint.startswith("unknown") and scores.checkpoint_epoch is None
     assert "export record" in capsys.readouterr().err
+
+
+def test_onnx_scores_refuse_a_checkpoint_the_export_does_not_hold(city_run, tmp_path):
+    from segbench.errors import SegbenchError
+    from segbench.report.evaluate_cli import evaluate_run
+    from segbench.report.export import export_run
+
+    run, registries = city_run
+    best = export_run(run.path, dynamic=True, checkpoint="best", out=tmp_path / "from-best.onnx",
+                      registries=registries)
+    with pytest.raises(SegbenchError, match=r"--checkpoint last: .*from-best\.onnx was exported from .*best\.pt"):
+        evaluate_run(run.path, registries=registries, progress=False, backend="onnxruntime",
+                     onnx_file=Path(best.file), checkpoint="last")
+    # the checkpoint trained on since the export: the record's iteration no longer matches the file's
+    record = json.loads(Path(best.file).with_suffix(".json").read_text())
+    Path(best.file).with_suffix(".json").write_text(json.dumps({**record, "checkpoint_iteration": 1}))
+    with pytest.raises(SegbenchError, match=r"at training iteration 1; that file now holds iteration \d+ .* Export"
+                                            r" it again"):
+        evaluate_run(run.path, registries=registries, progress=False, backend="onnxruntime",
+                     onnx_file=Path(best.file))

@@ -128,10 +128,11 @@ def format_table(record: EvaluationRecord, *, title: str) -> str:
     return "\n".join(lines)
 
 
-def onnx_backend(loaded: LoadedRun, onnx_file: Path | None) -> LoadedRun:
+def onnx_backend(loaded: LoadedRun, onnx_file: Path | None, *, asked_checkpoint: str | None = None) -> LoadedRun:
     """``loaded`` with its model replaced by an exported ONNX file run by onnxruntime (fp32, CPU).
 
-    ``onnx_file`` defaults to the run's newest export (``<run>/export/*.onnx``)."""
+    ``onnx_file`` defaults to the run's newest export (``<run>/export/*.onnx``); ``asked_checkpoint`` is the
+    ``--checkpoint`` given, which the export must have been made from."""
     from segbench.engine.runtime import Runtime
     from segbench.report.onnx_runtime import OnnxModel
 
@@ -143,7 +144,7 @@ def onnx_backend(loaded: LoadedRun, onnx_file: Path | None) -> LoadedRun:
                                 " the file with --onnx.")
         onnx_file = exported[-1]
     model = OnnxModel(onnx_file).eval()
-    exported_from = _check_export_matches(loaded, Path(onnx_file), model)
+    exported_from, exported_iteration = _check_export_matches(loaded, Path(onnx_file), model)
     # the scores are the export's: filed under the checkpoint it was made from, which the export record names
     if exported_from is None:
         print(f"warning: {Path(onnx_file).with_suffix('.json')}, the export record `segbench export` writes beside"
@@ -156,19 +157,30 @@ def onnx_backend(loaded: LoadedRun, onnx_file: Path | None) -> LoadedRun:
         if checkpoint.parent.name == "checkpoints" and checkpoint.parent.parent.name == loaded.run.path.resolve().name:
             checkpoint = loaded.run.checkpoints / checkpoint.name  # this run's file, however it was reached then
         if checkpoint.resolve() != Path(loaded.checkpoint).resolve():
+            if asked_checkpoint is not None:
+                raise SegbenchError(f"--checkpoint {asked_checkpoint}: {onnx_file} was exported from {checkpoint}."
+                                    f" Export that checkpoint (segbench export {loaded.run.path} --checkpoint"
+                                    f" {asked_checkpoint} --dynamic) and score its file, or leave --checkpoint"
+                                    " out to score the export as it is.")
             state = {}
             if checkpoint.is_file():
                 from segbench.engine.checkpoint import load_checkpoint
 
                 state = load_checkpoint(checkpoint)
             loaded = attrs.evolve(loaded, checkpoint=checkpoint, checkpoint_state=state)
+        now = (loaded.checkpoint_state.get("train_state") or {}).get("iteration")
+        if exported_iteration is not None and now is not None and now != exported_iteration:
+            raise SegbenchError(f"{onnx_file} was exported from {checkpoint} at training iteration"
+                                f" {exported_iteration}; that file now holds iteration {now} (the run trained on"
+                                f" since), so the scores would be filed under weights the export does not have."
+                                f" Export it again: segbench export {loaded.run.path} --dynamic.")
     return attrs.evolve(loaded, model=model, inference=Runtime(torch.device("cpu"), "fp32", False))
 
 
-def _check_export_matches(loaded: LoadedRun, onnx_file: Path, model) -> str | None:
+def _check_export_matches(loaded: LoadedRun, onnx_file: Path, model) -> tuple[str | None, int | None]:
     """The scores go into this run's folder: an ONNX file of another model, class count or run would put
     another model's numbers under this run's name. The export record beside the file says what it holds;
-    returns the checkpoint it names (``None`` without a record)."""
+    returns the checkpoint it names and the training iteration that held (``None`` where the record does not say)."""
     problems = []
     outputs = model.session.get_outputs()[0].shape
     if len(outputs) == 4 and isinstance(outputs[1], int) and outputs[1] != loaded.info.num_classes:
@@ -190,8 +202,9 @@ def _check_export_matches(loaded: LoadedRun, onnx_file: Path, model) -> str | No
         raise SegbenchError(f"--onnx {onnx_file} does not belong to run {loaded.run.path}: {'; '.join(problems)}."
                             f" Evaluate it with its own run, or export this run with `segbench export"
                             f" {loaded.run.path} --format onnx --dynamic`.")
-    checkpoint = record.get("checkpoint")
-    return checkpoint if isinstance(checkpoint, str) and checkpoint else None
+    checkpoint, iteration = record.get("checkpoint"), record.get("checkpoint_iteration")
+    return (checkpoint if isinstance(checkpoint, str) and checkpoint else None,
+            iteration if isinstance(iteration, int) and not isinstance(iteration, bool) else None)
 
 
 def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None = None,
@@ -227,7 +240,7 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
     loaded, _ = load_run(target, registries, checkpoint=checkpoint, device=device, plan=plan,
                          report_dataset=dataset)
     if backend == "onnxruntime":
-        loaded = onnx_backend(loaded, onnx_file)
+        loaded = onnx_backend(loaded, onnx_file, asked_checkpoint=checkpoint)
     info, settings = loaded.info, loaded.inference
     started = time.perf_counter()
     files: list[Path] = []

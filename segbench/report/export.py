@@ -46,6 +46,8 @@ class ExportRecord:
     torch_version: str
     onnx_version: str
     exported_at: str
+    # the training iteration the checkpoint held then: a later last.pt (the run trained on) is another model
+    checkpoint_iteration: int | None = None
 
     def to_json(self) -> str:
         import json
@@ -166,7 +168,8 @@ def export_run(target: Path, *, fmt: str = "onnx", size: tuple[int, int] | None 
         input=f"{INPUT_NAME}: float32 (N, 3, H, W) after the recipe's eval transforms",
         output=f"{OUTPUT_NAME}: float32 (N, {loaded.info.num_classes}, H, W) logits at the input size",
         torch_version=torch.__version__, onnx_version=onnx.__version__,
-        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        checkpoint_iteration=(loaded.checkpoint_state.get("train_state") or {}).get("iteration"))
     atomic_write_text(path.with_suffix(".json"), record.to_json())
     return record
 
