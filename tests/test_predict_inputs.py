@@ -102,6 +102,22 @@ def test_a_video_gets_an_overlay_video_and_the_command_prints_images_per_second(
     assert "1 video(s)" in err and f"{len(frames)} image(s) in" in err and "images/s" in err
 
 
+def test_a_video_of_frames_too_small_to_encode_is_refused_naming_it(city_run, tmp_path, cli, monkeypatch):
+    av = pytest.importorskip("av")
+    run, registries = city_run
+    clip = tmp_path / "tiny.mkv"
+    with av.open(str(clip), mode="w") as container:  # ffv1 takes a 1x1 frame, which H.264 output cannot
+        stream = container.add_stream("ffv1", rate=10)
+        stream.height, stream.width, stream.pix_fmt = 1, 1, "yuv444p"
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(np.zeros((1, 1, 3), np.uint8), format="rgb24")),
+                       *stream.encode()]:
+            container.mux(packet)
+    monkeypatch.setattr("segbench.report.loading.default_registries", lambda: registries)
+    status, _, err = cli("predict", run.path, clip, "--out", tmp_path / "out")
+    assert status == 2 and "Traceback" not in err and "has frames of 1x1 pixels" in err and "tiny.mkv" in err
+    assert not list((tmp_path / "out").glob("*.mp4"))
+
+
 def test_video_without_pyav_names_the_extra(city_run, tmp_path, monkeypatch):
     import builtins
 

@@ -67,6 +67,9 @@ def predict_video(loaded, path: Path, out_path: Path, *, predict_frame, alpha: f
             stream_out = None
             for frame in source.decode(stream_in):
                 rgb = frame.to_ndarray(format="rgb24")
+                if min(rgb.shape[:2]) < 2:
+                    raise DataError(f"video {path} has frames of {rgb.shape[1]}x{rgb.shape[0]} pixels; the overlay"
+                                    " video (H.264, yuv420p) needs at least 2x2: give a larger video")
                 height, width = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
                 rgb = np.ascontiguousarray(rgb[:height, :width])
                 if stream_out is None:
