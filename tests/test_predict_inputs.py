@@ -1,6 +1,8 @@
 """``segbench predict`` on folders (recursively) and on videos (an overlay video per clip)."""
 import argparse
+import contextlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +138,26 @@ def test_video_without_pyav_names_the_extra(city_run, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_av)
     with pytest.raises(SegbenchError, match=r"pip install 'segbench\[video\]'"):
         predict_files(run.path, [clip], tmp_path / "out", registries=registries)
+
+
+def test_a_prediction_cut_short_leaves_the_previous_file_whole(city_run, tmp_path, monkeypatch):
+    run, registries = city_run
+    dataset = engine_plugin.Blobs(engine_plugin.BlobsConfig(split="val", count=1, size=16))
+    Image.fromarray(dataset[0][0].permute(1, 2, 0).numpy()).save(tmp_path / "street.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "street_pred.png").write_bytes(b"the previous prediction")
+
+    class Interrupted:  # a PNG write that a full disk stops halfway
+        def save(self, target, format=None):
+            with (open(target, "wb") if isinstance(target, (str, Path)) else contextlib.nullcontext(target)) as f:
+                f.write(b"half a PNG")
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("segbench.report.predict.palette_png", lambda pred, palette: Interrupted())
+    with pytest.raises(Exception):
+        predict_files(run.path, [tmp_path / "street.png"], tmp_path / "out", registries=registries)
+    assert (tmp_path / "out" / "street_pred.png").read_bytes() == b"the previous prediction"
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["street_pred.png"]
 
 
 def test_an_empty_folder_is_an_error(city_run, tmp_path):

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from segbench.atomic import make_folder
+from segbench.atomic import atomic_write_bytes, make_folder
 from segbench.engine.evaluate import predict
 from segbench.errors import DataError, SegbenchError
 from segbench.functional.metrics import confusion_matrix, summarize
@@ -218,6 +218,11 @@ def _percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _save_png(image: Image.Image, path: Path) -> None:
+    """Whole or not at all: an interrupted predict leaves no half-written PNG under the final name."""
+    atomic_write_bytes(path, lambda handle: image.save(handle, format="png"))
+
+
 def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
                      label_path: Path | None = None) -> PredictionFiles:
     info = loaded.info
@@ -228,8 +233,8 @@ def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
     pred_colours = colorize(pred, info.palette)
     stem = output_stem(image_path)
     files = {kind: out / f"{stem}_{kind}.png" for kind in ("pred", "overlay", "panel")}
-    palette_png(pred, info.palette).save(files["pred"])
-    Image.fromarray(overlay(rgb, pred_colours, alpha=OVERLAY_ALPHA)).save(files["overlay"])
+    _save_png(palette_png(pred, info.palette), files["pred"])
+    _save_png(Image.fromarray(overlay(rgb, pred_colours, alpha=OVERLAY_ALPHA)), files["overlay"])
     if label_path is None:
         return PredictionFiles(Path(image_path), files["pred"], files["overlay"], None, None, None)
 
@@ -244,7 +249,7 @@ def write_prediction(loaded: LoadedRun, image_path: Path, out: Path, *,
         header=f"{stem} · {loaded.name}: mIoU {_percent(summary['mIoU'])},"
                f" pixel accuracy {_percent(summary['pixel_accuracy'])}",
         legend_ids=shown, class_names=info.class_names, palette=info.palette, ignored_shown=not bool(valid.all()))
-    panel.save(files["panel"])
+    _save_png(panel, files["panel"])
     return PredictionFiles(Path(image_path), files["pred"], files["overlay"], files["panel"], Path(label_path),
                            summary)
 
