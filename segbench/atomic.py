@@ -56,6 +56,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+def check_writable(folder: Path, why: str) -> None:
+    """Fail before any work when ``folder`` cannot take a new file; ``why`` says what would be written there."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".segbench-write-check.", dir=folder)
+    except OSError as exc:
+        raise SegbenchError(f"{folder} cannot be written ({exc.strerror or exc}), and {why}. Make it writable, or"
+                            " copy the run folder to a writable place and give that path.") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def make_folder(folder: Path, option: str) -> None:
     """Create the output folder ``folder`` given with ``option`` (``--out``), or say why it cannot be."""
     if folder.exists() and not folder.is_dir():

@@ -172,6 +172,29 @@ def test_inference_keeps_the_precision_an_auto_run_trained_with(tmp_path, monkey
     assert loading.inference_settings(fixed, "cpu", trained=("cpu", "bf16")).precision == "fp32"  # the recipe's
 
 
+def test_a_run_folder_that_cannot_be_written_is_refused_before_any_scoring(toy, monkeypatch):
+    import errno
+    import tempfile
+
+    from segbench.report.latency import benchmark
+
+    run, registries = toy
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*args, prefix=None, dir=None, **kwargs):  # as on a read-only mount
+        if Path(dir) == run.path:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkstemp(*args, prefix=prefix, dir=dir, **kwargs)
+
+    monkeypatch.setattr("segbench.atomic.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("segbench.report.evaluate_cli.load_run", lambda *a, **k: pytest.fail("scored anyway"))
+    with pytest.raises(SegbenchError, match=r"cannot be written \(Read-only file system\), and evaluate keeps its"):
+        evaluate_run(run.path, registries=registries, progress=False)
+    monkeypatch.setattr("segbench.report.latency.time_calls", lambda *a, **k: pytest.fail("timed anyway"))
+    with pytest.raises(SegbenchError, match=r"and benchmark keeps its timings there \(benchmark-torch\.json\)"):
+        benchmark(run.path, registries=registries)
+
+
 def test_clear_errors(toy, tmp_path):
     run, registries = toy
     with pytest.raises(SegbenchError, match="does not exist"):

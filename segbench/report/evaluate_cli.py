@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segbench.atomic import atomic_write_bytes, make_folder
+from segbench.atomic import atomic_write_bytes, check_writable, make_folder
 from segbench.data.loader import data_loader
 from segbench.engine.evaluate import _EvalItems, evaluate_confusion, evaluation_settings, predict
 from segbench.errors import ConfigError, SegbenchError
@@ -220,6 +220,7 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
     if backend not in BACKENDS:
         raise SegbenchError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     run, _ = resolve_target(target)
+    check_writable(run.path, "evaluate keeps its scores there (evaluation-<split>.json)")
     role, override, label = split_choice(run, split)
     registries = registries if registries is not None else default_registries()
     try:

@@ -33,7 +33,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from segbench.atomic import atomic_write_text
+from segbench.atomic import atomic_write_text, check_writable
 from segbench.data.reading import read_item
 from segbench.engine.device import autocast
 from segbench.errors import SegbenchError
@@ -239,6 +239,8 @@ def benchmark(target: Path, *, size: tuple[int, int] | None = None, batch: int =
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     subject = _subject(target, size, device, registries)
+    if subject.run_path is not None:
+        check_writable(Path(subject.run_path), f"benchmark keeps its timings there ({result_file_name(backend)})")
     check_fits(subject.model, subject.size, batch, subject.device,
                "fp32" if backend == "onnxruntime" else subject.precision)
     precision, channels_last = subject.precision, subject.channels_last
