@@ -254,6 +254,18 @@ def test_a_per_image_file_from_another_run_is_not_taken_for_this_runs(runs, cli,
     assert status == 2 and "belongs to another run" in err and "Traceback" not in err
 
 
+def test_a_copied_run_folder_counts_its_seed_once(runs, cli, tmp_path):
+    import shutil
+
+    shutil.copytree(runs, tmp_path / "runs")
+    original = sorted((tmp_path / "runs").glob("worse-*"))[0]
+    shutil.copytree(original, tmp_path / "runs" / "a-copy")  # sorts first, named unlike a run
+    status, out, err = cli("compare", tmp_path / "runs", "--resamples", "100")
+    row = next(line for line in out.split("Experiments:")[1].splitlines() if line.startswith("| worse |"))
+    assert status == 0 and "| 0, 1, 2 |" in row, row
+    assert f"compare: left out {tmp_path / 'runs' / 'a-copy'}: the same run" in err and str(original) in err
+
+
 def test_too_few_resamples_for_an_interval_are_refused(runs, cli):
     status, _, err = cli("compare", runs, "--resamples", "10")
     assert status == 2 and "--resamples: 10 is out of range: give 100 to" in err

@@ -6,6 +6,7 @@ seed). ``NAME:0,1,2`` selects some of its seeds.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -54,9 +55,24 @@ def group_experiments(rows: list[RunRow]) -> list[Experiment]:
     experiments = []
     for (recipe, digest), members in groups.items():
         label = recipe if names[recipe] == 1 or digest is None else f"{recipe}~{digest[:8]}"
-        members = sorted(members, key=lambda r: (r.seed is None, r.seed or 0, r.name))
+        members = sorted(_one_folder_per_run(members), key=lambda r: (r.seed is None, r.seed or 0, r.name))
         experiments.append(Experiment(label, recipe, digest, tuple(members)))
     return experiments
+
+
+def _one_folder_per_run(rows: list[RunRow]) -> list[RunRow]:
+    """One row per run hash: a copied run folder would count its seed twice. The folder named after the run
+    (``<recipe>-<hash8>``, as ``segbench run`` names it) is kept."""
+    kept: dict[str, RunRow] = {}
+    for row in sorted(rows, key=lambda r: (r.recipe_hash is None or r.name != f"{r.recipe}-{r.recipe_hash[:8]}",
+                                           r.name)):
+        twin = kept.get(row.recipe_hash) if row.recipe_hash else None
+        if twin is None:
+            kept[row.recipe_hash or row.name] = row
+        else:
+            print(f"compare: left out {row.run.path}: the same run (recipe, settings and seed {row.seed}) as"
+                  f" {twin.run.path}, a copy of it or its copy; each run counts once", file=sys.stderr)
+    return list(kept.values())
 
 
 def replicates(experiment: Experiment) -> Replicates:
