@@ -195,6 +195,12 @@ def test_a_run_folder_that_cannot_be_written_is_refused_before_any_scoring(toy, 
         benchmark(run.path, registries=registries)
 
 
+def test_an_onnx_file_without_the_onnxruntime_backend_is_refused_not_ignored(toy, tmp_path):
+    run, registries = toy
+    with pytest.raises(SegbenchError, match=r"--onnx .*model\.onnx is scored by onnxruntime: add --backend"):
+        evaluate_run(run.path, registries=registries, progress=False, onnx_file=tmp_path / "model.onnx")
+
+
 def test_clear_errors(toy, tmp_path):
     run, registries = toy
     with pytest.raises(SegbenchError, match="does not exist"):

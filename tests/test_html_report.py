@@ -92,6 +92,15 @@ def test_a_run_whose_model_plugin_is_missing_is_reported_on_the_terminal_and_the
     assert page.read_text().count("no prediction panels: ") == 2
 
 
+def test_a_report_folder_that_would_put_figures_into_the_run_folders_is_refused(report, cli, monkeypatch):
+    _, folder = report
+    before = {path: path.stat().st_mtime_ns for path in (folder / "runs").rglob("*")}
+    monkeypatch.chdir(folder)  # --out . : <out>/runs/<run>/ is each run folder itself
+    status, _, err = cli("report", "runs", "--out", ".")
+    assert status == 2 and "is the run folder" in err and "choose another folder" in err
+    assert {path: path.stat().st_mtime_ns for path in (folder / "runs").rglob("*")} == before
+
+
 def test_report_command_refuses_a_folder_without_runs(cli, tmp_path):
     status, _, err = cli("report", tmp_path, "--out", tmp_path / "report")
     assert status == 2 and "no runs in" in err

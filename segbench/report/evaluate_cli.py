@@ -219,6 +219,9 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
     """
     if backend not in BACKENDS:
         raise SegbenchError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if onnx_file is not None and backend != "onnxruntime":
+        raise SegbenchError(f"--onnx {onnx_file} is scored by onnxruntime: add --backend onnxruntime (without it"
+                            " the PyTorch checkpoint is scored and the file would be ignored)")
     run, _ = resolve_target(target)
     check_writable(run.path, "evaluate keeps its scores there (evaluation-<split>.json)")
     role, override, label = split_choice(run, split)
@@ -227,7 +230,8 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
         plan = plan_for_run(run, registries, data_overrides=override)
     except ConfigError as exc:
         # the split is the option's, not the run's recipe.yaml: that file is the run's record, not to be edited
-        about_split = [message for where, message in exc.problems if where == f"data.report.{SPLIT_KEY}"]
+        about_split = [message for where, message in exc.problems
+                       if where == "data.report" or where.startswith("data.report.")]
         if override is None or not about_split:
             raise
         raise SegbenchError(f"--split {split!r}: {about_split[0]}; or give report or select (the run's own"

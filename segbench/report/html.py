@@ -250,6 +250,11 @@ def build_report(runs_dir: Path | None, out: Path, *, images: int = 3, registrie
     """Write ``out/index.html`` and its figures; returns the page's path."""
     rows = collect_runs(runs_dir, include_smoke=include_smoke, command="report")
     out = Path(out)
+    for row in rows:
+        if (out / "runs" / row.name).resolve() == row.run.path.resolve():
+            raise SegbenchError(f"--out {out}: the report keeps each run's figures in <out>/runs/<run>/, which here"
+                                f" is the run folder {row.run.path} itself (its files would be overwritten);"
+                                " choose another folder, e.g. --out report")
     make_folder(out, "--out")
     if images and registries is None:
         from segbench.report.loading import default_registries
