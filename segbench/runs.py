@@ -40,6 +40,9 @@ def refuse_run_file(path: Path, option: str = "--out") -> None:
     path = Path(path).resolve()
     in_run = (path.parent / "recipe.yaml").is_file() and any(fnmatch(path.name, p) for p in RUN_FILE_PATTERNS)
     in_checkpoints = path.parent.name == "checkpoints" and (path.parent.parent / "recipe.yaml").is_file()
+    if in_checkpoints and not path.exists():
+        raise SegbenchError(f"{option} {path} would write into the run's checkpoints folder, which holds its"
+                            " checkpoints alone (a resume or --restart manages it); choose another folder.")
     if in_run or in_checkpoints:
         raise SegbenchError(f"{option} {path} would overwrite the run's own {path.name} in {path.parent}; choose"
                             " another file name or folder.")

@@ -172,6 +172,7 @@ def test_two_run_directories_can_be_compared(runs, cli):
 @pytest.mark.parametrize("args, message", [
     (["nothing", "good"], "experiments: good, worse"),
     (["good:7", "worse"], "no complete run of seed(s) [7]"),
+    (["good:", "worse"], "no seeds after the colon"),
     (["good", "worse", "--confidence", "2"], "between 0 and 1"),
 ])
 def test_bad_targets_exit_2_with_what_exists(runs, cli, args, message):

@@ -172,6 +172,8 @@ def test_export_never_writes_over_a_file_the_run_keeps(city_run):
         with pytest.raises(SegbenchError, match="would overwrite the run's own"):
             export_run(run.path, out=out, registries=registries)
     assert run.results.read_bytes() == results
+    with pytest.raises(SegbenchError, match="would write into the run's checkpoints folder"):
+        export_run(run.path, out=run.path / "checkpoints" / "model.onnx", registries=registries)
 
 
 def test_missing_onnx_packages_are_named_with_the_extra_to_install(monkeypatch):

@@ -122,7 +122,10 @@ def resolve_experiment(target: str, runs_dir: Path | None = None, *,
         if not row.complete:
             raise SegbenchError(f"{path} is not complete (no results.json): {row.status}.")
         return Experiment(row.name, row.recipe, row.experiment_hash, (row,))
-    label, _, seed_text = target.partition(":")
+    label, colon, seed_text = target.partition(":")
+    if colon and not seed_text.strip():
+        raise SegbenchError(f"{target!r}: no seeds after the colon; give them (e.g. {label}:0,1,2), or the label alone"
+                            " for every seed")
     found = experiments() if experiments is not None else group_experiments(collect_runs(runs_dir))
     for experiment in found:
         if experiment.label == label:
