@@ -120,6 +120,8 @@ def resolve_experiment(target: str, runs_dir: Path | None = None, *,
     if path.is_dir() and (path / "recipe.yaml").is_file():
         row = read_run(path)
         if not row.complete:
+            if row.run.results.is_file():  # there, but damaged: the warning above says how
+                raise SegbenchError(f"{path}: its results.json cannot be read ({row.status}); see the warning above.")
             raise SegbenchError(f"{path} is not complete (no results.json): {row.status}.")
         return Experiment(row.name, row.recipe, row.experiment_hash, (row,))
     label, colon, seed_text = target.partition(":")
