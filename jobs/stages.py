@@ -7,7 +7,6 @@ from typing import Iterable, Sequence
 
 import attrs
 
-from segbench.engine.checkpoint import written_world_size
 from segbench.runs import RunDir, check_upstream_files
 from segbench.errors import RecipeError
 from segbench.records import RecordError
@@ -147,9 +146,7 @@ def _add_stages(stages: dict, path: Path, registries, *, overrides, slurm_overri
 def _check_resumable(run: RunDir, config: SlurmConfig, recipe: ResolvedRecipe) -> None:
     """A run resumes only with the process count it started with (its batch is per process): refused now, not
     after the job's wait in the queue."""
-    if not run.last.is_file():
-        return
-    written_by = written_world_size(run.last)
+    written_by = run.last_world_size()
     if written_by is None or written_by == config.world_size:
         return
     raise RecipeError(

@@ -108,6 +108,20 @@ class RunDir:
                 f" its files wait in {self.set_aside}. The next `segbench run` of its recipe puts them back"
                 " first (or move them back by hand).")
 
+    def last_world_size(self) -> int | None:
+        """The number of processes that wrote ``last.pt``, read without loading its tensors; ``None`` when there is
+        none, or it does not say or cannot be read (the run resuming from it reports that)."""
+        import torch  # here: emitting jobs and reading records need no torch otherwise
+
+        if not self.last.is_file():
+            return None
+        try:
+            state = torch.load(self.last, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:
+            return None
+        value = state.get("world_size") if isinstance(state, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     def is_complete(self) -> bool:
         return self.results.is_file()
 

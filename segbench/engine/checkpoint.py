@@ -46,17 +46,6 @@ def _first_sentence(exc: Exception, limit: int = 200) -> str:
     return sentence if len(sentence) <= limit else sentence[:limit] + " ..."
 
 
-def written_world_size(path: Path) -> int | None:
-    """The number of processes that wrote checkpoint ``path``, read without loading its tensors; ``None`` when it
-    does not say or cannot be read (the run resuming from it reports that)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return None
-    value = state.get("world_size") if isinstance(state, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def load_checkpoint(path: Path) -> dict:
     """Load a segbench checkpoint, with clear errors for missing, truncated or foreign files."""
     path = Path(path)
