@@ -71,7 +71,7 @@ def _one_folder_per_run(rows: list[RunRow]) -> list[RunRow]:
             kept[row.recipe_hash or row.name] = row
         else:
             print(f"compare: left out {row.run.path}: the same run (recipe, settings and seed {row.seed}) as"
-                  f" {twin.run.path}, a copy of it or its copy; each run counts once", file=sys.stderr)
+                  f" {twin.run.path}, one a copy of the other; each run counts once", file=sys.stderr)
     return list(kept.values())
 
 
