@@ -151,11 +151,13 @@ submit() {  # sbatch --parsable ARGS...; prints the job id
     esac
     printf '%s\\n' "$out"
 }
-queued() {  # the id of this user's queued or running job named $1, if squeue shows one
+queued() {  # the id of this user's queued or running job named $1 running script $2, if squeue shows one
     command -v squeue >/dev/null 2>&1 || return 0
-    local id
-    id=$({ squeue -h -u "$(id -un)" --name="$1" -o %F 2>/dev/null || true; } | head -n 1)
-    case "$id" in ''|*[!0-9]*) ;; *) printf '%s\\n' "$id" ;; esac
+    local id script
+    while read -r id script; do
+        case "$id" in ''|*[!0-9]*) continue ;; esac
+        if [ "$script" = "$2" ]; then printf '%s\\n' "$id"; return 0; fi
+    done < <(squeue -h -u "$(id -un)" --name="$1" -o '%F %o' 2>/dev/null || true)
 }
 """
 
@@ -198,9 +200,9 @@ def submit_script(submissions: Sequence[tuple[Job, Path, Path]], *, out_dir: Pat
             # afterok/aftercorr: start only when the upstream job (task) completed; a failed upstream cancels.
             args += [_dependency_option(job, variables), "--kill-on-invalid-dep=yes"]
         args += [q(f"--output={log_pattern(job, log_file)}"), q(str(job_file))]
-        # Emitted again while this job waits or runs (the same runs, so the same name): not submitted twice, and
-        # the stages after it wait for that job.
-        lines += [f"{variable}=$(queued {q(job_name(job.name))})",
+        # Emitted again while this job waits or runs (the same runs and job script): not submitted twice, and the
+        # stages after it wait for that job. Another --out (or --runs-dir) makes another job.
+        lines += [f"{variable}=$(queued {q(job_name(job.name))} {q(str(job_file))})",
                   f'if [ -n "${variable}" ]; then',
                   f"    printf '%s is already queued or running as job %s: not submitted again\\n' {q(job.name)}"
                   f' "${variable}" >&2',

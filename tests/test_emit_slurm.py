@@ -130,9 +130,9 @@ def test_a_run_started_with_another_process_count_is_refused_before_submitting(s
 
 
 FAKE_SQUEUE = """#!/bin/bash
-# Prints the id of each queued job named as --name asks ($FAKE_QUEUED: lines of NAME ID), as squeue -h -o %F does.
+# The queued jobs named as --name asks ($FAKE_QUEUED: lines of NAME ID SCRIPT), as squeue -h -o '%F %o' prints them.
 for arg in "$@"; do case "$arg" in --name=*) wanted=${arg#--name=} ;; esac; done
-printf '%s\\n' "${FAKE_QUEUED:-}" | while read -r name id; do [ "$name" = "$wanted" ] && echo "$id"; done; true
+printf '%s\\n' "${FAKE_QUEUED:-}" | while read -r name rest; do [ "$name" = "$wanted" ] && echo "$rest"; done; true
 """
 
 
@@ -142,8 +142,11 @@ def test_a_job_still_queued_is_not_submitted_again_and_its_dependents_wait_for_i
     (folder / "bin" / "squeue").write_text(FAKE_SQUEUE)
     (folder / "bin" / "squeue").chmod(0o755)
     emitted = do_emit([stages_dir], registries=registries, root=tmp_path)
-    coarse = next(job for job, _, _ in emitted.submissions if job.recipe.name == "coarse")
-    result = run_submit(emitted.script, {**env, "FAKE_QUEUED": f"{coarse.name} 777"}, tmp_path)
+    (coarse, coarse_file, _), = [s for s in emitted.submissions if s[0].recipe.name == "coarse"]
+    other = next(job for job, _, _ in emitted.submissions if job.recipe.name == "other")
+    queue = (f"{coarse.name} 777 {coarse_file}\n"  # this emit's job, still waiting
+             f"{other.name} 778 {tmp_path / 'elsewhere' / 'other.sbatch'}")  # the same run, emitted with another --out
+    result = run_submit(emitted.script, {**env, "FAKE_QUEUED": queue}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"{coarse.name} is already queued or running as job 777: not submitted again" in result.stderr
     calls = sbatch_calls(folder)
