@@ -73,23 +73,16 @@ _OWN_KEYS = {"--partition": "partition", "-p": "partition", "--account": "accoun
              "--ntasks-per-node": "ntasks_per_node", "--gpus-per-node": "gpus_per_node",
              "--cpus-per-task": "cpus_per_task", "-c": "cpus_per_task", "--mem": "mem",
              "--constraint": "constraint", "-C": "constraint", "--signal": "signal_lead"}
-_MANAGED = {
-    "--array": "segbench makes an array of a recipe's seeds itself (`seeds:`, --seeds, --grid)",
-    "-a": "segbench makes an array of a recipe's seeds itself (`seeds:`, --seeds, --grid)",
-    "--output": "segbench sends each job's log to its --out folder (emit-slurm --out)",
-    "-o": "segbench sends each job's log to its --out folder (emit-slurm --out)",
-    "--error": "segbench sends each job's log to its --out folder (emit-slurm --out)",
-    "-e": "segbench sends each job's log to its --out folder (emit-slurm --out)",
-    "--dependency": "segbench chains a fine-tuning stage after its upstream stage itself",
-    "-d": "segbench chains a fine-tuning stage after its upstream stage itself",
-    "--chdir": "the job runs where emit-slurm was run, where the recipe's relative paths point",
-    "-D": "the job runs where emit-slurm was run, where the recipe's relative paths point",
-    "--job-name": "segbench names each job after its run",
-    "-J": "segbench names each job after its run",
-    "--open-mode": "a requeued job appends to its log",
-    "--no-requeue": "a job past its time limit is requeued to continue from its checkpoint",
-    "--wrap": "the job script is segbench's",
-}
+_MANAGED = {option: why for options, why in (
+    (("--array", "-a"), "segbench makes an array of a recipe's seeds itself (`seeds:`, --seeds, --grid)"),
+    (("--output", "-o", "--error", "-e"), "segbench sends each job's log to its --out folder (emit-slurm --out)"),
+    (("--dependency", "-d"), "segbench chains a fine-tuning stage after its upstream stage itself"),
+    (("--chdir", "-D"), "the job runs where emit-slurm was run, where the recipe's relative paths point"),
+    (("--job-name", "-J"), "segbench names each job after its run"),
+    (("--open-mode",), "a requeued job appends to its log"),
+    (("--no-requeue",), "a job past its time limit is requeued to continue from its checkpoint"),
+    (("--wrap",), "the job script is segbench's"),
+) for option in options}
 
 
 def _extra_lines(instance, attribute, value):
