@@ -15,7 +15,7 @@ from segbench.runs import RunDir
 from segbench.errors import CheckpointError, SegbenchError
 from segbench.config_paths import paths_relative_to
 from segbench.recipe.load import ResolvedRecipe, load_recipe
-from segbench.records import RecordError, read_results
+from segbench.records import RecordError, ResultsRecord, read_results
 
 
 def default_registries():
@@ -85,12 +85,18 @@ def _warn_if_edited(run: RunDir, recipe: ResolvedRecipe, plan, workdir: str | No
               file=sys.stderr)
 
 
-def _warn_if_foreign(run: RunDir, checkpoint: Path, recipe_hash) -> None:
-    """A checkpoint records the hash of the run that wrote it, as do the run's results.json and directory name."""
+def _results(run: RunDir) -> ResultsRecord | None:
+    """The run's results.json; ``None`` before it is written, or when damaged."""
     try:
-        expected = read_results(run.results).recipe_hash
-    except (RecordError, OSError):  # no results yet, or damaged: the directory's name still says
-        expected = _name_hash(run)
+        return read_results(run.results)
+    except (RecordError, OSError):
+        return None
+
+
+def _warn_if_foreign(run: RunDir, results: ResultsRecord | None, checkpoint: Path, recipe_hash) -> None:
+    """A checkpoint records the hash of the run that wrote it, as do the run's results.json and directory name."""
+    # no results yet, or damaged: the directory's name still says
+    expected = results.recipe_hash if results is not None else _name_hash(run)
     if isinstance(recipe_hash, str) and expected and not recipe_hash.startswith(expected):
         print(f"warning: {checkpoint} was written by run {recipe_hash[:8]}, not by this one ({expected[:8]}): a"
               " checkpoint copied from another run, whose weights are used as they are.", file=sys.stderr)
@@ -128,12 +134,11 @@ def choose_checkpoint(run: RunDir, which: str | None, *, default: str = "best") 
                           " train it first with `segbench run`.")
 
 
-def trained_numerics(run: RunDir) -> tuple[str, str] | None:
+def trained_numerics(results: ResultsRecord | None) -> tuple[str, str] | None:
     """The device type and precision a finished run trained and scored with (its ``results.json``)."""
     try:
-        record = read_results(run.results)
-        return torch.device(record.device).type, record.precision
-    except (RecordError, OSError, RuntimeError):
+        return (torch.device(results.device).type, results.precision) if results is not None else None
+    except RuntimeError:  # a device string this torch does not know
         return None
 
 
@@ -208,10 +213,11 @@ def load_run(target: Path, registries=None, *, checkpoint: str | None = None, de
         checkpoint_file = choose_checkpoint(run, checkpoint, default=plan.trainer.report_checkpoint)
     dataset = report_dataset if report_dataset is not None else plan.datasets["report"].build()
     info = dataset.info
-    settings = inference_settings(plan, device, trained=trained_numerics(run))
+    results = _results(run)
+    settings = inference_settings(plan, device, trained=trained_numerics(results))
     model = plan.model.build(num_classes=len(info.class_names))
     state = load_model_weights(model, checkpoint_file, expected_model=plan.model.name)
-    _warn_if_foreign(run, Path(checkpoint_file), state.get("recipe_hash"))
+    _warn_if_foreign(run, results, Path(checkpoint_file), state.get("recipe_hash"))
     model = settings.model(model)
     model.eval()
     checkpoint_state = {k: v for k, v in state.items() if k in ("train_state", "recipe_hash", "model_name")}
