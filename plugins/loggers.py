@@ -54,7 +54,7 @@ class _AppendingFile(Logger):
         original = self.path.read_bytes()
         kept, damaged = self._kept_text(self._lines(), start)
         if damaged:  # the file as it was stays beside it: nothing written is lost
-            aside = self.path.with_name(f"{self.path.name}.damaged")
+            aside = _unused(self.path.with_name(f"{self.path.name}.damaged"))
             atomic_write_bytes(aside, lambda handle: handle.write(original))
             say(f"warning: {self.path}: {damaged} damaged line(s) left out when the run resumed; the file as it"
                 f" was is kept in {aside}")
@@ -63,6 +63,16 @@ class _AppendingFile(Logger):
     def _append(self, text: str) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``path.2``, ``path.3`` ... whichever is not there yet: a copy an earlier resume kept stays."""
+    number = 1
+    candidate = path
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate
 
 
 def _cut_short(lines: list[str], index: int) -> bool:

@@ -17,6 +17,7 @@ import attrs
 
 from segbench import hookimpl
 from segbench.config import in_range
+from segbench.errors import SegbenchError
 from segbench.engine.loggers import Logger, RunStart
 from segbench.records import SelectionRecord, TrainStepRecord
 from segbench.report.panel_image import panel_image
@@ -95,6 +96,9 @@ class TensorBoardLogger(Logger):
 
 def build_tensorboard(config: TensorBoardConfig, *, run_dir: Path) -> TensorBoardLogger:
     """TensorBoard event files in the run directory: curves, per-class IoU, recipe, prediction panels."""
+    if not tensorboard_installed():
+        raise SegbenchError("tensorboard is not installed (it comes with an optional extra): install it with"
+                            " pip install 'segbench[tensorboard]'")
     return TensorBoardLogger(config, run_dir)
 
 

@@ -70,6 +70,15 @@ class Finetune:
                 f" model {upstream_plan.model.name!r}, but this recipe's model is {plan.model.name!r}: its weights"
                 " would not load. Fine-tune the same model (remove `model:` here, or set the same name), or"
                 " use strategy scratch.")
+        # the same settings build the same weights; only other ones are built to compare (without memory)
+        mismatch = None if plan.model.config == upstream_plan.model.config else \
+            _weights_mismatch(upstream_plan.model, plan.model)
+        if mismatch:
+            raise RecipeError(
+                f"{plan.recipe.path}: strategy finetune starts from {upstream_plan.recipe.path}, whose"
+                f" {plan.model.name!r} has other settings: its weights would not load into this recipe's ({mismatch})."
+                " Give both stages the same model settings (e.g. set them in the upstream recipe only), or use"
+                " strategy scratch.")
 
     def upstream_files(self, upstream_run: Path) -> list[Path]:
         """What :meth:`prepare` reads from the upstream run (checked before anything trains)."""
@@ -81,6 +90,36 @@ class Finetune:
         (path,) = self.upstream_files(upstream_run)
         load_model_weights(model, path)
         return f"finetune: initialised from {path}"
+
+
+def _weights_mismatch(upstream_model, model) -> str | None:
+    """How the weights of ``upstream_model`` (a plan's model component) fail to fit ``model``, from both built
+    without memory (the meta device); ``None`` when they fit, or when a model cannot be built that way (its own
+    load then says what is wrong)."""
+    import warnings
+
+    import torch
+
+    shapes = []
+    for component in (upstream_model, model):
+        try:
+            with warnings.catch_warnings(), torch.device("meta"):
+                warnings.simplefilter("ignore")
+                built = component.build(num_classes=19)  # the same for both: the stages share a dataset's classes
+        except Exception:
+            return None
+        shapes.append({key: tuple(value.shape) for key, value in built.state_dict().items()})
+    before, after = shapes
+    missing = sorted(after.keys() - before.keys())
+    if missing:
+        return f"it has no {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+    unexpected = sorted(before.keys() - after.keys())
+    if unexpected:
+        return f"this model has no {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}"
+    differ = [key for key in after if after[key] != before[key]]
+    if differ:
+        return f"{differ[0]} is {list(before[differ[0]])} there, {list(after[differ[0]])} here"
+    return None
 
 
 @attrs.frozen

@@ -67,6 +67,21 @@ def check_writable(folder: Path, why: str) -> None:
     os.unlink(probe)
 
 
+def check_output_file(path: Path, option: str) -> None:
+    """Fail before any work when the file ``path`` given with ``option`` could not be written: it is a folder,
+    or a file stands where one of its folders would be made (the OS says only "File exists")."""
+    path = Path(path)
+    if path.is_dir():
+        raise SegbenchError(f"{option} {path} is a folder; give a file path in it, or leave {option} out for the"
+                            " default name.")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SegbenchError(f"{option} {path}: {ancestor} is a file, so no folder can be made there; choose"
+                            " another place.")
+
+
 def make_folder(folder: Path, option: str) -> None:
     """Create the output folder ``folder`` given with ``option`` (``--out``), or say why it cannot be."""
     if folder.exists() and not folder.is_dir():

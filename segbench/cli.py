@@ -11,7 +11,8 @@ from pathlib import Path
 
 from segbench import __version__, commands
 from segbench.errors import SegbenchError
-from segbench.limits import IMAGE_SIDE_MAX, SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
+from segbench.limits import (IMAGE_SIDE_MAX, SEED_MAX, SYNTH_DEFAULT_COUNTS, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE,
+                             SYNTH_MIN_SIZE)
 from segbench.process import tune_process
 
 
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", type=_path)
     _add_overrides(p)
     p.add_argument("--smoke", action="store_true", help="show the --smoke variant")
+    p.add_argument("--seed", type=_bounded_int(0, SEED_MAX), default=None,
+                   help="the recipe of this seed's run (default: the recipe's seed, or the first of its seeds:)")
     p.add_argument("--defaults", action="store_true",
                    help="fill in every key each component leaves at its default")
     p.set_defaults(func=commands.cmd_show)
@@ -128,13 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_plugins)
 
     p = sub.add_parser("synth", help="write a synthetic Cityscapes-format street-scene tree")
-    p.add_argument("dir")
-    p.add_argument("--train", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
-    p.add_argument("--val", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
-    p.add_argument("--train-extra", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None)
+    p.add_argument("dir", type=_path)
+    for split, what in (("train", "finely labelled training images"), ("val", "finely labelled validation images"),
+                        ("train_extra", "coarsely labelled extra training images (gtCoarse)")):
+        p.add_argument(f"--{split.replace('_', '-')}", type=_bounded_int(0, SYNTH_MAX_IMAGES), default=None,
+                       help=f"{what} (default {SYNTH_DEFAULT_COUNTS[split]})")
     p.add_argument("--size", default=(128, 256), type=_image_size(SYNTH_MIN_SIZE[0], SYNTH_MAX_SIZE[1]),
                    help="HEIGHTxWIDTH (default 128x256)")
-    p.add_argument("--seed", type=_bounded_int(0, SEED_MAX), default=0)
+    p.add_argument("--seed", type=_bounded_int(0, SEED_MAX), default=0, help="the scenes drawn (default 0)")
     p.set_defaults(func=commands.cmd_synth)
 
     p = sub.add_parser("evaluate", help="score a run or checkpoint with the official Cityscapes rule")
@@ -197,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="more columns from results.json by key path, e.g. provenance.git_commit or torch,host"
                         " (keys not at the top level are looked up under provenance)")
     p.add_argument("--experiments", action="store_true",
-                   help="only the table across seeds: one row per experiment (with --format csv: means, standard"
-                        " deviations and the mIoU interval as fractions)")
+                   help="only the tables across seeds: one row per experiment, then its per-class IoU (with"
+                        " --format csv: one row per experiment, means, standard deviations and the mIoU interval as"
+                        " fractions)")
     p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("report", help="a self-contained HTML report of a runs folder (opens from disk)")
@@ -294,8 +299,31 @@ def _not_utf8(words) -> str | None:
 
 
 def main(argv=None) -> int:
-    if argv is None:
-        tune_process()
+    """The ``segbench`` command; ``argv`` given: called from Python (tests), which keeps its process."""
+    if argv is not None:
+        return _command(argv)
+    tune_process()
+    try:
+        status = _command(None)
+    except SystemExit as exc:
+        if not _left_a_process_group():
+            raise
+        status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    if _left_a_process_group():
+        from segbench.engine.distributed import end_process
+
+        end_process(status)
+    return status
+
+
+def _left_a_process_group() -> bool:
+    distributed = sys.modules.get("segbench.engine.distributed")  # not loaded: no process group was joined
+    return distributed is not None and distributed.left_a_process_group()
+
+
+def _command(argv) -> int:
     parser = build_parser()
     # Overrides may come before or after options (`run r.yaml --smoke a=b`): argparse leaves the
     # late ones unrecognised, so fold `key=value` words back into the command's overrides.

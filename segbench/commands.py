@@ -27,17 +27,26 @@ def cmd_run(args) -> int:
 def cmd_show(args) -> int:
     from segbench.recipe.load import dump_yaml, load_recipe
     from segbench.recipe.stages import resolve_stages
+    from segbench.recipe.variants import check_seed_override
 
     registries = _registries()
     recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, registries=registries)
+    check_seed_override(args.recipe, args.overrides, recipe.seeds, option="--seed 5")
+    seed = args.seed if args.seed is not None else \
+        recipe.seeds[0] if recipe.seeds and recipe.data.get("seed") not in recipe.seeds else None
+    if seed is not None:  # the recipe of a run that will exist
+        recipe = load_recipe(args.recipe, args.overrides, smoke=args.smoke, seed=seed, registries=registries)
     # validate before printing: this stage and those it starts from (a fine-tuning stage's source)
-    plan = resolve_stages(recipe, registries)[-1].plan
+    stages = resolve_stages(recipe, registries)
+    plan = stages[-1].plan
     slurm = _slurm_section(args.recipe, args.overrides)
     print(f"# {recipe.name}: resolved from {' <- '.join(recipe.files)}")
     print(f"# hash {plan.hash}")
     if recipe.seeds:
         print(f"# seeds {list(recipe.seeds)}: one run each (this is the recipe of seed: {plan.seed};"
-              " --seeds chooses others)")
+              " show --seed N shows another)")
+    if len(stages) > 1:
+        print(f"# stages, trained in this order: {' -> '.join(_stage_line(stage) for stage in stages)}")
     if args.defaults:
         from segbench.recipe.resolved import resolved_data
         from segbench.recipe.schema import UPSTREAM_KEY
@@ -52,6 +61,17 @@ def cmd_show(args) -> int:
         data = recipe.data if slurm is None else {**recipe.data, "slurm": slurm}
         print(dump_yaml(data), end="")
     return 0
+
+
+def _stage_line(stage) -> str:
+    """``coarse (coarse.yaml, run coarse-1a2b3c4d: complete in ./runs)``: where each stage's run is, by default."""
+    from segbench.runs import RunDir, default_runs_dir
+
+    try:
+        state = "complete" if RunDir.for_plan(stage.plan).is_finished() else "to train"
+    except SegbenchError as exc:  # e.g. a damaged results.json: `run` says what to do with it
+        state = f"unreadable ({str(exc).split(';')[0]})"
+    return f"{stage.recipe.name} ({stage.recipe.path.name}, run {stage.name}: {state} in {default_runs_dir(None)})"
 
 
 def _slurm_section(path, overrides):
@@ -135,17 +155,15 @@ def cmd_plugins(args) -> int:
     from segbench.plugins import make_plugin_manager, plugin_infos
     from segbench.registry import build_registries
 
-    broken = []  # listed, not fatal: this is the command that shows what is installed
-    manager = make_plugin_manager(broken=broken)
-    for info in plugin_infos(manager):
+    manager = make_plugin_manager()
+    for info in plugin_infos(manager):  # every plugin that loads; the broken ones are named after the list
         print(f"{info.name:<36} {info.distribution} {info.version}")
-    try:  # a plugin that loads may still fail its hooks' checks or its registrations
+    try:
         build_registries(manager)
     except PluginError as exc:
-        broken.append(exc)
-    for error in broken:
-        print(f"segbench: error: {error}", file=sys.stderr)
-    return SegbenchError.exit_code if broken else 0
+        print(f"segbench: error: {exc}", file=sys.stderr)
+        return SegbenchError.exit_code
+    return 0
 
 
 def cmd_synth(args) -> int:

@@ -54,6 +54,14 @@ def naming_recipe_files(files: Iterable[str]):
 class PluginError(SegbenchError):
     """A plugin failed to load or registered something invalid."""
 
+    @classmethod
+    def of_all(cls, errors: list[PluginError]) -> PluginError:
+        """One error for every broken plugin found, so that a user fixes or blocks them all in one go rather than
+        learning of the next one at each try."""
+        if len(errors) == 1:
+            return errors[0]
+        return cls(f"{len(errors)} plugin problems:\n" + "\n".join(f"  - {error}" for error in errors))
+
 
 # How a message about a plugin component's own bug ends: the user cannot fix it in the recipe.
 FIX_PLUGIN = "Fix the plugin, or report this to its authors"

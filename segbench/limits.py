@@ -7,3 +7,4 @@ IMAGE_SIDE_MAX = 16384  # pixels along one side of an image, crop or window
 SYNTH_MIN_SIZE = (32, 64)  # (height, width)
 SYNTH_MAX_SIZE = (4096, 8192)  # 4x Cityscapes' resolution
 SYNTH_MAX_IMAGES = 100_000  # per split
+SYNTH_DEFAULT_COUNTS = {"train": 120, "val": 30, "train_extra": 60}  # `segbench synth`'s images per split

@@ -51,13 +51,13 @@ def _blocked_names(environ) -> set[str]:
 
 def make_plugin_manager(
     *, builtins: Iterable[str] = BUILTIN_PLUGINS, load_entry_points: bool | None = None, environ=None,
-    broken: list | None = None,
 ) -> pluggy.PluginManager:
     """Build a plugin manager with the built-in plugins and (unless disabled) entry-point plugins.
 
     ``SEGBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points; ``SEGBENCH_BLOCK_PLUGINS=a,b``
     skips the named plugins (built-in module names or entry-point names). An entry-point plugin that cannot be
-    loaded raises ``PluginError``, or, when ``broken`` is a list, is left out and its error appended there.
+    loaded is left out; its ``PluginError`` is raised by ``build_registries`` with the problems found there, so
+    that one message names every broken plugin.
     """
     environ = os.environ if environ is None else environ
     blocked = _blocked_names(environ)
@@ -76,6 +76,7 @@ def make_plugin_manager(
     installed = entry_points(group=ENTRY_POINT_GROUP)
     _warn_unknown_blocked(blocked, [*builtins, *(m.rsplit(".", 1)[-1] for m in builtins),
                                     *(ep.name for ep in installed)])
+    failed: list[PluginError] = []
     if load_entry_points:
         for ep in installed:
             if ep.name in blocked:
@@ -86,9 +87,8 @@ def make_plugin_manager(
             try:
                 _register_entry_point(pm, ep, dist, version)
             except PluginError as exc:
-                if broken is None:
-                    raise
-                broken.append(exc)
+                failed.append(exc)
+    pm.segbench_load_failures = failed
     return pm
 
 
@@ -158,42 +158,53 @@ def _signature_problem(plugin) -> str | None:
     return None
 
 
-def check_hook_names(pm) -> None:
-    """Refuse ``segbench_*`` functions that are not hooks (a misspelled hook is otherwise silently
-    ignored) and hook-named functions that lack ``@segbench.hookimpl``."""
+def hook_name_problems(pm) -> dict[str, PluginError]:
+    """By plugin name, the first ``segbench_*`` function that is not a hook (a misspelled hook is otherwise
+    silently ignored) or hook-named function that lacks ``@segbench.hookimpl``."""
     known = _known_hooks()
+    problems: dict[str, PluginError] = {}
     for name, plugin in pm.list_name_plugin():
         if plugin is None:
             continue
-        where = f"plugin {name!r}"
-        dist = distribution_of(pm, name)
-        if dist:
-            where += f" (distribution {dist})"
-        for attribute in dir(plugin):
-            opts = pm.parse_hookimpl_opts(plugin, attribute) if not attribute.startswith("segbench_") else None
-            # a @hookimpl(specname="segbench_register_models") under another name is a hook too
-            if opts is not None and attribute not in known and opts.get("specname") not in known:
-                close = difflib.get_close_matches(attribute, known, n=1, cutoff=0.5)
-                hint = f"; did you mean {close[0]!r}?" if close else "."
-                raise PluginError(f"{where} marks {attribute!r} with @hookimpl, but segbench has no such hook{hint}"
-                                  f" The hooks are: {', '.join(known)}.")
-            if not attribute.startswith("segbench_") or not callable(getattr(plugin, attribute, None)) \
-                    or inspect.ismodule(getattr(plugin, attribute, None)):
-                continue
-            if attribute not in known:
-                close = difflib.get_close_matches(attribute, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else "."
-                raise PluginError(f"{where} defines {attribute!r}, which is not a segbench hook{hint} The hooks are:"
-                                  f" {', '.join(known)}. Rename it (functions named segbench_* are reserved for"
-                                  " hooks).")
-            if pm.parse_hookimpl_opts(plugin, attribute) is None:
-                raise PluginError(f"{where} defines {attribute!r} without the @segbench.hookimpl decorator, so"
-                                  " segbench would never call it; decorate it with @hookimpl"
-                                  " (from segbench import hookimpl).")
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{exc}. The hooks are: {', '.join(known)}.") from None
+        try:
+            _check_plugin_hook_names(pm, name, plugin, known)
+        except PluginError as exc:
+            problems[name] = exc
+    if not problems:
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"{exc}. The hooks are: {', '.join(known)}.") from None
+    return problems
+
+
+def _check_plugin_hook_names(pm, name: str, plugin, known: list[str]) -> None:
+    """Raise a ``PluginError`` for the first function of ``plugin`` that looks like a hook but is none."""
+    where = f"plugin {name!r}"
+    dist = distribution_of(pm, name)
+    if dist:
+        where += f" (distribution {dist})"
+    for attribute in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attribute) if not attribute.startswith("segbench_") else None
+        # a @hookimpl(specname="segbench_register_models") under another name is a hook too
+        if opts is not None and attribute not in known and opts.get("specname") not in known:
+            close = difflib.get_close_matches(attribute, known, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else "."
+            raise PluginError(f"{where} marks {attribute!r} with @hookimpl, but segbench has no such hook{hint}"
+                              f" The hooks are: {', '.join(known)}.")
+        if not attribute.startswith("segbench_") or not callable(getattr(plugin, attribute, None)) \
+                or inspect.ismodule(getattr(plugin, attribute, None)):
+            continue
+        if attribute not in known:
+            close = difflib.get_close_matches(attribute, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "."
+            raise PluginError(f"{where} defines {attribute!r}, which is not a segbench hook{hint} The hooks are:"
+                              f" {', '.join(known)}. Rename it (functions named segbench_* are reserved for"
+                              " hooks).")
+        if pm.parse_hookimpl_opts(plugin, attribute) is None:
+            raise PluginError(f"{where} defines {attribute!r} without the @segbench.hookimpl decorator, so"
+                              " segbench would never call it; decorate it with @hookimpl"
+                              " (from segbench import hookimpl).")
 
 
 def _version() -> str:

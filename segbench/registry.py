@@ -290,10 +290,10 @@ def _make_register(registry: Registry, plugin: str, distribution: str):
 
 def build_registries(plugin_manager) -> Registries:
     """Ask every plugin to register its components and return the filled registries."""
-    from segbench.plugins import check_hook_names, distribution_of
+    from segbench.plugins import distribution_of, hook_name_problems
 
-    check_hook_names(plugin_manager)
     by_kind = {kind: Registry(kind) for kind in KINDS}
+    failed = hook_name_problems(plugin_manager)  # by plugin name; every broken plugin is named at the end
     blocked = getattr(plugin_manager, "segbench_blocked", {})
     for kind in KINDS:
         by_kind[kind].blocked_plugins = tuple(blocked)
@@ -305,17 +305,23 @@ def build_registries(plugin_manager) -> Registries:
         hook = getattr(plugin_manager.hook, f"segbench_register_{kind}")
         for impl in hook.get_hookimpls():  # registration order (pluggy calls hooks in reverse): built-ins first
             plugin_name = plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
+            if plugin_name in failed:  # one problem per plugin: the rest of a broken plugin says little more
+                continue
             register = _make_register(by_kind[kind], plugin_name, distribution_of(plugin_manager, plugin_name))
             try:
                 impl.function(register=register)
-            except PluginError:
-                raise
+            except PluginError as exc:
+                failed[plugin_name] = exc
             except Exception as exc:
                 dist = distribution_of(plugin_manager, plugin_name)
-                raise PluginError(
+                failed[plugin_name] = PluginError(
                     f"plugin {plugin_name!r}" + (f" (distribution {dist})" if dist else "")
                     + f" failed while registering {kind}:"
                     f" {type(exc).__name__}: {exc}. Fix or uninstall that plugin, or block it with"
                     f" SEGBENCH_BLOCK_PLUGINS={plugin_name}."
-                ) from exc
+                )
+                failed[plugin_name].__cause__ = exc
+    failed_anywhere = [*getattr(plugin_manager, "segbench_load_failures", []), *failed.values()]
+    if failed_anywhere:
+        raise PluginError.of_all(failed_anywhere)
     return Registries(by_kind, tuple(getattr(plugin_manager, "segbench_distributions", {}).values()))

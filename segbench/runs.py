@@ -29,7 +29,8 @@ def default_runs_dir(runs_dir: Path | None = None) -> Path:
 # What `segbench run` and the inspection commands keep in a run directory: an --out must not replace them.
 WORKDIR_LINE = "# working directory: "  # recipe.yaml's header line (a JSON string: any folder name fits one line)
 RUN_FILE_PATTERNS = ("recipe.yaml", "results.json", "metrics.jsonl", "metrics.csv", "confusion_per_image.npz",
-                     "class_weights.json", "run.lock", "evaluation-*.json", "benchmark-*.json", "events.out.tfevents.*")
+                     "class_weights.json", "run.lock", "evaluation-*.json", "benchmark-*.json", "events.out.tfevents.*",
+                     "metrics.*.damaged*")
 
 
 def refuse_run_file(path: Path, option: str = "--out") -> None:

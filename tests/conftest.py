@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,10 @@ def recipe_dir(tmp_path):
     (tmp_path / "_base").mkdir()
     (tmp_path / "_base" / "default.yaml").write_text(MINIMAL_RECIPE)
     return tmp_path
+
+
+def ctrl_c_as_in_a_terminal():
+    """``preexec_fn`` of a segbench process a test sends Ctrl-C: a shell starts background jobs with SIGINT ignored,
+    the tests may run in one (`.ci/run &`), a child would inherit that, and segbench leaves an ignored Ctrl-C
+    ignored; a terminal's Ctrl-C reaches a process whose SIGINT is not ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -206,6 +206,26 @@ def test_an_output_path_never_replaces_a_file_the_run_keeps(two_runs, cli, tmp_p
     assert status == 0, err
 
 
+def test_an_output_file_under_a_file_or_naming_a_folder_is_refused_before_the_work(two_runs, cli, tmp_path):
+    runs, good, other = two_runs
+    (good / "metrics.jsonl").write_text(metrics_line(TrainStepRecord(epoch=0, iteration=1, loss=1.0, lr=0.1,
+                                                                     images_per_s=1.0)))
+    a_file = tmp_path / "afile"
+    a_file.write_text("kept")
+    for args in (["export", good, "--out", a_file / "sub" / "x.onnx"],
+                 ["plot", good, "--out", a_file / "curves.png"],
+                 ["compare", good, other, "--forest", a_file / "forest.png"]):
+        status, out, err = cli(*args)
+        assert status == 2 and f"{a_file} is a file, so no folder can be made there" in err, (args, err)
+        assert "B − A" not in out
+    a_folder = tmp_path / "figures.png"
+    a_folder.mkdir()
+    for args in (["export", good, "--out", a_folder], ["plot", good, "--out", a_folder]):
+        status, _, err = cli(*args)
+        assert status == 2 and f"{a_folder} is a folder; give a file path in it" in err, (args, err)
+    assert a_file.read_text() == "kept"
+
+
 def test_a_folder_named_results_json_is_a_warning(two_runs, cli):
     runs, good, _ = two_runs
     (good / "results.json").unlink()

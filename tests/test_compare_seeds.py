@@ -20,13 +20,15 @@ from tests.conftest import results_record
 CLASSES = ("road", "car", "sky")
 
 
-def fake_run(runs, recipe: str, seed: int, matrices: np.ndarray, *, lr: float = 1.0e-3, classes=CLASSES):
-    """A complete run directory as ``segbench run`` writes it: recipe.yaml, per-image matrices, results."""
+def fake_run(runs, recipe: str, seed: int, matrices: np.ndarray, *, lr: float = 1.0e-3, classes=CLASSES,
+             per_seed: dict | None = None):
+    """A complete run directory as ``segbench run`` writes it: recipe.yaml, per-image matrices, results.
+    ``per_seed``: more of its recipe.yaml, which varies with the seed as the seed does (left out of the hashes)."""
     data = {"seed": seed, "model": {"name": "unet"}, "optimizer": {"name": "adamw", "lr": lr}}
     digest = content_hash(data)
     folder = runs / f"{recipe}-{digest[:8]}"
     folder.mkdir(parents=True)
-    (folder / "recipe.yaml").write_text(yaml.safe_dump(data))
+    (folder / "recipe.yaml").write_text(yaml.safe_dump({**data, **(per_seed or {})}))
     ids = [f"img{i:03d}" for i in range(len(matrices))]
     save_image_scores(folder / FILE_NAME, torch.from_numpy(matrices), ids, classes)
     total = torch.from_numpy(matrices.sum(axis=0))
@@ -178,6 +180,29 @@ def test_two_run_directories_can_be_compared(runs, cli):
 def test_bad_targets_exit_2_with_what_exists(runs, cli, args, message):
     status, _, err = cli("compare", *args, "--runs-dir", runs)
     assert status == 2 and message in err
+
+
+def test_experiments_of_one_recipe_say_which_settings_tell_them_apart(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, len(CLASSES), size=(10, 8, 8))
+    for lr, seeds in ((1.0e-3, (0, 1)), (1.0e-2, (1, 2))):  # two grid points of one recipe, two seeds each
+        for seed in seeds:
+            # images chosen with the run's seed, as --smoke does: alike in no experiment, so not what sets one apart
+            fake_run(tmp_path, "sweep", seed, predictions(rng, target, 0.3), lr=lr,
+                     per_seed={"data": {"report": {"subset": {"random": 4, "seed": seed}}}})
+    status, out, err = cli("compare", tmp_path, "--resamples", "100")
+    assert status == 0, err
+    labels = sorted({line.split(" | ")[0].lstrip("| ") for line in out.splitlines() if line.startswith("| sweep~")})
+    assert len(labels) == 2
+    said = {line.split(": ")[0]: line.split(": ")[1] for line in out.splitlines() if line.startswith("sweep~")}
+    assert sorted(said.values()) == ["optimizer.lr=0.001", "optimizer.lr=0.01"] and sorted(said) == labels
+
+
+def test_a_runs_folder_given_twice_differently_is_refused_and_once_is_tabulated(runs, cli, tmp_path):
+    status, _, err = cli("compare", runs, "--runs-dir", tmp_path)
+    assert status == 2 and "give one of them" in err
+    status, out, _ = cli("compare", runs, "--runs-dir", runs)
+    assert status == 0 and "good" in out and "worse" in out
 
 
 def test_runs_without_per_image_matrices_are_listed_without_an_interval(tmp_path, cli):

@@ -16,9 +16,9 @@ import torch
 from segbench.engine.distributed import DistEnv, env_from_environment, first_host
 from segbench.engine.evaluate import evaluate_confusion
 from segbench.engine.runtime import Runtime
-from segbench.engine.trainer import PREEMPTED_EXIT_CODE
+from segbench.engine.trainer import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE
 from segbench.recipe.schema import EvaluationConfig
-from tests.conftest import MINIMAL_RECIPE, REPO
+from tests.conftest import MINIMAL_RECIPE, REPO, ctrl_c_as_in_a_terminal
 
 NUM_CLASSES = 5
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",
@@ -204,6 +204,27 @@ def test_two_process_run_trains_completes_and_only_rank_0_writes(tmp_path):
     assert result.stdout.count("results for tiny") == 1
 
 
+END_PROCESS = """
+import atexit, pathlib, sys, threading, time
+from segbench.engine.distributed import end_process
+marker = pathlib.Path(sys.argv[1])
+atexit.register(lambda: marker.write_text(marker.read_text() + ", exit handlers ran"))
+threading.Thread(target=lambda: (time.sleep(0.5), marker.write_text("thread finished"))).start()
+sys.stdout.write("buffered, no newline")
+end_process(75)
+"""
+
+
+def test_a_process_that_ran_a_process_group_ends_with_its_status_output_and_exit_handlers(tmp_path):
+    """It skips the teardown in which the process group's leftover threads can abort it, and nothing else:
+    Python threads are waited for, exit handlers run, buffered output is written."""
+    marker = tmp_path / "marker"
+    result = subprocess.run([sys.executable, "-c", END_PROCESS, str(marker)], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 75 and result.stdout == "buffered, no newline", result.stderr
+    assert marker.read_text() == "thread finished, exit handlers ran"  # in the order a normal exit has
+
+
 SHIPPED_RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml")
                          if "_base" not in p.relative_to(REPO / "recipes").parts)
 
@@ -235,7 +256,8 @@ def launch_run(recipe: Path, runs: Path, port: int, *overrides: str) -> list[sub
     command = [sys.executable, "-m", "segbench.cli", "run", "--smoke", "--runs-dir", str(runs), str(recipe),
                *overrides]
     return [subprocess.Popen(command, cwd=recipe.parent, env=launch_env("torchrun", rank, port),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=ctrl_c_as_in_a_terminal)
             for rank in range(2)]
 
 
@@ -248,6 +270,29 @@ def finish(processes, timeout=300) -> list[int]:
     return [p.returncode for p in processes], errors
 
 
+def _wait_for_step(run_root: Path, processes, step: int) -> Path:
+    """The run's metrics file, once it records ``step``."""
+    deadline = time.monotonic() + 240
+    while True:
+        metrics = next(run_root.glob("*/metrics.jsonl"), None)
+        if metrics and any(json.loads(line).get("iteration", 0) >= step for line in metrics.read_text().splitlines()):
+            return metrics
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
+        time.sleep(0.2)
+
+
+def test_ctrl_c_on_one_rank_ends_every_rank_as_interrupted(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(MINIMAL_RECIPE)
+    processes = launch_run(recipe, tmp_path / "runs", free_port(23000), "trainer.max_iterations=400",
+                           "trainer.eval_every=1000")
+    _wait_for_step(tmp_path / "runs", processes, 2)
+    processes[1].send_signal(signal.SIGINT)
+    codes, errors = finish(processes)
+    assert codes == [INTERRUPTED_EXIT_CODE, INTERRUPTED_EXIT_CODE], errors
+    assert "segbench: interrupted; checkpoint written" in errors[0]
+
+
 @pytest.mark.slow
 def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step_and_resumes_exactly(tmp_path):
     recipe = tmp_path / "tiny.yaml"
@@ -257,14 +302,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step_and_resumes_exac
     assert finish(reference)[0] == [0, 0]
 
     interrupted = launch_run(recipe, tmp_path / "interrupted", free_port(21000), *longer)
-    metrics = None
-    deadline = time.monotonic() + 240
-    while True:  # preempt after a couple of steps: only rank 1 gets the signal
-        metrics = next((tmp_path / "interrupted").glob("*/metrics.jsonl"), None)
-        if metrics and any(json.loads(line).get("iteration", 0) >= 2 for line in metrics.read_text().splitlines()):
-            break
-        assert time.monotonic() < deadline and all(p.poll() is None for p in interrupted)
-        time.sleep(0.2)
+    metrics = _wait_for_step(tmp_path / "interrupted", interrupted, 2)  # then only rank 1 gets the signal
     interrupted[1].send_signal(signal.SIGUSR1)
     codes, errors = finish(interrupted)
     assert codes == [PREEMPTED_EXIT_CODE, PREEMPTED_EXIT_CODE], errors

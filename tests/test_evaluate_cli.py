@@ -120,6 +120,30 @@ def test_a_checkpoint_copied_from_another_run_is_said_to_be_foreign(toy, tmp_pat
     assert f"was written by run ffffffff, not by this one ({run.path.name[-8:]})" in capsys.readouterr().err
 
 
+def test_a_run_still_training_is_said_to_be_a_snapshot(toy, tmp_path, capsys):
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    run, registries = toy
+    copy = RunDir(tmp_path / run.path.name)
+    shutil.copytree(run.path, copy.path)
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        copy.lock_file.write_text(json.dumps({"host": socket.gethostname(), "pid": trainer.pid}))
+        evaluate_run(copy.path, checkpoint="last", registries=registries, progress=False)
+        err = capsys.readouterr().err
+        iteration = torch.load(copy.last, weights_only=False)["train_state"]["iteration"]
+        assert f"is still training (process {trainer.pid} on host {socket.gethostname()})" in err
+        assert f"last.pt (written at iteration {iteration}) is a snapshot" in err
+    finally:
+        trainer.kill()
+        trainer.wait()
+    evaluate_run(copy.path, registries=registries, progress=False)  # its process gone: a lock left by a crash
+    assert "still training" not in capsys.readouterr().err
+
+
 def test_a_checkpoint_path_names_its_run_and_weights(toy):
     run, registries = toy
     by_dir = evaluate_run(run.path, checkpoint="last", registries=registries, progress=False)

@@ -18,6 +18,7 @@ pytest.importorskip("onnxruntime")
 
 from segbench.report.export import export_onnx  # noqa: E402
 from segbench.report.onnx_runtime import OnnxModel  # noqa: E402
+from segbench.report.evaluate_cli import evaluate_run  # noqa: E402
 
 ATOL = 1e-3
 MIN_ARGMAX_AGREEMENT = 0.999
@@ -103,7 +104,6 @@ def city_run(tmp_path_factory):
 
 def test_evaluate_with_onnxruntime_gives_pytorchs_miou(city_run):
     from segbench.records import read_evaluation
-    from segbench.report.evaluate_cli import evaluate_run
     from segbench.report.export import export_run
 
     run, registries = city_run
@@ -123,7 +123,6 @@ def test_evaluate_with_onnxruntime_gives_pytorchs_miou(city_run):
 
 
 def test_export_defaults_to_the_report_images_size_and_evaluate_needs_an_export(city_run, tmp_path):
-    from segbench.report.evaluate_cli import evaluate_run
     from segbench.errors import SegbenchError
     from segbench.report.export import export_run
 
@@ -144,7 +143,6 @@ def test_evaluate_refuses_an_onnx_file_of_another_run_or_model(city_run, tmp_pat
     import shutil
 
     from segbench.errors import SegbenchError
-    from segbench.report.evaluate_cli import evaluate_run
     from segbench.report.export import export_run
 
     run, registries = city_run
@@ -176,11 +174,8 @@ def test_export_never_writes_over_a_file_the_run_keeps(city_run):
         export_run(run.path, out=run.path / "checkpoints" / "model.onnx", registries=registries)
 
 
-def test_missing_onnx_packages_are_named_with_the_extra_to_install(monkeypatch):
+def _without_onnxruntime(monkeypatch):
     import builtins
-
-    from segbench.errors import SegbenchError
-    from segbench.report.onnx_runtime import require_onnx
 
     real_import = builtins.__import__
 
@@ -190,8 +185,23 @@ def test_missing_onnx_packages_are_named_with_the_extra_to_install(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", without_onnxruntime)
+
+
+def test_missing_onnx_packages_are_named_with_the_extra_to_install(monkeypatch):
+    from segbench.errors import SegbenchError
+    from segbench.report.onnx_runtime import require_onnx
+
+    _without_onnxruntime(monkeypatch)
     with pytest.raises(SegbenchError, match=r"onnxruntime is not installed.*pip install 'segbench\[export\]'"):
         require_onnx()
+
+
+def test_scoring_with_onnxruntime_not_installed_says_what_to_install_before_what_to_export(tmp_path, monkeypatch):
+    from segbench.errors import SegbenchError
+
+    _without_onnxruntime(monkeypatch)
+    with pytest.raises(SegbenchError, match=r"pip install 'segbench\[export\]'"):
+        evaluate_run(tmp_path, backend="onnxruntime", progress=False)  # no export there either
 
 
 def test_export_command_line_rejects_size_with_dynamic(cli, tmp_path):
@@ -227,7 +237,6 @@ def test_a_dynamic_export_that_computes_something_else_at_other_sizes_is_refused
 def test_onnx_scores_are_filed_under_the_checkpoint_the_export_came_from(city_run, tmp_path, capsys):
     import shutil
 
-    from segbench.report.evaluate_cli import evaluate_run
     from segbench.report.export import export_run
 
     run, registries = city_run
@@ -249,7 +258,6 @@ def test_onnx_scores_are_filed_under_the_checkpoint_the_export_came_from(city_ru
 
 def test_onnx_scores_refuse_a_checkpoint_the_export_does_not_hold(city_run, tmp_path):
     from segbench.errors import SegbenchError
-    from segbench.report.evaluate_cli import evaluate_run
     from segbench.report.export import export_run
 
     run, registries = city_run

@@ -30,6 +30,7 @@ from segbench.engine.checkpoint import load_checkpoint
 from tests.bad_inputs.harness import (CITYSCAPES_RECIPE, TOY_RECIPE, cli_env, run_cli, segbench_command,
                                       snapshot, toy_site, tree_label, write_cityscapes_tree)
 from tests.bad_inputs.toy_plugin import AT_READ_ENV, IN_SAVE_ENV, PAUSE_AT_READ_ENV, READ_DELAY_ENV
+from tests.conftest import ctrl_c_as_in_a_terminal
 
 RUN = ("run", "toy.yaml", "--runs-dir", "runs")
 # The toy run reads items in this order (with num_workers: 0, in the training process): per epoch 12
@@ -194,8 +195,7 @@ def _train_records(run_parent: Path) -> int:
 def test_signal_writes_last_checkpoint_promptly_exits_and_the_rerun_is_identical(tmp_path, site, reference,
                                                                                 signum):
     folder = _folder(tmp_path)
-    # A terminal's Ctrl-C reaches a process whose SIGINT is not ignored, whatever this test runner's is.
-    process = _start(folder, site, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    process = _start(folder, site, preexec_fn=ctrl_c_as_in_a_terminal,
                      **{READ_DELAY_ENV: "0.05"})  # about 0.1 s per training step
     _wait_for(lambda: (folder / "runs").is_dir() and _train_records(folder / "runs") >= 2, process)
     sent = time.time()

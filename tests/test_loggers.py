@@ -204,6 +204,12 @@ def test_without_a_logging_list_a_run_logs_to_jsonl_and_tensorboard_when_install
     assert [c.name for c in plan.loggers] == ["jsonl"]
     plan = build_plan(load_recipe(_recipe(tmp_path, "logging: []\n")), _registries_with_toys())
     assert plan.loggers == ()
+    # named in the recipe without tensorboard installed: the warning says what to install
+    plan = build_plan(load_recipe(_recipe(tmp_path, "logging: [{name: tensorboard}]\n")), _registries_with_toys())
+    warnings = []
+    loggers = build_run_loggers(plan.loggers, tmp_path, is_main=True, warn=warnings.append)
+    assert "pip install 'segbench[tensorboard]'" in warnings[0] and "Training goes on" in warnings[0]
+    loggers.close()
 
 
 @pytest.mark.parametrize("section, message", [
@@ -257,6 +263,13 @@ def test_resuming_leaves_out_damaged_metrics_lines_keeps_the_file_as_it_was_and_
     assert [(r["iteration"], r["loss"]) for r in records] == [(1, 1.0), (2, 1.0), (3, 1.0), (5, 2.0)]
     assert (tmp_path / "metrics.jsonl.damaged").read_bytes() == original
     assert "2 damaged line(s) left out when the run resumed" in capsys.readouterr().err
+    # damaged again before the next resume: its copy goes beside the first one, which stays
+    again = (tmp_path / "metrics.jsonl").read_bytes() + b"\xfe\n"
+    (tmp_path / "metrics.jsonl").write_bytes(again)
+    build_jsonl(JsonlConfig(), run_dir=tmp_path).start(_start(tmp_path, iteration=5, resumed=True))
+    assert (tmp_path / "metrics.jsonl.damaged").read_bytes() == original
+    assert (tmp_path / "metrics.jsonl.damaged.2").read_bytes() == again
+    assert f"kept in {tmp_path / 'metrics.jsonl.damaged.2'}" in capsys.readouterr().err
 
 
 def test_a_metrics_file_cut_short_by_a_crash_resumes_without_a_warning(tmp_path, capsys):

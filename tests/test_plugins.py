@@ -149,14 +149,18 @@ def test_disable_autoload_hides_entry_point_plugins(example_plugin_site):
     assert "tiny_fcn" not in listing.stdout
 
 
-def _site_with_plugin(tmp_path, source: str) -> Path:
-    """A folder for PYTHONPATH holding distribution broken-dist 1.0, whose entry point ``broken`` is ``source``."""
+def _site_with_plugin(tmp_path, source: str, **more: str) -> Path:
+    """A folder for PYTHONPATH holding distribution broken-dist 1.0, whose entry point ``broken`` is ``source``
+    (and each of ``more``, entry point name -> source, another)."""
     site = tmp_path / "site"
     dist = site / "broken_dist-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-dist\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[segbench]\nbroken = broken_module_xyz\n")
-    (site / "broken_module_xyz.py").write_text(source)
+    sources = {"broken": source, **more}
+    (dist / "entry_points.txt").write_text(
+        "[segbench]\n" + "".join(f"{name} = {name}_module_xyz\n" for name in sources))
+    for name, text in sources.items():
+        (site / f"{name}_module_xyz.py").write_text(text)
     return site
 
 
@@ -167,6 +171,35 @@ def test_a_plugin_failing_at_import_names_distribution_and_entry_point(tmp_path)
     assert "broken-dist" in result.stderr and "broken_module_xyz" in result.stderr and "needs libfoo" in result.stderr
     assert "Traceback" not in result.stderr
     assert "SEGBENCH_BLOCK_PLUGINS=broken" in result.stderr
+
+
+REGISTERING_A_TAKEN_NAME = """\
+from segbench import hookimpl
+
+@hookimpl
+def segbench_register_models(register):
+    register("unet", lambda config, num_classes: None)
+"""
+
+
+def test_every_broken_plugin_is_named_in_one_message_and_the_rest_are_left_out(tmp_path):
+    """Three plugins broken three ways (at import, a misspelled hook, a registration refused): one try names
+    them all, rather than one per try."""
+    site = _site_with_plugin(
+        tmp_path, "raise ImportError('needs libfoo')\n",
+        misspelled=HOOK_WITH_ANOTHER_PARAMETER.replace("segbench_register_models(reg)",
+                                                       "segbnech_register_models(register)"),
+        taken=REGISTERING_A_TAKEN_NAME)
+    result = _segbench(site, "list", "models")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "3 plugin problems" in result.stderr
+    for said in ("needs libfoo", "marks 'segbnech_register_models'", "SEGBENCH_BLOCK_PLUGINS=taken"):
+        assert said in result.stderr
+    listed = _segbench(site, "plugins")  # lists what loads, then the same one message
+    assert listed.returncode == 2 and "taken " in listed.stdout and "3 plugin problems" in listed.stderr
+    blocked = _segbench(site, "list", "models",
+                        extra_env={"SEGBENCH_BLOCK_PLUGINS": "broken,misspelled,taken"})
+    assert blocked.returncode == 0 and "unet" in blocked.stdout
 
 
 HOOK_WITH_ANOTHER_PARAMETER = """\

@@ -58,6 +58,13 @@ def test_seed_k_of_a_fine_stage_starts_from_seed_k_of_its_upstream(seeded, regis
     ("seeds: [0, 0]\n", [], "names a seed twice"),
     ("seeds: [a]\n", [], "`seeds:` must be a list of up to"),
     ("", ["--seeds", "1,x"], "--seeds '1,x'"),
+    ("", ["--seeds", "0_1"], "--seeds '0_1'"),  # Python would read 1: another seed than the user meant
+    ("", ["--seeds", "\uff11"], "--seeds"),  # a full-width 1
+    ("", ["--grid", "optimizer.lr=" + ",".join(f"{i}.0e-5" for i in range(1, 41)),
+          "--grid", "trainer.log_every=" + ",".join(map(str, range(1, 31)))],
+     "--grid 40 (optimizer.lr) x 30 (trainer.log_every) grid points make 1,200 runs"),
+    ("", ["--grid", "optimizer.lr=1.0e-3,1.0e-4", "--seeds", ",".join(map(str, range(600)))],
+     "grid points x 600 seeds make 1,200 runs"),
     ("", ["--grid", "optimizer.lr="], "--grid key=value1,value2"),
     ("", ["--grid", "seed=1,2"], "use --seeds"),
     ("", ["--grid", "slurm.time=1,2"], "slurm settings"),

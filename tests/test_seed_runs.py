@@ -19,6 +19,7 @@ def test_run_trains_each_seed_in_turn_and_resumes_the_incomplete_one(tmp_path, c
     runs = tmp_path / "runs"
     status, _, err = cli("run", recipe, "--smoke", "--runs-dir", runs)
     assert status == 0 and "run 2 of 2 (seed=1)" in err
+    assert f"statistics across seeds: segbench compare {runs} --include-smoke" in err  # compare leaves smoke out
     folders = sorted(runs.iterdir())
     results = [json.loads((f / "results.json").read_text()) for f in folders]
     assert sorted(r["seed"] for r in results) == [0, 1] and len({r["experiment_hash"] for r in results}) == 1

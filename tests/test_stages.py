@@ -65,3 +65,44 @@ def test_an_upstream_key_written_in_a_recipe_is_refused(recipe_dir, cli):
     for text in ("base: fine.yaml\nupstream: {run: abc, experiment: def}\n", "base: coarse.yaml\nupstream: 3\n"):
         status, _, err = cli("show", write(recipe_dir / "forged.yaml", text))
         assert status == 2 and "`upstream:` is written by segbench" in err and "forged.yaml" in err
+
+
+def test_what_a_fine_stage_or_grid_point_gets_wrong_is_refused_before_anything_trains(recipe_dir, cli):
+    """Its warm-up against its training split, its batch size, its model's weights against the stage it starts
+    from: an error when the command starts, not after the coarse stage or the first grid points trained."""
+    write(recipe_dir / "coarse.yaml", "base: _base/default.yaml\n")
+    cases = [
+        ("base: coarse.yaml\nstrategy: {name: finetune}\nscheduler: {warmup_iterations: 100000}\n", (),
+         "scheduler.warmup_iterations: 100000 warm-up iterations leave nothing"),
+        ("base: coarse.yaml\nstrategy: {name: finetune}\nmodel: {width: 4}\n", (),
+         "whose 'unet' has other settings: its weights would not load into this recipe's"),
+        ("base: coarse.yaml\n", ("--grid", "trainer.batch_size=2,4000"), "fewer than one batch of 4000"),
+    ]
+    for text, options, message in cases:
+        status, _, err = cli("run", write(recipe_dir / "fine.yaml", text), *options, "--runs-dir", recipe_dir / "runs")
+        assert status == 2 and message in err and "Traceback" not in err, err
+        assert not (recipe_dir / "runs").exists()
+
+
+def test_an_override_that_only_the_fine_stage_takes_says_it_reached_the_coarse_one(recipe_dir, cli):
+    write(recipe_dir / "coarse.yaml", "base: _base/default.yaml\nstrategy: {name: scratch}\n")
+    fine = write(recipe_dir / "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\n")
+    status, _, err = cli("show", fine, "strategy.checkpoint=last")
+    assert status == 2 and "strategy: unknown key(s) checkpoint" in err
+    assert "The command line's strategy.checkpoint=last applies to every stage, so also to stage coarse" in err
+    status, _, err = cli("show", fine, "trainer.epochs=0")  # a mistake in every stage: the usual message
+    assert status == 2 and "applies to every stage" not in err
+
+
+def test_show_lists_the_stages_in_training_order_and_the_recipe_of_a_seed_that_runs(recipe_dir, cli):
+    write(recipe_dir / "coarse.yaml", "base: _base/default.yaml\n")
+    fine = write(recipe_dir / "fine.yaml", "base: coarse.yaml\nstrategy: {name: finetune}\nseeds: [7, 8]\n")
+    status, out, err = cli("show", fine)
+    assert status == 0, err
+    assert "# stages, trained in this order: coarse (coarse.yaml, run coarse-" in out
+    assert ": to train in runs) -> fine (fine.yaml, run fine-" in out
+    assert "this is the recipe of seed: 7" in out and "\nseed: 7\n" in out  # seed 0 is no run of this recipe
+    status, out, _ = cli("show", fine, "--seed", "8")
+    assert status == 0 and "this is the recipe of seed: 8" in out and "\nseed: 8\n" in out
+    status, _, err = cli("show", fine, "seed=3")  # as `run` refuses it: each of the seeds would replace it
+    assert status == 2 and "the override seed=... would be replaced by each of the seeds [7, 8]" in err

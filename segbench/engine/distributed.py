@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from datetime import timedelta
+from typing import NoReturn
 
 import attrs
 import torch
@@ -77,11 +79,16 @@ def all_reduce_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
 
 def any_rank(flag: bool, env: DistEnv, device: torch.device | None = None) -> bool:
     """``flag`` OR-ed over all ranks (a collective: every rank must call it at the same point)."""
+    return bool(max_over_ranks(int(flag), env, device))
+
+
+def max_over_ranks(value: int, env: DistEnv, device: torch.device | None = None) -> int:
+    """The largest ``value`` of all ranks (a collective, like :func:`any_rank`)."""
     if not env.enabled:
-        return flag
-    tensor = torch.tensor([int(flag)], device=device)
+        return value
+    tensor = torch.tensor([value], device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item())
+    return int(tensor.item())
 
 
 def unwrap_for_evaluation(model: torch.nn.Module, env: DistEnv) -> torch.nn.Module:
@@ -105,12 +112,46 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
+_left_a_process_group = False
+
+
+def left_a_process_group() -> bool:
+    """Whether this process has run in a process group (and left it): see :func:`end_process`."""
+    return _left_a_process_group
+
+
+def end_process(status: int) -> NoReturn:
+    """End this process with ``status`` after Python's exit handlers, without the interpreter's and the C++
+    runtime's teardown.
+
+    A model wrapped in DistributedDataParallel keeps its process group alive past ``destroy_process_group``
+    (torch holds it from C++), so the backend's threads still run while the process tears down, and now and then
+    one aborts it ("terminate called without an active exception", status -6) after the run wrote everything:
+    Slurm then marks a finished job FAILED and its dependent stages never start.
+    """
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():  # what a normal exit waits for first (a plugin logger's uploader)
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # then what it runs: logging's flush, multiprocessing's reaping of workers
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 def shutdown(env: DistEnv, *, finished: bool = False) -> None:
     """Leave the process group. ``finished``: this process ends without an error, so the others will get here
     too: wait for them first, as a process tearing down its connections while a peer is still finishing made
     that peer abort now and then (gloo, "terminate called without an active exception")."""
+    global _left_a_process_group
     if not (env.enabled and dist.is_initialized()):
         return
+    _left_a_process_group = True
     store = dist.distributed_c10d._get_default_store() if finished else None
     if finished:
         dist.barrier()

@@ -149,6 +149,15 @@ class RunLock:
         finally:
             os.close(fd)  # releases the flock
 
+    def holder(self) -> str | None:
+        """Which other process trains this run now (``process P on host H``); ``None`` when no live process
+        holds the lock. A lock of another host counts as held: whether its process lives cannot be seen here."""
+        owner = self._owner()
+        if owner is None or (owner["host"] == socket.gethostname()
+                             and (owner["pid"] == os.getpid() or not process_alive(owner["pid"]))):
+            return None
+        return f"process {owner['pid']} on host {owner['host']}"
+
     def _owner(self) -> dict | None:
         """``{"host": ..., "pid": ...}`` from the lock file; ``None`` when it is missing, empty or garbled."""
         try:

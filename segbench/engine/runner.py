@@ -41,8 +41,7 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
     overrides = [*overrides, *([f"trainer.device={device}"] if device is not None else [])]
     registries = build_registries(make_plugin_manager())
     variants = load_variants(path, overrides, seeds=seeds, grid=grid, smoke=smoke, registries=registries)
-    if len(variants) > 1:
-        _check_all_runs(variants, registries)
+    _check_all_runs(variants, registries, runs_dir=runs_dir, restart=restart)
     runs = []
     finished = False
     try:
@@ -63,25 +62,41 @@ def run_recipe_file(path, overrides=(), *, runs_dir=None, restart=False, smoke=F
         shutdown(env_from_environment(), finished=finished)
     if len(runs) > 1:
         say(f"experiment {variants[0][1].name}: {len(runs)} runs complete; statistics across seeds:"
-            f" segbench compare {shlex.quote(str(runs[0].path.parent))}")
+            f" segbench compare {shlex.quote(str(runs[0].path.parent))}{' --include-smoke' if smoke else ''}")
     return runs
 
 
-def _check_all_runs(variants, registries) -> None:
-    """Validate every run of an experiment and the stages it starts from, and where each would compute, before
-    the first one trains: a bad grid value or seed is an error now, not after hours of training the others."""
+def _check_all_runs(variants, registries, *, runs_dir, restart) -> None:
+    """Validate every run of an experiment and the stages it starts from, where each would compute and, when more
+    than one will train, what each can only check against its data (its batch size and warm-up against its
+    training split), before the first one trains: a bad grid value, seed or fine-tuning setting is an error now,
+    not after hours of training the others."""
+    from segbench.engine.preflight import preflight
+
+    to_train = []
     for _variant, recipe in variants:
-        for stage in resolve_stages(recipe, registries):
+        for stage in resolve_stages(recipe, registries, is_complete=_completeness(recipe, runs_dir, restart)):
             Runtime.resolve(stage.plan.trainer)
+            if not stage.complete:
+                to_train.append(stage)
+    if len(to_train) > 1:  # alone, a run makes these checks as it starts
+        world_size = env_from_environment().world_size
+        for stage in to_train:
+            preflight(stage.plan, world_size=world_size)
 
 
-def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
-    """Run ``recipe``, first running the stages its strategy starts from that are not complete."""
+def _completeness(recipe: ResolvedRecipe, runs_dir, restart: bool):
+    """Whether a stage of ``recipe``'s chain is complete (``--restart`` trains ``recipe``'s own stage again)."""
     def complete(plan) -> bool:
         # A damaged results.json is an error now, before any stage trains, not when the next command reads it.
         return not (restart and plan.recipe.path == recipe.path) and RunDir.for_plan(plan, runs_dir).is_finished()
 
-    stages = resolve_stages(recipe, registries, is_complete=complete)
+    return complete
+
+
+def run_stage(recipe: ResolvedRecipe, registries, *, runs_dir=None, restart=False, progress=True) -> RunDir:
+    """Run ``recipe``, first running the stages its strategy starts from that are not complete."""
+    stages = resolve_stages(recipe, registries, is_complete=_completeness(recipe, runs_dir, restart))
     check_upstream_files(stages, runs_dir)
     for stage in stages:
         run = RunDir.for_plan(stage.plan, runs_dir)
@@ -201,7 +216,7 @@ def _report(plan, run, parts: RunComponents, trainer, runtime: Runtime, *, init_
                                        num_workers=plan.trainer.num_workers, progress=progress, desc="report",
                                        stop=lambda: signals.received is not None)
     except EvaluationStopped:
-        raise signals.stopped() from None
+        raise signals.stopped(runtime.dist, runtime.device) from None
     if not runtime.dist.is_main:
         return
     matrix = per_image.sum(dim=0)  # the global matrix of the official rule

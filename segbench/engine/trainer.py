@@ -18,7 +18,7 @@ from segbench.data.transformed import epoch_permutation
 from segbench.deep_supervision import supervised_loss
 from segbench.engine.checkpoint import (capture_rng_state, load_checkpoint, load_weights, restore_rng_state,
                                        save_checkpoint)
-from segbench.engine.distributed import DistEnv, any_rank, barrier
+from segbench.engine.distributed import DistEnv, any_rank, barrier, max_over_ranks
 from segbench.engine.evaluate import EvaluationStopped, evaluate_confusion
 from segbench.engine.rundir import RunDir
 from segbench.engine.runtime import Runtime
@@ -165,15 +165,17 @@ class SignalFlag:
         except OSError:  # the reader of a pipe got the Ctrl-C too
             pass
 
-    def stopped(self) -> Preempted:
-        """What ends the run for the signal received here (or, with none here, on another rank)."""
-        return Preempted(self.received if self.received is not None else "on another rank")
+    def stopped(self, env: DistEnv, device) -> Preempted:
+        """What ends the run once the ranks agreed to stop (a collective, so every rank calls it there): the highest
+        signal number any rank received, so that every rank ends with the same status (Ctrl-C on one rank alone
+        ends them all as interrupted)."""
+        return Preempted(max_over_ranks(self.received or 0, env, device))
 
     def stop_if_any_rank_received(self, env: DistEnv, device) -> None:
         """At a point where ``last.pt`` is up to date: end the run for a signal that any rank received (ranks vote,
         as one that stopped alone would leave the others in a collective)."""
         if any_rank(self.received is not None, env, device):
-            raise self.stopped()
+            raise self.stopped(env, device)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -427,7 +429,7 @@ class Trainer:
                 state.window_loss_sum, state.window_logged_steps = float(loss_sum), logged_steps
             self.save(self.run.last)
             barrier(self.env)  # no rank exits before rank 0's last.pt is written
-            raise signals.stopped()
+            raise signals.stopped(self.env, self.device)
 
     def _select_and_checkpoint(self, signals: SignalFlag):
         state = self.state
@@ -440,7 +442,7 @@ class Trainer:
         except EvaluationStopped:
             self.save(self.run.last)  # with pending_selection: the resumed run starts with this evaluation
             barrier(self.env)
-            raise signals.stopped() from None
+            raise signals.stopped(self.env, self.device) from None
         miou = float(mean_iou(matrix))
         with blamed_on(self.plan.scheduler, "in step_epoch()"):
             self.scheduler.step_epoch(miou)

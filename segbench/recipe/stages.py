@@ -9,10 +9,31 @@ from typing import Callable
 
 import attrs
 
-from segbench.errors import RecipeError
-from segbench.recipe.load import ResolvedRecipe
+from segbench.errors import ConfigError, RecipeError
+from segbench.recipe.load import ResolvedRecipe, parse_override
 from segbench.recipe.plan import Plan, build_plan
 from segbench.recipe.schema import UPSTREAM_KEY
+
+
+def _stage_plan(recipe: ResolvedRecipe, registries, *, upstream: bool) -> Plan:
+    """``build_plan``; for a stage another starts from, a problem with a key the command line overrides says that
+    the overrides apply to every stage (``strategy.checkpoint=last`` meant for the fine stage reaches the coarse
+    one too), since that stage's recipe files alone do not explain it."""
+    try:
+        return build_plan(recipe, registries)
+    except ConfigError as exc:
+        overridden = [text for text in recipe.overrides
+                      if any(_overlap(parse_override(text)[0], path) for path, _ in exc.problems)]
+        if not upstream or not overridden:
+            raise
+        raise RecipeError(f"{exc}\nThe command line's {', '.join(overridden)} applies to every stage, so also to"
+                          f" stage {recipe.name}, which a later stage starts from; set it in the recipe of the stage"
+                          " it is meant for instead.") from None
+
+
+def _overlap(key: str, path: str) -> bool:
+    """Whether the override of ``key`` and a problem at ``path`` concern the same recipe section."""
+    return key.partition(".")[0] == path.partition(".")[0]
 
 
 @attrs.frozen
@@ -55,7 +76,7 @@ def resolve_stages(recipe: ResolvedRecipe, registries, *,
             raise RecipeError(f"{' <- '.join(current.files)}: `{UPSTREAM_KEY}:` is written by segbench into a run's"
                               " recipe.yaml (the run a fine-tuning stage starts from), not by a recipe; remove it"
                               " (strategy.source chooses the stage to start from).")
-        plan = build_plan(current, registries)
+        plan = _stage_plan(current, registries, upstream=bool(links))
         if links:  # the stage before starts from this one: may it? (e.g. weights of another model would not fit)
             downstream, downstream_strategy = links[-1][1], links[-1][2]
             check = getattr(downstream_strategy, "check_upstream", None)

@@ -41,10 +41,10 @@ class Variant:
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``--seeds 0,1,2`` -> ``(0, 1, 2)``."""
-    try:
-        seeds = [int(part) for part in text.split(",")]  # an empty part ("0,,1", "0,1,") is a mistake too
-    except ValueError:
-        seeds = []
+    parts = [part.strip() for part in text.split(",")]
+    # plain ASCII digits only: int() also reads "0_1" as 1 and full-width digits, which would run other seeds
+    # than the ones the user meant; an empty part ("0,,1", "0,1,") is a mistake too
+    seeds = [int(part) for part in parts] if all(part.isascii() and part.isdigit() for part in parts) else []
     if not seeds or any(not 0 <= s <= SEED_MAX for s in seeds) or len(set(seeds)) != len(seeds) or \
             len(seeds) > MAX_SEEDS:
         raise RecipeError(f"--seeds {text[:80]!r}: give up to {MAX_SEEDS} distinct integers from 0 to {SEED_MAX}"
@@ -105,6 +105,26 @@ def parse_grid(texts: Sequence[str]) -> tuple[GridAxis, ...]:
     return tuple(axes)
 
 
+def check_seed_override(path, overrides: Sequence[str], seeds: Sequence[int] | None,
+                        option: str = "--seeds 5") -> None:
+    """A ``seed=`` override of an experiment with ``seeds`` would be replaced by each of them: refused."""
+    if seeds and any(parse_override(text)[0] == "seed" for text in overrides):
+        raise RecipeError(f"{path}: the override seed=... would be replaced by each of the seeds {list(seeds)};"
+                          f" choose seeds with {option.split()[0]} (e.g. {option}), or drop the recipe's seeds: with"
+                          " seeds=null.")
+
+
+def _check_run_count(runs: int, grid: Sequence[GridAxis], *, seeds: int = 0) -> None:
+    """An experiment of more runs than one machine or a Slurm array handles is a typo, refused before the
+    minutes it takes to resolve each run's recipe."""
+    if runs <= MAX_SEEDS:
+        return
+    sizes = " x ".join(f"{len(axis.values)} ({axis.key})" for axis in grid) or "1"
+    raise RecipeError(f"--grid {sizes} grid points{f' x {seeds} seeds' if seeds else ''} make {runs:,} runs; an"
+                      f" experiment has at most {MAX_SEEDS:,}. Sweep fewer values, or split the sweep into several"
+                      " commands.")
+
+
 def grid_points(axes: Sequence[GridAxis]) -> list[tuple[str, ...]]:
     """The product of the axes' values as override lists (one empty point without a grid)."""
     return [tuple(f"{axis.key}={value}" for axis, value in zip(axes, combo))
@@ -119,13 +139,13 @@ def load_variants(path: str | Path, overrides: Sequence[str] = (), *, seeds: Seq
     The seeds are ``seeds`` (``--seeds``), else the recipe's ``seeds:``, else just the recipe's ``seed:``.
     """
     variants = []
-    for point in grid_points(grid):
+    points = grid_points(grid)
+    _check_run_count(len(points), grid)
+    for point in points:
         base = load_recipe(path, [*overrides, *point], smoke=smoke, registries=registries)
         chosen = tuple(seeds) if seeds else base.seeds
-        if chosen and any(parse_override(text)[0] == "seed" for text in overrides):
-            raise RecipeError(f"{path}: the override seed=... would be replaced by each of the seeds {list(chosen)};"
-                              " choose seeds with --seeds (e.g. --seeds 5), or drop the recipe's seeds: with"
-                              " seeds=null.")
+        _check_run_count(len(points) * max(len(chosen or ()), 1), grid, seeds=len(chosen or ()))
+        check_seed_override(path, overrides, chosen)
         for seed in chosen or (None,):
             variant = Variant(len(variants), seed, point)
             recipe = base if seed is None else load_recipe(path, [*overrides, *point], smoke=smoke, seed=seed,

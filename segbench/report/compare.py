@@ -29,6 +29,7 @@ import attrs
 import torch
 import yaml
 
+from segbench.engine.loggers import flatten
 from segbench.runs import RunDir, default_runs_dir
 from segbench.errors import SegbenchError
 from segbench.functional.merge import content_hash
@@ -72,6 +73,7 @@ class RunRow:
     seed: int | None = None
     smoke: bool = False  # a `run --smoke` check, not a result
     results: dict = attrs.field(factory=dict, repr=False)  # results.json as read, for --columns
+    settings: dict = attrs.field(factory=dict, repr=False)  # recipe.yaml as read, by key path (empty: unreadable)
     latency: dict = attrs.field(factory=dict)  # backend -> LatencyRecord from `segbench benchmark`
 
     @property
@@ -143,7 +145,7 @@ def read_run(path: Path) -> RunRow:
                  report_split=_split_text((recipe.get("data") or {}).get("report")),
                  seed=recipe.get("seed", 0) if recipe else None,
                  experiment_hash=content_hash(recipe, exclude=(*UNHASHED_SECTIONS, *REPLICATE_KEYS))
-                 if recipe else None)
+                 if recipe else None, settings=flatten(recipe))
     row.latency = {backend: record for backend in BACKENDS if (record := read_latency(run.path, backend))}
     if run.results.is_file():
         try:
@@ -402,12 +404,19 @@ def compare_command(args, *, registries=None) -> str:
     from segbench.report.significance import difference_command, experiment_tables
 
     targets = list(getattr(args, "targets", None) or [])
+    if any(not str(target).strip() for target in targets):
+        raise SegbenchError("compare: a target is empty: give a runs folder, or two run folders or experiment"
+                            " labels (is a shell variable unset?)")
     if len(targets) == 2:
         return difference_command(args, *targets)
     if len(targets) > 2:
         raise SegbenchError(f"compare takes a runs directory, or two experiments or runs A and B; got"
                             f" {len(targets)}: {' '.join(targets)}.")
     runs_dir = Path(targets[0]) if targets else args.runs_dir
+    if targets and args.runs_dir is not None and Path(args.runs_dir).resolve() != runs_dir.resolve():
+        raise SegbenchError(f"compare {targets[0]} --runs-dir {args.runs_dir}: both name the runs folder to"
+                            " tabulate; give one of them (with two experiments A B, --runs-dir says where their"
+                            " runs are)")
     rows = collect_runs(runs_dir, include_smoke=getattr(args, "include_smoke", False))
     columns = parse_columns(getattr(args, "columns", None))
     _check_columns(rows, columns)

@@ -222,6 +222,10 @@ def evaluate_run(target: Path, *, split: str = "report", checkpoint: str | None 
     if onnx_file is not None and backend != "onnxruntime":
         raise SegbenchError(f"--onnx {onnx_file} is scored by onnxruntime: add --backend onnxruntime (without it"
                             " the PyTorch checkpoint is scored and the file would be ignored)")
+    if backend == "onnxruntime":
+        from segbench.report.onnx_runtime import require_onnx
+
+        require_onnx()  # what to install first, before what to export
     run, _ = resolve_target(target)
     check_writable(run.path, "evaluate keeps its scores there (evaluation-<split>.json)")
     role, override, label = split_choice(run, split)

@@ -60,6 +60,51 @@ def group_experiments(rows: list[RunRow]) -> list[Experiment]:
     return experiments
 
 
+# What differs between every run of an experiment, or is segbench's own record: not what tells experiments apart.
+_NOT_SETTINGS = ("seed", "seeds", "upstream")
+
+
+def what_differs(experiments: list[Experiment], limit: int = 4) -> dict[str, str]:
+    """For experiments that share a recipe name (labelled ``name~hash8``: grid points, other overrides), the
+    settings that tell them apart, from their runs' ``recipe.yaml``: label -> ``optimizer.lr=0.001``."""
+    by_recipe: dict[str, list[Experiment]] = {}
+    for experiment in experiments:
+        by_recipe.setdefault(experiment.recipe, []).append(experiment)
+    described = {}
+    for group in by_recipe.values():
+        read = [_shared_settings(experiment) for experiment in group] if len(group) > 1 else [None]
+        if any(r is None for r in read):
+            continue
+        settings = [shared for shared, _ in read]
+        varying = {key for _, keys in read for key in keys}  # within an experiment: not what sets it apart
+        keys = sorted({key for s in settings for key in s} - varying)
+        differing = [key for key in keys if len({repr(s.get(key)) for s in settings}) > 1]
+        for experiment, values in zip(group, settings):
+            shown = [f"{key}={_text(values[key]) if key in values else '(unset)'}" for key in differing[:limit]]
+            more = f" and {len(differing) - limit} more" if len(differing) > limit else ""
+            described[experiment.label] = ", ".join(shown) + more
+    return described
+
+
+def _shared_settings(experiment: Experiment) -> tuple[dict, set] | None:
+    """The settings every run of ``experiment`` has alike, and the keys its runs set otherwise (a --smoke run's
+    images follow its seed, for one); ``None`` when a run's recipe.yaml could not be read."""
+    runs = [{key: value for key, value in row.settings.items() if key.split(".")[0] not in _NOT_SETTINGS}
+            for row in experiment.runs]
+    if not all(runs):
+        return None
+    every_key = {key for settings in runs for key in settings}
+    shared = {key: runs[0][key] for key in every_key
+              if all(key in settings and repr(settings[key]) == repr(runs[0][key]) for settings in runs)}
+    return shared, every_key - shared.keys()
+
+
+def _text(value) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _one_folder_per_run(rows: list[RunRow]) -> list[RunRow]:
     """One row per run hash: a copied run folder would count its seed twice. The folder named after the run
     (``<recipe>-<hash8>``, as ``segbench run`` names it) is kept."""

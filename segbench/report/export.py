@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import torch
 
-from segbench.atomic import atomic_write_bytes, atomic_write_text
+from segbench.atomic import atomic_write_bytes, atomic_write_text, check_output_file
 from segbench.data.reading import read_item
 from segbench.runs import refuse_run_file
 from segbench.errors import SegbenchError
@@ -150,6 +150,8 @@ def export_run(target: Path, *, fmt: str = "onnx", size: tuple[int, int] | None 
     if size is not None and dynamic:
         raise SegbenchError("--size and --dynamic both set the input size; give one of them")
     onnx, _ = require_onnx()
+    if out is not None:
+        check_output_file(Path(out), "--out")  # before the model loads and traces
     loaded, dataset = load_run(target, registries, checkpoint=checkpoint, device="cpu")
     trace_size = size or report_input_size(loaded, dataset)
     path = Path(out) if out is not None else default_export_path(loaded.run.path, loaded.plan.model.name,

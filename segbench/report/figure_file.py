@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segbench.atomic import atomic_write_bytes
+from segbench.atomic import atomic_write_bytes, check_output_file
 from segbench.errors import SegbenchError
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg"}
@@ -21,6 +21,7 @@ def figure_format(out: Path, option: str = "--out") -> str:
 def save_figure(figure, out: Path, *, dpi: int, option: str = "--out") -> Path:
     out = Path(out)
     kind = figure_format(out, option)
+    check_output_file(out, option)
     try:
         atomic_write_bytes(out, lambda handle: figure.savefig(handle, format=kind, dpi=dpi))
     except OSError as exc:

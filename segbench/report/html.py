@@ -16,11 +16,9 @@ from pathlib import Path
 
 import attrs
 import matplotlib
-import yaml
 
 from segbench.atomic import atomic_write_bytes, atomic_write_text, make_folder
 from segbench.data.reading import read_item
-from segbench.engine.loggers import flatten
 from segbench.errors import SegbenchError
 from segbench.report.compare import MISSING, RunRow, class_names, collect_runs, display_names
 from segbench.report.html_assets import SCRIPT, STYLE
@@ -44,14 +42,6 @@ class RunFigures:
 
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _recipe(row: RunRow) -> dict:
-    try:
-        data = yaml.safe_load(row.run.recipe_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return flatten(data) if isinstance(data, dict) else {}
 
 
 def _panels(row: RunRow, folder: Path, relative: str, count: int, *, registries, device) -> tuple[str, ...]:
@@ -109,7 +99,7 @@ def draw_run(row: RunRow, display: str, out: Path, *, images: int, registries, d
             notes.append(f"no prediction panels: {exc}")
     for note in notes:  # the page shows them too, but a reader of the terminal should not have to look
         print(f"warning: report: {row.name}: {note}", file=sys.stderr)
-    return RunFigures(row, display, curves, confusion, panels, _recipe(row), " ".join(notes))
+    return RunFigures(row, display, curves, confusion, panels, row.settings, " ".join(notes))
 
 
 # ---- the page ---------------------------------------------------------------------------------------

@@ -102,6 +102,19 @@ def _warn_if_foreign(run: RunDir, results: ResultsRecord | None, checkpoint: Pat
               " checkpoint copied from another run, whose weights are used as they are.", file=sys.stderr)
 
 
+def _warn_if_training(run: RunDir, checkpoint: Path, train_state) -> None:
+    """Weights of a run still training are a snapshot: what is computed from them goes stale as it goes on."""
+    from segbench.engine.rundir import RunLock
+
+    holder = RunLock(run).holder()
+    if holder is None:
+        return
+    iteration = train_state.get("iteration") if isinstance(train_state, dict) else None
+    at = f" (written at iteration {iteration})" if isinstance(iteration, int) else ""
+    print(f"warning: {run.path} is still training ({holder}); {checkpoint.name}{at} is a snapshot that the run"
+          " will replace. Run this again once the run has finished for its final weights.", file=sys.stderr)
+
+
 def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None):
     """The run's validated plan, with ``data_overrides`` (``{role: section}``) replacing data roles."""
     from segbench.recipe.plan import build_plan
@@ -218,6 +231,7 @@ def load_run(target: Path, registries=None, *, checkpoint: str | None = None, de
     model = plan.model.build(num_classes=len(info.class_names))
     state = load_model_weights(model, checkpoint_file, expected_model=plan.model.name)
     _warn_if_foreign(run, results, Path(checkpoint_file), state.get("recipe_hash"))
+    _warn_if_training(run, Path(checkpoint_file), state.get("train_state"))
     model = settings.model(model)
     model.eval()
     checkpoint_state = {k: v for k, v in state.items() if k in ("train_state", "recipe_hash", "model_name")}

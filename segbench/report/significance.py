@@ -13,7 +13,7 @@ from segbench.errors import SegbenchError
 from segbench.functional import bootstrap
 from segbench.report.compare import MISSING, RunRow, collect_runs
 from segbench.report.experiments import (Experiment, class_names_of, group_experiments, replicates,
-                                         resolve_experiment)
+                                         resolve_experiment, what_differs)
 
 
 def _points(value: float) -> str:
@@ -101,7 +101,7 @@ def experiment_tables(rows: list[RunRow], *, resamples: int, confidence: float, 
     level = f"{100 * confidence:g}%"
     lines = ["", f"Experiments: mean ± standard deviation across seeds; {level} interval of the mean mIoU"
              f" (bootstrap over seeds and images, {resamples} resamples, seed {seed})", "",
-             f"| experiment | seeds | mIoU | {level} interval | pixel accuracy |", "|---|---|---:|---|---:|"]
+             f"| experiment | seeds | mIoU (%) | {level} interval | pixel accuracy (%) |", "|---|---|---:|---|---:|"]
     notes, per_class = [], []
     for experiment in experiments:
         stats, problem = _stats(experiment, resamples=resamples, confidence=confidence, seed=seed)
@@ -120,6 +120,9 @@ def experiment_tables(rows: list[RunRow], *, resamples: int, confidence: float, 
     if any(len(e.runs) == 1 for e, _ in per_class):
         notes.append("‡ one seed: the interval covers image sampling only, not run-to-run variation; train more seeds"
                      " (--seeds 0,1,2) before comparing it.")
+    differs = what_differs(experiments)
+    if differs:
+        notes = [*(f"{label}: {settings}" for label, settings in differs.items()), *notes]
     lines += ["", *notes] if notes else []
     if per_class:
         # Experiments may score different class sets (other datasets): one row per class name, in order of
@@ -207,11 +210,13 @@ def difference_command(args, target_a: str, target_b: str) -> str:
                             " with A and B, compare prints the difference table only. Give a runs directory instead"
                             " of A and B to use them.")
     if getattr(args, "forest", None):
+        from segbench.atomic import check_output_file
         from segbench.report.figure_file import figure_format
         from segbench.runs import refuse_run_file
 
         refuse_run_file(args.forest, "--forest")  # before the resampling, not after it
         figure_format(args.forest, "--forest")
+        check_output_file(args.forest, "--forest")
     found: list = []
 
     def experiments():  # the runs directory is read once, and only when a target is a label

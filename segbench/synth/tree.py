@@ -25,7 +25,7 @@ from PIL import Image
 
 from segbench.atomic import atomic_write_text
 from segbench.errors import SegbenchError
-from segbench.limits import SEED_MAX, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
+from segbench.limits import SEED_MAX, SYNTH_DEFAULT_COUNTS, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE, SYNTH_MIN_SIZE
 
 # The drawing and the label table (torchvision's, which takes a second to import) are imported by the functions
 # that write or summarise a tree, so that loading the synthetic_city plugin (every command does) stays cheap.
@@ -126,7 +126,8 @@ class GenerationReport:
         return text
 
 
-def generate_city(root: Path, *, train: int = 120, val: int = 30, train_extra: int = 60,
+def generate_city(root: Path, *, train: int = SYNTH_DEFAULT_COUNTS["train"], val: int = SYNTH_DEFAULT_COUNTS["val"],
+                  train_extra: int = SYNTH_DEFAULT_COUNTS["train_extra"],
                   size: tuple[int, int] = (128, 256), seed: int = 0, progress: bool = False,
                   workers: int = 1) -> GenerationReport:
     """Write a synthetic street-scene dataset to ``root`` in the Cityscapes layout; see the module docstring.

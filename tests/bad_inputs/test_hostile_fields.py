@@ -140,8 +140,10 @@ def _cli_option_cases():
     for option in ("--resamples", "--bootstrap-seed", "--confidence"):
         for value in HOSTILE_NUMBERS:
             cases.append(pytest.param(["compare", "{dir}", option, value], option, id=f"compare{option}={value}"))
-    for value in [v for v in HOSTILE_NUMBERS if v] + ["0,0", "1,-2", ",".join(map(str, range(1001)))]:
+    for value in [v for v in HOSTILE_NUMBERS if v] + ["0,0", "1,-2", "0_1", ",".join(map(str, range(1001)))]:
         cases.append(pytest.param(["run", "{dir}/r.yaml", "--seeds", value], "--seeds", id=f"run--seeds={value[:20]}"))
+    for value in HOSTILE_NUMBERS:
+        cases.append(pytest.param(["show", "{dir}/r.yaml", "--seed", value], "--seed", id=f"show--seed={value}"))
     return cases
 
 
@@ -161,7 +163,7 @@ def test_every_numeric_option_of_every_subcommand_is_covered():
                ("synth", "--size"), ("models", "--size"), ("compare", "--resamples"), ("compare", "--bootstrap-seed"),
                ("compare", "--confidence"), ("report", "--images"), ("benchmark", "--batch"),
                ("benchmark", "--threads"), ("benchmark", "--repeats"), ("benchmark", "--warmup"), ("benchmark", "--size"),
-               ("export", "--opset"), ("export", "--size"), ("run", "--seeds"), ("show", "--seeds"), ("emit-slurm", "--seeds")}
+               ("export", "--opset"), ("export", "--size"), ("run", "--seeds"), ("show", "--seed"), ("emit-slurm", "--seeds")}
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
     numeric = set()
