@@ -156,8 +156,8 @@ def machine(device=None, *, gemm_size: int = 2048) -> dict:
     key = (str(device), gemm_size)
     if key not in _MACHINES:
         cpu = describe_cpu()
-        info = {"cpu_model": cpu.model, "cpu_class": cpu.name, "cpu_flags": list(cpu.flags),
-                "native_bf16": cpu.native_bf16, "cpu_capability": cpu.capability,
+        info = {"cpu_model": cpu.model, "cpu_family_model": cpu.family_model, "cpu_class": cpu.name,
+                "cpu_flags": list(cpu.flags), "native_bf16": cpu.native_bf16, "cpu_capability": cpu.capability,
                 "machine": platform.machine(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "allocator": allocator_note(), "device": str(device),
                 "date": time.strftime("%Y-%m-%d %H:%M")}
@@ -182,7 +182,10 @@ def machine_line(info: dict) -> str:
     emulated = info.get("emulated")
     cpu_class = info.get("cpu_class", "CPU class not recorded") + (
         " emulated with " + " ".join(f"{k}={v}" for k, v in emulated.items()) if emulated else "")
-    line = (f"{info.get('cpu_model', info.get('machine', '?'))} ({cpu_class}; torch kernels"
+    model = info.get("cpu_model", info.get("machine", "?"))
+    if info.get("cpu_family_model"):  # one shortened name ("AMD EPYC") can cover CPUs of different speeds
+        model += f" {info['cpu_family_model']}"
+    line = (f"{model} ({cpu_class}; torch kernels"
             f" {info.get('cpu_capability', '?')}), {info.get('threads', '?')} threads of {info.get('cpus', '?')} CPUs,"
             f" torch {info.get('torch', '?')}, allocator: {info.get('allocator', '?')}")
     if "gpu" in info:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import attrs
 
+from segbench.cpuinfo import read_cpuinfo
+
 # CPU features that decide which kernels run (and whether bf16 is fast): recorded when present.
 CPU_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "neon", "asimd")
 
@@ -44,6 +46,7 @@ class Provenance:
     command: str
     started_at: str
     finished_at: str | None = None
+    cpu_family_model: str = ""  # "family 25 model 17": tells apart CPUs sharing a model name ("" in older files)
 
     def finished(self) -> "Provenance":
         return attrs.evolve(self, finished_at=now())
@@ -75,22 +78,6 @@ def _git(cwd: Path, *args: str) -> str:
                           timeout=10).stdout.strip()
 
 
-def _cpuinfo() -> tuple[str, tuple[str, ...]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return model, ()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and value.strip():
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = set(value.split())
-    return model, tuple(flag for flag in CPU_FLAGS_OF_INTEREST if flag in flags)
-
-
 def command_line(argv=None) -> str:
     argv = list(sys.argv if argv is None else argv)
     if argv and Path(argv[0]).name in ("segbench", "cli.py"):  # the console script, or its re-exec as -m
@@ -106,7 +93,7 @@ def collect(plugins=(), *, device=None) -> Provenance:
     from segbench import __version__
 
     commit, dirty = git_state()
-    cpu_model, cpu_flags = _cpuinfo()
+    cpu = read_cpuinfo()
     gpu = None
     if device is not None and device.type == "cuda" and torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(device)
@@ -115,7 +102,8 @@ def collect(plugins=(), *, device=None) -> Provenance:
         segbench_version=__version__, git_commit=commit, git_dirty=dirty,
         plugins=tuple(PluginVersion(p.name, p.distribution, p.version) for p in plugins),
         python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
-        cuda=torch.version.cuda, cudnn=cudnn, cpu_model=cpu_model,
-        cpu_capability=torch.backends.cpu.get_cpu_capability(), cpu_flags=cpu_flags, gpu=gpu,
-        host=socket.gethostname(), command=command_line(), started_at=now())
+        cuda=torch.version.cuda, cudnn=cudnn, cpu_model=cpu.model,
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        cpu_flags=tuple(flag for flag in CPU_FLAGS_OF_INTEREST if flag in cpu.flags), gpu=gpu,
+        host=socket.gethostname(), command=command_line(), started_at=now(), cpu_family_model=cpu.family_model)
 

@@ -4,6 +4,7 @@ import sys
 
 import torch
 
+from segbench.cpuinfo import read_cpuinfo
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -21,6 +22,9 @@ def test_machine_names_the_cpu_its_kernels_threads_and_gemm_throughput_measured_
     assert ("bf16" in rates) == info["native_bf16"]
     assert info["native_bf16"] or "no native bf16" in info["gemm"]["note"]
     assert info["cpu_class"] in common.machine_line(info)
+    # the family and model numbers too: a hypervisor may show one name ("AMD EPYC") for CPUs of unlike speeds
+    assert info["cpu_family_model"] == read_cpuinfo().family_model
+    assert info["cpu_family_model"] in common.machine_line(info)
 
 
 def test_result_files_carry_the_machine_even_when_a_script_forgot_it(tmp_path, monkeypatch):

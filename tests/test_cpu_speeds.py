@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import attrs
 import pytest
 
 from segbench.engine import cpu_speeds as module
@@ -50,6 +51,17 @@ def test_another_cpu_or_kernel_limit_is_timed_on_its_own(timings, monkeypatch):
     cpu_speeds(CPU)
     cpu_speeds(CpuClass(model="Intel Xeon", capability="AVX512", flags=CPU.flags, native_bf16=True))
     assert len(timings) == 3
+
+
+def test_two_generations_behind_one_shortened_name_are_timed_apart(timings):
+    """Hypervisors show "AMD EPYC" for several generations; a cache in a home folder shared by such machines
+    must not hand one generation's bf16 timing to another."""
+    zen4 = CpuClass(model="AMD EPYC", capability="AVX512", flags=CPU.flags, native_bf16=True,
+                    family_model="family 25 model 17")
+    cpu_speeds(zen4)
+    cpu_speeds(zen4)
+    cpu_speeds(attrs.evolve(zen4, family_model="family 26 model 2"))
+    assert len(timings) == 2
 
 
 @pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '{"%s": {"fp32_s": -1, "bf16_s": 0.1}}',

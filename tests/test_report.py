@@ -357,6 +357,7 @@ def test_results_record_what_produced_the_run(runs):
     import torch
 
     from segbench import __version__
+    from segbench.cpuinfo import read_cpuinfo
 
     _, first, _, _, _ = runs
     origin = json.loads(first.results.read_text())["provenance"]
@@ -368,6 +369,7 @@ def test_results_record_what_produced_the_run(runs):
             "version": __version__} in origin["plugins"]
     assert origin["torch"] == torch.__version__ and origin["cuda"] == torch.version.cuda
     assert origin["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and origin["cpu_model"]
+    assert origin["cpu_family_model"] == read_cpuinfo().family_model  # tells apart CPUs sharing a name
     assert origin["host"] == socket.gethostname() and origin["command"]
     assert origin["started_at"] <= origin["finished_at"]  # ISO 8601 in UTC: text order is time order
 

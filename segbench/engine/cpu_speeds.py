@@ -53,10 +53,13 @@ class CpuSpeeds:
 
 
 def machine_key(cpu: CpuClass, environ=None) -> str:
-    """What the timings depend on: the CPU, torch's build and kernels, the thread count, the kernel limits."""
+    """What the timings depend on: the CPU (its family and model numbers too: a cache in a home folder shared by
+    machines whose hypervisors all say "AMD EPYC" must not hand one generation's timings to another), torch's build
+    and kernels, the thread count, the kernel limits."""
     environ = os.environ if environ is None else environ
     limits = ",".join(f"{name}={environ[name]}" for name in KERNEL_ENVIRONMENT if environ.get(name))
-    return (f"v{PROBE_VERSION}|{cpu.model}|{','.join(cpu.flags)}|{cpu.capability}|torch {torch.__version__}"
+    return (f"v{PROBE_VERSION}|{cpu.model}{f' {cpu.family_model}' if cpu.family_model else ''}|{','.join(cpu.flags)}"
+            f"|{cpu.capability}|torch {torch.__version__}"
             f"|{torch.get_num_threads()} threads|{limits}")
 
 

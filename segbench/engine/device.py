@@ -18,12 +18,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import platform
-from pathlib import Path
 
 import attrs
 import torch
 
+from segbench.cpuinfo import read_cpuinfo
 from segbench.engine.cpu_speeds import CpuSpeeds, cpu_speeds
 from segbench.errors import SegbenchError
 
@@ -57,6 +56,7 @@ class CpuClass:
     capability: str  # torch.backends.cpu.get_cpu_capability(): AVX2, AVX512, DEFAULT (ARM), ...
     flags: tuple[str, ...]  # the CPU flags among avx2, avx512f, avx512_bf16, amx_bf16
     native_bf16: bool
+    family_model: str = ""  # "family 25 model 17" (segbench.cpuinfo): one model name can cover two generations
 
     @property
     def name(self) -> str:
@@ -66,23 +66,7 @@ class CpuClass:
         return self.capability
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    """The CPU model name and flags from /proc/cpuinfo (Linux); elsewhere the platform's processor name."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), set()
-    model, flags = "", set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and not model:
-            model = value.strip()
-        elif key.strip() in ("flags", "Features") and not flags:
-            flags = set(value.split())
-    return model or platform.machine(), flags
-
-
-def native_bf16(capability: str, flags: set[str], env: dict | None = None) -> bool:
+def native_bf16(capability: str, flags: set[str] | frozenset[str], env: dict | None = None) -> bool:
     """bf16 runs in hardware: the CPU has a bf16 instruction set and torch and oneDNN may use AVX-512.
 
     ``ATEN_CPU_CAPABILITY=avx2`` / ``ONEDNN_MAX_CPU_ISA=AVX2`` (how an AVX2 machine is emulated) turn it off.
@@ -95,10 +79,11 @@ def native_bf16(capability: str, flags: set[str], env: dict | None = None) -> bo
 
 @functools.lru_cache(maxsize=1)
 def describe_cpu() -> CpuClass:
-    model, flags = _cpuinfo()
+    info = read_cpuinfo()
     capability = torch.backends.cpu.get_cpu_capability()
-    shown = tuple(f for f in ("avx2", "avx512f", *BF16_CPU_FLAGS) if f in flags)
-    return CpuClass(model=model, capability=capability, flags=shown, native_bf16=native_bf16(capability, flags))
+    shown = tuple(f for f in ("avx2", "avx512f", *BF16_CPU_FLAGS) if f in info.flags)
+    return CpuClass(model=info.model, capability=capability, flags=shown,
+                    native_bf16=native_bf16(capability, info.flags), family_model=info.family_model)
 
 
 @attrs.frozen

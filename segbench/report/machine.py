@@ -1,11 +1,10 @@
 """What a measurement ran on: CPU model, instruction set, GPU, threads."""
 from __future__ import annotations
 
-import platform
-from pathlib import Path
-
 import attrs
 import torch
+
+from segbench.cpuinfo import read_cpuinfo
 
 
 @attrs.frozen
@@ -17,14 +16,9 @@ class Machine:
 
 
 def cpu_model() -> str:
-    """The CPU's marketing name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    """The CPU's name with its family and model numbers where the system gives them (``AMD EPYC (family 25
+    model 17)``): latencies of two CPUs sharing a shortened name are not mixed up."""
+    return read_cpuinfo().label
 
 
 def describe_machine(device: torch.device) -> Machine:
