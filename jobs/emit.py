@@ -82,9 +82,10 @@ def emit(paths: Sequence[Path], overrides: Sequence[str] = (), *, registries, ou
     for job in jobs:
         job_file, log_file = out_dir / f"{job.name}.sbatch", out_dir / f"{job.name}.log"
         # whole or not at all: sbatch must never read half a script
-        atomic_write_text(job_file, job_script(job, python=python or sys.executable, runs_dir=runs_dir,
-                                               workdir=(workdir or Path.cwd()).resolve(),
-                                               cache_dir=cache_dir().resolve()))
+        script = job_script(job, python=python or sys.executable, runs_dir=runs_dir,
+                            workdir=(workdir or Path.cwd()).resolve(), cache_dir=cache_dir().resolve(),
+                            wait_file=out_dir / f".{job.name}.wait")
+        atomic_write_text(job_file, script)
         submissions.append((job, job_file, log_file))
     pending = sum(len(job.stages) for job in jobs)
     script = submit_script(submissions, out_dir=out_dir, skipped=len(stages) - pending)

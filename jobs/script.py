@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from segbench.process import command_invocation
+from segbench.slurm_job import WAIT_FILE_ENV
 from segbench_jobs.arrays import Job
 from segbench_jobs.slurm_config import SlurmConfig
 from segbench_jobs.stages import Stage
@@ -92,6 +93,26 @@ while kill -0 "$step" 2>/dev/null; do
 done
 wait "$step"
 status=$?
+# The run is being trained by another job (the same run in the array of another emit): segbench named that job
+# in $SEGBENCH_WAIT_FILE. This job goes back to the queue until that one has ended, then finds the run complete.
+holder=
+if [ -s "$SEGBENCH_WAIT_FILE" ]; then
+    holder=$(cat "$SEGBENCH_WAIT_FILE")
+    rm -f "$SEGBENCH_WAIT_FILE"
+fi
+if [ -n "$holder" ] && [ -n "${{SLURM_JOB_ID:-}}" ]; then
+    echo "segbench job: the run is being trained by job $holder; requeueing job $SLURM_JOB_ID to start after it" >&2
+    # A running job's dependency cannot be changed: requeue it held (this ends it: TERM, trapped above), set the
+    # dependency once it is pending, and release it whatever happened (an ended holder: it starts at once).
+    if scontrol requeuehold "$SLURM_JOB_ID"; then
+        for attempt in 1 2 3 4 5 6 7 8 9 10; do
+            scontrol update JobId="$SLURM_JOB_ID" Dependency="afterany:$holder" 2>/dev/null && break
+            sleep 1
+        done
+        scontrol release "$SLURM_JOB_ID"
+    fi
+    exit "$status"
+fi
 if [ "$status" -eq {PREEMPTED_EXIT_CODE} ] && [ -n "${{SLURM_JOB_ID:-}}" ]; then
     echo "segbench job: checkpoint written; requeueing job $SLURM_JOB_ID to resume" >&2
     scontrol requeue "$SLURM_JOB_ID"
@@ -100,7 +121,7 @@ exit "$status"
 """
 
 
-def job_script(job: Job, *, python: str, runs_dir: Path, workdir: Path, cache_dir: Path) -> str:
+def job_script(job: Job, *, python: str, runs_dir: Path, workdir: Path, cache_dir: Path, wait_file: Path) -> str:
     """The ``sbatch`` script of one job; an array job picks its run by ``$SLURM_ARRAY_TASK_ID``."""
     config = job.slurm
     recipe = job.recipe
@@ -114,7 +135,10 @@ def job_script(job: Job, *, python: str, runs_dir: Path, workdir: Path, cache_di
     lines += [f"#SBATCH {option}" for option in sbatch_options(config, job.name)]
     lines += ["", f"cd {q(str(workdir))} || exit 1",
               "# The same cache as the emitting process: --smoke recipes name files in it (same recipe hash).",
-              f"export SEGBENCH_CACHE={q(str(cache_dir))}"]
+              f"export SEGBENCH_CACHE={q(str(cache_dir))}",
+              "# Where segbench names another job that trains this job's run (see the end of this script).",
+              f'export {WAIT_FILE_ENV}={q(str(wait_file))}"-${{SLURM_JOB_ID:-0}}"',
+              f'rm -f "${WAIT_FILE_ENV}"  # a name left by an attempt that was killed before reading it']
     lines += [f"export {name}={q(value)}" for name, value in config.environment().items()]
     if config.setup:
         lines += ["# slurm.setup:", *config.setup]

@@ -110,5 +110,11 @@ class RunLockedError(SegbenchError):
     """Another live process owns the run directory."""
 
 
+class RunHeldByJobError(RunLockedError):
+    """Another Slurm job trains the run; this job's script requeues it to start after that one."""
+
+    exit_code = 75  # EX_TEMPFAIL, as for a preempted run: the same command succeeds later
+
+
 class TrainingDivergedError(SegbenchError):
     """The loss became NaN or infinite."""

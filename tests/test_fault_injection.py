@@ -517,7 +517,9 @@ for r in range(rounds):
         outcome = "won"
     except RunLockedError:
         outcome = "lost"
-    (run.path.parent / f"r{r}-{os.getpid()}").write_text(outcome)
+    # written whole, then named: the test reads an outcome as soon as its file appears
+    (run.path.parent / f".r{r}-{os.getpid()}").write_text(outcome)
+    os.rename(run.path.parent / f".r{r}-{os.getpid()}", run.path.parent / f"r{r}-{os.getpid()}")
 """
 
 

@@ -9,8 +9,9 @@ import shutil
 import socket
 from pathlib import Path
 
-from segbench.errors import RunLockedError, SegbenchError
+from segbench.errors import RunHeldByJobError, RunLockedError, SegbenchError
 from segbench.runs import RunDir  # noqa: F401  (RunLock locks one; tests and plugins import it from here)
+from segbench.slurm_job import ask_to_wait_for, current_job, is_job_id, job_ended
 
 
 def _remove(path: Path) -> None:
@@ -79,6 +80,11 @@ class PreviousAttempt:
         return "restored"
 
 
+def _who(owner: dict) -> str:
+    job = owner.get("slurm_job")
+    return f"process {owner['pid']} on host {owner['host']}" + (f" (Slurm job {job})" if job else "")
+
+
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -90,10 +96,12 @@ def process_alive(pid: int) -> bool:
 
 
 class RunLock:
-    """An exclusive lock on a run directory, held by one process (host + PID in the file).
+    """An exclusive lock on a run directory, held by one process (host + PID in the file, and its Slurm job).
 
-    A second process exits with a clear error; a stale lock left by a dead process on this host is
-    taken over.
+    A second process exits with a clear error; a stale lock is taken over: one left by a dead process on this
+    host, or by a Slurm job that has left the queue (or by this job's earlier attempt, requeued from a failed
+    node). In a job of ``emit-slurm`` a run held by another job that is still queued is waited for
+    (:mod:`segbench.slurm_job`).
     """
 
     def __init__(self, run: RunDir):
@@ -103,24 +111,30 @@ class RunLock:
     def acquire(self) -> "RunLock":
         self.run.path.mkdir(parents=True, exist_ok=True)
         me = {"host": socket.gethostname(), "pid": os.getpid()}
+        if current_job() is not None:
+            me["slurm_job"] = current_job()
         for _ in range(2):
             try:
                 fd = os.open(self.run.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner and owner.get("host") == me["host"] and not process_alive(int(owner.get("pid", -1))):
-                    self._remove_if_still(owner)  # stale: its owner died
+                if owner and self._gone(owner):
+                    self._remove_if_still(owner)
                     continue
                 if not owner:  # empty or garbled: a crash between creating the file and writing it
                     raise RunLockedError(
                         f"run directory {self.run.path} has a lock file that names no process ({self.run.lock_file}"
                         " is empty or unreadable, e.g. left by a machine crash). If no run of this recipe is"
                         " active, delete the lock file and run again.") from None
-                who = f"process {owner.get('pid')} on host {owner.get('host')}"
+                if owner.get("slurm_job") and ask_to_wait_for(owner["slurm_job"]):
+                    raise RunHeldByJobError(
+                        f"run directory {self.run.path} is being trained by {_who(owner)}: this job is requeued to"
+                        f" start when job {owner['slurm_job']} has ended, and then finds the run complete (or"
+                        " resumes it).") from None
                 raise RunLockedError(
-                    f"run directory {self.run.path} is in use by {who} (lock file {self.run.lock_file}). Wait for"
-                    " it to finish, or if that process is gone (e.g. on another host), delete the lock file."
-                ) from None
+                    f"run directory {self.run.path} is in use by {_who(owner)} (lock file {self.run.lock_file})."
+                    " Wait for it to finish, or if that process is gone (e.g. on another host), delete the lock"
+                    " file.") from None
             try:
                 with os.fdopen(fd, "w") as handle:
                     json.dump(me, handle)
@@ -131,6 +145,15 @@ class RunLock:
             self.held = True
             return self
         raise RunLockedError(f"could not lock {self.run.path}; delete {self.run.lock_file} if no run is active.")
+
+    @staticmethod
+    def _gone(owner: dict) -> bool:
+        """The lock's owner no longer runs: a dead process of this host, this Slurm job's own earlier attempt on
+        another node, or a Slurm job that has left the queue."""
+        if owner["host"] == socket.gethostname():
+            return not process_alive(owner["pid"])
+        job = owner.get("slurm_job")
+        return job is not None and (job == current_job() or job_ended(job))
 
     def _remove_if_still(self, owner: dict) -> None:
         """Delete the lock file if it still names ``owner``, holding ``flock`` on the run directory.
@@ -153,10 +176,10 @@ class RunLock:
         """Which other process trains this run now (``process P on host H``); ``None`` when no live process
         holds the lock. A lock of another host counts as held: whether its process lives cannot be seen here."""
         owner = self._owner()
-        if owner is None or (owner["host"] == socket.gethostname()
-                             and (owner["pid"] == os.getpid() or not process_alive(owner["pid"]))):
+        if owner is None or (owner["host"] == socket.gethostname() and owner["pid"] == os.getpid()) or \
+                self._gone(owner):
             return None
-        return f"process {owner['pid']} on host {owner['host']}"
+        return _who(owner)
 
     def _owner(self) -> dict | None:
         """``{"host": ..., "pid": ...}`` from the lock file; ``None`` when it is missing, empty or garbled."""
@@ -167,6 +190,8 @@ class RunLock:
         if not isinstance(owner, dict) or not isinstance(owner.get("host"), str) or \
                 isinstance(owner.get("pid"), bool) or not isinstance(owner.get("pid"), int):
             return None
+        if not is_job_id(owner.get("slurm_job")):  # it goes into a dependency: only a well-formed id counts
+            owner.pop("slurm_job", None)
         return owner
 
     def release(self) -> None:

@@ -150,6 +150,30 @@ def test_a_three_seed_coarse_fine_pair_runs_as_two_arrays_paired_task_by_task(sl
     print(f"\narrays: coarse #{coarse_job} tasks 0-2, fine #{fine_job} tasks 0-2 (aftercorr)")
 
 
+def test_a_run_in_the_jobs_of_two_emits_is_trained_once_and_both_jobs_complete(slurm, tmp_path):
+    """Seed 0 alone, then seeds 0 and 1 into another --out while seed 0 still trains: the array's task for seed 0
+    goes back to the queue until the first job has ended instead of failing on the run's lock."""
+    recipe = write(tmp_path / "recipes" / "twice.yaml", MINIMAL_RECIPE)
+    longer = ["trainer.max_iterations=400", "trainer.eval_every=1000", "trainer.log_every=10"]
+    common = [recipe, *longer, *CPU_NODE, "--smoke", "--runs-dir", tmp_path / "runs"]
+    (name, first, _), = emit_and_submit(slurm, *common, "--seeds", "0", "--out", tmp_path / "out-a", cwd=tmp_path)[0]
+    metrics = tmp_path / "runs" / name / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and '"train"' in metrics.read_text()):  # it holds the run's lock
+        assert time.monotonic() < deadline, "the first job did not start training"
+        time.sleep(0.3)
+    (_, array, _), = emit_and_submit(slurm, *common, "--seeds", "0,1", "--out", tmp_path / "out-b", cwd=tmp_path)[0]
+    slurm.wait_for([first, array], timeout=900)
+    tasks = slurm.array_tasks(array)
+    assert slurm.job(first)["JobState"] == tasks[0]["JobState"] == tasks[1]["JobState"] == "COMPLETED"
+    assert int(tasks[0]["Restarts"]) >= 1 and when(tasks[0], "StartTime") >= when(slurm.job(first), "EndTime")
+    log = job_log(next((tmp_path / "out-b").glob("*_0.log")))
+    assert "requeueing job" in log and "to start after it" in log and "already complete" in log, log[-3000:]
+    results = json.loads((tmp_path / "runs" / name / "results.json").read_text())
+    assert results["resumed"] is False and results["iterations"] == 400  # trained once, by the first job
+    assert not list((tmp_path / "out-b").glob(".*.wait-*"))
+
+
 @pytest.fixture(scope="module")
 def recipes_submitted(slurm, tmp_path_factory):
     """``segbench emit-slurm recipes/ --smoke | bash`` with each recipe's own resources, every job waited for."""
