@@ -110,6 +110,8 @@ if [ -n "$holder" ] && [ -n "${{SLURM_JOB_ID:-}}" ]; then
             sleep 1
         done
         scontrol release "$SLURM_JOB_ID"
+    else
+        echo "segbench job: job $SLURM_JOB_ID could not be requeued; submit it again once job $holder has ended" >&2
     fi
     exit "$status"
 fi

@@ -38,12 +38,15 @@ echo $(( 1000 + n ))
 FAKE_SRUN = """#!/bin/bash
 # Records its argv; exits 75 on USR1 (as segbench does after writing last.pt) or with $FAKE_STATUS.
 printf '%s\\0' "$@" > "$FAKE_DIR/srun"
+# FAKE_HOLDER: the run is locked by that job (segbench names it for the job script, then exits 75)
+[ -z "${FAKE_HOLDER:-}" ] || echo "$FAKE_HOLDER" > "$SEGBENCH_WAIT_FILE"
 trap 'exit 75' USR1
 for _ in $(seq 100); do sleep 0.05; [ -n "${FAKE_SLOW:-}" ] || break; done
 exit "${FAKE_STATUS:-0}"
 """
 FAKE_SCONTROL = """#!/bin/bash
 printf '%s\\0' "$@" > "$FAKE_DIR/scontrol"
+echo "$*" >> "$FAKE_DIR/scontrol.log"
 """
 
 
@@ -386,6 +389,21 @@ def test_usr1_is_forwarded_and_the_preempted_job_requeues_itself(stages_dir, reg
     env, folder = fake_slurm
     assert run_job(job_file, env, signal_after=1.0, FAKE_SLOW="1") == PREEMPTED_EXIT_CODE
     assert read_argv(folder / "scontrol") == ["requeue", "4242"]
+
+
+def test_a_job_whose_run_another_job_trains_goes_back_to_the_queue_after_that_job(stages_dir, registries, tmp_path,
+                                                                                  fake_slurm):
+    emitted = do_emit([stages_dir / "coarse.yaml"], registries=registries, root=tmp_path)
+    job_file = emitted.submissions[0][1]
+    env, folder = fake_slurm
+    stale = job_file.parent / f".{job_file.stem}.wait-4242"
+    stale.write_text("999\n")  # left by an attempt killed before reading it: no reason to wait now
+    assert run_job(job_file, env) == 0 and not stale.exists() and not (folder / "scontrol.log").exists()
+    assert run_job(job_file, env, FAKE_HOLDER="123_4", FAKE_STATUS=str(PREEMPTED_EXIT_CODE)) == PREEMPTED_EXIT_CODE
+    # held while its dependency is set (a running job's cannot be changed), then released to wait for it
+    assert (folder / "scontrol.log").read_text().splitlines() == [
+        "requeuehold 4242", "update JobId=4242 Dependency=afterany:123_4", "release 4242"]
+    assert not stale.exists()
 
 
 @pytest.mark.parametrize("status", [0, 3])
