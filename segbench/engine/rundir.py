@@ -174,7 +174,8 @@ class RunLock:
 
     def holder(self) -> str | None:
         """Which other process trains this run now (``process P on host H``); ``None`` when no live process
-        holds the lock. A lock of another host counts as held: whether its process lives cannot be seen here."""
+        holds the lock. A lock of another host counts as held (whether its process lives cannot be seen here) unless it
+        names a Slurm job that has left the queue."""
         owner = self._owner()
         if owner is None or (owner["host"] == socket.gethostname() and owner["pid"] == os.getpid()) or \
                 self._gone(owner):
