@@ -182,9 +182,11 @@ def machine_line(info: dict) -> str:
     emulated = info.get("emulated")
     cpu_class = info.get("cpu_class", "CPU class not recorded") + (
         " emulated with " + " ".join(f"{k}={v}" for k, v in emulated.items()) if emulated else "")
-    model = info.get("cpu_model", info.get("machine", "?"))
-    if info.get("cpu_family_model"):  # one shortened name ("AMD EPYC") can cover CPUs of different speeds
-        model += f" {info['cpu_family_model']}"
+    import_segbench()
+    from segbench.cpuinfo import cpu_label
+
+    # with the family and model numbers: one shortened name ("AMD EPYC") can cover CPUs of different speeds
+    model = cpu_label(info.get("cpu_model", info.get("machine", "?")), info.get("cpu_family_model", ""))
     line = (f"{model} ({cpu_class}; torch kernels"
             f" {info.get('cpu_capability', '?')}), {info.get('threads', '?')} threads of {info.get('cpus', '?')} CPUs,"
             f" torch {info.get('torch', '?')}, allocator: {info.get('allocator', '?')}")

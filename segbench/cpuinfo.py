@@ -18,8 +18,13 @@ class CpuInfo:
 
     @property
     def label(self) -> str:
-        """The model name with its family and model numbers, for reports that compare machines."""
-        return f"{self.model} ({self.family_model})" if self.family_model else self.model
+        return cpu_label(self.model, self.family_model)
+
+
+def cpu_label(model: str, family_model: str) -> str:
+    """The model name with its family and model numbers (``AMD EPYC (family 25 model 17)``), for whatever tells
+    machines apart: reports, cached timings."""
+    return f"{model} ({family_model})" if family_model else model
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from segbench.atomic import atomic_write_text
 from segbench.cache import cache_dir
+from segbench.cpuinfo import cpu_label
 from segbench.errors import SegbenchError
 from segbench.stderr import say
 
@@ -58,9 +59,8 @@ def machine_key(cpu: CpuClass, environ=None) -> str:
     and kernels, the thread count, the kernel limits."""
     environ = os.environ if environ is None else environ
     limits = ",".join(f"{name}={environ[name]}" for name in KERNEL_ENVIRONMENT if environ.get(name))
-    return (f"v{PROBE_VERSION}|{cpu.model}{f' {cpu.family_model}' if cpu.family_model else ''}|{','.join(cpu.flags)}"
-            f"|{cpu.capability}|torch {torch.__version__}"
-            f"|{torch.get_num_threads()} threads|{limits}")
+    return (f"v{PROBE_VERSION}|{cpu_label(cpu.model, cpu.family_model)}|{','.join(cpu.flags)}|{cpu.capability}"
+            f"|torch {torch.__version__}|{torch.get_num_threads()} threads|{limits}")
 
 
 _measured_here: dict[str, CpuSpeeds] = {}

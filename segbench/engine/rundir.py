@@ -111,8 +111,8 @@ class RunLock:
     def acquire(self) -> "RunLock":
         self.run.path.mkdir(parents=True, exist_ok=True)
         me = {"host": socket.gethostname(), "pid": os.getpid()}
-        if current_job() is not None:
-            me["slurm_job"] = current_job()
+        if (job := current_job()) is not None:
+            me["slurm_job"] = job
         for _ in range(2):
             try:
                 fd = os.open(self.run.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
