@@ -102,14 +102,26 @@ if [ -s "$SEGBENCH_WAIT_FILE" ]; then
 fi
 if [ -n "$holder" ] && [ -n "${{SLURM_JOB_ID:-}}" ]; then
     echo "segbench job: the run is being trained by job $holder; requeueing job $SLURM_JOB_ID to start after it" >&2
-    # A running job's dependency cannot be changed: requeue it held (this ends it: TERM, trapped above), set the
-    # dependency once it is pending, and release it whatever happened (an ended holder: it starts at once).
-    if scontrol requeuehold "$SLURM_JOB_ID"; then
+    # Requeueing ends this job: Slurm sends TERM to each of its processes, then KILL after KillWait. TERM is ignored
+    # from here (scontrol inherits that), so the dependency is set in that time, once the job is pending again (a
+    # running job's cannot be changed). A plain requeue, not a held one: should the dependency not be set, the job
+    # starts again after Slurm's requeue delay, finds the run still held and comes back here; it never stays held.
+    trap '' TERM
+    if scontrol requeue "$SLURM_JOB_ID"; then
+        waits=
         for attempt in 1 2 3 4 5 6 7 8 9 10; do
-            scontrol update JobId="$SLURM_JOB_ID" Dependency="afterany:$holder" 2>/dev/null && break
+            if scontrol update JobId="$SLURM_JOB_ID" Dependency="afterany:$holder" 2>/dev/null; then
+                waits=yes
+                break
+            fi
             sleep 1
         done
-        scontrol release "$SLURM_JOB_ID"
+        if [ -n "$waits" ]; then
+            echo "segbench job: job $SLURM_JOB_ID is queued to start when job $holder has ended" >&2
+        else
+            echo "segbench job: could not make job $SLURM_JOB_ID wait for job $holder; it starts again after" \
+                "Slurm's requeue delay and checks again" >&2
+        fi
     else
         echo "segbench job: job $SLURM_JOB_ID could not be requeued; submit it again once job $holder has ended" >&2
     fi

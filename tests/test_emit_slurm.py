@@ -46,6 +46,9 @@ exit "${FAKE_STATUS:-0}"
 """
 FAKE_SCONTROL = """#!/bin/bash
 printf '%s\\0' "$@" > "$FAKE_DIR/scontrol"
+# A requeued job ends: Slurm sends TERM to each of its processes, the job script and this command included
+if [ -e "$FAKE_DIR/requeued" ]; then kill -TERM "$PPID" $$; fi
+case "$1" in requeue*) touch "$FAKE_DIR/requeued";; esac
 echo "$*" >> "$FAKE_DIR/scontrol.log"
 """
 
@@ -400,9 +403,10 @@ def test_a_job_whose_run_another_job_trains_goes_back_to_the_queue_after_that_jo
     stale.write_text("999\n")  # left by an attempt killed before reading it: no reason to wait now
     assert run_job(job_file, env) == 0 and not stale.exists() and not (folder / "scontrol.log").exists()
     assert run_job(job_file, env, FAKE_HOLDER="123_4", FAKE_STATUS=str(PREEMPTED_EXIT_CODE)) == PREEMPTED_EXIT_CODE
-    # held while its dependency is set (a running job's cannot be changed), then released to wait for it
+    # requeued, then made to wait for the holder once pending (a running job's dependency cannot be changed),
+    # although Slurm sends TERM to every process of a requeued job
     assert (folder / "scontrol.log").read_text().splitlines() == [
-        "requeuehold 4242", "update JobId=4242 Dependency=afterany:123_4", "release 4242"]
+        "requeue 4242", "update JobId=4242 Dependency=afterany:123_4"]
     assert not stale.exists()
 
 

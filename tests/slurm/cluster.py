@@ -83,7 +83,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerNode={max(512, memory // 5)}
 SchedulerParameters=bf_interval=2,sched_interval=2
-MinJobAge=600
+MinJobAge=3600
 JobCompType=jobcomp/filetxt
 JobCompLoc={root}/jobcomp.log
 MailProg=/bin/true
@@ -137,6 +137,9 @@ def _stop(pid: int | None, timeout: float = 15.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")
+
+
 @attrs.define
 class LocalSlurm:
     root: Path
@@ -144,6 +147,9 @@ class LocalSlurm:
     cpus: int | None = None  # advertised CPUs: at least what the node has
     gpus: int = 0  # advertised GPUs without devices: jobs that ask for them start and see no CUDA device
     pids: dict = attrs.Factory(dict)  # daemon -> PID, only for daemons this object started
+    # what ``scontrol show job`` last said of jobs whose every task ended: slurmctld forgets a job MinJobAge
+    # after it ends, and a slow machine can still be waiting for another job by then
+    ended: dict = attrs.Factory(dict)
 
     @property
     def env(self) -> dict:
@@ -157,6 +163,8 @@ class LocalSlurm:
 
     def _show(self, job_id: str | int) -> list[dict]:
         """``scontrol show job -o``: one dict per line (a job array shows one line per task)."""
+        if str(job_id) in self.ended:
+            return self.ended[str(job_id)]
         lines = []
         for line in self.run("scontrol", "show", "job", "-o", job_id).stdout.splitlines():
             fields = {}
@@ -164,6 +172,8 @@ class LocalSlurm:
                 fields.setdefault(key, value)
             if fields:
                 lines.append(fields)
+        if lines and all(fields["JobState"] in FINAL_STATES for fields in lines):
+            self.ended[str(job_id)] = lines
         return lines
 
     def job(self, job_id: str | int) -> dict:
@@ -175,8 +185,7 @@ class LocalSlurm:
         return {int(fields["ArrayTaskId"]): fields for fields in self._show(job_id)
                 if fields.get("ArrayTaskId", "").isdigit()}
 
-    def wait_for(self, job_ids, *, timeout: float, done=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
-                                                          "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")) -> dict:
+    def wait_for(self, job_ids, *, timeout: float, done=FINAL_STATES) -> dict:
         """Poll until every job (every task of an array) reached a final state; returns ``{id: fields}``."""
         deadline = time.monotonic() + timeout
         while True:

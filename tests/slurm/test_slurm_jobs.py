@@ -169,6 +169,7 @@ def test_a_run_in_the_jobs_of_two_emits_is_trained_once_and_both_jobs_complete(s
     assert int(tasks[0]["Restarts"]) >= 1 and when(tasks[0], "StartTime") >= when(slurm.job(first), "EndTime")
     log = job_log(next((tmp_path / "out-b").glob("*_0.log")))
     assert "requeueing job" in log and "to start after it" in log and "already complete" in log, log[-3000:]
+    assert f"is queued to start when job {first} has ended" in log, log[-3000:]  # set while TERM ends the job
     results = json.loads((tmp_path / "runs" / name / "results.json").read_text())
     assert results["resumed"] is False and results["iterations"] == 400  # trained once, by the first job
     assert not list((tmp_path / "out-b").glob(".*.wait-*"))
