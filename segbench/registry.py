@@ -314,13 +314,14 @@ def build_registries(plugin_manager) -> Registries:
                 failed[plugin_name] = exc
             except Exception as exc:
                 dist = distribution_of(plugin_manager, plugin_name)
-                failed[plugin_name] = PluginError(
+                error = PluginError(
                     f"plugin {plugin_name!r}" + (f" (distribution {dist})" if dist else "")
                     + f" failed while registering {kind}:"
                     f" {type(exc).__name__}: {exc}. Fix or uninstall that plugin, or block it with"
                     f" SEGBENCH_BLOCK_PLUGINS={plugin_name}."
                 )
-                failed[plugin_name].__cause__ = exc
+                error.__cause__ = exc  # --debug shows the plugin's own traceback
+                failed[plugin_name] = error
     failed_anywhere = [*getattr(plugin_manager, "segbench_load_failures", []), *failed.values()]
     if failed_anywhere:
         raise PluginError.of_all(failed_anywhere)

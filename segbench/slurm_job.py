@@ -2,9 +2,9 @@
 job of another ``emit-slurm`` (the same run in two arrays) is waited for instead of failing the second job.
 
 The job script written by ``emit-slurm`` names a file in ``SEGBENCH_WAIT_FILE``. When the run is held by another
-job that is still queued, segbench writes that job's id there and exits with status 75; the script then makes
-its own job depend on that one (``afterany``) and requeues it, so it starts again once the other has ended and
-finds the run complete (or resumes it). No allocation sits idle meanwhile.
+job that is still queued, segbench writes that job's id there and exits with status 75; the script then
+requeues its own job and makes it depend on that one (``afterany``), so it starts again once the other has ended
+and finds the run complete (or resumes it). No allocation sits idle meanwhile.
 """
 from __future__ import annotations
 
