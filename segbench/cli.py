@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from segbench import __version__, commands
-from segbench.errors import SegbenchError
+from segbench.errors import PATH_TROUBLE, SegbenchError
 from segbench.limits import (IMAGE_SIDE_MAX, SEED_MAX, SYNTH_DEFAULT_COUNTS, SYNTH_MAX_IMAGES, SYNTH_MAX_SIZE,
                              SYNTH_MIN_SIZE)
 from segbench.process import tune_process
@@ -250,19 +250,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-# File-system trouble with a path the user chose (runs directory, --out, cache, dataset): what to do.
-_PATH_TROUBLE = {
-    errno.EACCES: "you may not read or write there: fix its permissions, or choose another place (--runs-dir,"
-                  " --out, SEGBENCH_CACHE)",
-    errno.EPERM: "the operation is not permitted there: fix its permissions, or choose another place",
-    errno.EROFS: "that file system is read-only: choose a writable place (--runs-dir, --out, SEGBENCH_CACHE)",
-    errno.ENOTDIR: "a part of that path is a file where a folder is needed: choose another path, or move the file",
-    errno.EISDIR: "it is a folder where a file is needed: give a file path",
-    errno.EEXIST: "something already exists there: choose another path, or move it away",
-    errno.ENAMETOOLONG: "a name in that path is longer than the file system allows (255 bytes): shorten it",
-    errno.ELOOP: "it is a symbolic link that loops: fix or remove the link",
-    errno.ENOENT: "it does not exist: check the path",
-}
 
 
 def user_message(exc: BaseException) -> str | None:
@@ -275,12 +262,12 @@ def user_message(exc: BaseException) -> str | None:
         where = f"{exc.filename}: " if exc.filename else ""
         return (f"{where}{exc.strerror}. Free disk space (or raise the quota or file-size limit) and run the same"
                 " command again; an interrupted run resumes from its last checkpoint.")
-    if isinstance(exc, OSError) and exc.errno in _PATH_TROUBLE and exc.filename:
+    if isinstance(exc, OSError) and exc.errno in PATH_TROUBLE and exc.filename:
         # A rename (an atomic write's last step) names its temp file first; a folder in the way is the target.
         target = exc.filename2 if exc.filename2 and exc.errno in (errno.EISDIR, errno.EEXIST) else exc.filename
-        return f"{os.fsdecode(target)}: {exc.strerror}; {_PATH_TROUBLE[exc.errno]}."
+        return f"{os.fsdecode(target)}: {exc.strerror}; {PATH_TROUBLE[exc.errno]}."
     if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from"):  # pathlib's resolve()
-        return f"{str(exc).removeprefix('Symlink loop from ')}: {_PATH_TROUBLE[errno.ELOOP]}."
+        return f"{str(exc).removeprefix('Symlink loop from ')}: {PATH_TROUBLE[errno.ELOOP]}."
     return str(exc) if isinstance(exc, SegbenchError) else None
 
 

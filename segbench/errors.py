@@ -3,7 +3,22 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 from typing import Iterable
+
+# File-system trouble with a path the user chose (recipe, runs directory, --out, cache, dataset): what to do.
+PATH_TROUBLE = {
+    errno.EACCES: "you may not read or write there: fix its permissions, or choose another place (--runs-dir,"
+                  " --out, SEGBENCH_CACHE)",
+    errno.EPERM: "the operation is not permitted there: fix its permissions, or choose another place",
+    errno.EROFS: "that file system is read-only: choose a writable place (--runs-dir, --out, SEGBENCH_CACHE)",
+    errno.ENOTDIR: "a part of that path is a file where a folder is needed: choose another path, or move the file",
+    errno.EISDIR: "it is a folder where a file is needed: give a file path",
+    errno.EEXIST: "something already exists there: choose another path, or move it away",
+    errno.ENAMETOOLONG: "a name in that path is longer than the file system allows (255 bytes): shorten it",
+    errno.ELOOP: "it is a symbolic link that loops: fix or remove the link",
+    errno.ENOENT: "it does not exist: check the path",
+}
 
 
 def shown(value, limit: int = 100) -> str:

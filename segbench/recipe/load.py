@@ -1,14 +1,16 @@
 """Reading recipe files: YAML (``safe_load`` only), ``base:`` inheritance and command-line overrides."""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 from typing import Any, Sequence
 
 import attrs
 import yaml
 
-from segbench.errors import RecipeError, shown
+from segbench.errors import PATH_TROUBLE, RecipeError, shown
 from segbench.functional.merge import (MergeMarkerError, OverridePathError, content_hash, deep_merge,
                                       set_path, strip_markers)
 from segbench.limits import SEED_MAX
@@ -70,6 +72,9 @@ def _read_text(path: Path) -> str:
     return raw.decode("utf-8")
 
 
+_PATH_SHAPE = (errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG)
+
+
 def read_yaml_mapping(path: Path) -> dict:
     """Read one YAML file that must hold a mapping; errors name the file (and line)."""
     try:
@@ -81,8 +86,10 @@ def read_yaml_mapping(path: Path) -> dict:
         raise RecipeError(f"recipe file {path} is not UTF-8 text (byte {exc.start} cannot be decoded). A recipe"
                           " is a YAML text file: save it with UTF-8 encoding.") from None
     except OSError as exc:
-        raise RecipeError(f"cannot read recipe file {path}: {exc.strerror or exc}. Check that it exists and"
-                          " that you may read it.") from None
+        # what is wrong with the path itself (a looping link: pathlib's resolve() lets it through from Python 3.13)
+        advice = PATH_TROUBLE[exc.errno] if exc.errno in _PATH_SHAPE else \
+            "check that it exists and that you may read it"
+        raise RecipeError(f"cannot read recipe file {path}: {exc.strerror or exc}; {advice}.") from None
     try:
         data = parse_yaml(text)
     except YAMLShapeError as exc:
@@ -111,7 +118,7 @@ def read_yaml_mapping(path: Path) -> dict:
 
 
 def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, tuple[Path, ...]]:
-    path = path.resolve()
+    path = Path(os.path.realpath(path))  # as Path.resolve(), which raises on a looping link before Python 3.13
     if path in seen:
         cycle = " -> ".join(str(p) for p in (*seen[seen.index(path):], path))
         raise RecipeError(f"recipe inheritance cycle: {cycle}. Remove one of these `base:` links.")
@@ -125,14 +132,18 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, tuple[Path, .
     if not isinstance(base, str) or not base.strip():
         raise RecipeError(f"{path}: `base:` must be the path of another recipe (relative to this one, or"
                           f" absolute), got {base!r}.")
-    base_path = (path.parent / base)
-    if not base_path.exists():
-        raise RecipeError(f"{path}: base recipe {base!r} not found (looked for {base_path.resolve()})."
-                          " `base:` paths are relative to the recipe that names them.")
-    if not base_path.is_file():
-        kind = "a folder" if base_path.is_dir() else "not a regular file (a device, a pipe or a socket)"
-        raise RecipeError(f"{path}: `base: {base}` names {base_path.resolve()}, which is {kind}, not a recipe"
-                          " file. `base:` takes the path of one .yaml file, relative to this recipe.")
+    base_path = path.parent / base
+    try:
+        mode = base_path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RecipeError(f"{path}: `base: {base}` names {base_path}: {PATH_TROUBLE[errno.ELOOP]}.") from None
+        raise RecipeError(f"{path}: base recipe {base!r} not found (looked for {os.path.realpath(base_path)})."
+                          " `base:` paths are relative to the recipe that names them.") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a pipe or a socket)"
+        raise RecipeError(f"{path}: `base: {base}` names {os.path.realpath(base_path)}, which is {kind}, not a"
+                          " recipe file. `base:` takes the path of one .yaml file, relative to this recipe.")
     base_data, base_chain = _load_chain(base_path, (*seen, path))
     try:
         return deep_merge(base_data, data), (path, *base_chain)

@@ -322,6 +322,15 @@ def recipe_that_is_a_looping_link(ctx):
     return ["run", "loop.yaml", *RUN]
 
 
+@case("cli", "child.yaml", "`base: loop.yaml`", "a symbolic link that loops", "fix or remove the link",
+      check=_no_run_left)
+def recipe_whose_base_is_a_looping_link(ctx):
+    os.symlink("loop2.yaml", ctx.dir / "loop.yaml")
+    os.symlink("loop.yaml", ctx.dir / "loop2.yaml")
+    ctx.write("child.yaml", "base: loop.yaml\n")
+    return ["run", "child.yaml", *RUN]
+
+
 @case("cli", "--out notes.txt", "name a figure file ending in .png", check=lambda ctx, outcome:
       (ctx.dir / "notes.txt").read_text() == "mine\n")
 def figure_under_a_name_that_is_no_figure(ctx):
