@@ -27,6 +27,8 @@ def assert_user_error(result, *needles):
     ("base: _base/default.yaml\noptimizer: {lr: -1.0}\n", ["optimizer.lr", "must be greater than 0"]),
     ("base: _base/default.yaml\noptimizer: {lr: 6e-5}\n", ["optimizer.lr", "write 6.0e-5"]),
     ("base: _base/missing.yaml\n", ["base recipe '_base/missing.yaml' not found", "child.yaml"]),
+    ('base: "_base/default\\0.yaml"\n', ["`base:` must be the path of another recipe", "'_base/default\\x00.yaml'"]),
+    ("base: _base\n", ["`base: _base` names", "which is a folder"]),
     ("base: _base/default.yaml\nmodel: {name: unet\ntrainer: 1\n", ["YAML syntax error", "child.yaml", "line 3"]),
     ("", ["child.yaml", "is empty"]),
     ("- model\n- data\n", ["child.yaml", "not a mapping"]),

@@ -129,9 +129,9 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, tuple[Path, .
             return strip_markers(data), (path,)
         except MergeMarkerError as exc:
             raise RecipeError(f"{path}: {exc}.") from None
-    if not isinstance(base, str) or not base.strip():
+    if not isinstance(base, str) or not base.strip() or "\0" in base:
         raise RecipeError(f"{path}: `base:` must be the path of another recipe (relative to this one, or"
-                          f" absolute), got {base!r}.")
+                          f" absolute), got {shown(base)}.")
     base_path = path.parent / base
     try:
         mode = base_path.stat().st_mode
