@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 
 from segbench.engine.rundir import process_alive
+from segbench.slurm_job import ENDED_STATES
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 COMMANDS = ("slurmctld", "slurmd", "sbatch", "scontrol", "sinfo", "munged", "munge", "unmunge")
@@ -137,9 +138,6 @@ def _stop(pid: int | None, timeout: float = 15.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")
-
-
 @attrs.define
 class LocalSlurm:
     root: Path
@@ -172,7 +170,7 @@ class LocalSlurm:
                 fields.setdefault(key, value)
             if fields:
                 lines.append(fields)
-        if lines and all(fields["JobState"] in FINAL_STATES for fields in lines):
+        if lines and all(fields["JobState"] in ENDED_STATES for fields in lines):
             self.ended[str(job_id)] = lines
         return lines
 
@@ -185,7 +183,7 @@ class LocalSlurm:
         return {int(fields["ArrayTaskId"]): fields for fields in self._show(job_id)
                 if fields.get("ArrayTaskId", "").isdigit()}
 
-    def wait_for(self, job_ids, *, timeout: float, done=FINAL_STATES) -> dict:
+    def wait_for(self, job_ids, *, timeout: float, done=ENDED_STATES) -> dict:
         """Poll until every job (every task of an array) reached a final state; returns ``{id: fields}``."""
         deadline = time.monotonic() + timeout
         while True:
