@@ -115,10 +115,17 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _needs_text(keys: tuple[str, ...]) -> str:
+    return f"sized once a recipe sets {', '.join(keys)} (no default)"
+
+
 def _print_model_info(entry, input_size=(512, 1024)) -> bool:
     from segbench.model_info import describe_entry
 
     described = describe_entry(entry, input_size=input_size)
+    if described.needs:
+        print(f"      {_needs_text(described.needs)}")
+        return True
     if described.error is not None:
         print(f"      error: {described.error}")
         return False
@@ -138,6 +145,9 @@ def cmd_models(args) -> int:
     broken = 0
     for entry in registries.models:
         described = describe_entry(entry, input_size=size)
+        if described.needs:
+            print(f"| {entry.name} | {entry.plugin} | {_needs_text(described.needs)} | | |")
+            continue
         if described.error is not None:
             broken += 1
             print(f"| {entry.name} | {entry.plugin} | error: {described.error.replace('|', '/')} | | |")

@@ -253,7 +253,17 @@ def structure_problems(cls: type, data: Any, *, path: str) -> tuple[Any, list[tu
                 text, _, where = message.rpartition(" @ ")
                 problems.append((_clean_path(where), text))
             return None, problems + _problems_beside(cls, data, path=path, failed=[key for key, _ in problems])
+        instance = _defaults_read_as_values(instance, cls)
     return instance, _validation_problems(instance, path)
+
+
+def _defaults_read_as_values(instance, cls: type):
+    """``instance`` with the defaults it was given read as a recipe's values are (a float field's default written
+    ``0`` becomes ``0.0``), so that spelling a default out in a recipe changes nothing, the run's hash included."""
+    try:
+        return _CONVERTER.structure(_CONVERTER.unstructure(instance), cls)
+    except Exception:  # a default the checker cannot read back (registration refuses those it can check): as is
+        return instance
 
 
 def _problems_beside(cls: type, data: dict, *, path: str, failed: list[str]) -> list[tuple[str, str]]:

@@ -104,6 +104,17 @@ class DataError(SegbenchError):
     """A dataset file or folder is missing, unreadable or inconsistent."""
 
 
+class LabelValueError(DataError):
+    """A label holds a value that is neither a class nor the ignore index."""
+
+    @classmethod
+    def of(cls, values: list[int], *, num_classes: int, ignore_index: int) -> LabelValueError:
+        return cls(f"the label holds train id(s) {', '.join(map(str, values[:10]))}, neither a class"
+                   f" (0..{num_classes - 1}) nor the dataset's ignore index {ignore_index} (its info.ignore_index);"
+                   " map unlabelled pixels to the ignore index and every other value to a class, or declare the"
+                   " ignore value the dataset uses in its DatasetInfo")
+
+
 class DataUnavailableError(DataError):
     """A dataset's data is not on this machine at all (its root folder is missing): a dataset plugin raises it so
     that a job submitted from here, whose compute nodes may have the data, is not refused for it."""

@@ -31,12 +31,16 @@ class EntryInfo:
 
     info: ModelInfo | None
     error: str | None = None
+    needs: tuple[str, ...] = ()  # recipe keys without a default: the model is built only once a recipe sets them
 
 
 def describe_entry(entry, *, input_size: tuple[int, int] = (512, 1024), num_classes: int = 19) -> EntryInfo:
     """Build a registered model with its default config and describe it; a model that fails to build,
     to run, or to return what ``segbench run`` requires is reported as an error (one line naming its plugin),
     not raised."""
+    needs = tuple(f"model.{field.name}" for field in attrs.fields(entry.config) if field.default is attrs.NOTHING)
+    if needs:
+        return EntryInfo(None, needs=needs)
     try:
         model = entry.factory(entry.default_config(), num_classes=num_classes)
     except Exception as exc:

@@ -95,11 +95,13 @@ def make_plugin_manager(
 def _register_entry_point(pm, ep, dist: str, version: str) -> None:
     try:
         plugin = ep.load()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a module that exits while imported (argparse at import) ends no command
+        problem = f"it called sys.exit({exc.code!r}) while imported" if isinstance(exc, SystemExit) else \
+            f"{type(exc).__name__}: {exc}"
         raise PluginError(
             f"could not load plugin {ep.name!r} (entry point {ep.value!r} in group"
             f" {ENTRY_POINT_GROUP!r}) from distribution {dist} {version}:"
-            f" {type(exc).__name__}: {exc}. Reinstall or uninstall {dist}, or skip it with"
+            f" {problem}. Reinstall or uninstall {dist}, or skip it with"
             f" {BLOCK_ENV}={ep.name}."
         ) from exc
     if pm.is_registered(plugin):

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import attrs
 
+from segbench.config_types import unsupported_field
 from segbench.errors import BlockedNameError, PluginError, UnknownNameError
 
 BLOCK_ENV = "SEGBENCH_BLOCK_PLUGINS"
@@ -103,7 +104,17 @@ class Entry:
 
     def checkpoint_config(self, config):
         """The config to build with when a checkpoint supplies every weight."""
-        return config if self.for_checkpoint is None else self.for_checkpoint(config)
+        if self.for_checkpoint is None:
+            return config
+        what = f"the for_checkpoint function of {self.noun} {self.name!r} ({self.origin})"
+        try:
+            result = self.for_checkpoint(config)
+        except Exception as exc:
+            raise PluginError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, self.config):
+            raise PluginError(f"{what} returned {result!r}; it must return a {self.config.__name__} (the config to"
+                              " build with when a checkpoint supplies every weight)")
+        return result
 
     def groups(self, config) -> dict[str, GroupSettings]:
         """The parameter groups the optimizer ``config`` asks for, by sub-module prefix."""
@@ -175,8 +186,12 @@ class Registry:
                 # suggest blocking the installed package's plugin before segbench's own
                 first, second = sorted((entry, other), key=lambda e: e.builtin)
                 first, second = first.plugin, second.plugin
+                def as_what(e: Entry) -> str:
+                    return "" if key == e.name else f" (as an alias of {e.name!r})"
+
                 raise PluginError(
-                    f"{self.kind} name {key!r} is registered twice: by {other.origin} and by {entry.origin}."
+                    f"{self.kind} name {key!r} is registered twice: by {other.origin}{as_what(other)} and by"
+                    f" {entry.origin}{as_what(entry)}."
                     f" Rename one of them, or block one plugin with SEGBENCH_BLOCK_PLUGINS={first}"
                     f" (or ={second})."
                 )
@@ -196,6 +211,9 @@ class Registry:
             raise PluginError(f"{who} with config class {entry.config.__qualname__}, which has a field called"
                               " 'name'; in a recipe `name:` chooses the component, so that field could never be"
                               " set. Rename the field (e.g. run_name).")
+        problem = unsupported_field(entry.config)
+        if problem is not None:
+            raise PluginError(f"{who} with config class {entry.config.__qualname__}: {problem}.")
         problem = _default_problem(entry.config)
         if problem is not None:
             raise PluginError(f"{who} with config class {entry.config.__qualname__}, whose defaults are invalid:"

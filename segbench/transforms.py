@@ -18,8 +18,8 @@ import torch
 
 from segbench.component_contract import check_built
 from segbench.config import structure_config
-from segbench.errors import (BlockedNameError, ConfigError, DataError, FIX_PLUGIN, PluginError, SegbenchError,
-                             UnknownNameError)
+from segbench.errors import (BlockedNameError, ConfigError, DataError, FIX_PLUGIN, LabelValueError, PluginError,
+                             SegbenchError, UnknownNameError)
 
 
 @attrs.frozen
@@ -80,10 +80,7 @@ def check_label_values(mask: torch.Tensor, *, num_classes: int, ignore_index: in
     index error, and the scores would count them nowhere (silently wrong)."""
     values = stray_label_values(mask, num_classes=num_classes, ignore_index=ignore_index)
     if values:
-        raise DataError(f"the label holds train id(s) {', '.join(map(str, values[:10]))}, neither a class"
-                        f" (0..{num_classes - 1}) nor the dataset's ignore index {ignore_index} (its"
-                        " info.ignore_index); map unlabelled pixels to the ignore index and every other value to a"
-                        " class, or declare the ignore value the dataset uses in its DatasetInfo")
+        raise LabelValueError.of(values, num_classes=num_classes, ignore_index=ignore_index)
 
 
 def _check_step_output(step: Step, result, *, size: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:

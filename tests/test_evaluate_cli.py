@@ -105,6 +105,22 @@ def test_a_run_is_evaluated_without_the_plugins_only_its_training_used(toy, tmp_
                   progress=False)
 
 
+def test_a_run_whose_plugin_is_gone_names_the_plugin_and_its_distribution(tmp_path):
+    from segbench.plugins import PluginInfo
+
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(engine_plugin.EnginePlugin(), name="engine-test-plugin")
+    pm.segbench_distributions["engine-test-plugin"] = PluginInfo("engine-test-plugin", "engine-dist", "1.0")
+    run = train_toy(tmp_path, build_registries(pm), engine_plugin.RECIPE.replace("epochs: 3", "epochs: 1"))
+    without_it = build_registries(make_plugin_manager(load_entry_points=False))
+    with pytest.raises(SegbenchError) as info:
+        evaluate_run(run.path, registries=without_it, progress=False)
+    message = str(info.value)
+    assert "model.name: unknown models 'nobn'" in message
+    assert ("the run was trained with plugin(s) 'engine-test-plugin' (distribution engine-dist 1.0), which this"
+            " environment does not load: install them") in message
+
+
 def test_a_checkpoint_copied_from_another_run_is_said_to_be_foreign(toy, tmp_path, capsys):
     import shutil
 

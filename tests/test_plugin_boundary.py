@@ -274,6 +274,23 @@ def test_an_invalid_smoke_variant_is_blamed_on_its_plugin(tmp_path):
         load_recipe(path, smoke=True, registries=registries)
 
 
+def test_a_smoke_variant_substituting_a_name_nobody_registered_is_blamed_on_its_plugin(tmp_path):
+    from segbench.registry import Substitute
+
+    class SubstitutesTypo:
+        @thirdparty_plugin.hookimpl
+        def segbench_register_models(self, register):
+            register("big_net", thirdparty_plugin.build_tiny_seg, config=thirdparty_plugin.TinySegConfig,
+                     smoke=lambda config: Substitute("tiny_sge", {}))
+
+    registries = registries_with(thirdparty_plugin.ThirdParty(), SubstitutesTypo())
+    path = write_recipe(tmp_path, engine_plugin.RECIPE.replace("{name: nobn}", "{name: big_net}"))
+    with pytest.raises(PluginError, match=r"^model: the --smoke variant of model 'big_net' \(plugin"
+                                          r" 'thirdparty-substitutestypo'\) substitutes 'tiny_sge': unknown models"
+                                          r" 'tiny_sge'. Did you mean 'tiny_seg'"):
+        load_recipe(path, smoke=True, registries=registries)
+
+
 @pytest.mark.parametrize("settings", [{"train": 8, "val": 4, "size": [32, 64]}, {"train": -1}])
 def test_a_smoke_variant_substitutes_another_dataset_from_its_settings(tmp_path, settings):
     from segbench.registry import Substitute

@@ -1,9 +1,12 @@
 """A plugin component that breaks its contract stops the run with a PluginError or DataError naming the
 component, its plugin and what to return, before a torch traceback or a silently wrong score."""
+import typing
+
 import attrs
 import pytest
 
 from segbench import hookimpl
+from segbench.config import structure_config
 from segbench.errors import DataError, PluginError, RecipeError
 from segbench.recipe.load import load_recipe
 from segbench.transforms import default_specs
@@ -36,7 +39,7 @@ def test_stray_label_values_are_refused_naming_the_file_and_the_values(tmp_path,
         run(tmp_path, ("{name: blobs, count: 12, size: 16}", f"{{name: stray_labels, count: 12, size: 16,"
                                                               f" value: {value}}}"))
     message = str(info.value)
-    assert "/memory/" in message and f"train id(s) {value}" in message
+    assert "/memory/" in message and "_label.png" in message and f"train id(s) {value}" in message  # the label file
     assert "neither a class (0..2) nor the dataset's ignore index 255" in message
     assert_nothing_saved(tmp_path)
 
@@ -165,6 +168,38 @@ class WithNameField:
     name: str = "my-run"  # `name:` in a recipe chooses the component: this could never be set
 
 
+@attrs.frozen
+class UnionOfKinds:
+    size: int | str = 8  # the checker cannot tell which one a recipe's value means
+
+
+@attrs.frozen
+class SetField:
+    classes: set[int] = attrs.field(factory=set)  # no YAML value structures into it, no run hash holds it
+
+
+@attrs.frozen
+class BytesField:
+    key: bytes = b"x"
+
+
+@attrs.frozen
+class NestedSet:
+    inner: SetField = attrs.field(factory=SetField)
+
+
+@attrs.frozen
+class EveryKindARecipeHolds:
+    depth: int = 2
+    dropout: float = 0
+    mode: typing.Literal["a", "b"] = "a"
+    scales: tuple[float, ...] = (1.0,)
+    crop: tuple[int, int] | None = None
+    groups: dict[str, Fine] = attrs.field(factory=dict)
+    names: list[str] = attrs.field(factory=list)
+    anything: typing.Any = None
+
+
 def _registering(**registration):
     class Plugin:
         @hookimpl
@@ -183,6 +218,14 @@ def _registering(**registration):
     (dict(factory=lambda config, *, num_classes: None, config=TextForNumber),
      "whose defaults are invalid: field 'channels': expected an integer, got the string '8'"),
     (dict(factory=42, config=Fine), "with factory 42, which is not callable"),
+    (dict(factory=lambda config, *, num_classes: None, config=UnionOfKinds),
+     "config class UnionOfKinds: field 'size' has type int | str, which a recipe cannot hold; use bool, int,"),
+    (dict(factory=lambda config, *, num_classes: None, config=SetField),
+     "field 'classes' has type set[int], which a recipe cannot hold"),
+    (dict(factory=lambda config, *, num_classes: None, config=BytesField),
+     "field 'key' has type bytes, which a recipe cannot hold"),
+    (dict(factory=lambda config, *, num_classes: None, config=NestedSet),
+     "field 'inner' has type set[int], which a recipe cannot hold"),
     (dict(factory=lambda config, *, num_classes: None, config=WithNameField),
      "which has a field called 'name'; in a recipe `name:` chooses the component"),
 ])
@@ -191,6 +234,39 @@ def test_a_registration_that_cannot_work_is_refused_naming_the_plugin(registrati
         registries_with(_registering(**registration))
     message = str(info.value)
     assert message.startswith("plugin 'thirdparty-plugin' registered models 'mine'") and expected in message
+
+
+@pytest.mark.parametrize(("for_checkpoint", "expected"), [
+    (lambda config: None, "returned None; it must return a Fine"),
+    (lambda config: config.channels, "failed: AttributeError:"),
+])
+def test_a_for_checkpoint_function_that_gives_no_config_is_named(for_checkpoint, expected):
+    """Evaluating, exporting or timing a finished run builds the model through it: the message must blame it,
+    not the recipe's model settings."""
+    registries = registries_with(_registering(factory=lambda config, *, num_classes: None, config=Fine,
+                                              for_checkpoint=for_checkpoint))
+    with pytest.raises(PluginError) as info:
+        registries.models.get("mine").checkpoint_config(Fine())
+    message = str(info.value)
+    assert message.startswith("the for_checkpoint function of model 'mine' (plugin 'thirdparty-plugin')")
+    assert expected in message
+
+
+def test_an_alias_taking_a_built_in_name_says_it_is_an_alias():
+    with pytest.raises(PluginError) as info:
+        registries_with(_registering(factory=lambda config, *, num_classes: None, config=Fine, aliases=("unet",)))
+    message = str(info.value)
+    assert message.startswith("models name 'unet' is registered twice: by plugin 'segbench_plugins.unet'")
+    assert "and by plugin 'thirdparty-plugin'" in message and "(as an alias of 'mine')." in message
+
+
+def test_a_config_class_of_every_type_a_recipe_can_hold_registers_and_structures():
+    registries = registries_with(_registering(factory=lambda config, *, num_classes: None,
+                                              config=EveryKindARecipeHolds))
+    entry = registries.models.get("mine")
+    config = structure_config(entry.config, {"scales": [0.5, 1], "crop": [4, 8], "groups": {"head": {}}},
+                              path="model")
+    assert config.scales == (0.5, 1.0) and config.crop == (4, 8) and config.groups == {"head": Fine()}
 
 
 @pytest.mark.parametrize("name", ["", "nets/v2", "two words", "-dash", ".hidden", 3])
@@ -305,6 +381,21 @@ def test_models_shows_a_factory_returning_no_module_as_an_error_row(cli, monkeyp
     row = next(line for line in out.splitlines() if line.startswith("| returns_none |"))
     assert ("error: model 'returns_none' (plugin 'thirdparty-misbehaving'): its factory returned builtins.NoneType,"
             " not a torch.nn.Module") in row
+
+
+def test_models_shows_a_model_whose_recipe_must_set_a_key_as_such_not_as_broken(cli, monkeypatch):
+    @attrs.frozen
+    class NeedsDepth:
+        depth: int  # no default: every recipe must choose it
+        width: int = 8
+
+    monkeypatch.setattr("segbench.commands._registries", lambda: registries_with(
+        _registering(factory=lambda config, *, num_classes: None, config=NeedsDepth),
+        block="unet,deeplab,lraspp,enet"))
+    status, out, err = cli("models", "--size", "32x64")
+    assert status == 0 and "could not be built" not in err
+    row = next(line for line in out.splitlines() if line.startswith("| mine |"))
+    assert "sized once a recipe sets model.depth (no default)" in row and "error" not in row
 
 
 def test_a_loss_that_is_nan_from_the_start_blames_the_inputs_first_and_names_the_loss(tmp_path):

@@ -41,8 +41,9 @@ def test_overrides_that_restate_the_recipe_do_not_fork_the_run(recipe_dir, regis
     assert status == 0 and f"# hash {plan.hash}" in out.splitlines()
 
 
-def _model_plugin(default_width):
-    config = attrs.make_class("WidthConfig", {"width": attrs.field(default=default_width)}, frozen=True)
+def _model_plugin(default_width, field_type=None):
+    config = attrs.make_class("WidthConfig", {"width": attrs.field(default=default_width, type=field_type)},
+                              frozen=True)
 
     class Plugin:
         @hookimpl
@@ -61,6 +62,15 @@ def test_a_plugin_that_changes_a_default_starts_a_new_run(recipe_dir, tmp_path):
     assert before.recipe.hash == after.recipe.hash  # the recipe file did not change
     assert RunDir.for_plan(before, tmp_path) != RunDir.for_plan(after, tmp_path)
     assert plan_of(recipe_dir, text.replace("tiny,", "tiny, width: 8,"), _model_plugin(4)).hash == after.hash
+
+
+def test_a_float_setting_whose_default_is_written_as_an_integer_is_the_same_run_when_spelled_out(recipe_dir):
+    registries = _model_plugin(0, float)  # `width: float = 0`, as plugin authors write it
+    text = "base: _base/default.yaml\nmodel: {name: tiny, _replace_: true}\n"
+    plain = plan_of(recipe_dir, text, registries)
+    assert type(plain.model.config.width) is float  # the factory sees what a recipe writing 0 would give it
+    for spelled in ("width: 0.0,", "width: 0,"):
+        assert plan_of(recipe_dir, text.replace("tiny,", f"tiny, {spelled}"), registries).hash == plain.hash
 
 
 def test_the_resolved_form_of_every_shipped_recipe_resolves_to_itself(registries):

@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from segbench.atomic import atomic_write_text
 from segbench.data.loader import data_loader
-from segbench.data.reading import read_mask
-from segbench.errors import DataError
+from segbench.data.reading import item_path, read_mask
+from segbench.errors import LabelValueError
 
 _FORMAT = "segbench class histogram v1"
 
@@ -34,9 +34,8 @@ class _MaskCounts(torch.utils.data.Dataset):
             stray[self.ignore_index - self.num_classes] = 0
         if bool(stray.any()):
             values = (torch.nonzero(stray).flatten() + self.num_classes).tolist()
-            raise DataError(f"the mask of {self.dataset.label_path(index)} holds train id(s)"
-                            f" {', '.join(map(str, values[:10]))}, neither a class (0..{self.num_classes - 1})"
-                            f" nor the ignore index {self.ignore_index}")
+            error = LabelValueError.of(values, num_classes=self.num_classes, ignore_index=self.ignore_index)
+            raise LabelValueError(f"{item_path(self.dataset, index, label=True)}: {error}")
         return counts[: self.num_classes]
 
 

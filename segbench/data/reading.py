@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import errno
 
-from segbench.errors import FIX_PLUGIN, DataError, PluginError, SegbenchError
+from segbench.errors import FIX_PLUGIN, DataError, LabelValueError, PluginError, SegbenchError
 
 
-def item_path(dataset, index: int) -> str:
-    """How a message names item ``index``: its image file when the dataset knows it."""
+def item_path(dataset, index: int, *, label: bool = False) -> str:
+    """How a message names item ``index``: its image file (its label file with ``label``) when the dataset knows
+    it."""
+    method = "label_path" if label else "image_path"
     try:
-        return str(dataset.image_path(index)) if hasattr(dataset, "image_path") else f"item {index}"
+        return str(getattr(dataset, method)(index)) if hasattr(dataset, method) else f"item {index}"
     except Exception:  # the message is about another failure: do not replace it with this one
         return f"item {index}"
+
+
+def failing_file(dataset, index: int, exc: Exception) -> str:
+    """The file a ``DataError`` from item ``index``'s transforms is about: its label for a label value."""
+    return item_path(dataset, index, label=isinstance(exc, LabelValueError))
 
 
 def _dataset_name(dataset) -> str:

@@ -12,7 +12,7 @@ from functools import partial
 import torch
 
 from segbench.data.decoded_cache import DecodedCache
-from segbench.data.reading import item_path, read_item
+from segbench.data.reading import failing_file, item_path, read_item
 from segbench.errors import DataError
 from segbench.transforms import Pipeline, for_dataset
 
@@ -100,7 +100,7 @@ class TransformedDataset(torch.utils.data.Dataset):
         try:
             return self.pipeline(image, mask, item_generator(self.seed, self.epoch, index))
         except DataError as exc:
-            raise DataError(f"{item_path(self.base, index)}: {exc}") from None
+            raise DataError(f"{failing_file(self.base, index, exc)}: {exc}") from None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

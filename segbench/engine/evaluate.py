@@ -9,7 +9,7 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from segbench.data.loader import data_loader
-from segbench.data.reading import item_path, read_item, read_mask
+from segbench.data.reading import failing_file, item_path, read_item, read_mask
 from segbench.data.transformed import SameSize
 from segbench.engine.distributed import all_reduce_sum, any_rank, unwrap_for_evaluation
 from segbench.engine.runtime import Runtime
@@ -160,7 +160,7 @@ class _EvalItems(torch.utils.data.Dataset):
         try:
             image_t, _ = self.pipeline(image, mask, generator)
         except DataError as exc:
-            raise DataError(f"{item_path(self.dataset, index)}: {exc}") from None
+            raise DataError(f"{failing_file(self.dataset, index, exc)}: {exc}") from None
         if self._sizes is not None:
             self._sizes.check(self.dataset, index, "is evaluated (image after data.eval_transforms, label) as",
                               image_t, mask)
@@ -174,7 +174,7 @@ def evaluated_size(dataset, pipeline) -> tuple[int, int]:
     try:
         return tuple(for_dataset(pipeline, dataset)(image, mask, torch.Generator().manual_seed(0))[0].shape[-2:])
     except DataError as exc:
-        raise DataError(f"{item_path(dataset, 0)} (its read_mask): {exc}") from None
+        raise DataError(f"{item_path(dataset, 0, label=True)}: {exc}") from None
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import attrs
 
 from segbench.config import structure_config, unstructure_plain
-from segbench.errors import ConfigError, PluginError
+from segbench.errors import BlockedNameError, ConfigError, PluginError, UnknownNameError
 from segbench.recipe.load import ResolvedRecipe, apply_overrides
 from segbench.recipe.plan import Component, build_plan
 from segbench.registry import Substitute
@@ -57,7 +57,11 @@ class _Variant:
         self.replacement = None
         self.changes = {}
         if isinstance(result, Substitute):
-            target = registries[entry.kind].get(result.name)
+            try:
+                target = registries[entry.kind].get(result.name)
+            except (UnknownNameError, BlockedNameError) as exc:
+                raise PluginError(f"{component.path}: the --smoke variant of {entry.noun} {entry.name!r}"
+                                  f" ({entry.origin}) substitutes {result.name!r}: {exc}") from None
             if isinstance(result.config, Mapping):  # the target's settings as a recipe would write them
                 result = Substitute(result.name, self._structured(component, target, result.config))
             if not isinstance(result.config, target.config):

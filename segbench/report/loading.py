@@ -1,6 +1,7 @@
 """Reopening a finished (or interrupted) run: its recipe, its plan, its model with a checkpoint's weights."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from segbench.engine.checkpoint import load_model_weights
 from segbench.engine.device import choose_numerics, describe_cpu, pick_device
 from segbench.engine.runtime import Runtime
 from segbench.runs import RunDir
-from segbench.errors import CheckpointError, SegbenchError
+from segbench.errors import CheckpointError, ConfigError, SegbenchError
 from segbench.config_paths import paths_relative_to
 from segbench.recipe.load import ResolvedRecipe, load_recipe
 from segbench.records import RecordError, ResultsRecord, read_results
@@ -115,13 +116,33 @@ def _warn_if_training(run: RunDir, checkpoint: Path, train_state) -> None:
           " will replace. Run this again once the run has finished for its final weights.", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _naming_missing_plugins(run: RunDir, registries):
+    """A recipe problem of a run trained with plugins this machine lacks (an unknown model) also names them."""
+    try:
+        yield
+    except ConfigError as exc:
+        results = _results(run)
+        loaded = {plugin.name for plugin in registries.plugins}
+        missing = [plugin for plugin in (results.provenance.plugins if results and results.provenance else ())
+                   if plugin.name not in loaded]
+        if not missing:
+            raise
+        names = ", ".join(f"{plugin.name!r} (distribution {plugin.distribution} {plugin.version})"
+                          for plugin in missing)
+        raise ConfigError([*exc.problems, (str(run.results), f"the run was trained with plugin(s) {names}, which"
+                                                             " this environment does not load: install them (or"
+                                                             " unblock them) to use this run")],
+                          files=exc.files) from exc
+
+
 def plan_for_run(run: RunDir, registries, *, data_overrides: dict | None = None):
     """The run's validated plan, with ``data_overrides`` (``{role: section}``) replacing data roles."""
     from segbench.recipe.plan import build_plan
 
     recipe = load_run_recipe(run)
     workdir = run.working_directory()
-    with paths_relative_to(workdir):  # its data where the run found it, from any folder
+    with paths_relative_to(workdir), _naming_missing_plugins(run, registries):  # its data where the run found it
         _warn_if_edited(run, recipe, build_plan(recipe, registries, training=False), workdir)
         data = recipe.data
         if data_overrides:

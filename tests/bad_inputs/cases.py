@@ -589,6 +589,13 @@ def plugin_failing_at_import(ctx):
     return ["list", "models"]
 
 
+@case("plugin", "could not load plugin 'exiting'", "it called sys.exit(3) while imported",
+      "SEGBENCH_BLOCK_PLUGINS=exiting")
+def plugin_exiting_at_import(ctx):
+    ctx.plugin("exiting-dist", "exiting", "exiting_module", "import sys\nsys.exit(3)\n")
+    return ["list", "models"]
+
+
 _DUPLICATE = """\
 import attrs
 from segbench import hookimpl
