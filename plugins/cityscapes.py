@@ -194,17 +194,19 @@ def _scan(folder: Path, suffix: str) -> dict[tuple[str, str], str]:
     return found
 
 
-def _unpaired_error(root: Path, keys, have: dict, want_folder: str, want_suffix: str, what: str, archive: str):
+def _unpaired_error(root: Path, keys, have: dict, want_folder: str, want_suffix: str, what: str, archive: str,
+                    repair: str | None):
     keys = sorted(keys)
     shown = "\n".join(f"  {root / have[k]} (expected {root / want_folder / k[0] / (k[1] + want_suffix)})"
                       for k in keys[:_SHOWN])
     more = f"\n  ... and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
-    return DataError(f"{len(keys)} {what}, e.g.:\n{shown}{more}\nRe-extract {archive} from {DOWNLOADS}"
-                     f" into {root}, or remove the unpaired files.")
+    return DataError(f"{len(keys)} {what}, e.g.:\n{shown}{more}\n"
+                     + (repair or f"Re-extract {archive} from {DOWNLOADS} into {root}, or remove the unpaired files."))
 
 
-def find_items(root: Path, split: str, annotation: str) -> list[Item]:
-    """Every (image, labelIds) pair of one split, sorted by image path; missing partners are errors."""
+def find_items(root: Path, split: str, annotation: str, *, repair: str | None = None) -> list[Item]:
+    """Every (image, labelIds) pair of one split, sorted by image path; missing partners are errors, which end
+    with ``repair`` (default: re-extract the Cityscapes archive)."""
     label_folder = LABEL_FOLDERS[annotation]
     label_suffix = f"_{label_folder}_labelIds.png"
     image_dir = _split_folder(root, "leftImg8bit", split)
@@ -216,11 +218,12 @@ def find_items(root: Path, split: str, annotation: str) -> list[Item]:
         hint = "" if labels else f" ({label_dir} holds no *{label_suffix} files at all)"
         raise _unpaired_error(root, lonely_images, images, f"{label_folder}/{split}", label_suffix,
                               f"image(s) in {image_dir} have no label file{hint}",
-                              _archive(label_folder, split))
+                              _archive(label_folder, split), repair)
     lonely_labels = labels.keys() - images.keys()
     if lonely_labels:
         raise _unpaired_error(root, lonely_labels, labels, f"leftImg8bit/{split}", IMAGE_SUFFIX,
-                              f"label file(s) in {label_dir} have no image", _archive("leftImg8bit", split))
+                              f"label file(s) in {label_dir} have no image", _archive("leftImg8bit", split),
+                              repair)
     return sorted((Item(images[k], labels[k], k[0], k[1]) for k in images), key=lambda item: item.image)
 
 
@@ -264,7 +267,7 @@ class CityscapesDataset(SegmentationDataset):
     """
 
     def __init__(self, root: str | os.PathLike, *, split: str = "train", annotation: str = "fine",
-                 subset: Subset | None = None, check_sizes: bool = True):
+                 subset: Subset | None = None, check_sizes: bool = True, repair: str | None = None):
         try:
             validate_split(None, None, split)
             check_split_annotation(split, annotation)
@@ -272,8 +275,10 @@ class CityscapesDataset(SegmentationDataset):
             raise DataError(str(exc)) from None
         self.root = Path(os.path.expanduser(os.fspath(root))).absolute()
         self.split, self.annotation, self.subset, self.check_sizes = split, annotation, subset, check_sizes
+        self.repair = repair  # how to mend damaged files: None is re-extracting the Cityscapes archives
         # the files first: a tree that is not here is said so before torchvision's label table is loaded
-        items = sorted((item for part in split.split("+") for item in find_items(self.root, part, annotation)),
+        items = sorted((item for part in split.split("+")
+                        for item in find_items(self.root, part, annotation, repair=repair)),
                        key=lambda item: item.image)
         self.info = cityscapes_info()
         self._lut = torch.from_numpy(cityscapes_label_to_train_lut().copy())
@@ -339,8 +344,9 @@ class CityscapesDataset(SegmentationDataset):
             more = f"\n  ... and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
             raise DataError(
                 f"{len(problems)} of the {len(self)} image/label pairs of split {self.split!r} ({self.annotation}"
-                f" annotation) in {self.root} cannot be read:\n{shown}{more}\nRe-extract them from the Cityscapes"
-                f" archives ({DOWNLOADS}); if the images were resized on purpose, set check_sizes: false.")
+                f" annotation) in {self.root} cannot be read:\n{shown}{more}\n"
+                + (self.repair or f"Re-extract them from the Cityscapes archives ({DOWNLOADS}); if the images were"
+                                  " resized on purpose, set check_sizes: false."))
 
     def fingerprint(self) -> str:
         config = {"dataset": "cityscapes labelIds->trainIds", "split": self.split, "annotation": self.annotation,

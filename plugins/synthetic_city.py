@@ -137,8 +137,9 @@ def ensure_generated(root: Path, params: dict, *, progress: bool = True) -> Path
 
 def build_synthetic_city(config: SyntheticCityConfig, *, progress: bool = True) -> CityscapesDataset:
     root = ensure_generated(tree_root(config), generation_params(config), progress=progress)
+    repair = f"These files were generated: delete {root} and the next run generates it again."
     return CityscapesDataset(root, split=config.split, annotation=config.annotation, subset=config.subset,
-                             check_sizes=config.check_sizes)
+                             check_sizes=config.check_sizes, repair=repair)
 
 
 # The tree of --smoke runs: small images, generated in seconds and kept in the cache. Enough training images

@@ -178,6 +178,11 @@ def in_range(low=None, high=None, *, low_open: bool = False, high_open: bool = F
 _CONVERTER = make_converter()
 
 
+_WRONG_COUNT = re.compile(r"(?:Too many|Not enough) values in (.*) to structure as tuple\[(.*)\]")
+# attrs' min_len/max_len wording, "Length of 'channels' must be >= 2: 0", as the recipe's key path reads it
+_LENGTH = re.compile(r"Length of '[^']*' must be ([<>])= (\d+): (\d+)")
+
+
 def _format_exception(exc: BaseException, type_) -> str:
     if isinstance(exc, ForbiddenExtraKeysError):
         valid = [f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
@@ -190,6 +195,10 @@ def _format_exception(exc: BaseException, type_) -> str:
     if " not in literal " in text:
         value = text.split(" not in literal ")[0]
         return f"{value!r} is not allowed; must be one of {', '.join(repr(a) for a in type_.__args__)}"
+    if wrong_count := _WRONG_COUNT.fullmatch(text):
+        value, inside = wrong_count.groups()
+        count = f"{inside.count(',') + 1} values" if "[" not in inside else f"the values of {inside}"
+        return f"expected {count}, got {value}"
     if isinstance(exc, (TypeError, ValueError)) and text:
         if text.startswith("Expected ") or "object is not iterable" in text or "unpack" in text:
             return f"expected {getattr(type_, '__name__', type_)}, not this value ({text})"
@@ -217,7 +226,11 @@ def _validation_problems(instance, path: str) -> list[tuple[str, str]]:
                 field.validator(instance, field, value)
             except (TypeError, ValueError) as exc:
                 # The key path already names the field: "trainer.epochs: must be ...", not "epochs must be".
-                problems.append((key, str(exc).removeprefix(f"{field.name} ")))
+                text = str(exc).removeprefix(f"{field.name} ")
+                if length := _LENGTH.fullmatch(text):
+                    bound, limit, count = length.groups()
+                    text = f"must hold {'at least' if bound == '>' else 'at most'} {limit} values, got {count}"
+                problems.append((key, text))
         if attrs.has(type(value)):
             problems += _validation_problems(value, key)
         elif isinstance(value, (tuple, list)):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from segbench.errors import DataError
 from segbench.report.loading import load_run
 from segbench.palette import colorize, overlay
 from segbench.report.predict import predict_command, predict_files, predict_image, read_image
@@ -258,6 +259,17 @@ def test_a_label_that_fits_a_half_turned_photo_either_way_is_taken_as_drawn_on_i
                               labels=[tmp_path / "label.png"], registries=registries)
     assert result.summary is not None
     assert "label.png is taken as drawn on its image as shown" in capsys.readouterr().err
+
+
+def test_a_label_file_of_values_that_are_no_ids_is_refused_not_scored_as_ignored(city_run, tmp_path):
+    run, registries = city_run
+    Image.fromarray(np.full((16, 12, 3), 90, np.uint8)).save(tmp_path / "street.png")
+    mask = np.full((16, 12), 200, np.uint8)  # a 0/200 mask from another tool, not label ids
+    mask[:4] = 0
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    with pytest.raises(DataError, match=r"label .*mask.png holds value\(s\) 200, which are not"):
+        predict_files(run.path, [tmp_path / "street.png"], tmp_path / "out", labels=[tmp_path / "mask.png"],
+                      registries=registries)
 
 
 def test_a_photo_whose_exif_block_cannot_be_parsed_is_read_as_stored(tmp_path):

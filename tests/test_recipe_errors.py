@@ -32,6 +32,13 @@ def assert_user_error(result, *needles):
     ("base: _base/default.yaml\nmodel: {name: unet\ntrainer: 1\n", ["YAML syntax error", "child.yaml", "line 3"]),
     ("", ["child.yaml", "is empty"]),
     ("- model\n- data\n", ["child.yaml", "not a mapping"]),
+    ("base: _base/default.yaml\nevaluation: {window: [4, 8, 16]}\n", ["evaluation.window: expected 2 values, got"
+                                                                       " [4, 8, 16]"]),
+    ("base: _base/default.yaml\nmodel: {channels: [], width: null}\n",
+     ["model.channels: must hold at least 2 values, got 0"]),
+    ("base: _base/default.yaml\ntrainer:\n", ["trainer: is empty (null), which would drop every trainer setting"]),
+    ("base: _base/default.yaml\nevaluation: null\n", ["evaluation: is empty (null)", "{_replace_: true}"]),
+    ("base: _base/default.yaml\ntrainer: {device: gpu}\n", ["trainer.device: 'gpu' is not a device; use auto, cpu,"]),
     ("base: _base/default.yaml\ntrainer: {batch_size: 0, accumulate: 0}\n",
      ["trainer.batch_size", "trainer.accumulate", "2 problem(s)"]),
 ])

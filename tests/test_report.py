@@ -410,3 +410,25 @@ def test_compare_shows_provenance_fields_as_columns(runs, cli):
     assert "segbench_plugins.losses (segbench (built-in)" in finished[0]["plugins"]
     status, _, err = cli("compare", folder, "--columns", "torhc")
     assert status == 2 and "torhc" in err and "provenance.torch" in err
+
+
+@pytest.mark.parametrize("error", [PermissionError(1, "Operation not permitted"), OSError(28, "No space left")])
+def test_a_figure_that_cannot_be_written_says_why_and_where_else_it_can_go(tmp_path, monkeypatch, error):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    from segbench.report import figure_file
+
+    def refuse(path, write):
+        raise error
+
+    monkeypatch.setattr(figure_file, "atomic_write_bytes", refuse)
+    figure = pyplot.figure()
+    with pytest.raises(SegbenchError) as info:
+        figure_file.save_figure(figure, tmp_path / "curves.png", dpi=50)
+    pyplot.close(figure)
+    message = str(info.value)
+    assert message.startswith(f"cannot write {tmp_path / 'curves.png'}: {error.strerror};")
+    assert message.endswith("(--out chooses where it goes).")

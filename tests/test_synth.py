@@ -251,3 +251,17 @@ def test_refuses_to_write_into_a_foreign_folder(tmp_path):
 def test_bad_parameters_are_reported(tmp_path, kwargs, message):
     with pytest.raises(SegbenchError, match=message):
         generate_city(tmp_path / "x", **{"train": 1, "val": 0, "train_extra": 0, "size": (32, 64), **kwargs})
+
+
+def test_a_damaged_generated_tree_says_to_delete_it_not_to_download_cityscapes(tmp_path):
+    from segbench_plugins.synthetic_city import SyntheticCityConfig, build_synthetic_city
+
+    config = SyntheticCityConfig(train=3, val=1, train_extra=0, size=(64, 128), cache_dir=str(tmp_path))
+    dataset = build_synthetic_city(config, progress=False)
+    dataset.label_path(0).unlink()
+    with pytest.raises(SegbenchError) as info:
+        build_synthetic_city(config, progress=False)
+    message = str(info.value)
+    assert "1 image(s) in" in message and "have no label file" in message
+    assert f"These files were generated: delete {dataset.root} and the next run generates it again." in message
+    assert "cityscapes-dataset.com" not in message

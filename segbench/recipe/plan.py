@@ -209,6 +209,11 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries, *, training: bool
         weighting = for_training.component(registries, "class_weightings", data["class_weighting"],
                                            "class_weighting")
     loggers = _loggers(for_training, registries, data.get("logging"))
+    for key in ("trainer", "evaluation"):
+        if key in data and data[key] is None:  # a bare `trainer:` line: a YAML slip, not a wish for the defaults
+            c.problems.append((key, f"is empty (null), which would drop every {key} setting, the base recipes'"
+                                    f" too; remove the line or write settings under it (`{key}: {{_replace_: true}}`"
+                                    " resets them all to their defaults)"))
     trainer = c.config(TrainerConfig, data.get("trainer"), "trainer")
     evaluation = c.config(EvaluationConfig, data.get("evaluation"), "evaluation")
 

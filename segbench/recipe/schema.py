@@ -1,6 +1,7 @@
 """Config classes for the recipe sections the core owns (trainer, evaluation)."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import attrs
@@ -15,6 +16,15 @@ TOP_LEVEL_KEYS = (
 UPSTREAM_KEY = "upstream"
 
 
+def _device_name(instance, attribute, value: str) -> None:
+    # Checked with the recipe, so that emit-slurm refuses it before the job waits in the queue.
+    if not re.fullmatch(r"auto|cpu|cuda(:\d{1,4})?", value):
+        raise ValueError(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N")
+
+
+_device_name.bounds = "auto, cpu, cuda or cuda:N"  # what `segbench list -v` shows as the allowed values
+
+
 @attrs.frozen
 class TrainerConfig:
     """How to train: length, batching, precision, device, validation and logging cadence."""
@@ -25,7 +35,7 @@ class TrainerConfig:
     accumulate: int = attrs.field(default=1, validator=in_range(1, 4096))
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool | None = None  # None: on when the precision is bf16/fp16
-    device: str = "auto"
+    device: str = attrs.field(default="auto", validator=_device_name)
     num_workers: int = attrs.field(default=2, validator=in_range(0, 256))
     eval_every: int = attrs.field(default=1, validator=in_range(1, 100_000))  # epochs between selection evaluations
     log_every: int = attrs.field(default=10, validator=in_range(1, 10**9))  # optimizer steps between log records

@@ -26,7 +26,7 @@ from PIL import Image
 from segbench.atomic import atomic_write_bytes, check_writable, make_folder
 from segbench.data.loader import data_loader
 from segbench.engine.evaluate import _EvalItems, evaluate_confusion, evaluation_settings, predict
-from segbench.errors import ConfigError, SegbenchError
+from segbench.errors import ConfigError, SegbenchError, cannot_write
 from segbench.registry import SPLIT_KEY, SUBSET_KEY
 from segbench.functional.metrics import confusion_matrix, summarize
 from segbench.records import EvaluationRecord, LabelIdsExport, write_record
@@ -87,7 +87,7 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     try:
         atomic_write_bytes(path, write)
     except OSError as exc:
-        raise SegbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise cannot_write(path, exc, option="--export-labelids") from None
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ import torch
 from segbench.atomic import atomic_write_bytes, atomic_write_text, check_output_file
 from segbench.data.reading import read_item
 from segbench.runs import refuse_run_file
-from segbench.errors import SegbenchError
+from segbench.errors import SegbenchError, cannot_write
 from segbench.report.loading import load_run
 from segbench.report.onnx_runtime import INPUT_NAME, OUTPUT_NAME, open_session, require_onnx
 
@@ -161,7 +161,7 @@ def export_run(target: Path, *, fmt: str = "onnx", size: tuple[int, int] | None 
     try:
         export_onnx(loaded.model, path, size=trace_size, dynamic=dynamic, opset=opset)
     except OSError as exc:
-        raise SegbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise cannot_write(path, exc) from None
     onnx.checker.check_model(str(path))
     open_session(path)  # onnxruntime loads it, or the user hears why now
     record = ExportRecord(

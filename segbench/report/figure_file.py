@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from segbench.atomic import atomic_write_bytes, check_output_file
-from segbench.errors import SegbenchError
+from segbench.errors import SegbenchError, cannot_write
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg"}
 
@@ -25,5 +25,5 @@ def save_figure(figure, out: Path, *, dpi: int, option: str = "--out") -> Path:
     try:
         atomic_write_bytes(out, lambda handle: figure.savefig(handle, format=kind, dpi=dpi))
     except OSError as exc:
-        raise SegbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise cannot_write(out, exc, option=option) from None
     return out

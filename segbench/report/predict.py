@@ -188,7 +188,27 @@ def read_truth(path: Path, info, *, size: tuple[int, int], turn: Image.Transpose
                         " (width x height" + ("; shown turned as its EXIF orientation says, and the label fits"
                                               " neither way round" if turn else "")
                         + "); give the label file that belongs to the image")
+    _check_label_values(path, label, info)
     return label_to_train_lut(info)[label]
+
+
+def _check_label_values(path: Path, label: np.ndarray, info) -> None:
+    """A label file of other values (train ids where label ids belong, a mask of 0/255, a photo) would be scored
+    as mostly ignored, a plausible-looking but meaningless score: refuse it as the dataset readers do."""
+    if info.train_to_label_id is None:
+        allowed, kind = np.arange(info.num_classes), f"train ids (0..{info.num_classes - 1})"
+    else:
+        highest = min(max(info.train_to_label_id), 255)  # the files are 8-bit
+        allowed, kind = np.arange(highest + 1), f"label ids (0..{highest}, as in *_labelIds.png files)"
+    valid = np.zeros(256, dtype=bool)
+    valid[allowed] = True
+    if 0 <= info.ignore_index < 256:
+        valid[info.ignore_index] = True
+    bad = np.unique(label[~valid[label]])
+    if bad.size:
+        raise DataError(f"label {path} holds value(s) {', '.join(map(str, bad[:10].tolist()))}, which are not"
+                        f" {kind} nor the ignore value {info.ignore_index}; give the label file that belongs to the"
+                        " image, in the ids the run's dataset uses")
 
 
 def output_stem(image: Path) -> str:
