@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import types
 import typing
 from typing import Any
 
@@ -176,11 +177,19 @@ def in_range(low=None, high=None, *, low_open: bool = False, high_open: bool = F
 
 
 _CONVERTER = make_converter()
+_UNIONS = (typing.Union, types.UnionType)
 
 
 _WRONG_COUNT = re.compile(r"(?:Too many|Not enough) values in (.*) to structure as tuple\[(.*)\]")
 # attrs' min_len/max_len wording, "Length of 'channels' must be >= 2: 0", as the recipe's key path reads it
 _LENGTH = re.compile(r"Length of '[^']*' must be ([<>])= (\d+): (\d+)")
+
+
+def _length_text(bound: str, limit: str, count: str, *, text: bool) -> str:
+    if text and (bound, limit) == (">", "1"):
+        return "must not be empty"
+    unit = ("character" if text else "value") + ("" if limit == "1" else "s")
+    return f"must hold {'at least' if bound == '>' else 'at most'} {limit} {unit}, got {count}"
 
 
 def _format_exception(exc: BaseException, type_) -> str:
@@ -197,8 +206,9 @@ def _format_exception(exc: BaseException, type_) -> str:
         return f"{value!r} is not allowed; must be one of {', '.join(repr(a) for a in type_.__args__)}"
     if wrong_count := _WRONG_COUNT.fullmatch(text):
         value, inside = wrong_count.groups()
-        count = f"{inside.count(',') + 1} values" if "[" not in inside else f"the values of {inside}"
-        return f"expected {count}, got {value}"
+        count = inside.count(",") + 1
+        expected = f"{count} value{'s' * (count > 1)}" if "[" not in inside else f"the values of {inside}"
+        return f"expected {expected}, got {value if len(value) <= 100 else value[:100] + ' ...'}"
     if isinstance(exc, (TypeError, ValueError)) and text:
         if text.startswith("Expected ") or "object is not iterable" in text or "unpack" in text:
             return f"expected {getattr(type_, '__name__', type_)}, not this value ({text})"
@@ -228,8 +238,7 @@ def _validation_problems(instance, path: str) -> list[tuple[str, str]]:
                 # The key path already names the field: "trainer.epochs: must be ...", not "epochs must be".
                 text = str(exc).removeprefix(f"{field.name} ")
                 if length := _LENGTH.fullmatch(text):
-                    bound, limit, count = length.groups()
-                    text = f"must hold {'at least' if bound == '>' else 'at most'} {limit} values, got {count}"
+                    text = _length_text(*length.groups(), text=isinstance(value, str))
                 problems.append((key, text))
         if attrs.has(type(value)):
             problems += _validation_problems(value, key)
@@ -255,6 +264,8 @@ def structure_problems(cls: type, data: Any, *, path: str) -> tuple[Any, list[tu
         data = {}
     if not isinstance(data, dict):
         return None, [(path, f"expected a mapping of keys to values, got {_describe(data)}")]
+    if attrs.has(cls):
+        data = _with_float_defaults(cls, data)
     with attrs.validators.disabled():
         try:
             instance = _CONVERTER.structure(data, cls)
@@ -266,17 +277,38 @@ def structure_problems(cls: type, data: Any, *, path: str) -> tuple[Any, list[tu
                 text, _, where = message.rpartition(" @ ")
                 problems.append((_clean_path(where), text))
             return None, problems + _problems_beside(cls, data, path=path, failed=[key for key, _ in problems])
-        instance = _defaults_read_as_values(instance, cls)
     return instance, _validation_problems(instance, path)
 
 
-def _defaults_read_as_values(instance, cls: type):
-    """``instance`` with the defaults it was given read as a recipe's values are (a float field's default written
-    ``0`` becomes ``0.0``), so that spelling a default out in a recipe changes nothing, the run's hash included."""
+def _as_declared_float(value, type_):
+    """``value`` with the ints that ``type_`` declares floats made floats, as structuring a recipe's value makes
+    them (``dropout: float = 0``); anything else unchanged."""
+    if type(value) is int and (type_ is float or (typing.get_origin(type_) in _UNIONS
+                                                   and set(typing.get_args(type_)) == {float, type(None)})):
+        return float(value)
+    if isinstance(value, tuple) and typing.get_origin(type_) is tuple:
+        items = typing.get_args(type_)
+        types = [items[0]] * len(value) if len(items) == 2 and items[1] is Ellipsis else items
+        if len(types) == len(value):
+            return tuple(_as_declared_float(item, item_type) for item, item_type in zip(value, types))
+    return value
+
+
+def _with_float_defaults(cls: type, data: dict) -> dict:
+    """``data`` with each float default written as an int given as the float a recipe spelling it out gives, so
+    that spelling a default out changes nothing, the run's hash included."""
     try:
-        return _CONVERTER.structure(_CONVERTER.unstructure(instance), cls)
-    except Exception:  # a default the checker cannot read back (registration refuses those it can check): as is
-        return instance
+        fields = attrs.fields(attrs.resolve_types(cls))
+    except Exception:  # annotations that do not resolve: structuring says so
+        return data
+    filled = dict(data)
+    for field in fields:
+        if field.name not in data and field.init and field.converter is None and \
+                not isinstance(field.default, attrs.Factory) and field.default is not attrs.NOTHING:
+            as_float = _as_declared_float(field.default, field.type)
+            if as_float is not field.default:
+                filled[field.name] = as_float
+    return filled
 
 
 def _problems_beside(cls: type, data: dict, *, path: str, failed: list[str]) -> list[tuple[str, str]]:

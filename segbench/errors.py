@@ -24,7 +24,8 @@ PATH_TROUBLE = {
 def cannot_write(path, exc: OSError, *, option: str = "--out") -> SegbenchError:
     """The error for an output file that could not be written: why, and how to write it elsewhere."""
     advice = PATH_TROUBLE.get(exc.errno, "check that the folder exists and is writable and that the disk has room")
-    return SegbenchError(f"cannot write {path}: {exc.strerror or exc}; {advice} ({option} chooses where it goes).")
+    where = "" if option in advice else f" ({option} chooses where it goes)"
+    return SegbenchError(f"cannot write {path}: {exc.strerror or exc}; {advice}{where}.")
 
 
 def shown(value, limit: int = 100) -> str:

@@ -1,5 +1,6 @@
 """A plugin component that breaks its contract stops the run with a PluginError or DataError naming the
 component, its plugin and what to return, before a torch traceback or a silently wrong score."""
+import pathlib
 import typing
 
 import attrs
@@ -198,6 +199,24 @@ class EveryKindARecipeHolds:
     groups: dict[str, Fine] = attrs.field(factory=dict)
     names: list[str] = attrs.field(factory=list)
     anything: typing.Any = None
+    root: pathlib.Path = pathlib.Path("data")
+    sizes: typing.Sequence[int] = (1,)
+    weight: typing.Annotated[float, "a documented weight"] = 1.0
+
+
+@attrs.frozen
+class OptionA:
+    depth: int = 1
+
+
+@attrs.frozen
+class OptionB:
+    width: int = 2
+
+
+@attrs.frozen
+class UnionOfLookalikes:
+    option: OptionA | OptionB = attrs.field(factory=OptionA)  # every field has a default: {} could be either
 
 
 def _registering(**registration):
@@ -226,6 +245,8 @@ def _registering(**registration):
      "field 'key' has type bytes, which a recipe cannot hold"),
     (dict(factory=lambda config, *, num_classes: None, config=NestedSet),
      "field 'inner' has type set[int], which a recipe cannot hold"),
+    (dict(factory=lambda config, *, num_classes: None, config=UnionOfLookalikes),
+     "field 'option' has type tests.test_plugin_misbehaviour.OptionA | tests.test_plugin_misbehaviour.OptionB"),
     (dict(factory=lambda config, *, num_classes: None, config=WithNameField),
      "which has a field called 'name'; in a recipe `name:` chooses the component"),
 ])
@@ -264,9 +285,10 @@ def test_a_config_class_of_every_type_a_recipe_can_hold_registers_and_structures
     registries = registries_with(_registering(factory=lambda config, *, num_classes: None,
                                               config=EveryKindARecipeHolds))
     entry = registries.models.get("mine")
-    config = structure_config(entry.config, {"scales": [0.5, 1], "crop": [4, 8], "groups": {"head": {}}},
-                              path="model")
+    config = structure_config(entry.config, {"scales": [0.5, 1], "crop": [4, 8], "groups": {"head": {}},
+                                             "root": "elsewhere", "sizes": [2, 3]}, path="model")
     assert config.scales == (0.5, 1.0) and config.crop == (4, 8) and config.groups == {"head": Fine()}
+    assert config.root == pathlib.Path("elsewhere") and tuple(config.sizes) == (2, 3) and config.dropout == 0.0
 
 
 @pytest.mark.parametrize("name", ["", "nets/v2", "two words", "-dash", ".hidden", 3])

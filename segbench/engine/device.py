@@ -25,6 +25,7 @@ import torch
 from segbench.cpuinfo import read_cpuinfo
 from segbench.engine.cpu_speeds import CpuSpeeds, cpu_speeds
 from segbench.errors import SegbenchError
+from segbench.recipe.schema import DEVICES
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -41,7 +42,7 @@ def pick_device(requested: str = "auto", *, option: str = "trainer.device") -> t
     try:
         device = torch.device(requested)
     except RuntimeError:
-        raise SegbenchError(f"{option} {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise SegbenchError(f"{option} {requested!r} is not a device; use {DEVICES}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SegbenchError(f"{option} is {requested!r} but no CUDA device is available here;"
                             f" use {option}{' ' if option.startswith('--') else '='}auto or cpu")

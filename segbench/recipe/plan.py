@@ -210,7 +210,8 @@ def build_plan(recipe: ResolvedRecipe, registries: Registries, *, training: bool
                                            "class_weighting")
     loggers = _loggers(for_training, registries, data.get("logging"))
     for key in ("trainer", "evaluation"):
-        if key in data and data[key] is None:  # a bare `trainer:` line: a YAML slip, not a wish for the defaults
+        # A bare `trainer:` line is a YAML slip, not a wish for the defaults; a run trained with one still opens.
+        if training and key in data and data[key] is None:
             c.problems.append((key, f"is empty (null), which would drop every {key} setting, the base recipes'"
                                     f" too; remove the line or write settings under it (`{key}: {{_replace_: true}}`"
                                     " resets them all to their defaults)"))

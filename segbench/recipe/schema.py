@@ -16,13 +16,18 @@ TOP_LEVEL_KEYS = (
 UPSTREAM_KEY = "upstream"
 
 
+DEVICES = "auto, cpu, cuda or cuda:N (mps or xpu where torch has them)"
+# What torch.device accepts for the kinds segbench runs on (a device index is a C int8 there).
+_DEVICE = re.compile(r"auto|(cpu|cuda|mps|xpu)(:(0|[1-9]\d?|1[01]\d|12[0-7]))?")
+
+
 def _device_name(instance, attribute, value: str) -> None:
     # Checked with the recipe, so that emit-slurm refuses it before the job waits in the queue.
-    if not re.fullmatch(r"auto|cpu|cuda(:\d{1,4})?", value):
-        raise ValueError(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if not _DEVICE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a device; use {DEVICES}")
 
 
-_device_name.bounds = "auto, cpu, cuda or cuda:N"  # what `segbench list -v` shows as the allowed values
+_device_name.bounds = DEVICES  # what `segbench list -v` shows as the allowed values
 
 
 @attrs.frozen

@@ -122,6 +122,8 @@ def _naming_missing_plugins(run: RunDir, registries):
     try:
         yield
     except ConfigError as exc:
+        if not any(key.endswith(".name") and message.startswith("unknown ") for key, message in exc.problems):
+            raise
         results = _results(run)
         loaded = {plugin.name for plugin in registries.plugins}
         missing = [plugin for plugin in (results.provenance.plugins if results and results.provenance else ())

@@ -279,7 +279,7 @@ def unknown_option(ctx):
     return ["run", "toy.yaml", "--epochs", "3", *RUN]
 
 
-@case("cli", "trainer.device 'tpu' is not a device", "use auto, cpu, cuda or cuda:N", slow=True)
+@case("cli", "trainer.device: 'tpu' is not a device", "use auto, cpu, cuda or cuda:N", slow=True)
 def unknown_device(ctx):
     return ["run", "toy.yaml", "--device", "tpu", *RUN]
 
