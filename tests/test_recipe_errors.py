@@ -41,10 +41,28 @@ def assert_user_error(result, *needles):
     ("base: _base/default.yaml\ntrainer: {device: gpu}\n", ["trainer.device: 'gpu' is not a device; use auto, cpu,"]),
     ("base: _base/default.yaml\ntrainer: {batch_size: 0, accumulate: 0}\n",
      ["trainer.batch_size", "trainer.accumulate", "2 problem(s)"]),
+    ("base: _base/default.yaml\ntrainer: {device: 'cuda:128'}\n", ["trainer.device: 'cuda:128' is not a device"]),
 ])
 def test_bad_recipe_is_a_clear_error(cli, recipe_dir, text, needles):
     path = write(recipe_dir, "child.yaml", text)
     assert_user_error(cli("show", path), *needles)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:3", "mps", "xpu:0"])
+def test_every_device_torch_names_for_cpu_cuda_mps_and_xpu_is_a_valid_setting(cli, recipe_dir, device):
+    path = write(recipe_dir, "child.yaml", f"base: _base/default.yaml\ntrainer: {{device: '{device}'}}\n")
+    status, out, err = cli("show", path)
+    assert status == 0, err
+
+
+def test_a_run_whose_recipe_kept_a_bare_trainer_line_still_opens(recipe_dir, registries):
+    """Earlier releases trained such recipes (with the defaults): their runs' recipe.yaml holds `trainer: null`."""
+    from segbench.recipe.load import load_recipe
+    from segbench.recipe.plan import build_plan
+
+    path = write(recipe_dir, "child.yaml", "base: _base/default.yaml\ntrainer:\nevaluation:\n")
+    plan = build_plan(load_recipe(path), registries, training=False)
+    assert plan.trainer.epochs == 1 and plan.evaluation.mode == "whole"
 
 
 def test_all_problems_are_reported_at_once(cli, recipe_dir):
