@@ -288,9 +288,9 @@ def _as_declared_float(value, type_):
         return float(value)
     if isinstance(value, tuple) and typing.get_origin(type_) is tuple:
         items = typing.get_args(type_)
-        types = [items[0]] * len(value) if len(items) == 2 and items[1] is Ellipsis else items
-        if len(types) == len(value):
-            return tuple(_as_declared_float(item, item_type) for item, item_type in zip(value, types))
+        item_types = [items[0]] * len(value) if len(items) == 2 and items[1] is Ellipsis else items
+        if len(item_types) == len(value):
+            return tuple(_as_declared_float(item, item_type) for item, item_type in zip(value, item_types))
     return value
 
 

@@ -38,7 +38,8 @@ def describe_entry(entry, *, input_size: tuple[int, int] = (512, 1024), num_clas
     """Build a registered model with its default config and describe it; a model that fails to build,
     to run, or to return what ``segbench run`` requires is reported as an error (one line naming its plugin),
     not raised."""
-    needs = tuple(f"model.{field.name}" for field in attrs.fields(entry.config) if field.default is attrs.NOTHING)
+    needs = tuple(f"model.{field.name}" for field in attrs.fields(entry.config)
+                  if field.init and field.default is attrs.NOTHING)
     if needs:
         return EntryInfo(None, needs=needs)
     try:

@@ -164,6 +164,10 @@ def _default_problem(config: type) -> str | None:
     return None
 
 
+def _as_alias(entry: Entry, key: str) -> str:
+    return "" if key == entry.name else f" (as an alias of {entry.name!r})"
+
+
 class Registry:
     """Components of one kind, looked up by name or alias."""
 
@@ -186,12 +190,9 @@ class Registry:
                 # suggest blocking the installed package's plugin before segbench's own
                 first, second = sorted((entry, other), key=lambda e: e.builtin)
                 first, second = first.plugin, second.plugin
-                def as_what(e: Entry) -> str:
-                    return "" if key == e.name else f" (as an alias of {e.name!r})"
-
                 raise PluginError(
-                    f"{self.kind} name {key!r} is registered twice: by {other.origin}{as_what(other)} and by"
-                    f" {entry.origin}{as_what(entry)}."
+                    f"{self.kind} name {key!r} is registered twice: by {other.origin}{_as_alias(other, key)} and by"
+                    f" {entry.origin}{_as_alias(entry, key)}."
                     f" Rename one of them, or block one plugin with SEGBENCH_BLOCK_PLUGINS={first}"
                     f" (or ={second})."
                 )
