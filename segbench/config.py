@@ -177,7 +177,8 @@ def in_range(low=None, high=None, *, low_open: bool = False, high_open: bool = F
 
 
 _CONVERTER = make_converter()
-_UNIONS = (typing.Union, types.UnionType)
+# What typing.get_origin gives for `Union[X, Y]` and for `X | Y`.
+UNION_ORIGINS = (typing.Union, types.UnionType)
 
 
 _WRONG_COUNT = re.compile(r"(?:Too many|Not enough) values in (.*) to structure as tuple\[(.*)\]")
@@ -283,7 +284,7 @@ def structure_problems(cls: type, data: Any, *, path: str) -> tuple[Any, list[tu
 def _as_declared_float(value, type_):
     """``value`` with the ints that ``type_`` declares floats made floats, as structuring a recipe's value makes
     them (``dropout: float = 0``); anything else unchanged."""
-    if type(value) is int and (type_ is float or (typing.get_origin(type_) in _UNIONS
+    if type(value) is int and (type_ is float or (typing.get_origin(type_) in UNION_ORIGINS
                                                    and set(typing.get_args(type_)) == {float, type(None)})):
         return float(value)
     if isinstance(value, tuple) and typing.get_origin(type_) is tuple:

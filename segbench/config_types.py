@@ -7,14 +7,14 @@ from __future__ import annotations
 import collections.abc
 import enum
 import pathlib
-import types
 import typing
 
 import attrs
 import cattrs.disambiguators
 
+from segbench.config import UNION_ORIGINS, make_converter
+
 _SCALARS = (bool, int, float, str, type(None))
-_UNIONS = (typing.Union, types.UnionType)
 _SEQUENCES = (tuple, list, collections.abc.Sequence, collections.abc.MutableSequence)
 _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 SUPPORTED = ("bool, int, float, str, a path, a Literal of these, tuples, lists, sequences or str-keyed mappings"
@@ -41,7 +41,7 @@ def _problem(type_, seen: set) -> object | None:
         return _problem(args[0], seen)
     if origin is typing.Literal:
         return None if all(isinstance(arg, (*_SCALARS, enum.Enum)) for arg in args) else type_
-    if origin in _UNIONS:
+    if origin in UNION_ORIGINS:
         return _union_problem(type_, [arg for arg in args if arg is not type(None)], seen)
     if origin in _SEQUENCES:
         return next((problem for arg in args if arg is not Ellipsis and (problem := _problem(arg, seen)) is not None),
@@ -58,8 +58,6 @@ def _union_problem(type_, values: list, seen: set) -> object | None:
     if len(values) > 1:
         if not all(attrs.has(value) for value in values):
             return type_  # the checker cannot tell which kind a recipe's value is meant as
-        from segbench.config import make_converter
-
         try:  # attrs classes are told apart by their fields: cattrs must find a field only one of them has
             cattrs.disambiguators.create_default_dis_func(make_converter(), *values)
         except Exception:
